@@ -1,0 +1,1 @@
+//! Emulated line discipline (to be written).

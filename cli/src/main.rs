@@ -1,1 +1,249 @@
-fn main() {}
+//! The `sandbox` command.
+//!
+//! Today it offers `sandbox demo`: a job-control session played on the sentry (the
+//! job-control kernel) and narrated event by event. `sandbox run` arrives with the
+//! loader (issue "`sandbox run --tty`").
+
+use anyhow::{anyhow, Context, Result};
+use clap::{Parser, Subcommand};
+use sandbox_sentry::wait::{WCONTINUED, WUNTRACED};
+use sandbox_sentry::{
+    Blocking, Event, Handler, Kernel, OpenFlags, Pid, Signal, SysResult, TtyId, WaitInfo,
+};
+use std::io::Write;
+
+#[derive(Parser)]
+#[command(
+    name = "sandbox",
+    version,
+    about = "A process sandbox with Linux-exact job control"
+)]
+struct Cli {
+    /// Log level (error, warn, info, debug, trace); RUST_LOG works too.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Play a shell session on the job-control kernel model and show every event:
+    /// a foreground job, ^Z, `jobs`, `bg`, `fg`, ^C.
+    Demo {
+        /// Print the kernel's raw events as JSON lines instead of the narration.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logging(level: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(l) => EnvFilter::new(l),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("off")),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.log_level.as_deref());
+    let result = match cli.command {
+        Command::Demo { json } => demo(json),
+    };
+    if let Err(e) = result {
+        eprintln!("sandbox: {e:#}");
+        std::process::exit(125);
+    }
+}
+
+/// Converts a model errno into an error naming the step.
+fn step<T>(what: &str, r: SysResult<T>) -> Result<T> {
+    r.map_err(|e| anyhow!("{what}: {e}"))
+}
+
+/// Signals an interactive shell ignores in itself.
+const SHELL_IGNORED: [Signal; 4] = [
+    Signal::SIGTSTP,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+    Signal::SIGINT,
+];
+
+struct Demo {
+    k: Kernel,
+    tty: TtyId,
+    shell: Pid,
+    fd: i32,
+    json: bool,
+    out: std::io::Stdout,
+}
+
+impl Demo {
+    fn say(&mut self, line: &str) -> Result<()> {
+        if !self.json {
+            writeln!(self.out, "{line}")?;
+        }
+        Ok(())
+    }
+
+    fn flush_events(&mut self) -> Result<()> {
+        for e in self.k.take_events() {
+            if self.json {
+                writeln!(self.out, "{}", serde_json_line(&e))?;
+            } else {
+                writeln!(self.out, "    {}", describe(&e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// What bash does to start a foreground job: fork, put the child in its own
+    /// group (both sides call setpgid), give it the terminal, exec.
+    fn start_job(&mut self, name: &str) -> Result<Pid> {
+        let k = &mut self.k;
+        let job = step("fork", k.fork(self.shell))?;
+        step("setpgid (child)", k.setpgid(job, 0, 0))?;
+        step("setpgid (shell)", k.setpgid(self.shell, job, job))?;
+        step("tcsetpgrp", k.tcsetpgrp(self.shell, self.fd, job))?;
+        // The child undoes the shell's SIG_IGNs, which fork and exec would keep.
+        for sig in SHELL_IGNORED {
+            step("sigaction", k.set_handler(job, sig, Handler::Default, 0))?;
+        }
+        step("execve", k.execve(job))?;
+        self.say(&format!("$ {name}        # job [1] is process group {job}"))?;
+        self.flush_events()?;
+        Ok(job)
+    }
+
+    fn wait(&mut self) -> Result<Option<WaitInfo>> {
+        let r = step(
+            "wait4",
+            self.k.wait4(self.shell, -1, WUNTRACED | WCONTINUED),
+        )?;
+        Ok(match r {
+            Blocking::Ready(w) => w,
+            Blocking::WouldBlock(_) => None,
+        })
+    }
+
+    fn take_terminal_back(&mut self) -> Result<()> {
+        step(
+            "tcsetpgrp",
+            self.k.tcsetpgrp(self.shell, self.fd, self.shell),
+        )?;
+        self.flush_events()
+    }
+}
+
+fn demo(json: bool) -> Result<()> {
+    let mut k = Kernel::new();
+    let tty = k.create_pty();
+    let shell = step("fork", k.fork(Kernel::INIT))?;
+    step("setsid", k.setsid(shell))?;
+    let fd = step("open", k.open_tty(shell, tty, OpenFlags::RDWR))?;
+    // An interactive bash ignores the keyboard stop signals itself.
+    for sig in SHELL_IGNORED {
+        step("sigaction", k.set_handler(shell, sig, Handler::Ignore, 0))?;
+    }
+    k.take_events();
+    let mut d = Demo {
+        k,
+        tty,
+        shell,
+        fd,
+        json,
+        out: std::io::stdout(),
+    };
+    d.say(&format!(
+        "shell: PID {shell}, session {shell}, controlling terminal {}",
+        d.k.tty(tty).map(|t| t.name.clone()).unwrap_or_default()
+    ))?;
+
+    let job = d.start_job("sleep 100")?;
+    d.say("^Z typed at the terminal")?;
+    step("typing ^Z", d.k.master_write(d.tty, b"\x1a"))?;
+    d.flush_events()?;
+    let w = d
+        .wait()?
+        .context("the shell's wait should report the stop")?;
+    d.say(&format!(
+        "wait4 → pid {} stopped by {}   [1]+  Stopped  sleep 100",
+        w.pid,
+        Signal::new(w.status).map(|s| s.name()).unwrap_or_default()
+    ))?;
+    d.take_terminal_back()?;
+
+    d.say("$ bg        # SIGCONT to the group, terminal stays with the shell")?;
+    step("kill", d.k.kill(d.shell, -job, Signal::SIGCONT.number()))?;
+    d.flush_events()?;
+    let w = d
+        .wait()?
+        .context("the shell's wait should report the continue")?;
+    d.say(&format!("wait4 → pid {} continued", w.pid))?;
+
+    d.say("$ fg        # terminal to the job, SIGCONT (already running)")?;
+    step("tcsetpgrp", d.k.tcsetpgrp(d.shell, d.fd, job))?;
+    step("kill", d.k.kill(d.shell, -job, Signal::SIGCONT.number()))?;
+    d.flush_events()?;
+
+    d.say("^C typed at the terminal")?;
+    step("typing ^C", d.k.master_write(d.tty, b"\x03"))?;
+    d.flush_events()?;
+    let w = d
+        .wait()?
+        .context("the shell's wait should report the death")?;
+    d.say(&format!(
+        "wait4 → pid {} killed by {}; $? = {}",
+        w.pid,
+        Signal::new(w.status).map(|s| s.name()).unwrap_or_default(),
+        128 + w.status
+    ))?;
+    d.take_terminal_back()?;
+    let fg = step("tcgetpgrp", d.k.tcgetpgrp(d.shell, d.fd))?;
+    d.say(&format!("terminal foreground group: {fg} (the shell)"))?;
+    Ok(())
+}
+
+fn serde_json_line(e: &Event) -> String {
+    serde_json::to_string(e).unwrap_or_else(|err| format!("{{\"error\":\"{err}\"}}"))
+}
+
+fn describe(e: &Event) -> String {
+    match e {
+        Event::SignalGenerated {
+            target,
+            sig,
+            code,
+            queued,
+        } => format!(
+            "{sig} generated for {target:?} ({code:?}){}",
+            if *queued { "" } else { ", discarded" }
+        ),
+        Event::SignalDelivered {
+            tid,
+            sig,
+            disposition,
+        } => format!("task {tid} takes {sig}: {disposition:?}"),
+        Event::Stopped { pid, sig } => format!("process {pid} stopped ({sig})"),
+        Event::Continued { pid } => format!("process {pid} continued"),
+        Event::Exited { pid, status } => format!("process {pid} exited: {status:?}"),
+        Event::Reaped { pid, by } => match by {
+            Some(by) => format!("process {pid} reaped by {by}"),
+            None => format!("process {pid} reaped automatically"),
+        },
+        Event::TtyHangup { tty } => format!("terminal {tty:?} hung up"),
+        Event::ForegroundChanged { tty, pgrp } => {
+            format!("terminal {tty:?} foreground group → {pgrp:?}")
+        }
+        Event::ControllingSessionChanged { tty, session } => {
+            format!("terminal {tty:?} session → {session:?}")
+        }
+        Event::Wakeup { tid, on } => format!("task {tid} can retry {on:?}"),
+        Event::Interrupted { tid, errno } => format!("task {tid}'s system call: {errno}"),
+    }
+}

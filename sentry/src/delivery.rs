@@ -1,0 +1,227 @@
+//! Signal delivery (Linux `get_signal`, `do_signal_stop`, `do_notify_parent_cldstop`):
+//! what a thread does with the signals it dequeues, group stop and continue.
+//!
+//! The model delivers as soon as a signal can be delivered: a thread group that is
+//! running dequeues every unblocked pending signal right away, as a thread returning to
+//! user mode would. Rules:
+//! - Each thread dequeues its private signals before the shared ones, lowest number
+//!   first; the leader (then the other threads in creation order) takes shared signals
+//!   it does not block. Handlers are taken to run to completion one at a time (what a
+//!   handler installed with a full `sa_mask` sees on Linux).
+//! - SIGKILL kills the group even when it is stopped. Other signals wait while the
+//!   group is stopped.
+//! - Default action stop (SIGSTOP; SIGTSTP/SIGTTIN/SIGTTOU with SIG_DFL): the whole
+//!   group stops, the parent gets SIGCHLD with CLD_STOPPED unless its SIGCHLD action has
+//!   SA_NOCLDSTOP, and a WUNTRACED waiter can collect it once. SIGTSTP, SIGTTIN and
+//!   SIGTTOU are discarded instead when the group is orphaned.
+//! - Default action terminate/core: the group dies with that signal.
+//! - SIGCONT continues a stopped group when it is generated (see [`crate::kill`]); the
+//!   parent gets CLD_CONTINUED (unless SA_NOCLDSTOP) and a WCONTINUED waiter can collect
+//!   it once.
+//! - A handler interrupts the system call its thread is blocked in: EINTR, or a
+//!   restart with SA_RESTART. SA_RESETHAND resets the action to SIG_DFL.
+//! - Init discards signals with SIG_DFL that reached its queue while blocked.
+
+use crate::errno::Errno;
+use crate::event::{Disposition, Event, SignalTarget};
+use crate::exit::ExitStatus;
+use crate::kernel::Kernel;
+use crate::pending::{SiCode, SigInfo};
+use crate::pid::Pid;
+use crate::sigaction::{Handler, SigAction, SA_NOCLDSTOP, SA_RESETHAND, SA_RESTART};
+use crate::signal::{DefaultAction, Signal};
+
+impl Kernel {
+    /// Lets every thread of `tgid` act on its deliverable pending signals.
+    pub(crate) fn run_delivery(&mut self, tgid: Pid) {
+        loop {
+            let Some(g) = self.groups.get(&tgid) else {
+                return;
+            };
+            if !g.is_alive() || g.group_exit.is_some() {
+                return;
+            }
+            let sigkill = g.shared_pending.contains(Signal::SIGKILL)
+                || g.threads.iter().any(|t| {
+                    self.tasks
+                        .get(t)
+                        .is_some_and(|t| t.pending.contains(Signal::SIGKILL))
+                });
+            if sigkill {
+                let tid = g.threads.first().copied().unwrap_or(tgid);
+                self.emit(Event::SignalDelivered {
+                    tid,
+                    sig: Signal::SIGKILL,
+                    disposition: Disposition::Terminate,
+                });
+                self.do_group_exit(
+                    tgid,
+                    ExitStatus::Signaled {
+                        sig: Signal::SIGKILL,
+                        core: false,
+                    },
+                );
+                return;
+            }
+            if g.stopped {
+                return;
+            }
+            let mut next = None;
+            for &tid in &g.threads {
+                let Some(t) = self.tasks.get(&tid) else {
+                    continue;
+                };
+                if let Some(sig) = t.pending.next_unblocked(t.blocked) {
+                    next = Some((tid, sig, true));
+                    break;
+                }
+                if let Some(sig) = g.shared_pending.next_unblocked(t.blocked) {
+                    next = Some((tid, sig, false));
+                    break;
+                }
+            }
+            let Some((tid, sig, private)) = next else {
+                return;
+            };
+            let info = if private {
+                self.tasks
+                    .get_mut(&tid)
+                    .and_then(|t| t.pending.dequeue(sig))
+            } else {
+                self.groups
+                    .get_mut(&tgid)
+                    .and_then(|g| g.shared_pending.dequeue(sig))
+            };
+            let Some(info) = info else {
+                return;
+            };
+            self.handle_signal(tgid, tid, info);
+        }
+    }
+
+    fn handle_signal(&mut self, tgid: Pid, tid: Pid, info: SigInfo) {
+        let sig = info.signo;
+        let Some(g) = self.groups.get(&tgid) else {
+            return;
+        };
+        let act = g.handlers.get(sig);
+        let pgid = g.pgid;
+        let disposition = match act.handler {
+            Handler::Catch => Disposition::Handler {
+                restart: act.has_flag(SA_RESTART),
+            },
+            Handler::Ignore => Disposition::Ignored,
+            Handler::Default if tgid == Kernel::INIT && !sig.is_unblockable() => {
+                Disposition::Ignored
+            }
+            Handler::Default => match sig.default_action() {
+                DefaultAction::Ignore | DefaultAction::Continue => Disposition::Ignored,
+                DefaultAction::Stop => {
+                    if sig != Signal::SIGSTOP && self.is_orphaned_pgrp(pgid) {
+                        Disposition::Ignored
+                    } else {
+                        Disposition::Stop
+                    }
+                }
+                DefaultAction::Terminate => Disposition::Terminate,
+                DefaultAction::CoreDump if self.config.core_dumps => Disposition::CoreDump,
+                DefaultAction::CoreDump => Disposition::Terminate,
+            },
+        };
+        self.emit(Event::SignalDelivered {
+            tid,
+            sig,
+            disposition,
+        });
+        match disposition {
+            Disposition::Handler { restart } => {
+                if act.has_flag(SA_RESETHAND) {
+                    if let Some(g) = self.groups.get_mut(&tgid) {
+                        g.handlers.set(
+                            sig,
+                            SigAction {
+                                handler: Handler::Default,
+                                ..act
+                            },
+                        );
+                    }
+                }
+                if let Some(t) = self.tasks.get_mut(&tid) {
+                    if t.blocked_on.take().is_some() {
+                        let errno = if restart {
+                            Errno::ERESTARTSYS
+                        } else {
+                            Errno::EINTR
+                        };
+                        self.emit(Event::Interrupted { tid, errno });
+                    }
+                }
+            }
+            Disposition::Ignored => {}
+            Disposition::Stop => self.do_signal_stop(tgid, sig),
+            Disposition::Terminate | Disposition::CoreDump => self.do_group_exit(
+                tgid,
+                ExitStatus::Signaled {
+                    sig,
+                    core: disposition == Disposition::CoreDump,
+                },
+            ),
+        }
+    }
+
+    /// Group stop: every thread stops; the parent is told.
+    fn do_signal_stop(&mut self, tgid: Pid, sig: Signal) {
+        let Some(g) = self.groups.get_mut(&tgid) else {
+            return;
+        };
+        g.stopped = true;
+        g.stop_report = Some(sig);
+        g.continued_report = false;
+        // A thread blocked in a system call leaves it to stop; the call is restarted
+        // after SIGCONT.
+        for t in g.threads.clone() {
+            if let Some(task) = self.tasks.get_mut(&t) {
+                task.blocked_on = None;
+            }
+        }
+        self.emit(Event::Stopped { pid: tgid, sig });
+        self.notify_parent_cldstop(tgid, SiCode::ChildStopped, sig);
+    }
+
+    /// The continue half of `prepare_signal(SIGCONT)`.
+    pub(crate) fn continue_group(&mut self, tgid: Pid) {
+        let Some(g) = self.groups.get_mut(&tgid) else {
+            return;
+        };
+        if !g.stopped {
+            return;
+        }
+        g.stopped = false;
+        g.stop_report = None;
+        g.continued_report = true;
+        self.emit(Event::Continued { pid: tgid });
+        self.notify_parent_cldstop(tgid, SiCode::ChildContinued, Signal::SIGCONT);
+    }
+
+    /// `do_notify_parent_cldstop`.
+    fn notify_parent_cldstop(&mut self, tgid: Pid, code: SiCode, sig: Signal) {
+        let Some(parent) = self.groups.get(&tgid).and_then(|g| g.parent) else {
+            return;
+        };
+        let Some(pg) = self.groups.get(&parent) else {
+            return;
+        };
+        if !pg.handlers.get(Signal::SIGCHLD).has_flag(SA_NOCLDSTOP) {
+            self.send_signal_info(
+                SignalTarget::Process(parent),
+                SigInfo {
+                    signo: Signal::SIGCHLD,
+                    code,
+                    pid: tgid,
+                    status: sig.number(),
+                },
+            );
+        }
+        self.wake_parent(parent);
+    }
+}

@@ -1,0 +1,342 @@
+//! Signal generation (Linux `kernel/signal.c`: `kill_something_info`,
+//! `__send_signal_locked`, `prepare_signal`, `sig_ignored`) and the calls that change
+//! dispositions and masks.
+//!
+//! Rules:
+//! - `kill(pid > 0)`: the process containing task `pid` (a thread ID works too);
+//!   `kill(0)`: every process of the caller's group; `kill(-1)`: every process except
+//!   init and the caller's own (ESRCH if there is none); `kill(-pgid)`: every process of
+//!   that group (ESRCH if empty). A zombie accepts a signal and ignores it.
+//!   Signal 0 only checks that the target exists. An invalid signal is EINVAL.
+//! - `tkill(tid)`/`tgkill(tgid, tid)`: one thread (EINVAL for IDs ≤ 0, ESRCH if the
+//!   thread is not in that thread group).
+//! - At generation a stop signal discards pending SIGCONT, and SIGCONT discards
+//!   pending stop signals and continues a stopped group at once, even if SIGCONT is
+//!   blocked or ignored (the continue is reported to the parent as CLD_CONTINUED).
+//! - A signal that is ignored (SIG_IGN, or SIG_DFL with a default action of ignore)
+//!   and not blocked is discarded at generation; a blocked one is queued.
+//! - Init ignores every signal it has no handler for when it comes from inside its
+//!   namespace; from outside, SIGKILL and SIGSTOP still work (SIGNAL_UNKILLABLE).
+//! - A second instance of a pending standard signal is dropped; real-time signals queue.
+//! - A process that is exiting or dead ignores signals.
+
+use crate::errno::{Errno, SysResult};
+use crate::event::{Event, SignalTarget};
+use crate::kernel::Kernel;
+use crate::pending::{SiCode, SigInfo};
+use crate::pid::Pid;
+use crate::sigaction::{Handler, SigAction};
+use crate::signal::{SigSet, Signal};
+
+/// `sigprocmask`'s `how`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SigmaskHow {
+    Block,
+    Unblock,
+    SetMask,
+}
+
+/// Parses a signal number where 0 means "check only".
+fn signal_arg(sig: i32) -> SysResult<Option<Signal>> {
+    if sig == 0 {
+        Ok(None)
+    } else {
+        Signal::new(sig).map(Some)
+    }
+}
+
+impl Kernel {
+    /// `kill(pid, sig)` by thread `tid`.
+    pub fn kill(&mut self, tid: Pid, pid: Pid, sig: i32) -> SysResult<()> {
+        let sig = signal_arg(sig)?;
+        let caller = self.caller_tgid(tid)?;
+        let user = |signo| SigInfo {
+            signo,
+            code: SiCode::User,
+            pid: caller,
+            status: 0,
+        };
+        if pid > 0 {
+            let tgid = self.tasks.get(&pid).ok_or(Errno::ESRCH)?.tgid;
+            if let Some(sig) = sig {
+                self.send_signal(SignalTarget::Process(tgid), user(sig), false);
+            }
+            return Ok(());
+        }
+        if pid == i32::MIN {
+            return Err(Errno::ESRCH);
+        }
+        if pid == -1 {
+            let targets: Vec<Pid> = self
+                .groups
+                .keys()
+                .copied()
+                .filter(|&p| p > 1 && p != caller)
+                .collect();
+            if targets.is_empty() {
+                return Err(Errno::ESRCH);
+            }
+            if let Some(sig) = sig {
+                for p in targets {
+                    self.send_signal(SignalTarget::Process(p), user(sig), false);
+                }
+            }
+            return Ok(());
+        }
+        let pgid = if pid == 0 {
+            self.group(caller)?.pgid
+        } else {
+            -pid
+        };
+        let members = self.pgrp_members(pgid);
+        if members.is_empty() {
+            return Err(Errno::ESRCH);
+        }
+        if let Some(sig) = sig {
+            for p in members {
+                self.send_signal(SignalTarget::Process(p), user(sig), false);
+            }
+        }
+        Ok(())
+    }
+
+    /// `killpg(pgrp, sig)` (glibc: EINVAL for a negative group, else `kill(-pgrp)`).
+    pub fn killpg(&mut self, tid: Pid, pgrp: Pid, sig: i32) -> SysResult<()> {
+        if pgrp < 0 {
+            return Err(Errno::EINVAL);
+        }
+        self.kill(tid, -pgrp, sig)
+    }
+
+    /// `tkill(tid, sig)`.
+    pub fn tkill(&mut self, tid: Pid, target: Pid, sig: i32) -> SysResult<()> {
+        self.tgkill_inner(tid, None, target, sig)
+    }
+
+    /// `tgkill(tgid, tid, sig)`.
+    pub fn tgkill(&mut self, tid: Pid, tgid: Pid, target: Pid, sig: i32) -> SysResult<()> {
+        if tgid <= 0 {
+            return Err(Errno::EINVAL);
+        }
+        self.tgkill_inner(tid, Some(tgid), target, sig)
+    }
+
+    fn tgkill_inner(
+        &mut self,
+        tid: Pid,
+        tgid: Option<Pid>,
+        target: Pid,
+        sig: i32,
+    ) -> SysResult<()> {
+        if target <= 0 {
+            return Err(Errno::EINVAL);
+        }
+        let sig = signal_arg(sig)?;
+        let caller = self.caller_tgid(tid)?;
+        let t = self.tasks.get(&target).ok_or(Errno::ESRCH)?;
+        if tgid.is_some_and(|g| g != t.tgid) || t.has_exited() {
+            return Err(Errno::ESRCH);
+        }
+        if let Some(sig) = sig {
+            let info = SigInfo {
+                signo: sig,
+                code: SiCode::Tkill,
+                pid: caller,
+                status: 0,
+            };
+            self.send_signal(SignalTarget::Thread(target), info, false);
+        }
+        Ok(())
+    }
+
+    /// `rt_sigaction(sig, act)`: returns the old action. EINVAL for an invalid signal
+    /// or an attempt to change SIGKILL/SIGSTOP. A new action that ignores the signal
+    /// discards its pending instances in every thread.
+    pub fn sigaction(
+        &mut self,
+        tid: Pid,
+        sig: i32,
+        act: Option<SigAction>,
+    ) -> SysResult<SigAction> {
+        let sig = Signal::new(sig)?;
+        let tgid = self.caller_tgid(tid)?;
+        if act.is_some() && sig.is_unblockable() {
+            return Err(Errno::EINVAL);
+        }
+        let old = self.group(tgid)?.handlers.get(sig);
+        if let Some(mut act) = act {
+            act.mask = act.mask.without_unblockable();
+            let g = self.group_mut(tgid)?;
+            g.handlers.set(sig, act);
+            if act.ignores(sig) {
+                let mask = SigSet::of(&[sig]);
+                g.shared_pending.discard(mask);
+                let threads = g.threads.clone();
+                for t in threads {
+                    if let Some(task) = self.tasks.get_mut(&t) {
+                        task.pending.discard(mask);
+                    }
+                }
+            }
+        }
+        Ok(old)
+    }
+
+    /// Shorthand for `signal(sig, handler)` with the given flags.
+    pub fn set_handler(
+        &mut self,
+        tid: Pid,
+        sig: Signal,
+        handler: Handler,
+        flags: u32,
+    ) -> SysResult<SigAction> {
+        self.sigaction(
+            tid,
+            sig.number(),
+            Some(SigAction {
+                handler,
+                flags,
+                mask: SigSet::EMPTY,
+            }),
+        )
+    }
+
+    /// `rt_sigprocmask(how, set)`: returns the old mask. SIGKILL and SIGSTOP are
+    /// silently left out. Unblocking lets pending signals be delivered at once.
+    pub fn sigprocmask(
+        &mut self,
+        tid: Pid,
+        how: SigmaskHow,
+        set: Option<SigSet>,
+    ) -> SysResult<SigSet> {
+        let tgid = self.caller_tgid(tid)?;
+        let task = self.task_mut(tid)?;
+        let old = task.blocked;
+        if let Some(set) = set {
+            let new = match how {
+                SigmaskHow::Block => old.union(set),
+                SigmaskHow::Unblock => old.difference(set),
+                SigmaskHow::SetMask => set,
+            };
+            task.blocked = new.without_unblockable();
+            self.run_delivery(tgid);
+        }
+        Ok(old)
+    }
+
+    /// `rt_sigpending()`: the caller's private and its process's shared pending sets.
+    pub fn sigpending(&self, tid: Pid) -> SysResult<SigSet> {
+        let tgid = self.caller_tgid(tid)?;
+        let t = self.tasks.get(&tid).ok_or(Errno::ESRCH)?;
+        Ok(t.pending
+            .set()
+            .union(self.group(tgid)?.shared_pending.set()))
+    }
+
+    /// A signal generated by the kernel itself (SI_KERNEL) for every process of a
+    /// group (`kill_pgrp(pgrp, sig, 1)`). Returns whether the group had members.
+    pub(crate) fn kill_pgrp_info(&mut self, pgid: Pid, info: SigInfo) -> bool {
+        let members = self.pgrp_members(pgid);
+        for &p in &members {
+            self.send_signal(SignalTarget::Process(p), info, false);
+        }
+        !members.is_empty()
+    }
+
+    pub(crate) fn send_signal_info(&mut self, target: SignalTarget, info: SigInfo) {
+        self.send_signal(target, info, false);
+    }
+
+    /// `__send_signal_locked`. `force`: the sender is outside the namespace (it may
+    /// SIGKILL/SIGSTOP init).
+    pub(crate) fn send_signal(&mut self, target: SignalTarget, info: SigInfo, force: bool) {
+        let sig = info.signo;
+        let (tgid, mask_tid) = match target {
+            SignalTarget::Process(p) => (p, p),
+            SignalTarget::Thread(t) => match self.tasks.get(&t) {
+                Some(task) => (task.tgid, t),
+                None => return,
+            },
+        };
+        let queued = self.prepare_signal(tgid, mask_tid, sig, force)
+            && match target {
+                SignalTarget::Process(p) => self
+                    .groups
+                    .get_mut(&p)
+                    .is_some_and(|g| g.shared_pending.enqueue(info)),
+                SignalTarget::Thread(t) => self
+                    .tasks
+                    .get_mut(&t)
+                    .is_some_and(|task| task.pending.enqueue(info)),
+            };
+        self.emit(Event::SignalGenerated {
+            target,
+            sig,
+            code: info.code,
+            queued,
+        });
+        self.run_delivery(tgid);
+    }
+
+    /// `prepare_signal`: stop/continue side effects at generation, then whether the
+    /// signal is to be queued.
+    fn prepare_signal(&mut self, tgid: Pid, mask_tid: Pid, sig: Signal, force: bool) -> bool {
+        let Some(g) = self.groups.get_mut(&tgid) else {
+            return false;
+        };
+        if g.group_exit.is_some() || !g.is_alive() {
+            return false;
+        }
+        if sig.is_stop() {
+            let cont = SigSet::of(&[Signal::SIGCONT]);
+            self.discard_everywhere(tgid, cont);
+        } else if sig == Signal::SIGCONT {
+            let stops = SigSet::of(&[
+                Signal::SIGSTOP,
+                Signal::SIGTSTP,
+                Signal::SIGTTIN,
+                Signal::SIGTTOU,
+            ]);
+            self.discard_everywhere(tgid, stops);
+            self.continue_group(tgid);
+        }
+        !self.sig_ignored(tgid, mask_tid, sig, force)
+    }
+
+    fn discard_everywhere(&mut self, tgid: Pid, set: SigSet) {
+        let Some(g) = self.groups.get_mut(&tgid) else {
+            return;
+        };
+        g.shared_pending.discard(set);
+        for t in g.threads.clone() {
+            if let Some(task) = self.tasks.get_mut(&t) {
+                task.pending.discard(set);
+            }
+        }
+    }
+
+    /// `sig_ignored` / `sig_task_ignored`.
+    fn sig_ignored(&self, tgid: Pid, mask_tid: Pid, sig: Signal, force: bool) -> bool {
+        let blocked = self
+            .tasks
+            .get(&mask_tid)
+            .map(|t| t.blocked)
+            .unwrap_or_default();
+        if blocked.contains(sig) {
+            return false;
+        }
+        let Some(g) = self.groups.get(&tgid) else {
+            return true;
+        };
+        let act = g.handlers.get(sig);
+        if tgid == Kernel::INIT {
+            if self.config.init_is_global && sig.is_unblockable() {
+                return true;
+            }
+            if act.handler == Handler::Default && !(force && sig.is_unblockable()) {
+                return true;
+            }
+        }
+        act.ignores(sig)
+    }
+}

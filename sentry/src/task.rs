@@ -1,0 +1,45 @@
+//! A task: one thread of execution (`struct task_struct`'s per-thread half).
+//!
+//! Per-thread state is the blocked mask, the private pending set, the thread's own exit
+//! code and what it is blocked on. Everything shared by a process lives in its
+//! [`crate::thread_group::ThreadGroup`].
+
+use crate::event::BlockOn;
+use crate::exit::ExitStatus;
+use crate::pending::SigPending;
+use crate::pid::Pid;
+use crate::signal::SigSet;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    pub tid: Pid,
+    pub tgid: Pid,
+    /// `sigprocmask` mask (never contains SIGKILL or SIGSTOP).
+    pub blocked: SigSet,
+    /// Signals aimed at this thread (tkill/tgkill).
+    pub pending: SigPending,
+    /// The thread's exit status, once it has exited.
+    pub exit_status: Option<ExitStatus>,
+    /// A blocking system call this thread is waiting in.
+    pub blocked_on: Option<BlockOn>,
+}
+
+impl Task {
+    pub(crate) fn new(tid: Pid, tgid: Pid, blocked: SigSet) -> Task {
+        Task {
+            tid,
+            tgid,
+            blocked,
+            pending: SigPending::default(),
+            exit_status: None,
+            blocked_on: None,
+        }
+    }
+
+    /// Whether the thread has exited (a thread-group leader stays as a zombie task
+    /// until its whole group is gone).
+    pub fn has_exited(&self) -> bool {
+        self.exit_status.is_some()
+    }
+}

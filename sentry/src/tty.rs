@@ -486,10 +486,9 @@ impl Kernel {
             .filter(|t| t.blocked_on == Some(on))
             .map(|t| t.tid)
             .collect();
+        // The reader stays in its read (`blocked_on` is kept): its retry continues the
+        // same call, without a new job-control check, as n_tty_read loops.
         for tid in waiting {
-            if let Some(t) = self.tasks.get_mut(&tid) {
-                t.blocked_on = None;
-            }
             self.emit(Event::Wakeup { tid, on });
         }
     }
@@ -579,10 +578,11 @@ impl Kernel {
         if !f.flags.read {
             return Err(Errno::EBADF);
         }
-        if f.hung_up {
+        let (tty, nonblock, hung_up) = (f.tty, f.flags.nonblock, f.hung_up);
+        if hung_up {
+            self.task_mut(tid)?.blocked_on = None;
             return Ok(Blocking::Ready(Vec::new()));
         }
-        let (tty, nonblock) = (f.tty, f.flags.nonblock);
         let on = BlockOn::TtyRead(tty);
         let continuing = self
             .tasks

@@ -1,0 +1,5 @@
+//! Differential conformance for the sentry: scenarios (see [`scenario`]) run on real
+//! Linux and on the model, traces ([`trace`]) compared.
+pub mod scenario;
+pub mod sentry_exec;
+pub mod trace;

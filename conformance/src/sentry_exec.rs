@@ -1,0 +1,550 @@
+//! Runs a scenario on the sentry model and records its trace.
+//!
+//! The model answers each system call at once; this executor plays the part of the
+//! tasks' system-call loop: a call that would block is left pending and retried when
+//! the kernel reports a wakeup; a call answered `ERESTARTSYS` after the kernel sent
+//! the caller's group SIGTTIN/SIGTTOU is restarted once the group is continued (or
+//! fails with EINTR if a handler without SA_RESTART runs first), as Linux's signal
+//! return path does.
+
+use crate::scenario::{IdKind, MaskHow, Op, PidArg, Scenario, Step, TermFlag};
+use crate::trace::{ActorState, StepRecord, Trace};
+use sandbox_sentry::termios::{ECHO, ECHOCTL, ICANON, ICRNL, ISIG, NOFLSH, TOSTOP};
+use sandbox_sentry::wait::{IdType, WaitInfo};
+use sandbox_sentry::{
+    Blocking, Disposition, Errno, Event, Kernel, OpenFlags, Pid, SetTermiosAction, SiCode,
+    SigmaskHow, Signal, TtyId,
+};
+use std::collections::BTreeMap;
+
+/// Most restarts of one call in one step before the executor calls it a livelock
+/// (Linux would spin forever: e.g. a background read with a SA_RESTART SIGTTIN handler).
+const MAX_RESTARTS: u32 = 8;
+
+#[derive(Clone, Debug)]
+struct Actor {
+    name: String,
+    tid: Pid,
+}
+
+#[derive(Clone, Debug)]
+struct Pending {
+    op: Op,
+    /// The call's group was stopped while in it: restart (or EINTR) after SIGCONT.
+    restart_on_continue: bool,
+    continued: bool,
+}
+
+enum Outcome {
+    Done(String),
+    Pending,
+    NoReturn,
+}
+
+struct Run {
+    k: Kernel,
+    tty: TtyId,
+    actors: Vec<Actor>,
+    pending: BTreeMap<String, Pending>,
+    rec: StepRecord,
+}
+
+/// Runs `s` on a fresh kernel.
+pub fn run(s: &Scenario) -> Trace {
+    let mut k = Kernel::new();
+    let tty = k.create_pty();
+    k.take_events();
+    let mut r = Run {
+        k,
+        tty,
+        actors: vec![Actor {
+            name: "init".into(),
+            tid: Kernel::INIT,
+        }],
+        pending: BTreeMap::new(),
+        rec: StepRecord::default(),
+    };
+    let mut trace = Trace::default();
+    for step in &s.steps {
+        r.rec = StepRecord {
+            step: step.to_string(),
+            ..StepRecord::default()
+        };
+        r.rec.result = r.step(step);
+        r.process_events();
+        if let Ok(out) = r.k.master_read(r.tty) {
+            r.rec.output = crate::scenario::encode_text(&out);
+        }
+        r.rec.states = r.states();
+        trace.steps.push(std::mem::take(&mut r.rec));
+    }
+    trace
+}
+
+fn errno_text(e: Errno) -> String {
+    format!("{e}")
+}
+
+impl Run {
+    fn actor(&self, name: &str) -> Option<&Actor> {
+        self.actors.iter().find(|a| a.name == name)
+    }
+
+    fn actor_of_tid(&self, tid: Pid) -> Option<String> {
+        self.actors
+            .iter()
+            .find(|a| a.tid == tid)
+            .map(|a| a.name.clone())
+    }
+
+    /// A PID as a trace shows it: the actor with that PID, else the number.
+    fn pid_text(&self, pid: Pid) -> String {
+        if pid <= 0 {
+            return pid.to_string();
+        }
+        self.actor_of_tid(pid).unwrap_or_else(|| pid.to_string())
+    }
+
+    fn resolve(&self, a: &PidArg) -> Pid {
+        let pid_of = |n: &str| self.actor(n).map(|a| a.tid).unwrap_or(i32::MAX);
+        let pgid_of = |n: &str| {
+            self.actor(n)
+                .and_then(|a| self.k.task(a.tid))
+                .and_then(|t| self.k.thread_group(t.tgid))
+                .map(|g| g.pgid)
+                .unwrap_or(i32::MAX)
+        };
+        match a {
+            PidArg::Num(n) => *n,
+            PidArg::Actor(n) => pid_of(n),
+            PidArg::NegActor(n) => -pid_of(n),
+            PidArg::PgidOf(n) => pgid_of(n),
+            PidArg::NegPgidOf(n) => -pgid_of(n),
+        }
+    }
+
+    fn state(&self, a: &Actor) -> ActorState {
+        let Some(t) = self.k.task(a.tid) else {
+            return ActorState::Gone;
+        };
+        let Some(g) = self.k.thread_group(t.tgid) else {
+            return ActorState::Gone;
+        };
+        if g.is_zombie() {
+            return ActorState::Zombie;
+        }
+        if t.has_exited() {
+            return ActorState::Gone;
+        }
+        if g.stopped {
+            return ActorState::Stopped;
+        }
+        if self.pending.contains_key(&a.name) {
+            return ActorState::Blocked;
+        }
+        ActorState::Running
+    }
+
+    fn states(&self) -> Vec<(String, ActorState)> {
+        self.actors
+            .iter()
+            .map(|a| (a.name.clone(), self.state(a)))
+            .collect()
+    }
+
+    fn step(&mut self, step: &Step) -> String {
+        match step {
+            Step::Type(bytes) => self
+                .k
+                .master_write(self.tty, bytes)
+                .map_or_else(errno_text, |_| "ok".into()),
+            Step::Winsize { rows, cols } => self
+                .k
+                .master_set_winsize(
+                    self.tty,
+                    sandbox_sentry::Winsize {
+                        rows: *rows,
+                        cols: *cols,
+                        xpixel: 0,
+                        ypixel: 0,
+                    },
+                )
+                .map_or_else(errno_text, |_| "ok".into()),
+            Step::Hangup => self
+                .k
+                .master_close(self.tty)
+                .map_or_else(errno_text, |_| "ok".into()),
+            Step::Actor { actor, op } => {
+                let Some(a) = self.actor(actor).cloned() else {
+                    return "skipped (no such actor)".into();
+                };
+                let st = self.state(&a);
+                if st != ActorState::Running {
+                    return format!("skipped (actor {st})");
+                }
+                match self.call(&a, op, 0) {
+                    Outcome::Done(s) => s,
+                    Outcome::NoReturn => "noreturn".into(),
+                    Outcome::Pending => {
+                        self.pending.insert(
+                            a.name.clone(),
+                            Pending {
+                                op: op.clone(),
+                                restart_on_continue: false,
+                                continued: false,
+                            },
+                        );
+                        "pending".into()
+                    }
+                }
+            }
+        }
+    }
+
+    fn wait_text(&self, w: Option<WaitInfo>) -> String {
+        let Some(w) = w else {
+            return "none".into();
+        };
+        let who = self.pid_text(w.pid);
+        let sig = |n: i32| {
+            Signal::new(n)
+                .map(|s| s.name())
+                .unwrap_or_else(|_| n.to_string())
+        };
+        match w.code {
+            SiCode::ChildExited => format!("{who} exited {}", w.status),
+            SiCode::ChildKilled => format!("{who} killed {}", sig(w.status)),
+            SiCode::ChildDumped => format!("{who} dumped {}", sig(w.status)),
+            SiCode::ChildStopped => format!("{who} stopped {}", sig(w.status)),
+            SiCode::ChildContinued => format!("{who} continued"),
+            other => format!("{who} {other:?}"),
+        }
+    }
+
+    /// Performs `op` for actor `a`. `restarts` counts restarts within this step.
+    fn call(&mut self, a: &Actor, op: &Op, restarts: u32) -> Outcome {
+        let tid = a.tid;
+        let ok = |r: Result<(), Errno>| match r {
+            Ok(()) => Ok("ok".to_string()),
+            Err(e) => Err(e),
+        };
+        let result: Result<String, Errno> = match op {
+            Op::Fork { child } | Op::Thread { child } => {
+                let r = if matches!(op, Op::Fork { .. }) {
+                    self.k.fork(tid)
+                } else {
+                    self.k.spawn_thread(tid)
+                };
+                r.map(|pid| {
+                    self.actors.push(Actor {
+                        name: child.clone(),
+                        tid: pid,
+                    });
+                    child.clone()
+                })
+            }
+            Op::Exec => self.k.execve(tid).map(|new_tid| {
+                if let Some(x) = self.actors.iter_mut().find(|x| x.tid == tid) {
+                    x.tid = new_tid;
+                }
+                "ok".into()
+            }),
+            Op::Setpgid { pid, pgid } => {
+                let (p, g) = (self.resolve(pid), self.resolve(pgid));
+                ok(self.k.setpgid(tid, p, g))
+            }
+            Op::Setsid => self.k.setsid(tid).map(|s| self.pid_text(s)),
+            Op::Getpgid { pid } => {
+                let p = self.resolve(pid);
+                self.k.getpgid(tid, p).map(|g| self.pid_text(g))
+            }
+            Op::Getsid { pid } => {
+                let p = self.resolve(pid);
+                self.k.getsid(tid, p).map(|g| self.pid_text(g))
+            }
+            Op::Open {
+                noctty,
+                nonblock,
+                wronly,
+            } => {
+                let flags = OpenFlags {
+                    read: !wronly,
+                    write: true,
+                    noctty: *noctty,
+                    nonblock: *nonblock,
+                    cloexec: false,
+                };
+                self.k
+                    .open_tty(tid, self.tty, flags)
+                    .map(|fd| fd.to_string())
+            }
+            Op::OpenDevTty => self
+                .k
+                .open_controlling_tty(tid, OpenFlags::RDWR)
+                .map(|fd| fd.to_string()),
+            Op::Close { fd } => ok(self.k.close(tid, *fd)),
+            Op::Dup { fd } => self.k.dup(tid, *fd).map(|fd| fd.to_string()),
+            Op::Tcsetpgrp { fd, pgrp } => {
+                let g = self.resolve(pgrp);
+                ok(self.k.tcsetpgrp(tid, *fd, g))
+            }
+            Op::Tcgetpgrp { fd } => self.k.tcgetpgrp(tid, *fd).map(|g| self.pid_text(g)),
+            Op::Tcgetsid { fd } => self.k.tcgetsid(tid, *fd).map(|g| self.pid_text(g)),
+            Op::Tiocsctty { fd, steal } => ok(self.k.ioctl_tiocsctty(tid, *fd, *steal)),
+            Op::Tiocnotty { fd } => ok(self.k.ioctl_tiocnotty(tid, *fd)),
+            Op::Sigaction {
+                sig,
+                handler,
+                flags,
+            } => {
+                let act = sandbox_sentry::SigAction {
+                    handler: *handler,
+                    flags: *flags,
+                    mask: sandbox_sentry::SigSet::FULL,
+                };
+                self.k
+                    .sigaction(tid, sig.number(), Some(act))
+                    .map(|_| "ok".into())
+            }
+            Op::Sigprocmask { how, set } => {
+                let how = match how {
+                    MaskHow::Block => SigmaskHow::Block,
+                    MaskHow::Unblock => SigmaskHow::Unblock,
+                    MaskHow::Set => SigmaskHow::SetMask,
+                };
+                self.k
+                    .sigprocmask(tid, how, Some(*set))
+                    .map(|_| "ok".into())
+            }
+            Op::Kill { pid, sig } => {
+                let p = self.resolve(pid);
+                ok(self.k.kill(tid, p, *sig))
+            }
+            Op::Killpg { pgrp, sig } => {
+                let p = self.resolve(pgrp);
+                ok(self.k.killpg(tid, p, *sig))
+            }
+            Op::Tgkill { tgid, tid: t, sig } => {
+                let (g, t) = (self.resolve(tgid), self.resolve(t));
+                ok(self.k.tgkill(tid, g, t, *sig))
+            }
+            Op::Read { fd, count } => match self.k.read(tid, *fd, *count) {
+                Ok(Blocking::Ready(d)) => Ok(format!("\"{}\"", crate::scenario::encode_text(&d))),
+                Ok(Blocking::WouldBlock(_)) => return Outcome::Pending,
+                Err(e) => Err(e),
+            },
+            Op::Write { fd, data } => self.k.write(tid, *fd, data).map(|n| n.to_string()),
+            Op::Stty { fd, on, off } => match self.k.tcgetattr(tid, *fd) {
+                Ok(mut t) => {
+                    let bit = |f: &TermFlag| match f {
+                        TermFlag::Icanon => (ICANON, false),
+                        TermFlag::Echo => (ECHO, false),
+                        TermFlag::Isig => (ISIG, false),
+                        TermFlag::Tostop => (TOSTOP, false),
+                        TermFlag::Noflsh => (NOFLSH, false),
+                        TermFlag::Echoctl => (ECHOCTL, false),
+                        TermFlag::Icrnl => (ICRNL, true),
+                    };
+                    for f in on {
+                        match bit(f) {
+                            (b, false) => t.lflag |= b,
+                            (b, true) => t.iflag |= b,
+                        }
+                    }
+                    for f in off {
+                        match bit(f) {
+                            (b, false) => t.lflag &= !b,
+                            (b, true) => t.iflag &= !b,
+                        }
+                    }
+                    ok(self.k.tcsetattr(tid, *fd, SetTermiosAction::Now, t))
+                }
+                Err(e) => Err(e),
+            },
+            Op::Exit { code } => {
+                return match self.k.exit_group(tid, *code) {
+                    Ok(()) => Outcome::NoReturn,
+                    Err(e) => Outcome::Done(errno_text(e)),
+                }
+            }
+            Op::ThreadExit { code } => {
+                return match self.k.exit_thread(tid, *code) {
+                    Ok(()) => Outcome::NoReturn,
+                    Err(e) => Outcome::Done(errno_text(e)),
+                }
+            }
+            Op::Wait4 { pid, options } => {
+                let p = self.resolve(pid);
+                match self.k.wait4(tid, p, *options) {
+                    Ok(Blocking::Ready(w)) => Ok(self.wait_text(w)),
+                    Ok(Blocking::WouldBlock(_)) => return Outcome::Pending,
+                    Err(e) => Err(e),
+                }
+            }
+            Op::Waitid { kind, id, options } => {
+                let idtype = match kind {
+                    IdKind::All => IdType::All,
+                    IdKind::Pid => IdType::Pid,
+                    IdKind::Pgid => IdType::Pgid,
+                };
+                let i = self.resolve(id);
+                match self.k.waitid(tid, idtype, i, *options) {
+                    Ok(Blocking::Ready(w)) => Ok(self.wait_text(w)),
+                    Ok(Blocking::WouldBlock(_)) => return Outcome::Pending,
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match result {
+            Ok(s) => Outcome::Done(s),
+            Err(Errno::ERESTARTSYS) => self.after_restartsys(a, op, restarts),
+            Err(e) => Outcome::Done(errno_text(e)),
+        }
+    }
+
+    /// The kernel signalled the caller's group and answered ERESTARTSYS.
+    fn after_restartsys(&mut self, a: &Actor, op: &Op, restarts: u32) -> Outcome {
+        // A handler that ran on this thread decides: EINTR, or restart with SA_RESTART.
+        let handled = self.k.events().iter().rev().find_map(|e| match e {
+            Event::SignalDelivered {
+                tid,
+                disposition: Disposition::Handler { restart },
+                ..
+            } if *tid == a.tid => Some(*restart),
+            _ => None,
+        });
+        match handled {
+            Some(false) => Outcome::Done("EINTR".into()),
+            Some(true) if restarts < MAX_RESTARTS => self.call(a, op, restarts + 1),
+            Some(true) => Outcome::Done("livelock".into()),
+            // Stopped (or about to be): restart after SIGCONT.
+            None => Outcome::Pending,
+        }
+    }
+
+    /// Applies the kernel's events to the recorded trace and to pending calls, until
+    /// nothing more happens.
+    fn process_events(&mut self) {
+        for _ in 0..64 {
+            let events = self.k.take_events();
+            if events.is_empty() {
+                break;
+            }
+            let mut retry: Vec<String> = Vec::new();
+            for e in events {
+                match e {
+                    Event::SignalDelivered {
+                        tid,
+                        sig,
+                        disposition: Disposition::Handler { restart },
+                    } => {
+                        let Some(name) = self.actor_of_tid(tid) else {
+                            continue;
+                        };
+                        self.rec.signals.push((name.clone(), sig.name()));
+                        if let Some(p) = self.pending.get_mut(&name) {
+                            if p.continued {
+                                // Back from a stop with a handler to run first.
+                                p.continued = false;
+                                if restart {
+                                    retry.push(name);
+                                } else {
+                                    if let Some(p) = self.pending.remove(&name) {
+                                        self.rec.done.push((name, format!("{} => EINTR", p.op)));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Event::Interrupted { tid, errno } => {
+                        let Some(name) = self.actor_of_tid(tid) else {
+                            continue;
+                        };
+                        if errno == Errno::EINTR {
+                            if let Some(p) = self.pending.remove(&name) {
+                                self.rec.done.push((name, format!("{} => EINTR", p.op)));
+                            }
+                        } else {
+                            retry.push(name);
+                        }
+                    }
+                    Event::Wakeup { tid, .. } => {
+                        if let Some(name) = self.actor_of_tid(tid) {
+                            retry.push(name);
+                        }
+                    }
+                    Event::Stopped { pid, .. } => {
+                        for a in self.actors_of_process(pid) {
+                            if let Some(p) = self.pending.get_mut(&a) {
+                                p.restart_on_continue = true;
+                            }
+                        }
+                    }
+                    Event::Continued { pid } => {
+                        for a in self.actors_of_process(pid) {
+                            if let Some(p) = self.pending.get_mut(&a) {
+                                if p.restart_on_continue {
+                                    p.restart_on_continue = false;
+                                    p.continued = true;
+                                    retry.push(a);
+                                }
+                            }
+                        }
+                    }
+                    Event::Exited { pid, .. } => {
+                        for a in self.actors_of_process(pid) {
+                            self.pending.remove(&a);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            retry.retain(|n| seen.insert(n.clone()));
+            for name in retry {
+                self.retry(&name);
+            }
+        }
+    }
+
+    fn actors_of_process(&self, tgid: Pid) -> Vec<String> {
+        self.actors
+            .iter()
+            .filter(|a| self.k.task(a.tid).is_some_and(|t| t.tgid == tgid))
+            .map(|a| a.name.clone())
+            .collect()
+    }
+
+    fn retry(&mut self, name: &str) {
+        let Some(p) = self.pending.get(name).cloned() else {
+            return;
+        };
+        let Some(a) = self.actor(name).cloned() else {
+            return;
+        };
+        if matches!(
+            self.state(&a),
+            ActorState::Stopped | ActorState::Zombie | ActorState::Gone
+        ) {
+            return;
+        }
+        if p.continued {
+            // Wait for the handler check in this batch; a plain restart otherwise.
+            if let Some(pp) = self.pending.get_mut(name) {
+                pp.continued = false;
+            }
+        }
+        match self.call(&a, &p.op, 0) {
+            Outcome::Done(s) => {
+                self.pending.remove(name);
+                self.rec
+                    .done
+                    .push((name.to_string(), format!("{} => {s}", p.op)));
+            }
+            Outcome::NoReturn => {
+                self.pending.remove(name);
+            }
+            Outcome::Pending => {}
+        }
+    }
+}

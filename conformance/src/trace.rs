@@ -1,0 +1,121 @@
+//! Traces: what one executor observed, as normalized text lines (PIDs replaced by actor
+//! names), so that two executors' traces can be compared line by line.
+//!
+//! For each step:
+//! ```text
+//! step 5: job read 0 16
+//!   result: pending            # value, errno name, `pending` (blocked or stopped), `noreturn`
+//!   done sh: wait4 job untraced => job stopped SIGTTIN   # an earlier pending call returned
+//!   signal sh: SIGCHLD         # a handler ran (per actor, in order)
+//!   output: hello\n            # bytes the terminal output during the step
+//!   state: init=running sh=blocked job=stopped
+//! ```
+//! Within a step, lines of different actors are sorted by actor (their relative order
+//! is scheduling, not semantics); each actor's own lines keep their order.
+
+use std::fmt;
+
+/// State of an actor after a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ActorState {
+    /// Ready for its next operation.
+    Running,
+    /// In a system call that has not returned.
+    Blocked,
+    /// Its process is stopped.
+    Stopped,
+    /// Dead, not reaped.
+    Zombie,
+    /// Reaped (or an exited thread).
+    Gone,
+}
+
+impl fmt::Display for ActorState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ActorState::Running => "running",
+            ActorState::Blocked => "blocked",
+            ActorState::Stopped => "stopped",
+            ActorState::Zombie => "zombie",
+            ActorState::Gone => "gone",
+        })
+    }
+}
+
+/// What happened during one step.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepRecord {
+    pub step: String,
+    pub result: String,
+    /// (actor, line) pairs; sorted by actor when rendered.
+    pub done: Vec<(String, String)>,
+    pub signals: Vec<(String, String)>,
+    pub output: String,
+    pub states: Vec<(String, ActorState)>,
+}
+
+/// A whole run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Trace {
+    pub steps: Vec<StepRecord>,
+    /// Set when the executor could not run the scenario at all (not a divergence in
+    /// semantics; reported separately).
+    pub error: Option<String>,
+}
+
+fn sorted(v: &[(String, String)]) -> Vec<(String, String)> {
+    let mut v = v.to_vec();
+    // Stable: keeps each actor's own order.
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+impl Trace {
+    /// The normalized text lines.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, s) in self.steps.iter().enumerate() {
+            out.push(format!("step {}: {}", i + 1, s.step));
+            out.push(format!("  result: {}", s.result));
+            for (a, l) in sorted(&s.done) {
+                out.push(format!("  done {a}: {l}"));
+            }
+            for (a, l) in sorted(&s.signals) {
+                out.push(format!("  signal {a}: {l}"));
+            }
+            if !s.output.is_empty() {
+                out.push(format!("  output: {}", s.output));
+            }
+            let states: Vec<String> = s.states.iter().map(|(a, st)| format!("{a}={st}")).collect();
+            out.push(format!("  state: {}", states.join(" ")));
+        }
+        if let Some(e) = &self.error {
+            out.push(format!("error: {e}"));
+        }
+        out
+    }
+}
+
+/// The first difference between two traces, with context, or None if they agree.
+pub fn diff(left_name: &str, left: &Trace, right_name: &str, right: &Trace) -> Option<String> {
+    let a = left.lines();
+    let b = right.lines();
+    let first = (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i))?;
+    let start = a[..first.min(a.len())]
+        .iter()
+        .rposition(|l| l.starts_with("step "))
+        .unwrap_or(0);
+    let mut s = String::new();
+    for l in &a[start..first.min(a.len())] {
+        s.push_str(&format!("    {l}\n"));
+    }
+    let end_a = (first + 6).min(a.len());
+    let end_b = (first + 6).min(b.len());
+    for l in a.get(first..end_a).unwrap_or(&[]) {
+        s.push_str(&format!("  - {l}   [{left_name}]\n"));
+    }
+    for l in b.get(first..end_b).unwrap_or(&[]) {
+        s.push_str(&format!("  + {l}   [{right_name}]\n"));
+    }
+    Some(s)
+}

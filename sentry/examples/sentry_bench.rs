@@ -139,7 +139,7 @@ fn main() {
         1,
         || {
             let c = kids[1 + i % 9];
-            let target = if i % 2 == 0 { a } else { c };
+            let target = if i.is_multiple_of(2) { a } else { c };
             let _ = k.setpgid(sh, c, target);
             i += 1;
         },
@@ -193,7 +193,7 @@ fn main() {
         min,
         1,
         || {
-            let g = if i % 2 == 0 { a } else { sh };
+            let g = if i.is_multiple_of(2) { a } else { sh };
             let _ = k.tcsetpgrp(sh, fd, g);
             i += 1;
         },
@@ -274,10 +274,10 @@ fn main() {
     while big.live_task_count() < 100_000 {
         let p = parents[n % parents.len()];
         let c = ok(big.fork(p));
-        if n % 10 == 0 {
+        if n.is_multiple_of(10) {
             ok(big.setpgid(p, c, c));
         }
-        if n % 2 == 0 && big.live_task_count() < 100_000 {
+        if n.is_multiple_of(2) && big.live_task_count() < 100_000 {
             ok(big.spawn_thread(c));
         }
         n += 1;

@@ -81,6 +81,7 @@ impl Kernel {
         let new = self.alloc_pid()?;
         if args.thread {
             self.tasks.insert(new, Task::new(new, tgid, blocked));
+            self.live_tasks += 1;
             self.group_mut(tgid)?.threads.push(new);
             return Ok(new);
         }
@@ -101,6 +102,7 @@ impl Kernel {
         let fds = self.fork_fds(tgid);
         let key = self.next_child_key();
         self.tasks.insert(new, Task::new(new, new, blocked));
+        self.live_tasks += 1;
         self.groups.insert(
             new,
             ThreadGroup {
@@ -154,7 +156,9 @@ impl Kernel {
             .filter(|&t| t != tid)
             .collect();
         for t in others {
-            self.tasks.remove(&t);
+            if self.tasks.remove(&t).is_some() {
+                self.live_tasks -= 1;
+            }
         }
         if tid != tgid {
             let mut task = self.tasks.remove(&tid).ok_or(Errno::ESRCH)?;

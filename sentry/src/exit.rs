@@ -109,6 +109,7 @@ impl Kernel {
             return;
         }
         task.exit_status = Some(status);
+        self.live_tasks -= 1;
         task.blocked_on = None;
         task.pending = Default::default();
         let tgid = task.tgid;

@@ -70,6 +70,8 @@ pub struct Kernel {
     pub(crate) next_tty: u32,
     pub(crate) next_child_key: u64,
     pub(crate) events: Vec<Event>,
+    /// Tasks that have not exited (kept so that the count is O(1)).
+    pub(crate) live_tasks: usize,
 }
 
 /// A serialized kernel state.
@@ -97,6 +99,7 @@ impl Kernel {
             next_tty: 0,
             next_child_key: 0,
             events: Vec::new(),
+            live_tasks: 1,
         };
         let init = k.alloc_pid().unwrap_or(1);
         k.tasks.insert(init, Task::new(init, init, SigSet::EMPTY));
@@ -211,7 +214,7 @@ impl Kernel {
 
     /// Number of live tasks (threads that have not exited).
     pub fn live_task_count(&self) -> usize {
-        self.tasks.values().filter(|t| !t.has_exited()).count()
+        self.live_tasks
     }
 
     pub(crate) fn group(&self, tgid: Pid) -> SysResult<&ThreadGroup> {

@@ -166,9 +166,30 @@ impl Kernel {
         sel: Selector,
         options: i32,
     ) -> SysResult<Blocking<Option<WaitInfo>>> {
+        // Scan without mutating (Linux walks the children list under tasklist_lock),
+        // then act on the first child with something to report.
+        enum Found {
+            Zombie(Pid, ExitStatus),
+            Stopped(Pid, Signal),
+            Continued(Pid),
+        }
         let mut any_eligible = false;
-        let children: Vec<Pid> = self.group(tgid)?.children.values().copied().collect();
-        for c in children {
+        let mut found = None;
+        let group = self.group(tgid)?;
+        let single;
+        let candidates: &mut dyn Iterator<Item = &Pid> = match sel {
+            // Only one child can match a PID: look it up instead of walking the list.
+            Selector::Pid(p) => {
+                single = [p];
+                &mut single.iter().filter(|c| {
+                    self.groups
+                        .get(c)
+                        .is_some_and(|cg| cg.parent == Some(tgid) && cg.tgid == **c)
+                })
+            }
+            _ => &mut group.children.values(),
+        };
+        for &c in candidates {
             let Some(cg) = self.groups.get(&c) else {
                 continue;
             };
@@ -191,29 +212,44 @@ impl Kernel {
                 if options & WEXITED == 0 {
                     continue;
                 }
-                if options & WNOWAIT == 0 {
-                    self.release(c, Some(tgid));
-                }
-                return Ok(Blocking::Ready(Some(WaitInfo::exited(c, st))));
+                found = Some(Found::Zombie(c, st));
+                break;
             }
             any_eligible = true;
             if options & WSTOPPED != 0 && cg.stopped {
                 if let Some(sig) = cg.stop_report {
-                    if options & WNOWAIT == 0 {
-                        if let Some(cg) = self.groups.get_mut(&c) {
-                            cg.stop_report = None;
-                        }
-                    }
-                    return Ok(Blocking::Ready(Some(WaitInfo {
-                        pid: c,
-                        code: SiCode::ChildStopped,
-                        status: sig.number(),
-                        wait_status: (sig.number() << 8) | 0x7f,
-                    })));
+                    found = Some(Found::Stopped(c, sig));
+                    break;
                 }
             }
             if options & WCONTINUED != 0 && cg.continued_report {
-                if options & WNOWAIT == 0 {
+                found = Some(Found::Continued(c));
+                break;
+            }
+        }
+        let consume = options & WNOWAIT == 0;
+        match found {
+            Some(Found::Zombie(c, st)) => {
+                if consume {
+                    self.release(c, Some(tgid));
+                }
+                return Ok(Blocking::Ready(Some(WaitInfo::exited(c, st))));
+            }
+            Some(Found::Stopped(c, sig)) => {
+                if consume {
+                    if let Some(cg) = self.groups.get_mut(&c) {
+                        cg.stop_report = None;
+                    }
+                }
+                return Ok(Blocking::Ready(Some(WaitInfo {
+                    pid: c,
+                    code: SiCode::ChildStopped,
+                    status: sig.number(),
+                    wait_status: (sig.number() << 8) | 0x7f,
+                })));
+            }
+            Some(Found::Continued(c)) => {
+                if consume {
                     if let Some(cg) = self.groups.get_mut(&c) {
                         cg.continued_report = false;
                     }
@@ -225,6 +261,7 @@ impl Kernel {
                     wait_status: 0xffff,
                 })));
             }
+            None => {}
         }
         if !any_eligible {
             self.task_mut(tid)?.blocked_on = None;

@@ -244,6 +244,5 @@ fn describe(e: &Event) -> String {
             format!("terminal {tty:?} session → {session:?}")
         }
         Event::Wakeup { tid, on } => format!("task {tid} can retry {on:?}"),
-        Event::Interrupted { tid, errno } => format!("task {tid}'s system call: {errno}"),
     }
 }

@@ -408,6 +408,11 @@ fn word<'a>(line: usize, w: &[&'a str], i: usize, what: &str) -> Result<&'a str,
         .ok_or_else(|| err(line, format!("missing {what}")))
 }
 
+/// Parses one operation given as words (as a puppet receives it).
+pub fn parse_op_words(w: &[&str]) -> Result<Op, ParseError> {
+    parse_op(0, w)
+}
+
 /// Parses one operation (the words after the actor name).
 fn parse_op(line: usize, w: &[&str]) -> Result<Op, ParseError> {
     let op = word(line, w, 0, "operation")?;

@@ -21,6 +21,9 @@ use std::collections::BTreeMap;
 /// (Linux would spin forever: e.g. a background read with a SA_RESTART SIGTTIN handler).
 const MAX_RESTARTS: u32 = 8;
 
+/// The TID of an actor whose thread is gone for good (no process has it).
+const GONE_TID: Pid = i32::MAX;
+
 #[derive(Clone, Debug)]
 struct Actor {
     name: String,
@@ -33,10 +36,15 @@ struct Pending {
     /// The call's group was stopped while in it: restart (or EINTR) after SIGCONT.
     restart_on_continue: bool,
     continued: bool,
+    /// The call completed but its process stopped before returning to user mode: the
+    /// result is seen once it continues.
+    deferred: Option<String>,
 }
 
 enum Outcome {
     Done(String),
+    /// Completed, but the process is stopped: returns after SIGCONT.
+    Deferred(String),
     Pending,
     NoReturn,
 }
@@ -182,16 +190,22 @@ impl Run {
                 if st != ActorState::Running {
                     return format!("skipped (actor {st})");
                 }
-                match self.call(&a, op, 0) {
+                let out = self.call(&a, op, 0);
+                match self.after_call(&a, out) {
                     Outcome::Done(s) => s,
                     Outcome::NoReturn => "noreturn".into(),
-                    Outcome::Pending => {
+                    out @ (Outcome::Pending | Outcome::Deferred(_)) => {
+                        let deferred = match out {
+                            Outcome::Deferred(s) => Some(s),
+                            _ => None,
+                        };
                         self.pending.insert(
                             a.name.clone(),
                             Pending {
                                 op: op.clone(),
                                 restart_on_continue: false,
                                 continued: false,
+                                deferred,
                             },
                         );
                         "pending".into()
@@ -221,6 +235,20 @@ impl Run {
         }
     }
 
+    /// A call that completed only returns to its caller if the caller is still alive
+    /// and running.
+    fn after_call(&self, a: &Actor, out: Outcome) -> Outcome {
+        let Outcome::Done(s) = out else {
+            return out;
+        };
+        let a = self.actor(&a.name).cloned().unwrap_or_else(|| a.clone());
+        match self.state(&a) {
+            ActorState::Zombie | ActorState::Gone => Outcome::NoReturn,
+            ActorState::Stopped => Outcome::Deferred(s),
+            _ => Outcome::Done(s),
+        }
+    }
+
     /// Performs `op` for actor `a`. `restarts` counts restarts within this step.
     fn call(&mut self, a: &Actor, op: &Op, restarts: u32) -> Outcome {
         let tid = a.tid;
@@ -243,12 +271,27 @@ impl Run {
                     child.clone()
                 })
             }
-            Op::Exec => self.k.execve(tid).map(|new_tid| {
-                if let Some(x) = self.actors.iter_mut().find(|x| x.tid == tid) {
-                    x.tid = new_tid;
-                }
-                "ok".into()
-            }),
+            Op::Exec => {
+                // The process's other threads go away; the caller takes the leader's TID.
+                let tgid = self.k.task(tid).map(|t| t.tgid);
+                let siblings: Vec<String> = self
+                    .actors
+                    .iter()
+                    .filter(|x| x.name != a.name)
+                    .filter(|x| self.k.task(x.tid).map(|t| t.tgid) == tgid && tgid.is_some())
+                    .map(|x| x.name.clone())
+                    .collect();
+                self.k.execve(tid).map(|new_tid| {
+                    for x in self.actors.iter_mut() {
+                        if x.name == a.name {
+                            x.tid = new_tid;
+                        } else if siblings.contains(&x.name) {
+                            x.tid = GONE_TID;
+                        }
+                    }
+                    "ok".into()
+                })
+            }
             Op::Setpgid { pid, pgid } => {
                 let (p, g) = (self.resolve(pid), self.resolve(pgid));
                 ok(self.k.setpgid(tid, p, g))
@@ -417,8 +460,13 @@ impl Run {
             Some(false) => Outcome::Done("EINTR".into()),
             Some(true) if restarts < MAX_RESTARTS => self.call(a, op, restarts + 1),
             Some(true) => Outcome::Done("livelock".into()),
-            // Stopped (or about to be): restart after SIGCONT.
-            None => Outcome::Pending,
+            None => match self.state(a) {
+                ActorState::Zombie | ActorState::Gone => Outcome::NoReturn,
+                // Stopped: restart after SIGCONT.
+                ActorState::Stopped => Outcome::Pending,
+                _ if restarts < MAX_RESTARTS => self.call(a, op, restarts + 1),
+                _ => Outcome::Done("livelock".into()),
+            },
         }
     }
 
@@ -456,18 +504,6 @@ impl Run {
                             }
                         }
                     }
-                    Event::Interrupted { tid, errno } => {
-                        let Some(name) = self.actor_of_tid(tid) else {
-                            continue;
-                        };
-                        if errno == Errno::EINTR {
-                            if let Some(p) = self.pending.remove(&name) {
-                                self.rec.done.push((name, format!("{} => EINTR", p.op)));
-                            }
-                        } else {
-                            retry.push(name);
-                        }
-                    }
                     Event::Wakeup { tid, .. } => {
                         if let Some(name) = self.actor_of_tid(tid) {
                             retry.push(name);
@@ -482,6 +518,13 @@ impl Run {
                     }
                     Event::Continued { pid } => {
                         for a in self.actors_of_process(pid) {
+                            if self.pending.get(&a).is_some_and(|p| p.deferred.is_some()) {
+                                if let Some(p) = self.pending.remove(&a) {
+                                    let r = p.deferred.unwrap_or_default();
+                                    self.rec.done.push((a, format!("{} => {r}", p.op)));
+                                }
+                                continue;
+                            }
                             if let Some(p) = self.pending.get_mut(&a) {
                                 if p.restart_on_continue {
                                     p.restart_on_continue = false;
@@ -522,10 +565,12 @@ impl Run {
         let Some(a) = self.actor(name).cloned() else {
             return;
         };
-        if matches!(
-            self.state(&a),
-            ActorState::Stopped | ActorState::Zombie | ActorState::Gone
-        ) {
+        if p.deferred.is_some()
+            || matches!(
+                self.state(&a),
+                ActorState::Stopped | ActorState::Zombie | ActorState::Gone
+            )
+        {
             return;
         }
         if p.continued {
@@ -534,12 +579,18 @@ impl Run {
                 pp.continued = false;
             }
         }
-        match self.call(&a, &p.op, 0) {
+        let out = self.call(&a, &p.op, 0);
+        match self.after_call(&a, out) {
             Outcome::Done(s) => {
                 self.pending.remove(name);
                 self.rec
                     .done
                     .push((name.to_string(), format!("{} => {s}", p.op)));
+            }
+            Outcome::Deferred(s) => {
+                if let Some(pp) = self.pending.get_mut(name) {
+                    pp.deferred = Some(s);
+                }
             }
             Outcome::NoReturn => {
                 self.pending.remove(name);

@@ -18,12 +18,18 @@
 //! - SIGCONT continues a stopped group when it is generated (see [`crate::kill`]); the
 //!   parent gets CLD_CONTINUED (unless SA_NOCLDSTOP) and a WCONTINUED waiter can collect
 //!   it once.
-//! - A handler interrupts the system call its thread is blocked in: EINTR, or a
-//!   restart with SA_RESTART. SA_RESETHAND resets the action to SIG_DFL.
+//! - A thread blocked in a system call is not delivered to: it is woken
+//!   ([`Event::Wakeup`]) and its retry completes if it can (a wait that finds the child
+//!   whose exit sent the SIGCHLD, a read that finds the input), the signal being
+//!   delivered on return; otherwise the retry delivers the signal and fails with
+//!   `ERESTARTSYS`: EINTR after a handler without SA_RESTART, else a restart (after
+//!   SIGCONT if the signal stopped the group). This is Linux's order: a woken task
+//!   re-checks its condition before `signal_pending()`. SA_RESETHAND resets the action
+//!   to SIG_DFL.
 //! - Init discards signals with SIG_DFL that reached its queue while blocked.
 
 use crate::errno::Errno;
-use crate::event::{Disposition, Event, SignalTarget};
+use crate::event::{BlockOn, Disposition, Event, SignalTarget};
 use crate::exit::ExitStatus;
 use crate::kernel::Kernel;
 use crate::pending::{SiCode, SigInfo};
@@ -67,18 +73,35 @@ impl Kernel {
                 return;
             }
             let mut next = None;
+            let mut woken = Vec::new();
             for &tid in &g.threads {
                 let Some(t) = self.tasks.get(&tid) else {
                     continue;
                 };
-                if let Some(sig) = t.pending.next_unblocked(t.blocked) {
-                    next = Some((tid, sig, true));
-                    break;
+                let private = t.pending.next_unblocked(t.blocked);
+                let shared = g.shared_pending.next_unblocked(t.blocked);
+                if private.is_none() && shared.is_none() {
+                    continue;
                 }
-                if let Some(sig) = g.shared_pending.next_unblocked(t.blocked) {
-                    next = Some((tid, sig, false));
-                    break;
+                if let Some(on) = t.blocked_on {
+                    // In a blocking call: wake it; its retry returns first if it can.
+                    if !t.signal_wakeup {
+                        woken.push((tid, on));
+                    }
+                    continue;
                 }
+                next = match (private, shared) {
+                    (Some(sig), _) => Some((tid, sig, true)),
+                    (None, Some(sig)) => Some((tid, sig, false)),
+                    (None, None) => None,
+                };
+                break;
+            }
+            for (tid, on) in woken {
+                if let Some(t) = self.tasks.get_mut(&tid) {
+                    t.signal_wakeup = true;
+                }
+                self.emit(Event::Wakeup { tid, on });
             }
             let Some((tid, sig, private)) = next else {
                 return;
@@ -134,7 +157,7 @@ impl Kernel {
             disposition,
         });
         match disposition {
-            Disposition::Handler { restart } => {
+            Disposition::Handler { .. } => {
                 if act.has_flag(SA_RESETHAND) {
                     if let Some(g) = self.groups.get_mut(&tgid) {
                         g.handlers.set(
@@ -144,16 +167,6 @@ impl Kernel {
                                 ..act
                             },
                         );
-                    }
-                }
-                if let Some(t) = self.tasks.get_mut(&tid) {
-                    if t.blocked_on.take().is_some() {
-                        let errno = if restart {
-                            Errno::ERESTARTSYS
-                        } else {
-                            Errno::EINTR
-                        };
-                        self.emit(Event::Interrupted { tid, errno });
                     }
                 }
             }
@@ -167,6 +180,40 @@ impl Kernel {
                 },
             ),
         }
+    }
+
+    /// A blocking call of `tid` found nothing to return: if a signal is deliverable,
+    /// clears the block, delivers and returns `ERESTARTSYS`; else marks the thread
+    /// blocked on `on` and returns `Ok`.
+    pub(crate) fn block_or_restart(&mut self, tid: Pid, on: BlockOn) -> Result<(), Errno> {
+        let tgid = self.tasks.get(&tid).map(|t| t.tgid).ok_or(Errno::ESRCH)?;
+        let deliverable = {
+            let g = self.groups.get(&tgid).ok_or(Errno::ESRCH)?;
+            let t = self.tasks.get(&tid).ok_or(Errno::ESRCH)?;
+            t.pending.next_unblocked(t.blocked).is_some()
+                || g.shared_pending.next_unblocked(t.blocked).is_some()
+        };
+        if let Some(t) = self.tasks.get_mut(&tid) {
+            t.signal_wakeup = false;
+            t.blocked_on = if deliverable { None } else { Some(on) };
+        }
+        if deliverable {
+            self.run_delivery(tgid);
+            return Err(Errno::ERESTARTSYS);
+        }
+        Ok(())
+    }
+
+    /// A system call of `tid` returns: signals that arrived while it was blocked are
+    /// delivered now.
+    pub(crate) fn syscall_return(&mut self, tid: Pid) {
+        let Some(t) = self.tasks.get_mut(&tid) else {
+            return;
+        };
+        t.blocked_on = None;
+        t.signal_wakeup = false;
+        let tgid = t.tgid;
+        self.run_delivery(tgid);
     }
 
     /// Group stop: every thread stops; the parent is told.

@@ -1,7 +1,6 @@
 //! The event stream: what happened inside the kernel, in order. Tests assert on it;
 //! the loader consumes it to keep the host in lockstep.
 
-use crate::errno::Errno;
 use crate::exit::ExitStatus;
 use crate::pending::SiCode;
 use crate::pid::Pid;
@@ -75,9 +74,8 @@ pub enum Event {
     ForegroundChanged { tty: TtyId, pgrp: Option<Pid> },
     /// A terminal's session changed (None: it is nobody's controlling terminal now).
     ControllingSessionChanged { tty: TtyId, session: Option<Pid> },
-    /// A blocked system call can make progress: retry it.
+    /// A blocked system call can make progress, or a signal arrived for its thread:
+    /// retry it (the retry returns, blocks again, or fails with `ERESTARTSYS` after
+    /// delivering the signal).
     Wakeup { tid: Pid, on: BlockOn },
-    /// A blocked system call was interrupted by a handled signal: it fails with `EINTR`,
-    /// or is restarted (`ERESTARTSYS` with SA_RESTART).
-    Interrupted { tid: Pid, errno: Errno },
 }

@@ -23,6 +23,10 @@ pub struct Task {
     pub exit_status: Option<ExitStatus>,
     /// A blocking system call this thread is waiting in.
     pub blocked_on: Option<BlockOn>,
+    /// A deliverable signal woke the thread in its blocking call: the call's retry
+    /// completes if it can, else fails with `ERESTARTSYS` and the signal is delivered.
+    #[serde(default)]
+    pub signal_wakeup: bool,
 }
 
 impl Task {
@@ -34,6 +38,7 @@ impl Task {
             pending: SigPending::default(),
             exit_status: None,
             blocked_on: None,
+            signal_wakeup: false,
         }
     }
 

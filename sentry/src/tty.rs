@@ -580,7 +580,7 @@ impl Kernel {
         }
         let (tty, nonblock, hung_up) = (f.tty, f.flags.nonblock, f.hung_up);
         if hung_up {
-            self.task_mut(tid)?.blocked_on = None;
+            self.syscall_return(tid);
             return Ok(Blocking::Ready(Vec::new()));
         }
         let on = BlockOn::TtyRead(tty);
@@ -598,19 +598,19 @@ impl Kernel {
         let termios = t.termios;
         match t.ldisc.read(&termios, count) {
             LdiscRead::Data(d) => {
-                self.task_mut(tid)?.blocked_on = None;
+                self.syscall_return(tid);
                 Ok(Blocking::Ready(d))
             }
             LdiscRead::Eof => {
-                self.task_mut(tid)?.blocked_on = None;
+                self.syscall_return(tid);
                 Ok(Blocking::Ready(Vec::new()))
             }
             LdiscRead::WouldBlock => {
                 if nonblock {
-                    self.task_mut(tid)?.blocked_on = None;
+                    self.syscall_return(tid);
                     return Err(Errno::EAGAIN);
                 }
-                self.task_mut(tid)?.blocked_on = Some(on);
+                self.block_or_restart(tid, on)?;
                 Ok(Blocking::WouldBlock(on))
             }
         }

@@ -13,8 +13,11 @@
 //!   WNOWAIT leaves the report for the next waiter.
 //! - No selected child at all: ECHILD. Selected children but no event: 0 with WNOHANG,
 //!   else the caller blocks (the model answers `WouldBlock` and emits
-//!   [`crate::event::Event::Wakeup`] when a child changes state; a handled signal
-//!   interrupts it with EINTR, or restarts it with SA_RESTART).
+//!   [`crate::event::Event::Wakeup`] when a child changes state or a signal arrives).
+//!   A retry that finds a child to report returns it even if a signal is pending (the
+//!   waiter's SIGCHLD handler runs after the wait returns); one that finds nothing
+//!   delivers the signal and fails with `ERESTARTSYS` (EINTR after a handler without
+//!   SA_RESTART, else the wait is restarted).
 //! - Invalid options: EINVAL. `waitid` needs one of WEXITED/WSTOPPED/WCONTINUED;
 //!   P_PID needs a positive ID; P_PGID a non-negative one (0: the caller's group).
 
@@ -159,7 +162,28 @@ impl Kernel {
         self.do_wait(tid, tgid, sel, options)
     }
 
+    /// `do_wait`: a report, `WouldBlock`, or `ERESTARTSYS` when a signal woke the
+    /// waiter and no child had anything to report (the signal has been delivered).
     fn do_wait(
+        &mut self,
+        tid: Pid,
+        tgid: Pid,
+        sel: Selector,
+        options: i32,
+    ) -> SysResult<Blocking<Option<WaitInfo>>> {
+        match self.scan_children(tid, tgid, sel, options) {
+            Ok(Blocking::WouldBlock(on)) => {
+                self.block_or_restart(tid, on)?;
+                Ok(Blocking::WouldBlock(on))
+            }
+            other => {
+                self.syscall_return(tid);
+                other
+            }
+        }
+    }
+
+    fn scan_children(
         &mut self,
         tid: Pid,
         tgid: Pid,
@@ -270,7 +294,6 @@ impl Kernel {
         if options & WNOHANG != 0 {
             return Ok(Blocking::Ready(None));
         }
-        self.task_mut(tid)?.blocked_on = Some(BlockOn::Wait);
         Ok(Blocking::WouldBlock(BlockOn::Wait))
     }
 }

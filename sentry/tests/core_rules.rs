@@ -312,8 +312,10 @@ fn setsid_by_group_leader_is_eperm_and_new_session_has_no_terminal() {
 }
 
 #[test]
-fn sigchld_handler_interrupts_blocked_wait_with_eintr_unless_sa_restart() {
-    for (flags, expect) in [(0, Errno::EINTR), (SA_RESTART, Errno::ERESTARTSYS)] {
+fn exit_wakes_a_blocked_wait_which_returns_the_child_before_the_sigchld_handler_runs() {
+    // Linux: the exit queues SIGCHLD and wakes the waiter; do_wait rescans, finds the
+    // zombie and returns it; the handler runs on the way back to user mode.
+    for flags in [0, SA_RESTART] {
         let (mut k, _tty, sh) = shell();
         let c = k.fork(sh).unwrap();
         k.set_handler(sh, Signal::SIGCHLD, Handler::Catch, flags)
@@ -326,12 +328,63 @@ fn sigchld_handler_interrupts_blocked_wait_with_eintr_unless_sa_restart() {
         k.exit_group(c, 7).unwrap();
         let ev = k.take_events();
         assert!(
-            ev.contains(&Event::Interrupted {
+            ev.iter()
+                .any(|e| matches!(e, Event::Wakeup { tid, .. } if *tid == sh)),
+            "{ev:?}"
+        );
+        assert!(
+            !ev.iter()
+                .any(|e| matches!(e, Event::SignalDelivered { tid, .. } if *tid == sh)),
+            "the handler waits for the blocked call: {ev:?}"
+        );
+        let w = k.wait4(sh, -1, 0).unwrap();
+        assert!(matches!(w, Blocking::Ready(Some(ref i)) if i.pid == c && i.status == 7));
+        let ev = k.take_events();
+        assert!(
+            ev.contains(&Event::SignalDelivered {
                 tid: sh,
-                errno: expect
+                sig: Signal::SIGCHLD,
+                disposition: Disposition::Handler {
+                    restart: flags != 0
+                }
             }),
             "{ev:?}"
         );
+    }
+}
+
+#[test]
+fn unrelated_handled_signal_makes_a_blocked_wait_fail_with_erestartsys_after_the_handler() {
+    // The caller turns ERESTARTSYS into EINTR without SA_RESTART, a restart with it.
+    for flags in [0, SA_RESTART] {
+        let (mut k, _tty, sh) = shell();
+        let _c = k.fork(sh).unwrap();
+        k.set_handler(sh, Signal::SIGUSR1, Handler::Catch, flags)
+            .unwrap();
+        assert!(matches!(
+            k.wait4(sh, -1, 0),
+            Ok(Blocking::WouldBlock(BlockOn::Wait))
+        ));
+        k.take_events();
+        k.kill(Kernel::INIT, sh, Signal::SIGUSR1.number()).unwrap();
+        let ev = k.take_events();
+        assert!(ev.contains(&Event::Wakeup {
+            tid: sh,
+            on: BlockOn::Wait
+        }));
+        assert_eq!(k.wait4(sh, -1, 0), Err(Errno::ERESTARTSYS));
+        assert!(k.take_events().contains(&Event::SignalDelivered {
+            tid: sh,
+            sig: Signal::SIGUSR1,
+            disposition: Disposition::Handler {
+                restart: flags != 0
+            }
+        }));
+        // The restarted wait blocks again: nothing is pending any more.
+        assert!(matches!(
+            k.wait4(sh, -1, 0),
+            Ok(Blocking::WouldBlock(BlockOn::Wait))
+        ));
     }
 }
 

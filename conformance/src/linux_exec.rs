@@ -1,0 +1,657 @@
+//! Runs a scenario on real Linux and records its trace.
+//!
+//! Every run gets a fresh pty and a fresh PID namespace. The executor starts
+//! `conformance-puppet nsroot` after `unshare(CLONE_NEWPID)`; its child is PID 1 of the
+//! namespace, the `init` actor (see [`crate::puppet`]). Every actor, process or thread,
+//! connects back to the executor's abstract unix socket and performs the operations it
+//! is sent. A step is over when the system is quiescent: no message arrived, no terminal
+//! output appeared, and every actor thread is sleeping, stopped or dead (read from
+//! `/proc/PID/task/TID/stat`) for [`QUIET_ROUNDS`] consecutive polls. A call that has not
+//! returned by then is `pending`; it may complete in a later step (a `done` line). A run
+//! that does not settle within [`STEP_TIMEOUT`] ends with an error; at the end every
+//! process of the namespace is killed with its init.
+
+use crate::scenario::{Op, PidArg, Scenario, Step};
+use crate::sys;
+use crate::trace::{ActorState, StepRecord, Trace};
+use sandbox_sentry::{Errno, Signal};
+use std::os::fd::AsRawFd;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Consecutive quiet polls (1 ms each) that end a step.
+pub const QUIET_ROUNDS: u32 = 3;
+/// Longest a step may take to settle.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(5);
+
+static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Where the puppet binary is: `$CONFORMANCE_PUPPET`, else `conformance-puppet` next to
+/// the running executable (or one directory up, for test binaries in `deps/`).
+pub fn default_puppet() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("CONFORMANCE_PUPPET") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    [
+        dir.join("conformance-puppet"),
+        dir.join("../conformance-puppet"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+}
+
+struct Conn {
+    stream: UnixStream,
+    buf: Vec<u8>,
+    /// The actor this connection belongs to (after its hello).
+    actor: Option<String>,
+    closed: bool,
+}
+
+struct Actor {
+    name: String,
+    ns_tid: i32,
+    ns_tgid: i32,
+    host_tgid: i32,
+    host_tid: i32,
+    /// The operation sent and not yet answered, with the step it was sent in.
+    outstanding: Option<(Op, usize)>,
+}
+
+struct Run {
+    listener: UnixListener,
+    conns: Vec<Conn>,
+    actors: Vec<Actor>,
+    master: Option<i32>,
+    nsroot: Child,
+    step_no: usize,
+    rec: StepRecord,
+    /// Result of the current step's operation, once it returned.
+    result: Option<String>,
+    /// Actors whose hello is awaited (a fork or thread in progress).
+    expected: Vec<String>,
+    fatal: Option<String>,
+}
+
+/// Runs `s` on Linux with the puppet at `puppet`.
+pub fn run(s: &Scenario, puppet: &Path) -> Trace {
+    let mut trace = Trace::default();
+    let mut r = match Run::start(puppet) {
+        Ok(r) => r,
+        Err(e) => {
+            trace.error = Some(e);
+            return trace;
+        }
+    };
+    for (i, step) in s.steps.iter().enumerate() {
+        r.step_no = i;
+        r.rec = StepRecord {
+            step: step.to_string(),
+            ..StepRecord::default()
+        };
+        r.result = None;
+        let immediate = r.step(step);
+        if let Err(e) = r.settle() {
+            trace.error = Some(format!("step {}: {e}", i + 1));
+            break;
+        }
+        r.rec.result = match immediate {
+            Some(text) => text,
+            None => r.result_of_step(step),
+        };
+        r.rec.states = r
+            .actors
+            .iter()
+            .map(|a| (a.name.clone(), r.state(a)))
+            .collect();
+        // A dead actor's unanswered call is gone with it.
+        for idx in 0..r.actors.len() {
+            if matches!(
+                r.state(&r.actors[idx]),
+                ActorState::Zombie | ActorState::Gone
+            ) {
+                r.actors[idx].outstanding = None;
+            }
+        }
+        trace.steps.push(std::mem::take(&mut r.rec));
+        if let Some(f) = r.fatal.take() {
+            trace.error = Some(format!("step {}: puppet failed: {f}", i + 1));
+            break;
+        }
+    }
+    r.finish();
+    trace
+}
+
+fn errno_text(e: i32) -> String {
+    Errno(e).to_string()
+}
+
+fn signal_name(n: i32) -> String {
+    Signal::new(n)
+        .map(|s| s.name())
+        .unwrap_or_else(|_| n.to_string())
+}
+
+/// A field of /proc/PID/…/status such as `NSpgid:`: its last value (innermost
+/// namespace).
+fn status_field(path: &str, field: &str) -> Option<i32> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().last()?.parse().ok()
+}
+
+/// The state letter of /proc/…/stat.
+fn stat_state(path: &str) -> Option<char> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let after = &text[text.rfind(')')? + 1..];
+    after.trim_start().chars().next()
+}
+
+impl Run {
+    fn start(puppet: &Path) -> Result<Run, String> {
+        let id = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("sandbox-conformance-{}-{id}", std::process::id());
+        let addr = SocketAddr::from_abstract_name(name.as_bytes())
+            .map_err(|e| format!("socket address: {e}"))?;
+        let listener = UnixListener::bind_addr(&addr).map_err(|e| format!("bind: {e}"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("listener: {e}"))?;
+        let (master, pts) =
+            sys::open_pty_master().map_err(|e| format!("openpty: {}", errno_text(e)))?;
+        let _ = sys::set_nonblocking(master);
+        let mut cmd = Command::new(puppet);
+        cmd.arg("nsroot")
+            .arg(&name)
+            .arg(&pts)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: the closure runs in the forked child before exec and makes only
+        // async-signal-safe system calls.
+        unsafe {
+            cmd.pre_exec(|| {
+                sys::die_with_parent();
+                sys::unshare_pid_namespace().map_err(std::io::Error::from_raw_os_error)
+            });
+        }
+        let nsroot = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = sys::close(master);
+                return Err(format!("starting {}: {e}", puppet.display()));
+            }
+        };
+        let mut r = Run {
+            listener,
+            conns: Vec::new(),
+            actors: Vec::new(),
+            master: Some(master),
+            nsroot,
+            step_no: 0,
+            rec: StepRecord::default(),
+            result: None,
+            expected: vec!["init".into()],
+            fatal: None,
+        };
+        if let Err(e) = r.settle() {
+            r.finish();
+            return Err(format!("starting init: {e}"));
+        }
+        if r.actors.is_empty() {
+            r.finish();
+            return Err("init did not connect".into());
+        }
+        r.rec = StepRecord::default();
+        Ok(r)
+    }
+
+    fn finish(&mut self) {
+        if let Some(init) = self.actors.iter().find(|a| a.name == "init") {
+            if init.host_tgid > 0 {
+                let _ = sys::kill(init.host_tgid, libc::SIGKILL);
+            }
+        }
+        let _ = self.nsroot.kill();
+        let _ = self.nsroot.wait();
+        if let Some(m) = self.master.take() {
+            let _ = sys::close(m);
+        }
+    }
+
+    fn actor_idx(&self, name: &str) -> Option<usize> {
+        self.actors.iter().position(|a| a.name == name)
+    }
+
+    fn pid_text(&self, pid: i32) -> String {
+        if pid <= 0 {
+            return pid.to_string();
+        }
+        self.actors
+            .iter()
+            .find(|a| a.ns_tid == pid)
+            .map(|a| a.name.clone())
+            .unwrap_or_else(|| pid.to_string())
+    }
+
+    fn task_path(a: &Actor, file: &str) -> String {
+        format!("/proc/{}/task/{}/{file}", a.host_tgid, a.host_tid)
+    }
+
+    fn resolve(&self, p: &PidArg) -> i32 {
+        let tid_of = |n: &str| {
+            self.actor_idx(n)
+                .map_or(i32::MAX, |i| self.actors[i].ns_tid)
+        };
+        let pgid_of = |n: &str| {
+            self.actor_idx(n)
+                .and_then(|i| {
+                    let a = &self.actors[i];
+                    if a.host_tid <= 0 {
+                        return None;
+                    }
+                    status_field(&Self::task_path(a, "status"), "NSpgid:")
+                })
+                .unwrap_or(i32::MAX)
+        };
+        match p {
+            PidArg::Num(n) => *n,
+            PidArg::Actor(n) => tid_of(n),
+            PidArg::NegActor(n) => tid_of(n).wrapping_neg(),
+            PidArg::PgidOf(n) => pgid_of(n),
+            PidArg::NegPgidOf(n) => pgid_of(n).wrapping_neg(),
+        }
+    }
+
+    /// The op with every PID argument resolved to a number.
+    fn resolved(&self, op: &Op) -> Op {
+        let n = |p: &PidArg| PidArg::Num(self.resolve(p));
+        match op {
+            Op::Setpgid { pid, pgid } => Op::Setpgid {
+                pid: n(pid),
+                pgid: n(pgid),
+            },
+            Op::Getpgid { pid } => Op::Getpgid { pid: n(pid) },
+            Op::Getsid { pid } => Op::Getsid { pid: n(pid) },
+            Op::Tcsetpgrp { fd, pgrp } => Op::Tcsetpgrp {
+                fd: *fd,
+                pgrp: n(pgrp),
+            },
+            Op::Kill { pid, sig } => Op::Kill {
+                pid: n(pid),
+                sig: *sig,
+            },
+            Op::Killpg { pgrp, sig } => Op::Killpg {
+                pgrp: n(pgrp),
+                sig: *sig,
+            },
+            Op::Tgkill { tgid, tid, sig } => Op::Tgkill {
+                tgid: n(tgid),
+                tid: n(tid),
+                sig: *sig,
+            },
+            Op::Wait4 { pid, options } => Op::Wait4 {
+                pid: n(pid),
+                options: *options,
+            },
+            Op::Waitid { kind, id, options } => Op::Waitid {
+                kind: *kind,
+                id: n(id),
+                options: *options,
+            },
+            other => other.clone(),
+        }
+    }
+
+    fn state(&self, a: &Actor) -> ActorState {
+        if a.host_tid <= 0 {
+            return ActorState::Gone;
+        }
+        let Some(c) = stat_state(&Self::task_path(a, "stat")) else {
+            return ActorState::Gone;
+        };
+        match c {
+            'Z' | 'X' | 'x' => {
+                if a.ns_tid != a.ns_tgid || self.other_threads_alive(a) {
+                    ActorState::Gone
+                } else {
+                    ActorState::Zombie
+                }
+            }
+            'T' | 't' => ActorState::Stopped,
+            _ if a.outstanding.is_some() => ActorState::Blocked,
+            _ => ActorState::Running,
+        }
+    }
+
+    fn other_threads_alive(&self, a: &Actor) -> bool {
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{}/task", a.host_tgid)) else {
+            return false;
+        };
+        dir.flatten().any(|e| {
+            let tid = e.file_name().to_string_lossy().into_owned();
+            tid != a.host_tgid.to_string()
+                && stat_state(&format!("/proc/{}/task/{tid}/stat", a.host_tgid))
+                    .is_some_and(|c| !matches!(c, 'Z' | 'X' | 'x'))
+        })
+    }
+
+    /// Whether every actor thread is asleep, stopped or dead.
+    fn quiescent(&self) -> bool {
+        self.actors.iter().all(|a| {
+            a.host_tid <= 0
+                || stat_state(&Self::task_path(a, "stat"))
+                    .is_none_or(|c| matches!(c, 'S' | 'T' | 't' | 'Z' | 'X' | 'x' | 'I'))
+        })
+    }
+
+    fn send(&mut self, actor: usize, line: &str) -> bool {
+        let name = self.actors[actor].name.clone();
+        let Some(c) = self
+            .conns
+            .iter_mut()
+            .find(|c| c.actor.as_deref() == Some(&name) && !c.closed)
+        else {
+            return false;
+        };
+        use std::io::Write;
+        let mut data = line.as_bytes().to_vec();
+        data.push(b'\n');
+        (&c.stream).write_all(&data).is_ok()
+    }
+
+    /// Performs a step. Returns its result when known at once.
+    fn step(&mut self, step: &Step) -> Option<String> {
+        match step {
+            Step::Type(bytes) => Some(match self.master {
+                None => "skipped (terminal closed)".into(),
+                Some(m) => match sys::write(m, bytes) {
+                    Ok(_) => "ok".into(),
+                    Err(e) => errno_text(e),
+                },
+            }),
+            Step::Winsize { rows, cols } => Some(match self.master {
+                None => "skipped (terminal closed)".into(),
+                Some(m) => match sys::set_winsize(m, *rows, *cols) {
+                    Ok(()) => "ok".into(),
+                    Err(e) => errno_text(e),
+                },
+            }),
+            Step::Hangup => Some(match self.master.take() {
+                None => "skipped (terminal closed)".into(),
+                Some(m) => match sys::close(m) {
+                    Ok(()) => "ok".into(),
+                    Err(e) => errno_text(e),
+                },
+            }),
+            Step::Actor { actor, op } => {
+                let Some(i) = self.actor_idx(actor) else {
+                    return Some("skipped (no such actor)".into());
+                };
+                let st = self.state(&self.actors[i]);
+                if st != ActorState::Running {
+                    return Some(format!("skipped (actor {st})"));
+                }
+                if let Op::Fork { child } | Op::Thread { child } = op {
+                    self.expected.push(child.clone());
+                }
+                let text = format!("op {}", self.resolved(op));
+                self.actors[i].outstanding = Some((op.clone(), self.step_no));
+                if !self.send(i, &text) {
+                    self.actors[i].outstanding = None;
+                    return Some("skipped (puppet unreachable)".into());
+                }
+                None
+            }
+        }
+    }
+
+    fn result_of_step(&mut self, step: &Step) -> String {
+        if let Some(r) = self.result.take() {
+            return r;
+        }
+        let Step::Actor { actor, .. } = step else {
+            return "ok".into();
+        };
+        let Some(i) = self.actor_idx(actor) else {
+            return "skipped (no such actor)".into();
+        };
+        match self.state(&self.actors[i]) {
+            ActorState::Zombie | ActorState::Gone => {
+                self.actors[i].outstanding = None;
+                "noreturn".into()
+            }
+            _ => "pending".into(),
+        }
+    }
+
+    /// Waits until the system is quiescent, handling messages and terminal output.
+    fn settle(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        let mut quiet = 0;
+        loop {
+            if Instant::now() > deadline {
+                let waiting: Vec<String> = self
+                    .actors
+                    .iter()
+                    .filter(|a| {
+                        stat_state(&Self::task_path(a, "stat"))
+                            .is_some_and(|c| c == 'R' || c == 'D')
+                    })
+                    .map(|a| a.name.clone())
+                    .collect();
+                return Err(format!(
+                    "did not settle within {STEP_TIMEOUT:?} (expected hellos: {:?}, running: {waiting:?})",
+                    self.expected
+                ));
+            }
+            let active = self.pump()?;
+            if active || !self.expected.is_empty() || !self.quiescent() {
+                quiet = 0;
+                continue;
+            }
+            quiet += 1;
+            if quiet >= QUIET_ROUNDS {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One poll round: accepts connections, reads messages and terminal output.
+    /// Returns whether anything happened.
+    fn pump(&mut self) -> Result<bool, String> {
+        let mut fds = vec![self.listener.as_raw_fd()];
+        fds.extend(
+            self.conns
+                .iter()
+                .filter(|c| !c.closed)
+                .map(|c| c.stream.as_raw_fd()),
+        );
+        let ready = match sys::poll_in(&fds, 1) {
+            Ok(r) => r,
+            Err(libc::EINTR) => return Ok(true),
+            Err(e) => return Err(format!("poll: {}", errno_text(e))),
+        };
+        let mut active = false;
+        if ready.first().is_some_and(|&r| r != 0) {
+            while let Ok((stream, _)) = self.listener.accept() {
+                let _ = stream.set_nonblocking(true);
+                self.conns.push(Conn {
+                    stream,
+                    buf: Vec::new(),
+                    actor: None,
+                    closed: false,
+                });
+                active = true;
+            }
+        }
+        for ci in 0..self.conns.len() {
+            if self.conns[ci].closed {
+                continue;
+            }
+            let mut buf = [0u8; 4096];
+            loop {
+                use std::io::Read;
+                match (&self.conns[ci].stream).read(&mut buf) {
+                    Ok(0) => {
+                        self.conns[ci].closed = true;
+                        active = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        self.conns[ci].buf.extend_from_slice(&buf[..n]);
+                        active = true;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        self.conns[ci].closed = true;
+                        break;
+                    }
+                }
+            }
+            while let Some(pos) = self.conns[ci].buf.iter().position(|&c| c == b'\n') {
+                let line: Vec<u8> = self.conns[ci].buf.drain(..=pos).collect();
+                let line = String::from_utf8_lossy(&line[..pos]).into_owned();
+                self.message(ci, &line);
+            }
+        }
+        if let Some(m) = self.master {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = sys::read(m, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                self.rec
+                    .output
+                    .push_str(&crate::scenario::encode_text(&buf[..n]));
+                active = true;
+            }
+        }
+        Ok(active)
+    }
+
+    fn message(&mut self, ci: usize, line: &str) {
+        let (kind, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match kind {
+            "hello" => {
+                let w: Vec<&str> = rest.split_whitespace().collect();
+                let (Some(name), Some(tid), Some(tgid)) = (
+                    w.first(),
+                    w.get(1).and_then(|s| s.parse::<i32>().ok()),
+                    w.get(2).and_then(|s| s.parse::<i32>().ok()),
+                ) else {
+                    self.fatal = Some(format!("bad hello `{line}`"));
+                    return;
+                };
+                let host_tgid = sys::peer_pid(self.conns[ci].stream.as_raw_fd()).unwrap_or(-1);
+                let host_tid = if tid == tgid {
+                    host_tgid
+                } else {
+                    find_host_tid(host_tgid, tid).unwrap_or(-1)
+                };
+                self.conns[ci].actor = Some(name.to_string());
+                self.expected.retain(|e| e != name);
+                if tid == tgid {
+                    // After an exec by a non-leader thread, the old leader is gone.
+                    for a in self.actors.iter_mut() {
+                        if a.name != *name && a.host_tgid == host_tgid && a.ns_tid == tid {
+                            a.ns_tid = i32::MAX;
+                            a.host_tid = -1;
+                        }
+                    }
+                }
+                match self.actor_idx(name) {
+                    Some(i) => {
+                        let a = &mut self.actors[i];
+                        a.ns_tid = tid;
+                        a.ns_tgid = tgid;
+                        a.host_tgid = host_tgid;
+                        a.host_tid = host_tid;
+                    }
+                    None => self.actors.push(Actor {
+                        name: name.to_string(),
+                        ns_tid: tid,
+                        ns_tgid: tgid,
+                        host_tgid,
+                        host_tid,
+                        outstanding: None,
+                    }),
+                }
+            }
+            "sig" => {
+                let Some(name) = self.conns[ci].actor.clone() else {
+                    return;
+                };
+                let n = rest.trim().parse::<i32>().unwrap_or(0);
+                self.rec.signals.push((name, signal_name(n)));
+            }
+            "ret" => {
+                let Some(name) = self.conns[ci].actor.clone() else {
+                    return;
+                };
+                let Some(i) = self.actor_idx(&name) else {
+                    return;
+                };
+                let text = self.result_text(rest);
+                match self.actors[i].outstanding.take() {
+                    Some((_, step)) if step == self.step_no => self.result = Some(text),
+                    Some((op, _)) => self.rec.done.push((name, format!("{op} => {text}"))),
+                    None => {}
+                }
+            }
+            "fatal" => self.fatal = Some(rest.to_string()),
+            _ => self.fatal = Some(format!("unknown message `{line}`")),
+        }
+    }
+
+    /// Formats a puppet's result as the sentry executor does.
+    fn result_text(&mut self, r: &str) -> String {
+        let w: Vec<&str> = r.split_whitespace().collect();
+        let int = |i: usize| w.get(i).and_then(|s| s.parse::<i32>().ok()).unwrap_or(0);
+        match w.first().copied() {
+            Some("ok") => "ok".into(),
+            Some("err") => errno_text(int(1)),
+            Some("num") => int(1).to_string(),
+            Some("pid") => self.pid_text(int(1)),
+            Some("child") => {
+                let name = w.get(1).copied().unwrap_or("").to_string();
+                name
+            }
+            Some("data") => format!("\"{}\"", w.get(1).copied().unwrap_or("")),
+            Some("wait") => {
+                if w.get(1) == Some(&"none") {
+                    return "none".into();
+                }
+                let who = self.pid_text(int(1));
+                match w.get(2).copied() {
+                    Some("exited") => format!("{who} exited {}", int(3)),
+                    Some("killed") => format!("{who} killed {}", signal_name(int(3))),
+                    Some("dumped") => format!("{who} dumped {}", signal_name(int(3))),
+                    Some("stopped") => format!("{who} stopped {}", signal_name(int(3))),
+                    _ => format!("{who} continued"),
+                }
+            }
+            _ => format!("?{r}"),
+        }
+    }
+}
+
+/// The host TID of the thread of host process `tgid` whose innermost namespace TID is
+/// `ns_tid`.
+fn find_host_tid(tgid: i32, ns_tid: i32) -> Option<i32> {
+    let dir = std::fs::read_dir(format!("/proc/{tgid}/task")).ok()?;
+    dir.flatten().find_map(|e| {
+        let tid: i32 = e.file_name().to_string_lossy().parse().ok()?;
+        (status_field(&format!("/proc/{tgid}/task/{tid}/status"), "NSpid:") == Some(ns_tid))
+            .then_some(tid)
+    })
+}

@@ -1,0 +1,444 @@
+//! The puppet: a real Linux process (or thread) that performs scenario operations one
+//! at a time, as the Linux executor tells it over its control socket.
+//!
+//! The `conformance-puppet` binary has no Rust runtime start-up (`#![no_main]`), so that
+//! nothing but the scenario touches its signal dispositions, its mask or descriptors 0–2
+//! (Rust's start-up would ignore SIGPIPE and open /dev/null on closed standard fds).
+//!
+//! Protocol (lines over a unix stream socket; the executor's side is
+//! [`crate::linux_exec`]):
+//! - puppet → executor: `hello NAME TID TGID` once connected (IDs as the puppet sees
+//!   them, in the scenario's PID namespace); `sig N` each time a scenario handler runs
+//!   (sent from the handler, on the thread that runs it); `ret RESULT` when an operation
+//!   returns; `fatal MESSAGE` if the puppet itself fails.
+//! - executor → puppet: `op OPERATION` (the scenario text of one operation, PIDs
+//!   already resolved to numbers).
+//!
+//! RESULT is `ok`, `err ERRNO`, `num N`, `pid PID`, `child NAME`, `data TEXT` (escaped
+//! as in scenarios) or `wait none` / `wait PID exited|killed|dumped|stopped|continued N`.
+//!
+//! Each thread's control socket sits at a descriptor ≥ [`CONTROL_FD_MIN`], close-on-exec,
+//! so the scenario's own descriptors are numbered as in a fresh process. Signals are
+//! blocked while a new process or thread connects, so that no handler report goes to
+//! the wrong socket; the scenario's mask is restored before the first operation.
+
+use crate::scenario::{self, IdKind, MaskHow, Op, PidArg, TermFlag};
+use crate::sys::{self, Action, WaitReport};
+use sandbox_sentry::Handler;
+use std::cell::{Cell, RefCell};
+use std::ffi::CString;
+use std::io::Write as _;
+use std::os::fd::IntoRawFd;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixStream};
+use std::sync::OnceLock;
+
+/// Control sockets live at or above this descriptor.
+pub const CONTROL_FD_MIN: i32 = 500;
+
+struct Config {
+    socket: String,
+    tty: String,
+}
+
+static CONFIG: OnceLock<Config> = OnceLock::new();
+
+thread_local! {
+    /// This thread's control socket (read by the signal handler: a plain TLS load).
+    static CTRL: Cell<i32> = const { Cell::new(-1) };
+    /// Bytes received and not yet consumed as a line.
+    static INBUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static NAME: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// The scenario handler: reports the signal on this thread's control socket.
+extern "C" fn on_signal(sig: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    let fd = CTRL.with(|c| c.get());
+    if fd < 0 {
+        return;
+    }
+    // "sig NN\n" without allocating.
+    let mut buf = [0u8; 16];
+    buf[..4].copy_from_slice(b"sig ");
+    let mut n = 4;
+    let s = sig.clamp(0, 99) as u8;
+    if s >= 10 {
+        buf[n] = b'0' + s / 10;
+        n += 1;
+    }
+    buf[n] = b'0' + s % 10;
+    buf[n + 1] = b'\n';
+    sys::send_nosignal(fd, &buf[..n + 2]);
+}
+
+fn send_line(line: &str) {
+    let fd = CTRL.with(|c| c.get());
+    let mut v = line.as_bytes().to_vec();
+    v.push(b'\n');
+    sys::send_nosignal(fd, &v);
+}
+
+fn fatal(msg: &str) -> ! {
+    send_line(&format!("fatal {msg}"));
+    sys::exit_group(99)
+}
+
+/// Connects a new control socket, moves it to a high descriptor and says hello.
+fn connect(name: &str) -> Result<(), String> {
+    let cfg = CONFIG.get().ok_or("no configuration")?;
+    let addr = SocketAddr::from_abstract_name(cfg.socket.as_bytes())
+        .map_err(|e| format!("socket address: {e}"))?;
+    let s = UnixStream::connect_addr(&addr).map_err(|e| format!("connect: {e}"))?;
+    let low = s.into_raw_fd();
+    let fd = sys::dup_at_least(low, CONTROL_FD_MIN).map_err(|e| format!("dup: {e}"))?;
+    let _ = sys::close(low);
+    adopt(fd, name);
+    Ok(())
+}
+
+/// Makes `fd` this thread's control socket and says hello.
+fn adopt(fd: i32, name: &str) {
+    CTRL.with(|c| c.set(fd));
+    INBUF.with(|b| b.borrow_mut().clear());
+    NAME.with(|n| *n.borrow_mut() = name.to_string());
+    send_line(&format!("hello {name} {} {}", sys::gettid(), sys::getpid()));
+}
+
+/// Reads the next command line (retrying when a handler interrupts the read).
+fn next_line() -> Option<String> {
+    let fd = CTRL.with(|c| c.get());
+    loop {
+        let line = INBUF.with(|b| {
+            let mut b = b.borrow_mut();
+            let pos = b.iter().position(|&c| c == b'\n')?;
+            let line: Vec<u8> = b.drain(..=pos).collect();
+            Some(String::from_utf8_lossy(&line[..pos]).into_owned())
+        });
+        if line.is_some() {
+            return line;
+        }
+        let mut buf = [0u8; 4096];
+        match sys::read(fd, &mut buf) {
+            Ok(0) => return None,
+            Ok(n) => INBUF.with(|b| b.borrow_mut().extend_from_slice(&buf[..n])),
+            Err(libc::EINTR) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Serves operations until the executor goes away.
+fn serve() -> ! {
+    while let Some(line) = next_line() {
+        let Some(text) = line.strip_prefix("op ") else {
+            fatal(&format!("unexpected command `{line}`"));
+        };
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let op = match scenario::parse_op_words(&words) {
+            Ok(op) => op,
+            Err(e) => fatal(&format!("bad operation `{text}`: {e}")),
+        };
+        let result = perform(&op);
+        send_line(&format!("ret {result}"));
+    }
+    sys::exit_group(0)
+}
+
+fn num(p: &PidArg) -> i32 {
+    match p {
+        PidArg::Num(n) => *n,
+        // The executor resolves names; an unresolved one cannot name a process.
+        _ => i32::MAX,
+    }
+}
+
+fn unit(r: sys::Res<()>) -> String {
+    match r {
+        Ok(()) => "ok".into(),
+        Err(e) => format!("err {e}"),
+    }
+}
+
+fn with<T>(r: sys::Res<T>, f: impl FnOnce(T) -> String) -> String {
+    match r {
+        Ok(v) => f(v),
+        Err(e) => format!("err {e}"),
+    }
+}
+
+fn wait_text(r: sys::Res<Option<(i32, WaitReport)>>) -> String {
+    with(r, |w| match w {
+        None => "wait none".into(),
+        Some((pid, rep)) => match rep {
+            WaitReport::Exited(c) => format!("wait {pid} exited {c}"),
+            WaitReport::Killed(s) => format!("wait {pid} killed {s}"),
+            WaitReport::Dumped(s) => format!("wait {pid} dumped {s}"),
+            WaitReport::Stopped(s) => format!("wait {pid} stopped {s}"),
+            WaitReport::Continued => format!("wait {pid} continued 0"),
+        },
+    })
+}
+
+fn perform(op: &Op) -> String {
+    match op {
+        Op::Fork { child } => fork(child),
+        Op::Thread { child } => thread(child),
+        Op::Exec => exec(),
+        Op::Setpgid { pid, pgid } => unit(sys::setpgid(num(pid), num(pgid))),
+        Op::Setsid => with(sys::setsid(), |p| format!("pid {p}")),
+        Op::Getpgid { pid } => with(sys::getpgid(num(pid)), |p| format!("pid {p}")),
+        Op::Getsid { pid } => with(sys::getsid(num(pid)), |p| format!("pid {p}")),
+        Op::Open {
+            noctty,
+            nonblock,
+            wronly,
+        } => {
+            let mut flags = if *wronly {
+                libc::O_WRONLY
+            } else {
+                libc::O_RDWR
+            };
+            if *noctty {
+                flags |= libc::O_NOCTTY;
+            }
+            if *nonblock {
+                flags |= libc::O_NONBLOCK;
+            }
+            let path = CONFIG.get().map(|c| c.tty.clone()).unwrap_or_default();
+            let Ok(path) = CString::new(path) else {
+                return "err 22".into();
+            };
+            with(sys::open(&path, flags), |fd| format!("num {fd}"))
+        }
+        Op::OpenDevTty => with(sys::open(c"/dev/tty", libc::O_RDWR), |fd| {
+            format!("num {fd}")
+        }),
+        Op::Close { fd } => {
+            if *fd >= CONTROL_FD_MIN {
+                return "err 9".into();
+            }
+            unit(sys::close(*fd))
+        }
+        Op::Dup { fd } => with(sys::dup(*fd), |fd| format!("num {fd}")),
+        Op::Tcsetpgrp { fd, pgrp } => unit(sys::tcsetpgrp(*fd, num(pgrp))),
+        Op::Tcgetpgrp { fd } => with(sys::tcgetpgrp(*fd), |p| format!("pid {p}")),
+        Op::Tcgetsid { fd } => with(sys::tcgetsid(*fd), |p| format!("pid {p}")),
+        Op::Tiocsctty { fd, steal } => unit(sys::tiocsctty(*fd, *steal)),
+        Op::Tiocnotty { fd } => unit(sys::tiocnotty(*fd)),
+        Op::Sigaction {
+            sig,
+            handler,
+            flags,
+        } => {
+            let action = match handler {
+                Handler::Default => Action::Default,
+                Handler::Ignore => Action::Ignore,
+                Handler::Catch => Action::Handler(on_signal),
+            };
+            unit(sys::sigaction(sig.number(), action, *flags as i32).map(|_| ()))
+        }
+        Op::Sigprocmask { how, set } => {
+            let how = match how {
+                MaskHow::Block => libc::SIG_BLOCK,
+                MaskHow::Unblock => libc::SIG_UNBLOCK,
+                MaskHow::Set => libc::SIG_SETMASK,
+            };
+            let bits = set.iter().fold(0u64, |m, s| m | (1u64 << (s.number() - 1)));
+            unit(sys::sigprocmask(how, Some(bits)).map(|_| ()))
+        }
+        Op::Kill { pid, sig } => unit(sys::kill(num(pid), *sig)),
+        Op::Killpg { pgrp, sig } => unit(sys::killpg(num(pgrp), *sig)),
+        Op::Tgkill { tgid, tid, sig } => unit(sys::tgkill(num(tgid), num(tid), *sig)),
+        Op::Read { fd, count } => {
+            let mut buf = vec![0u8; *count];
+            with(sys::read(*fd, &mut buf), |n| {
+                format!("data {}", scenario::encode_text(&buf[..n]))
+            })
+        }
+        Op::Write { fd, data } => with(sys::write(*fd, data), |n| format!("num {n}")),
+        Op::Stty { fd, on, off } => match sys::tcgetattr(*fd) {
+            Err(e) => format!("err {e}"),
+            Ok(mut t) => {
+                for (list, set) in [(on, true), (off, false)] {
+                    for f in list {
+                        let (bits, input) = match f {
+                            TermFlag::Icanon => (libc::ICANON, false),
+                            TermFlag::Echo => (libc::ECHO, false),
+                            TermFlag::Isig => (libc::ISIG, false),
+                            TermFlag::Tostop => (libc::TOSTOP, false),
+                            TermFlag::Noflsh => (libc::NOFLSH, false),
+                            TermFlag::Echoctl => (libc::ECHOCTL, false),
+                            TermFlag::Icrnl => (libc::ICRNL, true),
+                        };
+                        let field = if input {
+                            &mut t.c_iflag
+                        } else {
+                            &mut t.c_lflag
+                        };
+                        if set {
+                            *field |= bits;
+                        } else {
+                            *field &= !bits;
+                        }
+                    }
+                }
+                unit(sys::tcsetattr_now(*fd, &t))
+            }
+        },
+        Op::Exit { code } => sys::exit_group(*code),
+        Op::ThreadExit { code } => sys::exit_thread(*code),
+        Op::Wait4 { pid, options } => wait_text(sys::wait4(num(pid), *options)),
+        Op::Waitid { kind, id, options } => {
+            let idtype = match kind {
+                IdKind::All => libc::P_ALL,
+                IdKind::Pid => libc::P_PID,
+                IdKind::Pgid => libc::P_PGID,
+            };
+            wait_text(sys::waitid(idtype, num(id), *options))
+        }
+    }
+}
+
+const ALL_SIGNALS: u64 = u64::MAX;
+
+fn fork(child: &str) -> String {
+    let Ok(old) = sys::sigprocmask(libc::SIG_SETMASK, Some(ALL_SIGNALS)) else {
+        return "err 22".into();
+    };
+    match sys::fork() {
+        Ok(0) => {
+            // Drop every inherited control socket (the parent's and its threads').
+            sys::close_from(CONTROL_FD_MIN as u32);
+            CTRL.with(|c| c.set(-1));
+            if connect(child).is_err() {
+                sys::exit_group(98);
+            }
+            let _ = sys::sigprocmask(libc::SIG_SETMASK, Some(old));
+            serve()
+        }
+        Ok(_) => {
+            let _ = sys::sigprocmask(libc::SIG_SETMASK, Some(old));
+            format!("child {child}")
+        }
+        Err(e) => {
+            let _ = sys::sigprocmask(libc::SIG_SETMASK, Some(old));
+            format!("err {e}")
+        }
+    }
+}
+
+fn thread(child: &str) -> String {
+    let Ok(old) = sys::sigprocmask(libc::SIG_SETMASK, Some(ALL_SIGNALS)) else {
+        return "err 22".into();
+    };
+    let name = child.to_string();
+    let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let spawned = std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            let r = connect(&name);
+            let ok = r.is_ok();
+            let _ = tx.send(r);
+            if !ok {
+                return;
+            }
+            let _ = sys::sigprocmask(libc::SIG_SETMASK, Some(old));
+            serve()
+        });
+    let result = match spawned {
+        Err(_) => "err 11".to_string(),
+        Ok(_) => match rx.recv() {
+            Ok(Ok(())) => format!("child {child}"),
+            Ok(Err(e)) => fatal(&e),
+            Err(_) => fatal("thread start"),
+        },
+    };
+    let _ = sys::sigprocmask(libc::SIG_SETMASK, Some(old));
+    result
+}
+
+fn exec() -> String {
+    let fd = CTRL.with(|c| c.get());
+    let name = NAME.with(|n| n.borrow().clone());
+    let Some(cfg) = CONFIG.get() else {
+        return "err 22".into();
+    };
+    // Other threads' sockets go (their threads end with the exec); ours stays open.
+    if sys::set_cloexec(fd, false).is_err() {
+        return "err 9".into();
+    }
+    let args: Vec<CString> = [
+        "conformance-puppet",
+        "exec",
+        &cfg.socket,
+        &cfg.tty,
+        &name,
+        &fd.to_string(),
+    ]
+    .iter()
+    .filter_map(|a| CString::new(*a).ok())
+    .collect();
+    let e = sys::execv(c"/proc/self/exe", &args);
+    let _ = sys::set_cloexec(fd, true);
+    format!("err {e}")
+}
+
+/// The puppet binary's entry point: `conformance-puppet nsroot SOCKET TTY` (run by the
+/// executor after `unshare(CLONE_NEWPID)`: forks the namespace's init puppet and waits)
+/// or `conformance-puppet exec SOCKET TTY NAME FD` (a puppet after its execve).
+pub fn main() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+    let _ = CONFIG.set(Config {
+        socket: arg(2),
+        tty: arg(3),
+    });
+    std::panic::set_hook(Box::new(|p| {
+        send_line(&format!("fatal panic: {p}"));
+        let _ = std::io::stderr().flush();
+    }));
+    sys::no_core_dumps();
+    match arg(1).as_str() {
+        "nsroot" => nsroot(),
+        "exec" => {
+            let Ok(fd) = arg(5).parse::<i32>() else {
+                return 2;
+            };
+            let _ = sys::set_cloexec(fd, true);
+            adopt(fd, &arg(4));
+            send_line("ret ok");
+            serve()
+        }
+        _ => {
+            eprintln!("conformance-puppet: run by the conformance harness only");
+            2
+        }
+    }
+}
+
+fn nsroot() -> i32 {
+    match sys::fork() {
+        Ok(0) => {
+            // PID 1 of the new namespace: a clean process, leader of its own session.
+            sys::die_with_parent();
+            sys::reset_all_signals();
+            let _ = sys::sigprocmask(libc::SIG_SETMASK, Some(0));
+            sys::close_from(0);
+            let _ = sys::setsid();
+            if connect("init").is_err() {
+                return 3;
+            }
+            serve()
+        }
+        Ok(pid) => {
+            sys::close_from(0);
+            loop {
+                match sys::wait4(pid, libc::__WALL) {
+                    Err(libc::EINTR) => continue,
+                    _ => return 0,
+                }
+            }
+        }
+        Err(_) => 3,
+    }
+}

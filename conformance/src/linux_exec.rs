@@ -31,6 +31,11 @@ pub const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 
 static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Held while a run forks its namespace root and while a run closes its pty master:
+/// between fork and exec the child holds copies of every descriptor of this process,
+/// and a copy of another run's master would delay that run's hangup.
+static FORK_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Where the puppet binary is: `$CONFORMANCE_PUPPET`, else `conformance-puppet` next to
 /// the running executable (or one directory up, for test binaries in `deps/`).
 pub fn default_puppet() -> Option<PathBuf> {
@@ -70,6 +75,10 @@ struct Run {
     conns: Vec<Conn>,
     actors: Vec<Actor>,
     master: Option<i32>,
+    /// The executor's own descriptor of the slave (O_NOCTTY): polling it makes the
+    /// kernel process typed input now (n_tty_poll flushes the tty's buffer work), so
+    /// that echoes and signals from typed characters belong to the step that typed them.
+    slave: Option<i32>,
     nsroot: Child,
     step_no: usize,
     rec: StepRecord,
@@ -111,6 +120,7 @@ pub fn run(s: &Scenario, puppet: &Path) -> Trace {
             .iter()
             .map(|a| (a.name.clone(), r.state(a)))
             .collect();
+        r.rec.normalize();
         // A dead actor's unanswered call is gone with it.
         for idx in 0..r.actors.len() {
             if matches!(
@@ -165,13 +175,9 @@ impl Run {
         listener
             .set_nonblocking(true)
             .map_err(|e| format!("listener: {e}"))?;
-        let (master, pts) =
-            sys::open_pty_master().map_err(|e| format!("openpty: {}", errno_text(e)))?;
-        let _ = sys::set_nonblocking(master);
         let mut cmd = Command::new(puppet);
         cmd.arg("nsroot")
             .arg(&name)
-            .arg(&pts)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -180,21 +186,38 @@ impl Run {
         unsafe {
             cmd.pre_exec(|| {
                 sys::die_with_parent();
-                sys::unshare_pid_namespace().map_err(std::io::Error::from_raw_os_error)
+                sys::unshare_pid_namespace().map_err(std::io::Error::from_raw_os_error)?;
+                sys::unshare_mount_namespace().map_err(std::io::Error::from_raw_os_error)
             });
         }
-        let nsroot = match cmd.spawn() {
-            Ok(c) => c,
+        let spawned = {
+            let _guard = FORK_LOCK.lock();
+            cmd.spawn()
+        };
+        let mut nsroot = spawned.map_err(|e| format!("starting {}: {e}", puppet.display()))?;
+        // The namespace root sends the master of its private pty first.
+        let master = match accept_master(&listener) {
+            Ok(m) => m,
             Err(e) => {
-                let _ = sys::close(master);
-                return Err(format!("starting {}: {e}", puppet.display()));
+                let _ = nsroot.kill();
+                let status = nsroot.wait().ok().and_then(|s| s.code());
+                return Err(format!(
+                    "{e} (nsroot exit status {status:?}; root is needed)"
+                ));
             }
         };
+        let _ = sys::set_nonblocking(master);
+        let slave = sys::open_peer(
+            master,
+            libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+        .ok();
         let mut r = Run {
             listener,
             conns: Vec::new(),
             actors: Vec::new(),
             master: Some(master),
+            slave,
             nsroot,
             step_no: 0,
             rec: StepRecord::default(),
@@ -224,6 +247,9 @@ impl Run {
         let _ = self.nsroot.wait();
         if let Some(m) = self.master.take() {
             let _ = sys::close(m);
+        }
+        if let Some(s) = self.slave.take() {
+            let _ = sys::close(s);
         }
     }
 
@@ -387,10 +413,16 @@ impl Run {
             }),
             Step::Hangup => Some(match self.master.take() {
                 None => "skipped (terminal closed)".into(),
-                Some(m) => match sys::close(m) {
-                    Ok(()) => "ok".into(),
-                    Err(e) => errno_text(e),
-                },
+                Some(m) => {
+                    let _guard = FORK_LOCK.lock();
+                    if let Some(s) = self.slave.take() {
+                        let _ = sys::close(s);
+                    }
+                    match sys::close(m) {
+                        Ok(()) => "ok".into(),
+                        Err(e) => errno_text(e),
+                    }
+                }
             }),
             Step::Actor { actor, op } => {
                 let Some(i) = self.actor_idx(actor) else {
@@ -524,6 +556,9 @@ impl Run {
                 self.message(ci, &line);
             }
         }
+        if let Some(s) = self.slave {
+            let _ = sys::poll_in(&[s], 0);
+        }
         if let Some(m) = self.master {
             let mut buf = [0u8; 4096];
             while let Ok(n) = sys::read(m, &mut buf) {
@@ -641,6 +676,28 @@ impl Run {
                 }
             }
             _ => format!("?{r}"),
+        }
+    }
+}
+
+/// Accepts the namespace root's connection and receives the pty master from it.
+fn accept_master(listener: &UnixListener) -> Result<i32, String> {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(STEP_TIMEOUT));
+                return sys::recv_fd(stream.as_raw_fd())
+                    .map_err(|e| format!("receiving the pty: {}", errno_text(e)));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if Instant::now() > deadline {
+                    return Err("the namespace root did not connect".into());
+                }
+                let _ = sys::poll_in(&[listener.as_raw_fd()], 10);
+            }
+            Err(e) => return Err(format!("accept: {e}")),
         }
     }
 }

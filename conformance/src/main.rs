@@ -1,49 +1,198 @@
-//! `conformance`: runs job-control scenarios on real Linux and on the sentry and
-//! compares their traces.
-use anyhow::{Context, Result};
+//! `conformance`: runs job-control scenarios on real Linux and on the sentry, compares
+//! their traces, and ends with `N scenarios, M divergences`.
+use anyhow::{bail, Context, Result};
 use clap::Parser;
+use sandbox_conformance::runner::{self, Comparison};
 use sandbox_conformance::scenario::Scenario;
-use sandbox_conformance::{linux_exec, sentry_exec, trace};
-use std::path::PathBuf;
+use sandbox_conformance::{generate, linux_exec, sentry_exec};
+use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
 #[command(
     name = "conformance",
-    about = "Job-control scenarios on real Linux and on the sentry, traces compared"
+    about = "Job-control scenarios run on real Linux and on the sentry, traces compared",
+    long_about = "Job-control scenarios run on real Linux (puppet processes in a private PID \
+namespace under a fresh pty) and on the sentry model; their traces are compared. With no \
+FILES the hand-written corpus (conformance/scenarios) runs; --random N adds N generated \
+scenarios from --seed. Needs root (or CAP_SYS_ADMIN) for the PID namespace. Exit status 1 \
+when any scenario diverges."
 )]
 struct Cli {
-    /// Scenario files to run.
+    /// Scenario files or directories (of *.scn) to run instead of the corpus.
     files: Vec<PathBuf>,
-    /// Print both traces.
+    /// Also run N random scenarios.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    random: u64,
+    /// Seed of the random scenarios (scenario i gets a seed derived from it and i).
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    seed: u64,
+    /// Steps per random scenario.
+    #[arg(long, value_name = "N", default_value_t = 24)]
+    steps: usize,
+    /// Run only the random scenarios (not the corpus).
+    #[arg(long)]
+    no_corpus: bool,
+    /// Regenerate and run the random scenario with this (derived) seed, as named in a
+    /// divergence report (`random-SEED`).
+    #[arg(long, value_name = "SEED")]
+    replay: Option<u64>,
+    /// Scenarios run at a time (default: the number of CPUs).
+    #[arg(long, short = 'j')]
+    jobs: Option<usize>,
+    /// Print both traces of every scenario.
     #[arg(long)]
     show: bool,
+    /// Print the sentry's trace only (no Linux run, no comparison).
+    #[arg(long)]
+    sentry_only: bool,
+    /// Print generated scenarios instead of running them.
+    #[arg(long)]
+    print: bool,
+    /// Do not shrink diverging random scenarios.
+    #[arg(long)]
+    no_shrink: bool,
+    /// Write each diverging scenario (shrunk) to this directory.
+    #[arg(long, value_name = "DIR")]
+    save: Option<PathBuf>,
+}
+
+fn corpus_dir() -> PathBuf {
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    if built.is_dir() {
+        built
+    } else {
+        PathBuf::from("conformance/scenarios")
+    }
+}
+
+fn load(path: &Path, out: &mut Vec<Scenario>) -> Result<()> {
+    if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "scn"))
+            .collect();
+        files.sort();
+        for f in files {
+            load(&f, out)?;
+        }
+        return Ok(());
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let s = Scenario::parse(&text).with_context(|| format!("parsing {}", path.display()))?;
+    out.push(s);
+    Ok(())
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let puppet = linux_exec::default_puppet().context("conformance-puppet not found")?;
-    let mut div = 0;
-    for f in &cli.files {
-        let text =
-            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
-        let s = Scenario::parse(&text).with_context(|| format!("parsing {}", f.display()))?;
-        let st = sentry_exec::run(&s);
-        let lt = linux_exec::run(&s, &puppet);
-        if cli.show {
-            println!("== {} (linux)", s.name);
-            for l in lt.lines() {
-                println!("{l}");
+    let mut scenarios = Vec::new();
+    if let Some(seed) = cli.replay {
+        scenarios.push(generate::scenario(seed, cli.steps));
+    } else {
+        if !cli.no_corpus {
+            if cli.files.is_empty() {
+                load(&corpus_dir(), &mut scenarios)?;
             }
-            println!("== {} (sentry)", s.name);
-            for l in st.lines() {
-                println!("{l}");
+            for f in &cli.files {
+                load(f, &mut scenarios)?;
             }
         }
-        if let Some(d) = trace::diff("linux", &lt, "sentry", &st) {
-            div += 1;
-            println!("DIVERGENCE {}\n{d}", s.name);
+        for i in 0..cli.random {
+            let seed = generate::scenario_seed(cli.seed, i);
+            scenarios.push(generate::scenario(seed, cli.steps));
         }
     }
-    println!("{} scenarios, {div} divergences", cli.files.len());
+    if cli.print {
+        for s in &scenarios {
+            println!("{s}");
+        }
+        return Ok(());
+    }
+    if cli.sentry_only {
+        for s in &scenarios {
+            println!("== {} (sentry)", s.name);
+            for l in sentry_exec::run(s).lines() {
+                println!("{l}");
+            }
+        }
+        return Ok(());
+    }
+    let Some(puppet) = linux_exec::default_puppet() else {
+        bail!(
+            "conformance-puppet not found next to this binary: build it too \
+             (cargo build --release -p sandbox-conformance) or set CONFORMANCE_PUPPET"
+        );
+    };
+    let jobs = cli
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let results = runner::compare_all(&scenarios, &puppet, jobs, &|_| {});
+    let mut divergences = 0;
+    let mut races = 0;
+    for c in &results {
+        if cli.show {
+            print_traces(c);
+        }
+        if let Some(d) = &c.linux_nondeterminism {
+            races += 1;
+            println!(
+                "NONDETERMINISTIC ON LINUX {} (two Linux runs differ; not counted):",
+                c.scenario.name
+            );
+            print!("{d}");
+            println!();
+            continue;
+        }
+        let Some(diff) = &c.diff else {
+            continue;
+        };
+        divergences += 1;
+        println!("DIVERGENCE {}", c.scenario.name);
+        print!("{diff}");
+        let mut reported = c.scenario.clone();
+        if c.scenario.name.starts_with("random-") && !cli.no_shrink {
+            reported = runner::shrink(&c.scenario, &mut |s| runner::compare(s, &puppet).diverges());
+            println!(
+                "  shrunk from {} to {} steps (replay the original: conformance --replay {}):",
+                c.scenario.steps.len(),
+                reported.steps.len(),
+                c.scenario.name.trim_start_matches("random-")
+            );
+            for l in reported.to_string().lines() {
+                println!("    {l}");
+            }
+            if let Some(d) = runner::compare(&reported, &puppet).diff {
+                print!("{d}");
+            }
+        }
+        if let Some(dir) = &cli.save {
+            std::fs::create_dir_all(dir)?;
+            let path = dir.join(format!("{}.scn", reported.name));
+            std::fs::write(&path, reported.to_string())
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        println!();
+    }
+    if races > 0 {
+        println!("{races} scenarios raced on Linux (not counted)");
+    }
+    println!("{} scenarios, {divergences} divergences", results.len());
+    if divergences > 0 {
+        std::process::exit(1);
+    }
     Ok(())
+}
+
+fn print_traces(c: &Comparison) {
+    println!("== {} (linux)", c.scenario.name);
+    for l in c.linux.lines() {
+        println!("{l}");
+    }
+    println!("== {} (sentry)", c.scenario.name);
+    for l in c.sentry.lines() {
+        println!("{l}");
+    }
 }

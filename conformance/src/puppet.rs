@@ -28,7 +28,7 @@ use sandbox_sentry::Handler;
 use std::cell::{Cell, RefCell};
 use std::ffi::CString;
 use std::io::Write as _;
-use std::os::fd::IntoRawFd;
+use std::os::fd::{AsRawFd, IntoRawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixStream};
 use std::sync::OnceLock;
@@ -383,24 +383,25 @@ fn exec() -> String {
     format!("err {e}")
 }
 
-/// The puppet binary's entry point: `conformance-puppet nsroot SOCKET TTY` (run by the
-/// executor after `unshare(CLONE_NEWPID)`: forks the namespace's init puppet and waits)
+/// The puppet binary's entry point: `conformance-puppet nsroot SOCKET` (run by the
+/// executor after `unshare(CLONE_NEWPID|CLONE_NEWNS)`: makes the pty, forks the
+/// namespace's init puppet and waits)
 /// or `conformance-puppet exec SOCKET TTY NAME FD` (a puppet after its execve).
 pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
-    let _ = CONFIG.set(Config {
-        socket: arg(2),
-        tty: arg(3),
-    });
     std::panic::set_hook(Box::new(|p| {
         send_line(&format!("fatal panic: {p}"));
         let _ = std::io::stderr().flush();
     }));
     sys::no_core_dumps();
     match arg(1).as_str() {
-        "nsroot" => nsroot(),
+        "nsroot" => nsroot(&arg(2)),
         "exec" => {
+            let _ = CONFIG.set(Config {
+                socket: arg(2),
+                tty: arg(3),
+            });
             let Ok(fd) = arg(5).parse::<i32>() else {
                 return 2;
             };
@@ -416,7 +417,31 @@ pub fn main() -> i32 {
     }
 }
 
-fn nsroot() -> i32 {
+/// The namespace root: in its own mount namespace (the executor unshared it with the
+/// PID namespace), mounts a private devpts instance, creates the scenario's pty there
+/// and sends the master to the executor, then forks init.
+fn nsroot(socket: &str) -> i32 {
+    if sys::private_devpts().is_err() {
+        return 4;
+    }
+    let Ok((master, tty)) = sys::open_pty_master() else {
+        return 5;
+    };
+    let _ = CONFIG.set(Config {
+        socket: socket.to_string(),
+        tty,
+    });
+    let Ok(addr) = SocketAddr::from_abstract_name(socket.as_bytes()) else {
+        return 6;
+    };
+    let Ok(s) = UnixStream::connect_addr(&addr) else {
+        return 6;
+    };
+    if sys::send_fd(s.as_raw_fd(), master).is_err() {
+        return 7;
+    }
+    drop(s);
+    let _ = sys::close(master);
     match sys::fork() {
         Ok(0) => {
             // PID 1 of the new namespace: a clean process, leader of its own session.

@@ -84,6 +84,7 @@ pub fn run(s: &Scenario) -> Trace {
             r.rec.output = crate::scenario::encode_text(&out);
         }
         r.rec.states = r.states();
+        r.rec.normalize();
         trace.steps.push(std::mem::take(&mut r.rec));
     }
     trace
@@ -235,8 +236,8 @@ impl Run {
         }
     }
 
-    /// A call that completed only returns to its caller if the caller is still alive
-    /// and running.
+    /// A call that completed returns to its caller once the caller runs: at once, after
+    /// SIGCONT if it stopped, never if it died.
     fn after_call(&self, a: &Actor, out: Outcome) -> Outcome {
         let Outcome::Done(s) = out else {
             return out;

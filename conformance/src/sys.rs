@@ -479,3 +479,113 @@ pub fn poll_in(fds: &[i32], timeout_ms: i32) -> Res<Vec<i16>> {
     check_int(r)?;
     Ok(p.iter().map(|x| x.revents).collect())
 }
+
+/// `unshare(CLONE_NEWNS)` and make every mount private to the new namespace.
+pub fn unshare_mount_namespace() -> Res<()> {
+    // SAFETY: integer arguments only.
+    check_int(unsafe { libc::unshare(libc::CLONE_NEWNS) })?;
+    // SAFETY: static NUL-terminated strings; null data.
+    check_int(unsafe {
+        libc::mount(
+            c"none".as_ptr(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    })
+    .map(|_| ())
+}
+
+/// Mounts a new devpts instance on /dev/pts and its ptmx on /dev/ptmx (in the caller's
+/// mount namespace), so that pty numbers are private: always `/dev/pts/0` first.
+pub fn private_devpts() -> Res<()> {
+    // SAFETY: static NUL-terminated strings.
+    check_int(unsafe {
+        libc::mount(
+            c"devpts".as_ptr(),
+            c"/dev/pts".as_ptr(),
+            c"devpts".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            c"newinstance,ptmxmode=0666,mode=0620".as_ptr().cast(),
+        )
+    })?;
+    // SAFETY: static NUL-terminated strings; a bind mount takes no type or data.
+    check_int(unsafe {
+        libc::mount(
+            c"/dev/pts/ptmx".as_ptr(),
+            c"/dev/ptmx".as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        )
+    })
+    .map(|_| ())
+}
+
+/// `ioctl(master, TIOCGPTPEER, flags)`: opens the master's slave without a path.
+pub fn open_peer(master: i32, flags: i32) -> Res<i32> {
+    // SAFETY: TIOCGPTPEER takes the open flags by value.
+    check_int(unsafe { libc::ioctl(master, libc::TIOCGPTPEER, flags) })
+}
+
+/// Sends `fd` with one byte over a unix socket (SCM_RIGHTS).
+pub fn send_fd(sock: i32, fd: i32) -> Res<()> {
+    let mut byte = [b'F'];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
+    let mut cbuf = vec![0u8; space];
+    // SAFETY: msghdr is plain old data.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: `msg` points at `cbuf`, large enough for one SCM_RIGHTS header and fd;
+    // CMSG_FIRSTHDR returns a pointer inside it.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<i32>(), fd);
+    }
+    // SAFETY: `msg` and everything it points to are valid for the call.
+    check(unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) } as libc::c_long).map(|_| ())
+}
+
+/// Receives a descriptor sent by [`send_fd`] (close-on-exec).
+pub fn recv_fd(sock: i32) -> Res<i32> {
+    let mut byte = [0u8];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
+    let mut cbuf = vec![0u8; space];
+    // SAFETY: msghdr is plain old data.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: `msg` and its buffers are valid for writes.
+    let n =
+        check(unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) } as libc::c_long)?;
+    if n == 0 {
+        return Err(libc::ECONNRESET);
+    }
+    // SAFETY: the kernel filled `cbuf` and msg_controllen; CMSG_FIRSTHDR checks the length.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        if c.is_null() || (*c).cmsg_type != libc::SCM_RIGHTS {
+            return Err(libc::EPROTO);
+        }
+        Ok(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>()))
+    }
+}

@@ -54,6 +54,44 @@ pub struct StepRecord {
     pub states: Vec<(String, ActorState)>,
 }
 
+impl StepRecord {
+    /// Removes what is a race on Linux rather than semantics: when an actor is dead at
+    /// the end of the step, whether its call's reply got out before it died depends on
+    /// scheduling (it may die from another process's exit, e.g. a session leader's
+    /// SIGHUP, on the other CPU). So the step's result is `noreturn` and a dead actor's
+    /// `done` lines are dropped, in every executor; and an actor's repeated handler
+    /// runs for one signal within the step are shown once.
+    pub fn normalize(&mut self) {
+        let dead = |name: &str| {
+            self.states
+                .iter()
+                .any(|(n, st)| n == name && matches!(st, ActorState::Zombie | ActorState::Gone))
+        };
+        let actor = self.step.split_whitespace().next().unwrap_or("");
+        let terminal = matches!(actor, "type" | "winsize" | "hangup");
+        if !terminal && dead(actor) && !self.result.starts_with("skipped") {
+            self.result = "noreturn".into();
+        }
+        // How many instances of one signal coalesce while its target has not run yet
+        // is scheduling too: repeated handler runs of the same signal in one actor
+        // during one step are shown once.
+        let mut signals: Vec<(String, String)> = Vec::new();
+        for (a, sig) in &self.signals {
+            if !signals.iter().any(|(b, s2)| b == a && s2 == sig) {
+                signals.push((a.clone(), sig.clone()));
+            }
+        }
+        self.signals = signals;
+        let done: Vec<(String, String)> = self
+            .done
+            .iter()
+            .filter(|(a, _)| !dead(a))
+            .cloned()
+            .collect();
+        self.done = done;
+    }
+}
+
 /// A whole run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Trace {

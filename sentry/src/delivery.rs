@@ -38,6 +38,63 @@ use crate::sigaction::{Handler, SigAction, SA_NOCLDSTOP, SA_RESETHAND, SA_RESTAR
 use crate::signal::{DefaultAction, Signal};
 
 impl Kernel {
+    /// Starts a batch: signals generated until the matching [`Kernel::end_batch`] are
+    /// queued first and delivered afterwards, and processes killed by them exit after
+    /// every target has acted on its signals. On Linux the caller of kill() queues the
+    /// signal to every target before any of them runs, and a target killed by one
+    /// signal ignores those that a dying neighbour sends afterwards (its group is
+    /// already exiting); the SIGCHLDs of children that die together coalesce.
+    pub(crate) fn begin_batch(&mut self) {
+        self.batch_depth += 1;
+    }
+
+    /// Ends a batch; the outermost one delivers, round after round, until nothing is
+    /// left to do (a round's exits can generate the next round's signals).
+    pub(crate) fn end_batch(&mut self) {
+        self.batch_depth = self.batch_depth.saturating_sub(1);
+        if self.batch_depth > 0 {
+            return;
+        }
+        self.batch_depth = 1;
+        loop {
+            let round = std::mem::take(&mut self.dirty);
+            let exits = std::mem::take(&mut self.doomed);
+            if round.is_empty() && exits.is_empty() {
+                break;
+            }
+            for tgid in round {
+                self.run_delivery(tgid);
+            }
+            for tgid in exits.into_iter().chain(std::mem::take(&mut self.doomed)) {
+                self.finish_group_exit(tgid);
+            }
+        }
+        self.batch_depth = 0;
+    }
+
+    /// `tgid` has signals to act on: now, or at the end of the batch.
+    pub(crate) fn mark_for_delivery(&mut self, tgid: Pid) {
+        if self.batch_depth == 0 {
+            self.run_delivery(tgid);
+        } else if !self.dirty.contains(&tgid) {
+            self.dirty.push(tgid);
+        }
+    }
+
+    /// A fatal signal: the group is exiting from now on (later signals are ignored);
+    /// its threads exit at once, or at the end of the batch.
+    fn doom(&mut self, tgid: Pid, status: ExitStatus) {
+        if self.batch_depth == 0 {
+            self.do_group_exit(tgid, status);
+            return;
+        }
+        match self.groups.get_mut(&tgid) {
+            Some(g) if g.group_exit.is_none() && g.is_alive() => g.group_exit = Some(status),
+            _ => return,
+        }
+        self.doomed.push(tgid);
+    }
+
     /// Lets every thread of `tgid` act on its deliverable pending signals.
     pub(crate) fn run_delivery(&mut self, tgid: Pid) {
         loop {
@@ -60,7 +117,7 @@ impl Kernel {
                     sig: Signal::SIGKILL,
                     disposition: Disposition::Terminate,
                 });
-                self.do_group_exit(
+                self.doom(
                     tgid,
                     ExitStatus::Signaled {
                         sig: Signal::SIGKILL,
@@ -83,8 +140,12 @@ impl Kernel {
                 if private.is_none() && shared.is_none() {
                     continue;
                 }
-                if let Some(on) = t.blocked_on {
+                let candidate = private.or(shared);
+                let fatal = candidate.is_some_and(|sig| self.is_fatal(g, sig));
+                if let (Some(on), false) = (t.blocked_on, fatal) {
                     // In a blocking call: wake it; its retry returns first if it can.
+                    // (A fatal signal acts at once, as complete_signal makes it a
+                    // group exit.)
                     if !t.signal_wakeup {
                         woken.push((tid, on));
                     }
@@ -120,6 +181,17 @@ impl Kernel {
             };
             self.handle_signal(tgid, tid, info);
         }
+    }
+
+    /// Whether delivering `sig` would kill the group (SIG_DFL with a terminating
+    /// default action, and not init's handler-less immunity).
+    fn is_fatal(&self, g: &crate::thread_group::ThreadGroup, sig: Signal) -> bool {
+        g.handlers.get(sig).handler == Handler::Default
+            && g.tgid != Kernel::INIT
+            && matches!(
+                sig.default_action(),
+                DefaultAction::Terminate | DefaultAction::CoreDump
+            )
     }
 
     fn handle_signal(&mut self, tgid: Pid, tid: Pid, info: SigInfo) {
@@ -172,7 +244,7 @@ impl Kernel {
             }
             Disposition::Ignored => {}
             Disposition::Stop => self.do_signal_stop(tgid, sig),
-            Disposition::Terminate | Disposition::CoreDump => self.do_group_exit(
+            Disposition::Terminate | Disposition::CoreDump => self.doom(
                 tgid,
                 ExitStatus::Signaled {
                     sig,
@@ -193,9 +265,16 @@ impl Kernel {
             t.pending.next_unblocked(t.blocked).is_some()
                 || g.shared_pending.next_unblocked(t.blocked).is_some()
         };
+        let seq = self.next_block_seq;
         if let Some(t) = self.tasks.get_mut(&tid) {
             t.signal_wakeup = false;
-            t.blocked_on = if deliverable { None } else { Some(on) };
+            if deliverable {
+                t.blocked_on = None;
+            } else if t.blocked_on != Some(on) {
+                t.blocked_on = Some(on);
+                t.block_seq = seq;
+                self.next_block_seq += 1;
+            }
         }
         if deliverable {
             self.run_delivery(tgid);
@@ -269,6 +348,6 @@ impl Kernel {
                 },
             );
         }
-        self.wake_parent(parent);
+        self.wake_parent(parent, tgid);
     }
 }

@@ -76,25 +76,38 @@ impl Kernel {
     /// last thread; its status is then the leader thread's own.
     pub fn exit_thread(&mut self, tid: Pid, code: i32) -> SysResult<()> {
         self.caller_tgid(tid)?;
+        self.begin_batch();
         self.do_exit_thread(tid, ExitStatus::Exited(code as u8));
+        self.end_batch();
         Ok(())
     }
 
     /// `exit_group(code)` (what `exit(3)` calls): every thread exits.
     pub fn exit_group(&mut self, tid: Pid, code: i32) -> SysResult<()> {
         let tgid = self.caller_tgid(tid)?;
+        self.begin_batch();
         self.do_group_exit(tgid, ExitStatus::Exited(code as u8));
+        self.end_batch();
         Ok(())
     }
 
     /// Kills a whole thread group (exit_group, or a fatal signal).
     pub(crate) fn do_group_exit(&mut self, tgid: Pid, status: ExitStatus) {
-        let threads = match self.groups.get_mut(&tgid) {
-            Some(g) if g.group_exit.is_none() && g.is_alive() => {
-                g.group_exit = Some(status);
-                g.threads.clone()
-            }
+        match self.groups.get_mut(&tgid) {
+            Some(g) if g.group_exit.is_none() && g.is_alive() => g.group_exit = Some(status),
             _ => return,
+        }
+        self.finish_group_exit(tgid);
+    }
+
+    /// Every thread of a group whose `group_exit` is set exits.
+    pub(crate) fn finish_group_exit(&mut self, tgid: Pid) {
+        let Some((status, threads)) = self
+            .groups
+            .get(&tgid)
+            .and_then(|g| g.group_exit.map(|st| (st, g.threads.clone())))
+        else {
+            return;
         };
         for t in threads {
             self.do_exit_thread(t, status);
@@ -139,19 +152,17 @@ impl Kernel {
         if tid != tgid {
             self.tasks.remove(&tid);
         }
-        self.process_died(tgid);
+        self.process_died(tgid, status);
     }
 
-    /// The last thread of `tgid` has exited.
-    fn process_died(&mut self, tgid: Pid) {
+    /// The last thread of `tgid` has exited with `last`. Without a group exit, the
+    /// process's status is the last thread's code (Linux 6.18, checked with the
+    /// conformance harness: the leader's own earlier `exit()` code is not used).
+    fn process_died(&mut self, tgid: Pid, last: ExitStatus) {
         let Some(g) = self.groups.get(&tgid) else {
             return;
         };
-        let leader_status = self.tasks.get(&tgid).and_then(|t| t.exit_status);
-        let status = g
-            .group_exit
-            .or(leader_status)
-            .unwrap_or(ExitStatus::Exited(0));
+        let status = g.group_exit.unwrap_or(last);
         if let Some(g) = self.groups.get_mut(&tgid) {
             g.group_exit.get_or_insert(status);
             g.stopped = false;
@@ -294,20 +305,33 @@ impl Kernel {
                 },
             );
         }
-        self.wake_parent(parent);
+        self.wake_parent(parent, tgid);
         autoreap
     }
 
-    /// `__wake_up_parent`: threads of `parent` blocked in wait can retry.
-    pub(crate) fn wake_parent(&mut self, parent: Pid) {
+    /// `__wake_up_parent`: threads of `parent` blocked in a wait that selects `child`
+    /// can retry.
+    pub(crate) fn wake_parent(&mut self, parent: Pid, child: Pid) {
+        let Some(cg) = self.groups.get(&child) else {
+            return;
+        };
+        let (pgid, parent_thread) = (cg.pgid, cg.parent_thread);
+        self.wake_waiters(parent, child, pgid, parent_thread);
+    }
+
+    fn wake_waiters(&mut self, parent: Pid, child: Pid, pgid: Pid, parent_thread: Pid) {
         let threads = match self.groups.get(&parent) {
             Some(g) => g.threads.clone(),
             None => return,
         };
         for tid in threads {
-            if let Some(t) = self.tasks.get_mut(&tid) {
-                if t.blocked_on == Some(BlockOn::Wait) {
-                    t.blocked_on = None;
+            if let Some(t) = self.tasks.get(&tid) {
+                // The waiter stays in its wait until its retry (which returns or
+                // blocks again); a signal arriving meanwhile waits for that retry.
+                let wakes = t
+                    .wait_filter
+                    .is_none_or(|f| f.wakes(tid, child, pgid, parent_thread));
+                if t.blocked_on == Some(BlockOn::Wait) && wakes {
                     self.emit(Event::Wakeup {
                         tid,
                         on: BlockOn::Wait,
@@ -332,10 +356,10 @@ impl Kernel {
         self.detach_from_pgrp(tgid, g.pgid);
         self.detach_from_session(tgid, g.sid);
         self.emit(Event::Reaped { pid: tgid, by });
-        // A parent blocked in wait may now have no children left (ECHILD).
+        // A parent blocked in wait for this child may now have none left (ECHILD).
         if let Some(parent) = g.parent {
             if by.is_none() {
-                self.wake_parent(parent);
+                self.wake_waiters(parent, tgid, g.pgid, g.parent_thread);
             }
         }
     }

@@ -72,6 +72,18 @@ pub struct Kernel {
     pub(crate) events: Vec<Event>,
     /// Tasks that have not exited (kept so that the count is O(1)).
     pub(crate) live_tasks: usize,
+    /// Next [`crate::task::Task::block_seq`].
+    #[serde(default)]
+    pub(crate) next_block_seq: u64,
+    /// Open batches (see [`Kernel::begin_batch`]); zero between system calls.
+    #[serde(skip)]
+    pub(crate) batch_depth: u32,
+    /// Groups with signals to act on at the end of the batch, in order.
+    #[serde(skip)]
+    pub(crate) dirty: Vec<Pid>,
+    /// Groups killed during the batch whose threads exit at its end.
+    #[serde(skip)]
+    pub(crate) doomed: Vec<Pid>,
 }
 
 /// A serialized kernel state.
@@ -100,6 +112,10 @@ impl Kernel {
             next_child_key: 0,
             events: Vec::new(),
             live_tasks: 1,
+            next_block_seq: 0,
+            batch_depth: 0,
+            dirty: Vec::new(),
+            doomed: Vec::new(),
         };
         let init = k.alloc_pid().unwrap_or(1);
         k.tasks.insert(init, Task::new(init, init, SigSet::EMPTY));

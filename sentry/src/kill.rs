@@ -7,9 +7,10 @@
 //!   `kill(0)`: every process of the caller's group; `kill(-1)`: every process except
 //!   init and the caller's own (ESRCH if there is none); `kill(-pgid)`: every process of
 //!   that group (ESRCH if empty). A zombie accepts a signal and ignores it.
-//!   Signal 0 only checks that the target exists. An invalid signal is EINVAL.
+//!   Signal 0 only checks that the target exists. An invalid signal is EINVAL once a
+//!   target is found (no target: ESRCH, whatever the signal).
 //! - `tkill(tid)`/`tgkill(tgid, tid)`: one thread (EINVAL for IDs ≤ 0, ESRCH if the
-//!   thread is not in that thread group).
+//!   thread is not in that thread group, then EINVAL for an invalid signal).
 //! - At generation a stop signal discards pending SIGCONT, and SIGCONT discards
 //!   pending stop signals and continues a stopped group at once, even if SIGCONT is
 //!   blocked or ignored (the continue is reported to the parent as CLD_CONTINUED).
@@ -48,7 +49,8 @@ fn signal_arg(sig: i32) -> SysResult<Option<Signal>> {
 impl Kernel {
     /// `kill(pid, sig)` by thread `tid`.
     pub fn kill(&mut self, tid: Pid, pid: Pid, sig: i32) -> SysResult<()> {
-        let sig = signal_arg(sig)?;
+        // The signal number is checked per target, after the lookup (ESRCH first).
+        let parsed = signal_arg(sig);
         let caller = self.caller_tgid(tid)?;
         let user = |signo| SigInfo {
             signo,
@@ -58,7 +60,7 @@ impl Kernel {
         };
         if pid > 0 {
             let tgid = self.tasks.get(&pid).ok_or(Errno::ESRCH)?.tgid;
-            if let Some(sig) = sig {
+            if let Some(sig) = parsed? {
                 self.send_signal(SignalTarget::Process(tgid), user(sig), false);
             }
             return Ok(());
@@ -76,10 +78,12 @@ impl Kernel {
             if targets.is_empty() {
                 return Err(Errno::ESRCH);
             }
-            if let Some(sig) = sig {
+            if let Some(sig) = parsed? {
+                self.begin_batch();
                 for p in targets {
                     self.send_signal(SignalTarget::Process(p), user(sig), false);
                 }
+                self.end_batch();
             }
             return Ok(());
         }
@@ -92,10 +96,12 @@ impl Kernel {
         if members.is_empty() {
             return Err(Errno::ESRCH);
         }
-        if let Some(sig) = sig {
+        if let Some(sig) = parsed? {
+            self.begin_batch();
             for p in members {
                 self.send_signal(SignalTarget::Process(p), user(sig), false);
             }
+            self.end_batch();
         }
         Ok(())
     }
@@ -131,12 +137,12 @@ impl Kernel {
         if target <= 0 {
             return Err(Errno::EINVAL);
         }
-        let sig = signal_arg(sig)?;
         let caller = self.caller_tgid(tid)?;
         let t = self.tasks.get(&target).ok_or(Errno::ESRCH)?;
         if tgid.is_some_and(|g| g != t.tgid) || t.has_exited() {
             return Err(Errno::ESRCH);
         }
+        let sig = signal_arg(sig)?;
         if let Some(sig) = sig {
             let info = SigInfo {
                 signo: sig,
@@ -237,9 +243,11 @@ impl Kernel {
     /// group (`kill_pgrp(pgrp, sig, 1)`). Returns whether the group had members.
     pub(crate) fn kill_pgrp_info(&mut self, pgid: Pid, info: SigInfo) -> bool {
         let members = self.pgrp_members(pgid);
+        self.begin_batch();
         for &p in &members {
             self.send_signal(SignalTarget::Process(p), info, false);
         }
+        self.end_batch();
         !members.is_empty()
     }
 
@@ -275,7 +283,9 @@ impl Kernel {
             code: info.code,
             queued,
         });
-        self.run_delivery(tgid);
+        self.begin_batch();
+        self.mark_for_delivery(tgid);
+        self.end_batch();
     }
 
     /// `prepare_signal`: stop/continue side effects at generation, then whether the

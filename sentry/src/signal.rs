@@ -28,9 +28,14 @@ macro_rules! signals {
                 }
             }
 
-            /// Parses `"SIGINT"`, `"INT"` or a number.
+            /// Parses `"SIGINT"`, `"INT"`, `"SIGRT<n>"` (what [`Signal::name`] gives for a
+            /// real-time signal) or a number.
             pub fn from_name(name: &str) -> Option<Signal> {
                 let bare = name.strip_prefix("SIG").unwrap_or(name);
+                if let Some(rt) = bare.strip_prefix("RT") {
+                    let n = rt.parse::<i32>().ok()?;
+                    return Signal::new(SIGRTMIN as i32 + n).ok().filter(|s| s.is_realtime());
+                }
                 match bare {
                     $(n if n == &stringify!($name)[3..] => Some(Signal($val)),)*
                     _ => bare.parse::<i32>().ok().and_then(|n| Signal::new(n).ok()),

@@ -27,6 +27,13 @@ pub struct Task {
     /// completes if it can, else fails with `ERESTARTSYS` and the signal is delivered.
     #[serde(default)]
     pub signal_wakeup: bool,
+    /// When the thread started waiting in `blocked_on` (a kernel-wide sequence number):
+    /// readers of one terminal are served in this order.
+    #[serde(default)]
+    pub block_seq: u64,
+    /// While blocked in wait: the children whose changes wake it.
+    #[serde(default)]
+    pub wait_filter: Option<crate::wait::WaitFilter>,
 }
 
 impl Task {
@@ -39,6 +46,8 @@ impl Task {
             exit_status: None,
             blocked_on: None,
             signal_wakeup: false,
+            block_seq: 0,
+            wait_filter: None,
         }
     }
 

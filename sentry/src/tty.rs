@@ -478,6 +478,43 @@ impl Kernel {
         self.wake_readers(tty);
     }
 
+    /// The reader of `tty` that has waited longest, other than `tid` if `tid` came
+    /// earlier (or is not waiting).
+    fn earlier_reader(&self, tty: TtyId, tid: Pid) -> Option<Pid> {
+        let on = BlockOn::TtyRead(tty);
+        let mine = self
+            .tasks
+            .get(&tid)
+            .filter(|t| t.blocked_on == Some(on))
+            .map_or(u64::MAX, |t| t.block_seq);
+        self.tasks
+            .values()
+            .filter(|t| t.tid != tid && t.blocked_on == Some(on) && t.block_seq < mine)
+            .min_by_key(|t| t.block_seq)
+            .map(|t| t.tid)
+    }
+
+    /// After a reader took its turn: the next one may find input left.
+    fn wake_next_reader(&mut self, tty: TtyId) {
+        let on = BlockOn::TtyRead(tty);
+        let Some(next) = self
+            .tasks
+            .values()
+            .filter(|t| t.blocked_on == Some(on))
+            .min_by_key(|t| t.block_seq)
+            .map(|t| t.tid)
+        else {
+            return;
+        };
+        let readable = self
+            .ttys
+            .get(&tty)
+            .is_some_and(|t| t.ldisc.readable(&t.termios));
+        if readable {
+            self.emit(Event::Wakeup { tid: next, on });
+        }
+    }
+
     fn wake_readers(&mut self, tty: TtyId) {
         let on = BlockOn::TtyRead(tty);
         let waiting: Vec<Pid> = self
@@ -512,12 +549,12 @@ impl Kernel {
     /// `open()` of a terminal. Without O_NOCTTY, a session leader that has no
     /// controlling terminal acquires this one if it belongs to no session and the open
     /// is for reading (`tty_open_proc_set_tty`). A pty slave whose master is closed
-    /// cannot be opened (EIO).
+    /// cannot be opened: its devpts node went away with the master (ENOENT).
     pub fn open_tty(&mut self, tid: Pid, tty: TtyId, flags: OpenFlags) -> SysResult<i32> {
         let tgid = self.caller_tgid(tid)?;
         let t = self.tty_ref(tty)?;
         if t.kind == TtyKind::Emulated && !t.master_open {
-            return Err(Errno::EIO);
+            return Err(Errno::ENOENT);
         }
         let tty_session = t.session;
         let file = self.new_file(tty, flags);
@@ -572,37 +609,58 @@ impl Kernel {
 
     /// `read(fd, count)` on an emulated terminal: job-control check (unless this is
     /// the continuation of a read the thread was already blocked in), then the line
-    /// discipline. A hung-up description reads 0 bytes (end of file).
+    /// discipline. A hung-up description reads 0 bytes (end of file), except for the
+    /// read that was blocked when the master closed: EIO.
     pub fn read(&mut self, tid: Pid, fd: i32, count: usize) -> SysResult<Blocking<Vec<u8>>> {
         let (_, f) = self.fd_file(tid, fd)?;
         if !f.flags.read {
             return Err(Errno::EBADF);
         }
         let (tty, nonblock, hung_up) = (f.tty, f.flags.nonblock, f.hung_up);
-        if hung_up {
-            self.syscall_return(tid);
-            return Ok(Blocking::Ready(Vec::new()));
-        }
         let on = BlockOn::TtyRead(tty);
         let continuing = self
             .tasks
             .get(&tid)
             .is_some_and(|t| t.blocked_on == Some(on));
+        if hung_up {
+            // A reader asleep when the master closed sees the other side gone (EIO,
+            // n_tty_read's TTY_OTHER_CLOSED check); a read started after the hangup
+            // reads end of file.
+            let other_closed = self.tty_ref(tty).is_ok_and(|t| t.is_pty && !t.master_open);
+            self.syscall_return(tid);
+            return if continuing && other_closed {
+                Err(Errno::EIO)
+            } else {
+                Ok(Blocking::Ready(Vec::new()))
+            };
+        }
         if !continuing {
             self.tty_check_read(tid, tty)?;
         }
-        let t = self.tty_mut(tty)?;
-        if t.kind != TtyKind::Emulated {
+        if self.tty_ref(tty)?.kind != TtyKind::Emulated {
             return Err(Errno::EINVAL);
         }
+        // Readers take turns (n_tty_read's atomic_read_lock, held while it sleeps): a
+        // reader that came earlier and is still waiting is served first.
+        if self.earlier_reader(tty, tid).is_some() {
+            if nonblock {
+                self.syscall_return(tid);
+                return Err(Errno::EAGAIN);
+            }
+            self.block_or_restart(tid, on)?;
+            return Ok(Blocking::WouldBlock(on));
+        }
+        let t = self.tty_mut(tty)?;
         let termios = t.termios;
         match t.ldisc.read(&termios, count) {
             LdiscRead::Data(d) => {
                 self.syscall_return(tid);
+                self.wake_next_reader(tty);
                 Ok(Blocking::Ready(d))
             }
             LdiscRead::Eof => {
                 self.syscall_return(tid);
+                self.wake_next_reader(tty);
                 Ok(Blocking::Ready(Vec::new()))
             }
             LdiscRead::WouldBlock => {

@@ -53,11 +53,32 @@ pub enum IdType {
 }
 
 /// Which children a wait selects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Selector {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Selector {
     Any,
     Pid(Pid),
     Pgid(Pid),
+}
+
+/// Which children a blocked waiter is waiting for: only their changes wake it
+/// (Linux's `child_wait_callback`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitFilter {
+    pub(crate) sel: Selector,
+    pub(crate) nothread: bool,
+}
+
+impl WaitFilter {
+    /// Whether a change of child `pid` (in group `pgid`, forked by thread
+    /// `parent_thread`) wakes waiter `waiter`.
+    pub(crate) fn wakes(&self, waiter: Pid, pid: Pid, pgid: Pid, parent_thread: Pid) -> bool {
+        let selected = match self.sel {
+            Selector::Any => true,
+            Selector::Pid(p) => p == pid,
+            Selector::Pgid(g) => g == pgid,
+        };
+        selected && (!self.nothread || parent_thread == waiter)
+    }
 }
 
 /// What a successful wait reports.
@@ -174,6 +195,10 @@ impl Kernel {
         match self.scan_children(tid, tgid, sel, options) {
             Ok(Blocking::WouldBlock(on)) => {
                 self.block_or_restart(tid, on)?;
+                self.task_mut(tid)?.wait_filter = Some(WaitFilter {
+                    sel,
+                    nothread: options & __WNOTHREAD != 0,
+                });
                 Ok(Blocking::WouldBlock(on))
             }
             other => {

@@ -535,7 +535,9 @@ fn clone_parent_makes_a_sibling_and_init_may_not_use_it() {
 }
 
 #[test]
-fn leader_thread_exit_keeps_process_alive_and_its_code_is_the_status() {
+fn leader_thread_exit_keeps_process_alive_and_the_last_threads_code_is_the_status() {
+    // Linux 6.18 (conformance scenario life-leader-thread-exit-status-is-leader-code and
+    // a C check): leader exit(3), then the last thread exit(9): the parent sees 9.
     let mut k = Kernel::new();
     let p = k.fork(Kernel::INIT).unwrap();
     let t = k.spawn_thread(p).unwrap();
@@ -543,7 +545,7 @@ fn leader_thread_exit_keeps_process_alive_and_its_code_is_the_status() {
     assert!(k.thread_group(p).unwrap().is_alive());
     k.exit_thread(t, 9).unwrap();
     let w = ready(k.wait4(Kernel::INIT, p, 0)).unwrap();
-    assert_eq!(status::exit_status(w.wait_status), 3);
+    assert_eq!(status::exit_status(w.wait_status), 9);
 }
 
 #[test]

@@ -1,0 +1,496 @@
+//! Random scenarios: seeded, reproducible, and runnable on Linux without hanging.
+//!
+//! A scenario is grown one step at a time. After each step the prefix is played on the
+//! sentry executor, and the next operation is given only to an actor that is running
+//! there (so steps are rarely skipped). Steps are drawn with weights that favour job
+//! control: process groups, sessions, the terminal's foreground group, signals with
+//! every selector, stops and continues, waits, reads and writes from the foreground and
+//! the background, and typed control characters.
+//!
+//! What is never generated, because Linux itself would misbehave or the outcome would
+//! depend on scheduling:
+//! - `init` exiting (the namespace would die with it);
+//! - a SA_RESTART handler for SIGTTIN or SIGTTOU (a background read or write would
+//!   restart forever);
+//! - a process-directed signal to a process with more than one live thread when a
+//!   handler could run in either thread (which thread Linux picks depends on which
+//!   one already has a signal pending) — threads only make calls of their own.
+//!
+//! The same seed always gives the same scenario: [`scenario`] is a pure function of the
+//! seed (the generator's PRNG is SplitMix64).
+
+use crate::scenario::{IdKind, MaskHow, Op, PidArg, Scenario, Step, TermFlag};
+use crate::sentry_exec;
+use crate::trace::ActorState;
+use sandbox_sentry::sigaction::{SA_NOCLDSTOP, SA_NOCLDWAIT, SA_RESETHAND, SA_RESTART};
+use sandbox_sentry::wait::{WCONTINUED, WEXITED, WNOHANG, WNOWAIT, WUNTRACED};
+use sandbox_sentry::{Handler, SigSet, Signal};
+
+/// SplitMix64: small, fast, and fully determined by its seed.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+
+    pub fn chance(&mut self, percent: u32) -> bool {
+        self.below(100) < percent as usize
+    }
+
+    pub fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
+        &v[self.below(v.len())]
+    }
+
+    /// An index drawn with the given weights.
+    pub fn weighted(&mut self, weights: &[u32]) -> usize {
+        let total: u32 = weights.iter().sum();
+        let mut x = self.below(total as usize) as u32;
+        for (i, &w) in weights.iter().enumerate() {
+            if x < w {
+                return i;
+            }
+            x -= w;
+        }
+        weights.len() - 1
+    }
+}
+
+/// The seed of the `index`-th scenario of a run started with `seed`.
+pub fn scenario_seed(seed: u64, index: u64) -> u64 {
+    let mut r = Rng::new(seed ^ index.wrapping_mul(0xa076_1d64_78bd_642f));
+    r.next_u64()
+}
+
+const SIGNALS: [Signal; 14] = [
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTSTP,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+    Signal::SIGCONT,
+    Signal::SIGSTOP,
+    Signal::SIGCHLD,
+    Signal::SIGHUP,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGTERM,
+    Signal::SIGKILL,
+    Signal::SIGWINCH,
+];
+
+const TYPED: [&[u8]; 14] = [
+    b"abc\n",
+    b"x",
+    b"\x03",
+    b"\x1a",
+    b"\x1c",
+    b"\x04",
+    b"hi\x7f\n",
+    b"\n",
+    b"ab\x15cd\n",
+    b"one two\x17x\n",
+    b"q\r",
+    b"z\x03",
+    b"\x1ay",
+    b"a\tb\n",
+];
+
+const MAX_PROCESSES: usize = 6;
+const MAX_THREADS: usize = 2;
+
+struct Actors {
+    /// (name, is a thread) in creation order, `init` first.
+    list: Vec<(String, bool)>,
+    next_process: usize,
+    next_thread: usize,
+}
+
+/// A random scenario named `random-SEED` with about `len` steps.
+pub fn scenario(seed: u64, len: usize) -> Scenario {
+    let mut rng = Rng::new(seed);
+    let mut s = Scenario {
+        name: format!("random-{seed}"),
+        steps: Vec::new(),
+    };
+    let mut actors = Actors {
+        list: vec![("init".into(), false)],
+        next_process: 1,
+        next_thread: 1,
+    };
+    // A shell-like start most of the time: a session leader with the terminal.
+    let step = |a: &str, op: Op| Step::Actor {
+        actor: a.into(),
+        op,
+    };
+    s.steps.push(step("init", Op::Fork { child: "sh".into() }));
+    actors.list.push(("sh".into(), false));
+    if rng.chance(90) {
+        s.steps.push(step("sh", Op::Setsid));
+        if rng.chance(90) {
+            s.steps.push(step(
+                "sh",
+                Op::Open {
+                    noctty: false,
+                    nonblock: false,
+                    wronly: false,
+                },
+            ));
+        }
+    }
+    if rng.chance(50) {
+        s.steps.push(step(
+            "sh",
+            Op::Sigaction {
+                sig: Signal::SIGCHLD,
+                handler: Handler::Catch,
+                flags: if rng.chance(50) { SA_RESTART } else { 0 },
+            },
+        ));
+    }
+    let mut hung_up = false;
+    while s.steps.len() < len {
+        let trace = sentry_exec::run(&s);
+        let Some(last) = trace.steps.last() else {
+            break;
+        };
+        let running: Vec<String> = last
+            .states
+            .iter()
+            .filter(|(_, st)| *st == ActorState::Running)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let alive: Vec<String> = last
+            .states
+            .iter()
+            .filter(|(_, st)| !matches!(st, ActorState::Gone))
+            .map(|(n, _)| n.clone())
+            .collect();
+        let terminal = running.is_empty() || rng.chance(14);
+        if terminal {
+            if hung_up {
+                if running.is_empty() {
+                    break;
+                }
+                continue;
+            }
+            match rng.weighted(&[80, 15, 3]) {
+                0 => s.steps.push(Step::Type(rng.pick(&TYPED).to_vec())),
+                1 => s.steps.push(Step::Winsize {
+                    rows: 20 + rng.below(5) as u16,
+                    cols: 80,
+                }),
+                _ => {
+                    s.steps.push(Step::Hangup);
+                    hung_up = true;
+                }
+            }
+            continue;
+        }
+        let actor = rng.pick(&running).clone();
+        let op = gen_op(&mut rng, &actor, &mut actors, &alive);
+        // Once a thread exists, a process-directed signal could be taken by either of
+        // its process's threads: such signals are left out (conservatively, for all).
+        let threads_exist = actors.list.iter().any(|(_, t)| *t);
+        if threads_exist && aims_at_threaded(&op) {
+            continue;
+        }
+        s.steps.push(step(&actor, op));
+    }
+    s
+}
+
+/// Whether a signal-sending op could reach a multi-threaded process through a
+/// process-directed selector.
+fn aims_at_threaded(op: &Op) -> bool {
+    match op {
+        Op::Kill { sig, .. } | Op::Killpg { sig, .. } => {
+            // SIGKILL, SIGSTOP and SIGCONT act on the whole process whatever the thread.
+            !matches!(*sig, 0 | 9 | 18 | 19)
+        }
+        _ => false,
+    }
+}
+
+fn pid_arg(rng: &mut Rng, actor: &str, alive: &[String]) -> PidArg {
+    let other = rng.pick(alive).clone();
+    match rng.weighted(&[30, 15, 20, 10, 10, 5, 5, 5]) {
+        0 => PidArg::Actor(other),
+        1 => PidArg::Actor(actor.to_string()),
+        2 => PidArg::PgidOf(other),
+        3 => PidArg::Num(0),
+        4 => PidArg::NegPgidOf(other),
+        5 => PidArg::NegActor(other),
+        6 => PidArg::Num(-1),
+        _ => PidArg::Num(99_999),
+    }
+}
+
+fn wait_options(rng: &mut Rng, waitid: bool) -> i32 {
+    let mut o = 0;
+    if rng.chance(40) {
+        o |= WNOHANG;
+    }
+    if rng.chance(50) {
+        o |= WUNTRACED;
+    }
+    if rng.chance(30) {
+        o |= WCONTINUED;
+    }
+    if waitid {
+        if rng.chance(70) {
+            o |= WEXITED;
+        }
+        if rng.chance(10) {
+            o |= WNOWAIT;
+        }
+    }
+    o
+}
+
+fn gen_op(rng: &mut Rng, actor: &str, actors: &mut Actors, alive: &[String]) -> Op {
+    let is_thread = actors.list.iter().any(|(n, t)| n == actor && *t);
+    let processes = actors.list.iter().filter(|(_, t)| !t).count();
+    let threads = actors.list.iter().filter(|(_, t)| *t).count();
+    let sig = |rng: &mut Rng| rng.pick(&SIGNALS).number();
+    loop {
+        let k = rng.weighted(&[
+            14, // fork
+            1,  // thread
+            1,  // exec
+            12, // setpgid
+            3,  // setsid
+            3,  // getpgid/getsid
+            3,  // open
+            1,  // close/dup
+            9,  // tcsetpgrp
+            2,  // tcgetpgrp/tcgetsid
+            2,  // tiocsctty/tiocnotty
+            7,  // sigaction
+            3,  // sigprocmask
+            14, // kill/killpg
+            6,  // read
+            4,  // write
+            3,  // stty
+            4,  // exit
+            10, // wait4/waitid
+        ]);
+        let op = match k {
+            0 if processes < MAX_PROCESSES && !is_thread => {
+                let child = format!("p{}", actors.next_process);
+                actors.next_process += 1;
+                actors.list.push((child.clone(), false));
+                Op::Fork { child }
+            }
+            1 if threads < MAX_THREADS && actor != "init" && !is_thread => {
+                let child = format!("t{}", actors.next_thread);
+                actors.next_thread += 1;
+                actors.list.push((child.clone(), true));
+                Op::Thread { child }
+            }
+            2 if actor != "init" => Op::Exec,
+            3 => Op::Setpgid {
+                pid: if rng.chance(40) {
+                    PidArg::Num(0)
+                } else {
+                    pid_arg(rng, actor, alive)
+                },
+                pgid: match rng.below(3) {
+                    0 => PidArg::Num(0),
+                    1 => PidArg::PgidOf(rng.pick(alive).clone()),
+                    _ => PidArg::Actor(rng.pick(alive).clone()),
+                },
+            },
+            4 if actor != "init" => Op::Setsid,
+            5 => {
+                let pid = pid_arg(rng, actor, alive);
+                if rng.chance(50) {
+                    Op::Getpgid { pid }
+                } else {
+                    Op::Getsid { pid }
+                }
+            }
+            6 => {
+                if rng.chance(20) {
+                    Op::OpenDevTty
+                } else {
+                    Op::Open {
+                        noctty: rng.chance(30),
+                        nonblock: rng.chance(20),
+                        wronly: rng.chance(10),
+                    }
+                }
+            }
+            7 => {
+                if rng.chance(50) {
+                    Op::Close {
+                        fd: rng.below(3) as i32,
+                    }
+                } else {
+                    Op::Dup { fd: 0 }
+                }
+            }
+            8 => Op::Tcsetpgrp {
+                fd: 0,
+                pgrp: match rng.below(6) {
+                    0 => PidArg::Actor(rng.pick(alive).clone()),
+                    1 => PidArg::Num(-1),
+                    2 => PidArg::Num(99_999),
+                    _ => PidArg::PgidOf(rng.pick(alive).clone()),
+                },
+            },
+            9 => {
+                if rng.chance(60) {
+                    Op::Tcgetpgrp { fd: 0 }
+                } else {
+                    Op::Tcgetsid { fd: 0 }
+                }
+            }
+            10 => {
+                if rng.chance(60) {
+                    Op::Tiocsctty {
+                        fd: 0,
+                        steal: rng.chance(30),
+                    }
+                } else {
+                    Op::Tiocnotty { fd: 0 }
+                }
+            }
+            11 => {
+                let s = *rng.pick(&SIGNALS);
+                if s == Signal::SIGKILL || s == Signal::SIGSTOP {
+                    continue;
+                }
+                let handler = match rng.below(3) {
+                    0 => Handler::Default,
+                    1 => Handler::Ignore,
+                    _ => Handler::Catch,
+                };
+                let mut flags = 0;
+                if rng.chance(40) && s != Signal::SIGTTIN && s != Signal::SIGTTOU {
+                    flags |= SA_RESTART;
+                }
+                if s == Signal::SIGCHLD {
+                    if rng.chance(25) {
+                        flags |= SA_NOCLDSTOP;
+                    }
+                    if rng.chance(15) {
+                        flags |= SA_NOCLDWAIT;
+                    }
+                }
+                if handler == Handler::Catch && rng.chance(10) {
+                    flags |= SA_RESETHAND;
+                }
+                Op::Sigaction {
+                    sig: s,
+                    handler,
+                    flags,
+                }
+            }
+            12 => {
+                let mut set = SigSet::EMPTY;
+                for _ in 0..1 + rng.below(2) {
+                    set.add(*rng.pick(&SIGNALS));
+                }
+                Op::Sigprocmask {
+                    how: match rng.below(3) {
+                        0 => MaskHow::Block,
+                        1 => MaskHow::Unblock,
+                        _ => MaskHow::Set,
+                    },
+                    set,
+                }
+            }
+            13 => {
+                let s = if rng.chance(5) { 0 } else { sig(rng) };
+                if rng.chance(20) {
+                    Op::Killpg {
+                        pgrp: if rng.chance(80) {
+                            PidArg::PgidOf(rng.pick(alive).clone())
+                        } else {
+                            PidArg::Num(0)
+                        },
+                        sig: s,
+                    }
+                } else {
+                    Op::Kill {
+                        pid: pid_arg(rng, actor, alive),
+                        sig: s,
+                    }
+                }
+            }
+            14 => Op::Read {
+                fd: 0,
+                count: 1 + rng.below(8),
+            },
+            15 => Op::Write {
+                fd: if rng.chance(80) { 0 } else { 1 },
+                data: if rng.chance(50) {
+                    b"out\n".to_vec()
+                } else {
+                    b"x".to_vec()
+                },
+            },
+            16 => {
+                let f = *rng.pick(&TermFlag::ALL);
+                let on = rng.chance(50);
+                Op::Stty {
+                    fd: 0,
+                    on: if on { vec![f] } else { vec![] },
+                    off: if on { vec![] } else { vec![f] },
+                }
+            }
+            17 if actor != "init" => {
+                if is_thread && rng.chance(50) {
+                    Op::ThreadExit {
+                        code: rng.below(4) as i32,
+                    }
+                } else {
+                    Op::Exit {
+                        code: rng.below(4) as i32,
+                    }
+                }
+            }
+            18 => {
+                if rng.chance(70) {
+                    Op::Wait4 {
+                        pid: match rng.below(4) {
+                            0 => PidArg::Num(-1),
+                            1 => PidArg::Actor(rng.pick(alive).clone()),
+                            2 => PidArg::Num(0),
+                            _ => PidArg::NegPgidOf(rng.pick(alive).clone()),
+                        },
+                        options: wait_options(rng, false),
+                    }
+                } else {
+                    let (kind, id) = match rng.below(3) {
+                        0 => (IdKind::All, PidArg::Num(0)),
+                        1 => (IdKind::Pid, PidArg::Actor(rng.pick(alive).clone())),
+                        _ => (IdKind::Pgid, PidArg::PgidOf(rng.pick(alive).clone())),
+                    };
+                    Op::Waitid {
+                        kind,
+                        id,
+                        options: wait_options(rng, true),
+                    }
+                }
+            }
+            _ => continue,
+        };
+        return op;
+    }
+}

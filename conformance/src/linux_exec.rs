@@ -299,42 +299,7 @@ impl Run {
 
     /// The op with every PID argument resolved to a number.
     fn resolved(&self, op: &Op) -> Op {
-        let n = |p: &PidArg| PidArg::Num(self.resolve(p));
-        match op {
-            Op::Setpgid { pid, pgid } => Op::Setpgid {
-                pid: n(pid),
-                pgid: n(pgid),
-            },
-            Op::Getpgid { pid } => Op::Getpgid { pid: n(pid) },
-            Op::Getsid { pid } => Op::Getsid { pid: n(pid) },
-            Op::Tcsetpgrp { fd, pgrp } => Op::Tcsetpgrp {
-                fd: *fd,
-                pgrp: n(pgrp),
-            },
-            Op::Kill { pid, sig } => Op::Kill {
-                pid: n(pid),
-                sig: *sig,
-            },
-            Op::Killpg { pgrp, sig } => Op::Killpg {
-                pgrp: n(pgrp),
-                sig: *sig,
-            },
-            Op::Tgkill { tgid, tid, sig } => Op::Tgkill {
-                tgid: n(tgid),
-                tid: n(tid),
-                sig: *sig,
-            },
-            Op::Wait4 { pid, options } => Op::Wait4 {
-                pid: n(pid),
-                options: *options,
-            },
-            Op::Waitid { kind, id, options } => Op::Waitid {
-                kind: *kind,
-                id: n(id),
-                options: *options,
-            },
-            other => other.clone(),
-        }
+        op.map_pids(|p| PidArg::Num(self.resolve(p)))
     }
 
     fn state(&self, a: &Actor) -> ActorState {

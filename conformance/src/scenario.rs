@@ -207,6 +207,49 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The operation with every PID argument replaced by `f` of it (executors resolve
+    /// actor names to numbers once, when the call is made, as the kernel reads its
+    /// arguments once).
+    pub fn map_pids(&self, f: impl Fn(&PidArg) -> PidArg) -> Op {
+        match self {
+            Op::Setpgid { pid, pgid } => Op::Setpgid {
+                pid: f(pid),
+                pgid: f(pgid),
+            },
+            Op::Getpgid { pid } => Op::Getpgid { pid: f(pid) },
+            Op::Getsid { pid } => Op::Getsid { pid: f(pid) },
+            Op::Tcsetpgrp { fd, pgrp } => Op::Tcsetpgrp {
+                fd: *fd,
+                pgrp: f(pgrp),
+            },
+            Op::Kill { pid, sig } => Op::Kill {
+                pid: f(pid),
+                sig: *sig,
+            },
+            Op::Killpg { pgrp, sig } => Op::Killpg {
+                pgrp: f(pgrp),
+                sig: *sig,
+            },
+            Op::Tgkill { tgid, tid, sig } => Op::Tgkill {
+                tgid: f(tgid),
+                tid: f(tid),
+                sig: *sig,
+            },
+            Op::Wait4 { pid, options } => Op::Wait4 {
+                pid: f(pid),
+                options: *options,
+            },
+            Op::Waitid { kind, id, options } => Op::Waitid {
+                kind: *kind,
+                id: f(id),
+                options: *options,
+            },
+            other => other.clone(),
+        }
+    }
+}
+
 /// One step of a scenario.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {

@@ -32,7 +32,10 @@ struct Actor {
 
 #[derive(Clone, Debug)]
 struct Pending {
+    /// The operation as the scenario wrote it (for the trace).
     op: Op,
+    /// With PIDs resolved when the call was made (what a retry passes again).
+    exec_op: Op,
     /// The call's group was stopped while in it: restart (or EINTR) after SIGCONT.
     restart_on_continue: bool,
     continued: bool,
@@ -191,7 +194,8 @@ impl Run {
                 if st != ActorState::Running {
                     return format!("skipped (actor {st})");
                 }
-                let out = self.call(&a, op, 0);
+                let exec_op = op.map_pids(|p| PidArg::Num(self.resolve(p)));
+                let out = self.call(&a, &exec_op, 0);
                 match self.after_call(&a, out) {
                     Outcome::Done(s) => s,
                     Outcome::NoReturn => "noreturn".into(),
@@ -204,6 +208,7 @@ impl Run {
                             a.name.clone(),
                             Pending {
                                 op: op.clone(),
+                                exec_op,
                                 restart_on_continue: false,
                                 continued: false,
                                 deferred,
@@ -580,7 +585,7 @@ impl Run {
                 pp.continued = false;
             }
         }
-        let out = self.call(&a, &p.op, 0);
+        let out = self.call(&a, &p.exec_op, 0);
         match self.after_call(&a, out) {
             Outcome::Done(s) => {
                 self.pending.remove(name);

@@ -21,7 +21,7 @@ pub struct Comparison {
 }
 
 /// Linux runs of a diverging scenario made to check that Linux agrees with itself.
-pub const LINUX_RERUNS: usize = 2;
+pub const LINUX_RERUNS: usize = 4;
 
 /// Runs `s` on Linux and on the sentry and compares the traces.
 pub fn compare(s: &Scenario, puppet: &Path) -> Comparison {

@@ -13,8 +13,8 @@
 
 use crate::scenario::{Op, PidArg, Scenario, Step};
 use crate::sys;
-use crate::trace::{ActorState, StepRecord, Trace};
-use sandbox_sentry::{Errno, Signal};
+use crate::trace::{signal_name, ActorState, StepRecord, Trace};
+use sandbox_sentry::{Errno, SiCode};
 use std::os::fd::AsRawFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
@@ -142,12 +142,6 @@ pub fn run(s: &Scenario, puppet: &Path) -> Trace {
 
 fn errno_text(e: i32) -> String {
     Errno(e).to_string()
-}
-
-fn signal_name(n: i32) -> String {
-    Signal::new(n)
-        .map(|s| s.name())
-        .unwrap_or_else(|_| n.to_string())
 }
 
 /// A field of /proc/PID/…/status such as `NSpgid:`: its last value (innermost
@@ -631,14 +625,14 @@ impl Run {
                 if w.get(1) == Some(&"none") {
                     return "none".into();
                 }
-                let who = self.pid_text(int(1));
-                match w.get(2).copied() {
-                    Some("exited") => format!("{who} exited {}", int(3)),
-                    Some("killed") => format!("{who} killed {}", signal_name(int(3))),
-                    Some("dumped") => format!("{who} dumped {}", signal_name(int(3))),
-                    Some("stopped") => format!("{who} stopped {}", signal_name(int(3))),
-                    _ => format!("{who} continued"),
-                }
+                let code = match w.get(2).copied() {
+                    Some("exited") => SiCode::ChildExited,
+                    Some("killed") => SiCode::ChildKilled,
+                    Some("dumped") => SiCode::ChildDumped,
+                    Some("stopped") => SiCode::ChildStopped,
+                    _ => SiCode::ChildContinued,
+                };
+                crate::trace::wait_line(&self.pid_text(int(1)), code, int(3))
             }
             _ => format!("?{r}"),
         }

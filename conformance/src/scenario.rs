@@ -808,11 +808,7 @@ fn sigset_text(s: SigSet) -> String {
 
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sig = |n: i32| {
-            Signal::new(n)
-                .map(|s| s.name())
-                .unwrap_or_else(|_| n.to_string())
-        };
+        let sig = crate::trace::signal_name;
         match self {
             Op::Fork { child } => write!(f, "fork {child}"),
             Op::Thread { child } => write!(f, "thread {child}"),

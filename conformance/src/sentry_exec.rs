@@ -12,8 +12,8 @@ use crate::trace::{ActorState, StepRecord, Trace};
 use sandbox_sentry::termios::{ECHO, ECHOCTL, ICANON, ICRNL, ISIG, NOFLSH, TOSTOP};
 use sandbox_sentry::wait::{IdType, WaitInfo};
 use sandbox_sentry::{
-    Blocking, Disposition, Errno, Event, Kernel, OpenFlags, Pid, SetTermiosAction, SiCode,
-    SigmaskHow, Signal, TtyId,
+    Blocking, Disposition, Errno, Event, Kernel, OpenFlags, Pid, SetTermiosAction, SigmaskHow,
+    TtyId,
 };
 use std::collections::BTreeMap;
 
@@ -225,20 +225,7 @@ impl Run {
         let Some(w) = w else {
             return "none".into();
         };
-        let who = self.pid_text(w.pid);
-        let sig = |n: i32| {
-            Signal::new(n)
-                .map(|s| s.name())
-                .unwrap_or_else(|_| n.to_string())
-        };
-        match w.code {
-            SiCode::ChildExited => format!("{who} exited {}", w.status),
-            SiCode::ChildKilled => format!("{who} killed {}", sig(w.status)),
-            SiCode::ChildDumped => format!("{who} dumped {}", sig(w.status)),
-            SiCode::ChildStopped => format!("{who} stopped {}", sig(w.status)),
-            SiCode::ChildContinued => format!("{who} continued"),
-            other => format!("{who} {other:?}"),
-        }
+        crate::trace::wait_line(&self.pid_text(w.pid), w.code, w.status)
     }
 
     /// A call that completed returns to its caller once the caller runs: at once, after

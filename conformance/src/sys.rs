@@ -529,24 +529,46 @@ pub fn open_peer(master: i32, flags: i32) -> Res<i32> {
     check_int(unsafe { libc::ioctl(master, libc::TIOCGPTPEER, flags) })
 }
 
+/// Buffers for a one-byte message carrying one descriptor (SCM_RIGHTS); the `msghdr`
+/// built by [`FdMessage::header`] points into them, so they must stay in place.
+struct FdMessage {
+    byte: [u8; 1],
+    iov: libc::iovec,
+    control: Vec<u8>,
+}
+
+impl FdMessage {
+    fn new(byte: u8) -> FdMessage {
+        // SAFETY: CMSG_SPACE is a pure computation.
+        let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
+        FdMessage {
+            byte: [byte],
+            iov: libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 1,
+            },
+            control: vec![0u8; space],
+        }
+    }
+
+    fn header(&mut self) -> libc::msghdr {
+        self.iov.iov_base = self.byte.as_mut_ptr().cast();
+        // SAFETY: msghdr is plain old data.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut self.iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = self.control.as_mut_ptr().cast();
+        msg.msg_controllen = self.control.len() as _;
+        msg
+    }
+}
+
 /// Sends `fd` with one byte over a unix socket (SCM_RIGHTS).
 pub fn send_fd(sock: i32, fd: i32) -> Res<()> {
-    let mut byte = [b'F'];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
-    let mut cbuf = vec![0u8; space];
-    // SAFETY: msghdr is plain old data.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
-    // SAFETY: `msg` points at `cbuf`, large enough for one SCM_RIGHTS header and fd;
-    // CMSG_FIRSTHDR returns a pointer inside it.
+    let mut m = FdMessage::new(b'F');
+    let msg = m.header();
+    // SAFETY: `msg` points at `m.control`, large enough for one SCM_RIGHTS header and
+    // fd; CMSG_FIRSTHDR returns a pointer inside it.
     unsafe {
         let c = libc::CMSG_FIRSTHDR(&msg);
         (*c).cmsg_level = libc::SOL_SOCKET;
@@ -554,33 +576,22 @@ pub fn send_fd(sock: i32, fd: i32) -> Res<()> {
         (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as _;
         std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<i32>(), fd);
     }
-    // SAFETY: `msg` and everything it points to are valid for the call.
+    // SAFETY: `msg` and everything it points to (in `m`) are valid for the call.
     check(unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) } as libc::c_long).map(|_| ())
 }
 
 /// Receives a descriptor sent by [`send_fd`] (close-on-exec).
 pub fn recv_fd(sock: i32) -> Res<i32> {
-    let mut byte = [0u8];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
-    let mut cbuf = vec![0u8; space];
-    // SAFETY: msghdr is plain old data.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
-    // SAFETY: `msg` and its buffers are valid for writes.
+    let mut m = FdMessage::new(0);
+    let mut msg = m.header();
+    // SAFETY: `msg` and its buffers (in `m`) are valid for writes.
     let n =
         check(unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) } as libc::c_long)?;
     if n == 0 {
         return Err(libc::ECONNRESET);
     }
-    // SAFETY: the kernel filled `cbuf` and msg_controllen; CMSG_FIRSTHDR checks the length.
+    // SAFETY: the kernel filled the control buffer and msg_controllen; CMSG_FIRSTHDR
+    // checks the length.
     unsafe {
         let c = libc::CMSG_FIRSTHDR(&msg);
         if c.is_null() || (*c).cmsg_type != libc::SCM_RIGHTS {

@@ -13,7 +13,28 @@
 //! Within a step, lines of different actors are sorted by actor (their relative order
 //! is scheduling, not semantics); each actor's own lines keep their order.
 
+use sandbox_sentry::{SiCode, Signal};
 use std::fmt;
+
+/// A signal number as traces show it: its name, or the number if it has none.
+pub fn signal_name(n: i32) -> String {
+    Signal::new(n)
+        .map(|s| s.name())
+        .unwrap_or_else(|_| n.to_string())
+}
+
+/// A wait report as traces show it: `WHO exited CODE`, `WHO killed SIG`,
+/// `WHO dumped SIG`, `WHO stopped SIG` or `WHO continued`.
+pub fn wait_line(who: &str, code: SiCode, status: i32) -> String {
+    match code {
+        SiCode::ChildExited => format!("{who} exited {status}"),
+        SiCode::ChildKilled => format!("{who} killed {}", signal_name(status)),
+        SiCode::ChildDumped => format!("{who} dumped {}", signal_name(status)),
+        SiCode::ChildStopped => format!("{who} stopped {}", signal_name(status)),
+        SiCode::ChildContinued => format!("{who} continued"),
+        other => format!("{who} {other:?}"),
+    }
+}
 
 /// State of an actor after a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

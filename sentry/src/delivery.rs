@@ -58,14 +58,14 @@ impl Kernel {
         self.batch_depth = 1;
         loop {
             let round = std::mem::take(&mut self.dirty);
+            for &tgid in &round {
+                self.run_delivery(tgid);
+            }
             let exits = std::mem::take(&mut self.doomed);
             if round.is_empty() && exits.is_empty() {
                 break;
             }
-            for tgid in round {
-                self.run_delivery(tgid);
-            }
-            for tgid in exits.into_iter().chain(std::mem::take(&mut self.doomed)) {
+            for tgid in exits {
                 self.finish_group_exit(tgid);
             }
         }
@@ -79,20 +79,6 @@ impl Kernel {
         } else if !self.dirty.contains(&tgid) {
             self.dirty.push(tgid);
         }
-    }
-
-    /// A fatal signal: the group is exiting from now on (later signals are ignored);
-    /// its threads exit at once, or at the end of the batch.
-    fn doom(&mut self, tgid: Pid, status: ExitStatus) {
-        if self.batch_depth == 0 {
-            self.do_group_exit(tgid, status);
-            return;
-        }
-        match self.groups.get_mut(&tgid) {
-            Some(g) if g.group_exit.is_none() && g.is_alive() => g.group_exit = Some(status),
-            _ => return,
-        }
-        self.doomed.push(tgid);
     }
 
     /// Lets every thread of `tgid` act on its deliverable pending signals.
@@ -117,7 +103,7 @@ impl Kernel {
                     sig: Signal::SIGKILL,
                     disposition: Disposition::Terminate,
                 });
-                self.doom(
+                self.do_group_exit(
                     tgid,
                     ExitStatus::Signaled {
                         sig: Signal::SIGKILL,
@@ -244,7 +230,7 @@ impl Kernel {
             }
             Disposition::Ignored => {}
             Disposition::Stop => self.do_signal_stop(tgid, sig),
-            Disposition::Terminate | Disposition::CoreDump => self.doom(
+            Disposition::Terminate | Disposition::CoreDump => self.do_group_exit(
                 tgid,
                 ExitStatus::Signaled {
                     sig,

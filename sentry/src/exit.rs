@@ -91,13 +91,19 @@ impl Kernel {
         Ok(())
     }
 
-    /// Kills a whole thread group (exit_group, or a fatal signal).
+    /// Kills a whole thread group (exit_group, or a fatal signal). The group is exiting
+    /// from now on (later signals are ignored); its threads exit at once, or at the end
+    /// of the current batch (see [`Kernel::begin_batch`]).
     pub(crate) fn do_group_exit(&mut self, tgid: Pid, status: ExitStatus) {
         match self.groups.get_mut(&tgid) {
             Some(g) if g.group_exit.is_none() && g.is_alive() => g.group_exit = Some(status),
             _ => return,
         }
-        self.finish_group_exit(tgid);
+        if self.batch_depth > 0 {
+            self.doomed.push(tgid);
+        } else {
+            self.finish_group_exit(tgid);
+        }
     }
 
     /// Every thread of a group whose `group_exit` is set exits.

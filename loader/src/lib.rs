@@ -1,5 +1,13 @@
-//! sandbox-loader: runs real programs under the sentry's job control.
+//! sandbox-loader: runs real programs in a sandbox whose job control is decided by the
+//! sentry (`sandbox-sentry`).
 //!
-//! Not built yet: see issue "`sandbox run --tty`". The crate exists so that the
-//! workspace has its final shape and the CLI can depend on it.
+//! Layout (one concept per module):
+//! - [`seccomp`]: the sandbox's seccomp programs (deny list, notify filter, the
+//!   loader's own allow-list) and the user-notification listener.
+//! - [`mounts`]: the sandbox's filesystem view (read-only host root, /tmp, /proc, /dev).
+//! - `sys`: every raw system call wrapper (`unsafe` lives only there).
 pub use sandbox_sentry as sentry;
+
+pub mod mounts;
+pub mod seccomp;
+pub(crate) mod sys;

@@ -1,0 +1,1 @@
+//! The sandbox filesystem view (see issue 4).

@@ -1,0 +1,1 @@
+//! Seccomp programs and the user-notification listener (see issue 4).

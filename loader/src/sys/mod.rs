@@ -1,0 +1,2 @@
+//! Raw system call wrappers. Every `unsafe` block of the crate lives in this module
+//! tree, each with a `// SAFETY:` comment.

@@ -71,6 +71,10 @@ impl Kernel {
             DeliveryMode::ForegroundProcessGroup {
                 fallback_to_process,
             } => match self.foreground_process_group_of(pid) {
+                Ok(pgid) if self.config.host_signals => {
+                    self.host_send(crate::host::HostTarget::ProcessGroup(pgid), signal);
+                    return Ok(self.pgrp_members(pgid));
+                }
                 Ok(pgid) => self.pgrp_members(pgid),
                 Err(DeliveryError::NoTerminal(p)) if fallback_to_process => vec![p],
                 Err(e) => return Err(e),

@@ -251,6 +251,9 @@ impl Kernel {
     /// ignored and its own parent is the outside link checked; on reparent (`father` =
     /// the dying parent) the child's group is checked as it is now.
     pub(crate) fn kill_orphaned_pgrp(&mut self, tgid: Pid, father: Option<Pid>) {
+        if self.config.host_signals {
+            return; // the host finds the same orphans (see crate::host)
+        }
         let Some(g) = self.groups.get(&tgid) else {
             return;
         };
@@ -274,6 +277,9 @@ impl Kernel {
 
     /// `do_notify_parent` for a dead process; returns whether it is to be reaped now.
     fn do_notify_parent(&mut self, tgid: Pid) -> bool {
+        if self.config.host_signals {
+            return false; // the host notifies the parent; reaping is observed
+        }
         let Some(g) = self.groups.get(&tgid) else {
             return false;
         };

@@ -41,6 +41,10 @@ pub struct KernelConfig {
     pub pid_max: Pid,
     /// Record events (on by default; benchmarks turn it off).
     pub record_events: bool,
+    /// Host mode (see [`crate::host`]): signals are delivered by the host kernel; the
+    /// sentry puts the ones it generates in the host outbox instead of acting on them.
+    #[serde(default)]
+    pub host_signals: bool,
 }
 
 impl Default for KernelConfig {
@@ -50,6 +54,7 @@ impl Default for KernelConfig {
             core_dumps: false,
             pid_max: PID_MAX_DEFAULT,
             record_events: true,
+            host_signals: false,
         }
     }
 }
@@ -84,6 +89,9 @@ pub struct Kernel {
     /// Groups killed during the batch whose threads exit at its end.
     #[serde(skip)]
     pub(crate) doomed: Vec<Pid>,
+    /// Host mode: signals for the loader to send (see [`crate::host`]).
+    #[serde(default)]
+    pub(crate) host_outbox: Vec<crate::host::HostSignal>,
 }
 
 /// A serialized kernel state.
@@ -116,6 +124,7 @@ impl Kernel {
             batch_depth: 0,
             dirty: Vec::new(),
             doomed: Vec::new(),
+            host_outbox: Vec::new(),
         };
         let init = k.alloc_pid().unwrap_or(1);
         k.tasks.insert(init, Task::new(init, init, SigSet::EMPTY));

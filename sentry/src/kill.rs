@@ -243,6 +243,12 @@ impl Kernel {
     /// group (`kill_pgrp(pgrp, sig, 1)`). Returns whether the group had members.
     pub(crate) fn kill_pgrp_info(&mut self, pgid: Pid, info: SigInfo) -> bool {
         let members = self.pgrp_members(pgid);
+        if self.config.host_signals {
+            if !members.is_empty() {
+                self.host_send(crate::host::HostTarget::ProcessGroup(pgid), info.signo);
+            }
+            return !members.is_empty();
+        }
         self.begin_batch();
         for &p in &members {
             self.send_signal(SignalTarget::Process(p), info, false);
@@ -259,6 +265,14 @@ impl Kernel {
     /// SIGKILL/SIGSTOP init).
     pub(crate) fn send_signal(&mut self, target: SignalTarget, info: SigInfo, force: bool) {
         let sig = info.signo;
+        if self.config.host_signals {
+            let t = match target {
+                SignalTarget::Process(p) => crate::host::HostTarget::Process(p),
+                SignalTarget::Thread(t) => crate::host::HostTarget::Thread(t),
+            };
+            self.host_send(t, sig);
+            return;
+        }
         let (tgid, mask_tid) = match target {
             SignalTarget::Process(p) => (p, p),
             SignalTarget::Thread(t) => match self.tasks.get(&t) {

@@ -9,5 +9,7 @@
 pub use sandbox_sentry as sentry;
 
 pub mod mounts;
+pub mod procfs;
 pub mod seccomp;
+pub mod spawn;
 pub(crate) mod sys;

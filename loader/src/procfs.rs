@@ -1,0 +1,197 @@
+//! Reading what the host knows about a process from `/proc` (the loader's view: host
+//! PIDs), with the sandbox-namespace numbers from the `NS*` lines of `status`.
+
+use std::fs;
+use std::io;
+
+/// `PF_FORKNOEXEC` in `/proc/PID/stat` field 9: forked and not yet exec'd.
+const PF_FORKNOEXEC: u64 = 0x40;
+
+/// The parts of `/proc/PID/status` and `/proc/PID/stat` the supervisor needs. `ns`
+/// values are those of the innermost PID namespace (the sandbox's), `host` values the
+/// loader's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub host_pid: i32,
+    pub state: char,
+    pub host_tgid: i32,
+    pub host_ppid: i32,
+    pub ns_pid: i32,
+    pub ns_tgid: i32,
+    pub ns_pgid: i32,
+    pub ns_sid: i32,
+    pub host_pgid: i32,
+    pub host_sid: i32,
+    /// SigBlk: the thread's mask.
+    pub sig_blocked: u64,
+    /// SigIgn: the process's ignored signals.
+    pub sig_ignored: u64,
+    /// `PF_FORKNOEXEC` is clear.
+    pub did_exec: bool,
+    /// For a zombie: the wait status (stat field 52).
+    pub exit_code: i32,
+}
+
+impl ProcInfo {
+    pub fn is_zombie(&self) -> bool {
+        self.state == 'Z' || self.state == 'X'
+    }
+}
+
+fn last_field(v: &str) -> Option<i32> {
+    v.split_whitespace().last()?.parse().ok()
+}
+
+fn first_field(v: &str) -> Option<i32> {
+    v.split_whitespace().next()?.parse().ok()
+}
+
+fn bad(what: &str, pid: i32) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("unexpected /proc/{pid}/{what}"),
+    )
+}
+
+/// Reads a thread's (or process's) information. `ENOENT` once it has been reaped.
+pub fn read(host_pid: i32) -> io::Result<ProcInfo> {
+    let status = fs::read_to_string(format!("/proc/{host_pid}/status"))?;
+    let stat = fs::read_to_string(format!("/proc/{host_pid}/stat"))?;
+    let mut info = ProcInfo {
+        host_pid,
+        state: '?',
+        host_tgid: 0,
+        host_ppid: 0,
+        ns_pid: 0,
+        ns_tgid: 0,
+        ns_pgid: 0,
+        ns_sid: 0,
+        host_pgid: 0,
+        host_sid: 0,
+        sig_blocked: 0,
+        sig_ignored: 0,
+        did_exec: true,
+        exit_code: 0,
+    };
+    for line in status.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        match k {
+            "State" => info.state = v.trim().chars().next().unwrap_or('?'),
+            "Tgid" => info.host_tgid = first_field(v).unwrap_or(0),
+            "PPid" => info.host_ppid = first_field(v).unwrap_or(0),
+            "NStgid" => info.ns_tgid = last_field(v).unwrap_or(0),
+            "NSpid" => info.ns_pid = last_field(v).unwrap_or(0),
+            "NSpgid" => {
+                info.ns_pgid = last_field(v).unwrap_or(0);
+                info.host_pgid = first_field(v).unwrap_or(0);
+            }
+            "NSsid" => {
+                info.ns_sid = last_field(v).unwrap_or(0);
+                info.host_sid = first_field(v).unwrap_or(0);
+            }
+            "SigBlk" => info.sig_blocked = u64::from_str_radix(v.trim(), 16).unwrap_or(0),
+            "SigIgn" => info.sig_ignored = u64::from_str_radix(v.trim(), 16).unwrap_or(0),
+            _ => {}
+        }
+    }
+    // stat: "pid (comm) state ppid pgrp session tty_nr tpgid flags ..."; comm may hold
+    // spaces and parentheses, so split after the last ')'.
+    let rest = stat
+        .rfind(')')
+        .map(|i| &stat[i + 1..])
+        .ok_or_else(|| bad("stat", host_pid))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 (state); flags is field 9 → fields[6]; exit_code is 52.
+    let flags: u64 = fields
+        .get(6)
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| bad("stat", host_pid))?;
+    info.did_exec = flags & PF_FORKNOEXEC == 0;
+    info.exit_code = fields.get(49).and_then(|f| f.parse().ok()).unwrap_or(0);
+    if info.ns_pid == 0 {
+        return Err(bad("status", host_pid));
+    }
+    Ok(info)
+}
+
+/// The host PIDs of every child of every thread of `host_pid`.
+pub fn children(host_pid: i32) -> io::Result<Vec<i32>> {
+    let mut out = Vec::new();
+    for tid in threads(host_pid)? {
+        if let Ok(s) = fs::read_to_string(format!("/proc/{host_pid}/task/{tid}/children")) {
+            out.extend(s.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+        }
+    }
+    Ok(out)
+}
+
+/// The host TIDs of the threads of `host_pid`.
+pub fn threads(host_pid: i32) -> io::Result<Vec<i32>> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(format!("/proc/{host_pid}/task"))? {
+        if let Some(t) = e?.file_name().to_str().and_then(|s| s.parse().ok()) {
+            out.push(t);
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// `st_rdev` of what a process's descriptor refers to (0 when it is not a device).
+pub fn fd_rdev(host_pid: i32, fd: i32) -> io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(format!("/proc/{host_pid}/fd/{fd}"))?;
+    Ok(if m.file_type_is_char_device() {
+        m.rdev()
+    } else {
+        0
+    })
+}
+
+trait CharDevice {
+    fn file_type_is_char_device(&self) -> bool;
+}
+
+impl CharDevice for fs::Metadata {
+    fn file_type_is_char_device(&self) -> bool {
+        use std::os::unix::fs::FileTypeExt;
+        self.file_type().is_char_device()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn reads_own_process() {
+        let me = std::process::id() as i32;
+        let info = read(me).unwrap();
+        assert_eq!(info.host_tgid, me);
+        assert_eq!(info.host_pgid, nix::unistd::getpgrp().as_raw());
+        assert!(info.did_exec);
+        assert!(threads(me).unwrap().contains(&me));
+    }
+
+    #[test]
+    fn forked_child_has_not_exec_d_and_is_listed() {
+        let me = std::process::id() as i32;
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        // Let it exec.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let info = read(pid).unwrap();
+        assert_eq!(info.host_ppid, me);
+        assert!(info.did_exec);
+        assert!(children(me).unwrap().contains(&pid));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(read(pid).is_err());
+    }
+}

@@ -1,0 +1,214 @@
+//! Spawning the sandbox's first process into new namespaces.
+//!
+//! In order of preference:
+//! 1. `clone3` with `CLONE_CLEAR_SIGHAND | CLONE_PIDFD` and exit signal SIGCHLD: the
+//!    child runs none of the loader's signal handlers, and the loader gets a pidfd.
+//! 2. `clone` (when clone3 fails with ENOSYS, EINVAL or E2BIG: an old kernel, or a
+//!    seccomp profile such as Docker's that refuses clone3): no flag clears handlers,
+//!    so signals are blocked around the call and the child resets every caught
+//!    handler to SIG_DFL before unblocking (as qemu_fork does).
+//! 3. `fork` (when clone with namespace flags is refused too): the same sanitising,
+//!    then the child calls `unshare`; a new PID namespace applies only to the
+//!    unsharer's children, so it forks once more and the grandchild is the namespace's
+//!    PID 1. The loader becomes a child subreaper so that the grandchild is its child
+//!    (to wait for it) once the intermediate process exits.
+//!
+//! The loader must be single-threaded when it spawns: the child runs ordinary Rust
+//! code after a raw clone, which is only sound when no other thread can hold a lock
+//! (the allocator's, say) at the moment of the copy.
+
+use crate::sys::clone::{self, Forked};
+use crate::sys::signal;
+use nix::errno::Errno;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+
+/// How the first process was created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpawnMethod {
+    Clone3,
+    Clone,
+    Fork,
+}
+
+impl SpawnMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            SpawnMethod::Clone3 => "clone3",
+            SpawnMethod::Clone => "clone",
+            SpawnMethod::Fork => "fork",
+        }
+    }
+}
+
+/// Why spawning failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("cannot create the sandbox process with {method}: {errno}")]
+    Create { method: &'static str, errno: Errno },
+    #[error("cannot open a pidfd for the sandbox process: {0}")]
+    Pidfd(Errno),
+    #[error("the intermediate process of the fork fallback failed: {0}")]
+    Intermediate(String),
+}
+
+/// The spawned process, seen from the loader.
+#[derive(Debug)]
+pub struct Spawned {
+    /// Its PID in the loader's PID namespace.
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub method: SpawnMethod,
+}
+
+/// `CLONE_CLEAR_SIGHAND` (Linux 5.5), a 64-bit clone3 flag.
+const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+
+fn falls_back(e: Errno) -> bool {
+    matches!(e, Errno::ENOSYS | Errno::EINVAL | Errno::E2BIG | Errno::EPERM)
+}
+
+/// Creates a process in the namespaces `ns_flags` (CLONE_NEW*) running `child`, whose
+/// return value is its exit code. `first` forces a starting method (tests and
+/// debugging); later methods are still tried when it fails.
+pub fn spawn(
+    ns_flags: u64,
+    first: SpawnMethod,
+    child: &mut dyn FnMut() -> i32,
+) -> Result<Spawned, SpawnError> {
+    let mut method = first;
+    loop {
+        let attempt = match method {
+            SpawnMethod::Clone3 => spawn_clone3(ns_flags, child),
+            SpawnMethod::Clone => spawn_clone(ns_flags, child),
+            SpawnMethod::Fork => return spawn_fork(ns_flags, child),
+        };
+        match attempt {
+            Ok(s) => return Ok(s),
+            Err(SpawnError::Create { errno, method: m }) if falls_back(errno) => {
+                tracing::info!(method = m, %errno, "spawn method unavailable; falling back");
+                method = match method {
+                    SpawnMethod::Clone3 => SpawnMethod::Clone,
+                    _ => SpawnMethod::Fork,
+                };
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn spawn_clone3(ns_flags: u64, child: &mut dyn FnMut() -> i32) -> Result<Spawned, SpawnError> {
+    let flags = ns_flags | CLONE_CLEAR_SIGHAND;
+    match clone::clone3(flags, libc::SIGCHLD) {
+        Ok(Forked::Child) => clone::exit_now(child()),
+        Ok(Forked::Parent { pid, pidfd }) => finish(pid, pidfd, SpawnMethod::Clone3),
+        Err(errno) => Err(SpawnError::Create {
+            method: "clone3",
+            errno,
+        }),
+    }
+}
+
+fn spawn_clone(ns_flags: u64, child: &mut dyn FnMut() -> i32) -> Result<Spawned, SpawnError> {
+    let old = signal::block_all().map_err(|errno| SpawnError::Create {
+        method: "clone",
+        errno,
+    })?;
+    match clone::clone(ns_flags, libc::SIGCHLD) {
+        Ok(Forked::Child) => {
+            signal::clear_caught_handlers();
+            let _ = signal::set_mask(&old);
+            clone::exit_now(child())
+        }
+        Ok(Forked::Parent { pid, pidfd }) => {
+            let _ = signal::set_mask(&old);
+            finish(pid, pidfd, SpawnMethod::Clone)
+        }
+        Err(errno) => {
+            let _ = signal::set_mask(&old);
+            Err(SpawnError::Create {
+                method: "clone",
+                errno,
+            })
+        }
+    }
+}
+
+fn finish(pid: i32, pidfd: Option<OwnedFd>, method: SpawnMethod) -> Result<Spawned, SpawnError> {
+    let pidfd = match pidfd {
+        Some(fd) => fd,
+        None => clone::pidfd_open(pid).map_err(SpawnError::Pidfd)?,
+    };
+    Ok(Spawned { pid, pidfd, method })
+}
+
+fn spawn_fork(ns_flags: u64, child: &mut dyn FnMut() -> i32) -> Result<Spawned, SpawnError> {
+    let create = |errno| SpawnError::Create {
+        method: "fork",
+        errno,
+    };
+    let needs_grandchild = ns_flags & libc::CLONE_NEWPID as u64 != 0;
+    if needs_grandchild {
+        nix::sys::prctl::set_child_subreaper(true).map_err(create)?;
+    }
+    let (mut rd, mut wr) = std::io::pipe().map_err(|e| create(io_errno(&e)))?;
+    let old = signal::block_all().map_err(create)?;
+    match clone::fork() {
+        Ok(Forked::Child) => {
+            drop(rd);
+            signal::clear_caught_handlers();
+            let flags = nix::sched::CloneFlags::from_bits_truncate(ns_flags as i32);
+            if let Err(e) = nix::sched::unshare(flags) {
+                let _ = wr.write_all(format!("E unshare: {e}").as_bytes());
+                clone::exit_now(1);
+            }
+            if !needs_grandchild {
+                let _ = signal::set_mask(&old);
+                let _ = wr.write_all(b"P 0");
+                drop(wr);
+                clone::exit_now(child());
+            }
+            match clone::fork() {
+                Ok(Forked::Child) => {
+                    drop(wr);
+                    let _ = signal::set_mask(&old);
+                    clone::exit_now(child())
+                }
+                Ok(Forked::Parent { pid, .. }) => {
+                    let _ = wr.write_all(format!("P {pid}").as_bytes());
+                    clone::exit_now(0)
+                }
+                Err(e) => {
+                    let _ = wr.write_all(format!("E fork: {e}").as_bytes());
+                    clone::exit_now(1)
+                }
+            }
+        }
+        Ok(Forked::Parent { pid: mid, .. }) => {
+            let _ = signal::set_mask(&old);
+            drop(wr);
+            let mut msg = String::new();
+            let read = rd.read_to_string(&mut msg);
+            if needs_grandchild {
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(mid), None);
+            }
+            read.map_err(|e| SpawnError::Intermediate(e.to_string()))?;
+            let pid = match msg.split_once(' ') {
+                Some(("P", "0")) => mid,
+                Some(("P", p)) => p
+                    .parse()
+                    .map_err(|_| SpawnError::Intermediate(format!("bad message {msg:?}")))?,
+                _ => return Err(SpawnError::Intermediate(msg)),
+            };
+            finish(pid, None, SpawnMethod::Fork)
+        }
+        Err(errno) => {
+            let _ = signal::set_mask(&old);
+            Err(create(errno))
+        }
+    }
+}
+
+fn io_errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}

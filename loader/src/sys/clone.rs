@@ -1,0 +1,138 @@
+//! Process creation: raw `clone3`, `clone` and `fork`, each returning in both the
+//! parent and the child as `fork` does (no separate child stack: the child runs on a
+//! copy of the caller's stack).
+//!
+//! The child of these calls must only run code that is safe after a fork in the
+//! caller: the loader calls them while single-threaded (see `crate::spawn`).
+
+use nix::errno::Errno;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+/// Which side of a fork we are on.
+pub(crate) enum Forked {
+    Child,
+    Parent { pid: i32, pidfd: Option<OwnedFd> },
+}
+
+/// `struct clone_args`, version 2 (88 bytes, Linux 5.7+).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// `clone3(flags | CLONE_PIDFD)` with the given exit signal.
+pub(crate) fn clone3(flags: u64, exit_signal: i32) -> Result<Forked, Errno> {
+    let mut pidfd: libc::c_int = -1;
+    let mut args = CloneArgs {
+        flags: flags | libc::CLONE_PIDFD as u64,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        exit_signal: exit_signal as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: `args` is a valid, fully initialised clone_args of the size passed; with
+    // no stack given, the child continues on a copy of this stack, exactly as after
+    // fork(); `pidfd` outlives the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent {
+            pid: pid as i32,
+            // SAFETY: with CLONE_PIDFD the kernel stored a new descriptor we now own.
+            pidfd: (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) }),
+        }),
+    }
+}
+
+/// `clone(flags | CLONE_PIDFD | exit_signal)` with no new stack (fork-like).
+pub(crate) fn clone(flags: u64, exit_signal: i32) -> Result<Forked, Errno> {
+    let mut pidfd: libc::c_int = -1;
+    let full = flags | libc::CLONE_PIDFD as u64 | exit_signal as u64;
+    // SAFETY: x86_64 argument order is (flags, stack, parent_tid, child_tid, tls); a
+    // null stack makes the child continue on a copy of this one; with CLONE_PIDFD the
+    // kernel writes the pidfd through the parent_tid pointer, which is valid.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            full,
+            0usize,
+            &mut pidfd as *mut libc::c_int,
+            0usize,
+            0usize,
+        )
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent {
+            pid: pid as i32,
+            // SAFETY: with CLONE_PIDFD the kernel stored a new descriptor we now own.
+            pidfd: (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) }),
+        }),
+    }
+}
+
+/// Plain `fork()`.
+pub(crate) fn fork() -> Result<Forked, Errno> {
+    // SAFETY: the loader forks while single-threaded (crate::spawn documents this), so
+    // the child may run ordinary code.
+    match unsafe { libc::fork() } {
+        -1 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent { pid, pidfd: None }),
+    }
+}
+
+/// `pidfd_open(pid, 0)`.
+pub(crate) fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: plain system call with integer arguments.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel returned a new descriptor that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
+}
+
+/// `pidfd_send_signal(pidfd, sig, NULL, 0)`.
+pub(crate) fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: valid descriptor, null siginfo is allowed, no flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Ends the current process at once, without running Rust or libc exit handlers (for
+/// children of a fork).
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and is always safe to call.
+    unsafe { libc::_exit(code) }
+}

@@ -1,0 +1,66 @@
+//! Signal mask and disposition wrappers used around process creation.
+
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+
+/// Blocks every signal; returns the previous mask.
+pub(crate) fn block_all() -> Result<SigSet, nix::Error> {
+    let mut old = SigSet::empty();
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    )?;
+    Ok(old)
+}
+
+/// Sets the signal mask.
+pub(crate) fn set_mask(mask: &SigSet) -> Result<(), nix::Error> {
+    nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(mask), None)
+}
+
+/// What CLONE_CLEAR_SIGHAND does, by hand (qemu_fork-style sanitising for the spawn
+/// fallbacks): every caught signal goes back to SIG_DFL; ignored signals stay ignored.
+pub(crate) fn clear_caught_handlers() {
+    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for sig in Signal::iterator() {
+        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL runs no code of ours; we read the old action to
+        // put back SIG_IGN where it was set.
+        let old = unsafe { sigaction(sig, &dfl) };
+        if let Ok(old) = old {
+            if matches!(old.handler(), SigHandler::SigIgn) {
+                let ign = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+                // SAFETY: as above, SIG_IGN runs no code.
+                let _ = unsafe { sigaction(sig, &ign) };
+            }
+        }
+    }
+    for n in libc::SIGRTMIN()..=libc::SIGRTMAX() {
+        // SAFETY: plain libc calls with a valid signal number; SIG_DFL runs no code.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(n, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction != libc::SIG_IGN
+                && old.sa_sigaction != libc::SIG_DFL
+            {
+                libc::signal(n, libc::SIG_DFL);
+            }
+        }
+    }
+}
+
+/// Resets every catchable signal to SIG_DFL (for a program about to exec).
+pub(crate) fn reset_all_to_default() {
+    for n in 1..=libc::SIGRTMAX() {
+        if n == libc::SIGKILL || n == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL for a valid signal number; errors for numbers glibc reserves
+        // are ignored.
+        unsafe {
+            libc::signal(n, libc::SIG_DFL);
+        }
+    }
+}

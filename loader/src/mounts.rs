@@ -34,16 +34,21 @@
 //! (the sentry's view); a second session inside the sandbox that opened `/dev/tty`
 //! would also get that terminal instead of `ENXIO` or its own.
 //!
-//! `/sys` is kept read-only rather than hidden because tools read it (CPU topology for
-//! `nproc`-like logic, `lscpu`, block device sizes) and nothing in it is writable; it
-//! shows host hardware and the network devices of the namespace that mounted it (the
-//! host's). In a user namespace it could not be unmounted anyway (its mount is locked to
-//! the root). A separate rootfs gets no `/sys`: it is meant to be self-contained.
+//! `/sys` is kept read-only rather than hidden because programs read it (glibc's
+//! `sysconf(_SC_NPROCESSORS_CONF)` reads `/sys/devices/system/cpu`; `lscpu`, block
+//! device sizes) and nothing in it is writable; it shows host hardware and the network
+//! devices of the namespace that mounted it (the host's). In a user namespace it could
+//! be covered but not unmounted (the kernel locks it to the root). A separate rootfs
+//! gets no `/sys`: it is meant to be self-contained.
+//!
+//! The host root is copied with the mounts below it (e.g. a separate `/home`), all
+//! read-only; `/tmp`, `/proc` and `/dev` are covered by the sandbox's own.
 //!
 //! How it is built (order matters):
 //! 1. Every mount in the namespace becomes private, recursively, so no later mount
 //!    propagates to the host (a new mount namespace still shares peer groups with the
-//!    host when no user namespace was created with it).
+//!    host when no user namespace was created with it; `pivot_root` also refuses
+//!    shared mounts).
 //! 2. Every host path the view needs (the root, the device nodes, the terminal, each
 //!    bind source) is copied into a *detached* mount (`open_tree(OPEN_TREE_CLONE)`)
 //!    while the host view is still there; read-only copies are made read-only

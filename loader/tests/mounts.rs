@@ -289,7 +289,8 @@ fn id_maps_written_by_an_unprivileged_loader() {
     if !is_root() {
         return;
     }
-    let exe = std::env::current_exe().unwrap();
+    let fixture = Fixture::new(Mode::Unprivileged);
+    let exe = fixture.exe(Mode::Unprivileged);
     let mut cmd = Command::new("setpriv");
     cmd.args([
         &format!("--reuid={NOBODY}"),
@@ -406,6 +407,23 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// This test binary, at a path uid 65534 can execute in `mode`: itself when every
+    /// directory above it is searchable by others, else a copy in the fixture.
+    fn exe(&self, mode: Mode) -> PathBuf {
+        let exe = std::env::current_exe().unwrap();
+        let open_to_others =
+            |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o001 != 0);
+        if mode != Mode::Unprivileged || exe.ancestors().all(open_to_others) {
+            return exe;
+        }
+        let copy = self.dir.join("test-binary");
+        std::fs::copy(&exe, &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        copy
+    }
+}
+
 impl Drop for Fixture {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -458,7 +476,7 @@ impl std::fmt::Display for ChildRun {
 
 /// Runs the scenario in `sandbox_child_entry` under new namespaces (see the file docs).
 fn run_child(mode: Mode, scenario: &str, fixture: &Fixture, env: &[(&str, &str)]) -> ChildRun {
-    let exe = std::env::current_exe().unwrap();
+    let exe = fixture.exe(mode);
     let userns = match mode {
         Mode::Root => "",
         Mode::UserNs => "--user --map-root-user",

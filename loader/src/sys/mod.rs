@@ -1,4 +1,6 @@
 //! Raw system call wrappers. Every `unsafe` block of the crate lives in this module
 //! tree, each with a `// SAFETY:` comment.
+
 pub(crate) mod clone;
+pub(crate) mod mount;
 pub(crate) mod signal;

@@ -1,2 +1,5 @@
 //! Raw system call wrappers. Every `unsafe` block of the crate lives in this module
 //! tree, each with a `// SAFETY:` comment.
+
+pub(crate) mod memory;
+pub(crate) mod seccomp;

@@ -1,1 +1,257 @@
-//! Seccomp programs and the user-notification listener (see issue 4).
+//! The sandbox's seccomp programs and the user-notification listener.
+//!
+//! # Three programs
+//!
+//! | program | installed on | listed syscalls | everything else |
+//! |---|---|---|---|
+//! | [`deny_filter`] | every sandboxed process, just before exec | EPERM ([`DENY_SYSCALLS`], [`DENY_IOCTLS`]; clone3: ENOSYS) | ALLOW |
+//! | [`notify_filter`] | the sandbox's first process, with a listener | USER_NOTIF ([`NOTIFY_SYSCALLS`], [`NOTIFY_IOCTLS`], with `tty_io` also [`TTY_IO_SYSCALLS`]) | ALLOW |
+//! | [`allow_filter`] | the loader itself once set up | ALLOW ([`LOADER_SYSCALLS`], [`LOADER_IOCTLS`], extras) | EPERM |
+//!
+//! The rules are tables of data ([`SyscallRule`], [`IoctlRule`]), each row with its
+//! reason; the programs are compiled from them by a small compiler of our own (see
+//! [`Instruction`] and the `bpf` module), which gives per-rule actions, masked and
+//! negated argument tests and the USER_NOTIF action that seccompiler lacks. Every
+//! program first refuses foreign architectures (KILL_PROCESS: e.g. `int 0x80` from an
+//! x86_64 process, which reports AUDIT_ARCH_I386 and different numbers) and, on x86_64,
+//! x32-ABI numbers (bit 0x40000000; ENOSYS, as on a kernel without x32), so no syscall
+//! slips past a rule under another number. Argument tests read the low 32 bits of an
+//! argument: the ioctl request is compared as the kernel uses it (`unsigned int`), so
+//! `TIOCSTI | 1 << 32` is TIOCSTI to the filter as it is to the kernel
+//! (CVE-2019-10063).
+//!
+//! [`Filter::action_for`] runs a compiled program on a synthetic syscall, so its
+//! decisions can be checked without installing it.
+//!
+//! # How they stack
+//!
+//! Filters accumulate: a process keeps every filter installed by itself and its
+//! ancestors, across fork and exec, and none can be removed. For each syscall the kernel
+//! runs all of them and applies the most severe result: KILL_PROCESS, KILL_THREAD,
+//! TRAP, ERRNO, USER_NOTIF, TRACE, LOG, ALLOW. ERRNO beats USER_NOTIF beats ALLOW, so
+//! the deny and notify filters can be installed in either order: a denied syscall is
+//! never notified, and a notified one is never denied unless it is on the deny list
+//! too (the TIOCSTI family: refused outright). A task's filter chain can have only one
+//! listener (EBUSY otherwise), which rules out a notify filter inside an environment
+//! that already installed one.
+//!
+//! # Installing
+//!
+//! [`install`], [`install_with_listener`] and [`install_with_listener_killable`] act on
+//! the calling thread and are async-signal-safe (bare syscalls, no allocation, no
+//! logging): compile the [`Filter`] before forking, install between fork and exec.
+//! [`install_all_threads`] synchronises every thread of the process (TSYNC), for the
+//! loader's own lock-down.
+//!
+//! Seccomp requires either `no_new_privs` or CAP_SYS_ADMIN in the caller's user
+//! namespace (so an unprivileged process cannot install a filter that makes a setuid
+//! program fail in unexpected places). The install functions set `no_new_privs` only
+//! when the caller lacks CAP_SYS_ADMIN: a root sandbox keeps setuid programs and file
+//! capabilities working, and a filter installed by a privileged caller adds no
+//! risk. A caller that wants `no_new_privs` regardless sets it before installing
+//! (`prctl(PR_SET_NO_NEW_PRIVS)`); the install functions then leave it as is.
+//!
+//! Order in the sandbox's first process: install the deny filter, then the notify
+//! filter with a listener, send the listener with [`send_listener`] (sendmsg is not
+//! notified), then exec. After the notify filter is installed, every notified syscall
+//! (with `tty_io`: every `write`, e.g. an error report on a pipe) waits for the loader
+//! to answer; nothing but the exec should follow it.
+//!
+//! # Serving notifications
+//!
+//! [`Listener`] receives [`Notification`]s and answers them with a [`Response`]:
+//! `Continue` (the host runs the syscall: how approved setpgid/setsid keep the host in
+//! lockstep with the sentry), `Return(value)` or `Error(errno)`. For job control, send
+//! SIGTTIN/SIGTTOU to the caller's group and answer `Error(ERESTARTSYS)`: the caller
+//! stops, and after SIGCONT restarts the syscall, which notifies again. A notified task
+//! waits interruptibly: a signal that arrives before the answer withdraws the
+//! notification (the answer then fails with [`SeccompError::TargetGone`]) and restarts
+//! the syscall under a new id. With [`install_with_listener_killable`] (Linux 5.19) the
+//! task ignores all but fatal signals once its notification has been received, so an
+//! answer, once the notification is read, always lands.
+//!
+//! The memory of a notified process is read and written with [`read_bytes`],
+//! [`write_bytes`], [`read_i32`] and [`write_i32`] (process_vm_readv/writev). The
+//! caller's other threads can change that memory before a `Continue`d syscall reads it:
+//! decisions must not rest on memory contents alone.
+//!
+//! # Known gap
+//!
+//! With `tty_io`, Linux AIO (`io_submit` of IOCB_CMD_PREAD/PWRITE, whose fds are in
+//! memory) on a terminal fd bypasses the read/write interception (checked on Linux 6.18:
+//! an AIO read of a pty slave returns its input); it is allowed because
+//! databases and emulators use AIO on files. Deny `io_setup`/`io_submit` if a sentry
+//! terminal must never be read that way.
+
+mod bpf;
+mod listener;
+mod tables;
+
+use std::io;
+use std::os::fd::OwnedFd;
+
+pub use crate::sys::memory::{read_bytes, read_i32, write_bytes, write_i32, MemoryError};
+use crate::sys::seccomp as sys;
+pub use bpf::{
+    Action, Filter, Instruction, IoctlRule, SyscallRule, When, ABSENT, AUDIT_ARCH_I386,
+    AUDIT_ARCH_NATIVE, MAX_INSTRUCTIONS, X32_SYSCALL_BIT,
+};
+pub use listener::{recv_listener, send_listener, Listener, Notification, Response, ERESTARTSYS};
+pub use tables::{
+    allow_filter, deny_filter, ioctls, notify_filter, NotifyOptions, DENY_IOCTLS, DENY_SYSCALLS,
+    LOADER_IOCTLS, LOADER_SYSCALLS, NOTIFY_IOCTLS, NOTIFY_SYSCALLS, TTY_IO_SYSCALLS,
+};
+
+/// Errors of building, installing and serving seccomp programs.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    /// A rule names a negative, x32 or otherwise impossible syscall number.
+    #[error("{0} is not a valid syscall number for a seccomp rule")]
+    InvalidSyscall(i64),
+    /// A rule tests an argument index above 5.
+    #[error("rule for syscall {nr} tests argument {arg}; syscalls have arguments 0..=5")]
+    InvalidArgument {
+        /// Syscall number.
+        nr: i64,
+        /// Argument index.
+        arg: u8,
+    },
+    /// The rules of one syscall compile to more than a BPF jump can skip (255).
+    #[error("the rules of syscall {nr} need {len} instructions or values; at most 255 fit")]
+    GroupTooLarge {
+        /// Syscall number.
+        nr: i64,
+        /// Instructions or values.
+        len: usize,
+    },
+    /// The program is longer than the kernel accepts.
+    #[error("the program has {0} instructions; the kernel accepts at most 4096")]
+    FilterTooLarge(usize),
+    /// capget failed.
+    #[error("reading the capabilities: {0}")]
+    Capabilities(#[source] io::Error),
+    /// Reading or setting `no_new_privs` failed.
+    #[error("setting no_new_privs: {0}")]
+    NoNewPrivs(#[source] io::Error),
+    /// seccomp(SECCOMP_SET_MODE_FILTER) failed (EBUSY with a listener: the chain already
+    /// has one; EINVAL: a flag this kernel lacks).
+    #[error("installing the seccomp filter: {0}")]
+    Install(#[source] io::Error),
+    /// TSYNC: a thread of the process could not take the filter (it has diverged with
+    /// filters of its own).
+    #[error("thread {tid} could not be synchronised to the seccomp filter")]
+    ThreadSync {
+        /// The thread.
+        tid: i64,
+    },
+    /// SECCOMP_GET_NOTIF_SIZES failed.
+    #[error("querying the kernel's notification sizes: {0}")]
+    NotifSizes(#[source] io::Error),
+    /// SECCOMP_IOCTL_NOTIF_RECV failed.
+    #[error("receiving a seccomp notification: {0}")]
+    Recv(#[source] io::Error),
+    /// RECV found the pending notification withdrawn (ENOENT): its task was interrupted
+    /// by a signal or died before the notification was read.
+    #[error("the seccomp notification was withdrawn before it was read")]
+    NotificationWithdrawn,
+    /// SEND found notification `id` no longer pending (ENOENT): its task was interrupted
+    /// by a signal (and restarts or fails the syscall) or died.
+    #[error("seccomp notification {id} is no longer pending")]
+    TargetGone {
+        /// The notification.
+        id: u64,
+    },
+    /// SECCOMP_IOCTL_NOTIF_SEND failed otherwise.
+    #[error("answering seccomp notification {id}: {source}")]
+    Respond {
+        /// The notification.
+        id: u64,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// A [`Response::Error`] outside 1..=4095.
+    #[error("errno {0} is not in 1..=4095")]
+    InvalidErrno(i32),
+    /// SECCOMP_IOCTL_NOTIF_SET_FLAGS failed.
+    #[error("setting seccomp listener flags: {0}")]
+    SetFlags(#[source] io::Error),
+    /// Passing the listener fd over a socket failed.
+    #[error("passing the seccomp listener fd: {0}")]
+    PassFd(#[source] io::Error),
+}
+
+impl SeccompError {
+    /// The errno behind the error, if a system call failed; lets a `pre_exec` closure
+    /// report it without allocating (`io::Error::from_raw_os_error`).
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            SeccompError::Capabilities(e)
+            | SeccompError::NoNewPrivs(e)
+            | SeccompError::Install(e)
+            | SeccompError::NotifSizes(e)
+            | SeccompError::Recv(e)
+            | SeccompError::SetFlags(e)
+            | SeccompError::PassFd(e)
+            | SeccompError::Respond { source: e, .. } => e.raw_os_error(),
+            SeccompError::NotificationWithdrawn | SeccompError::TargetGone { .. } => {
+                Some(libc::ENOENT)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Makes seccomp accept a filter from the calling thread: nothing if `no_new_privs` is
+/// already set or the thread has CAP_SYS_ADMIN, else sets `no_new_privs`.
+fn ensure_filter_permission() -> Result<(), SeccompError> {
+    if sys::no_new_privs().map_err(SeccompError::NoNewPrivs)? {
+        return Ok(());
+    }
+    if sys::has_cap_sys_admin().map_err(SeccompError::Capabilities)? {
+        return Ok(());
+    }
+    sys::set_no_new_privs().map_err(SeccompError::NoNewPrivs)
+}
+
+fn install_flags(filter: &Filter, flags: libc::c_ulong) -> Result<i64, SeccompError> {
+    ensure_filter_permission()?;
+    sys::set_mode_filter(filter.instructions(), flags).map_err(SeccompError::Install)
+}
+
+/// Installs `filter` on the calling thread (inherited by its future children and kept
+/// across exec). Async-signal-safe.
+pub fn install(filter: &Filter) -> Result<(), SeccompError> {
+    install_flags(filter, 0).map(|_| ())
+}
+
+/// Installs `filter` on every thread of the process (SECCOMP_FILTER_FLAG_TSYNC), as the
+/// loader's own lock-down must: a thread left without it would be a way around it.
+pub fn install_all_threads(filter: &Filter) -> Result<(), SeccompError> {
+    match install_flags(filter, libc::SECCOMP_FILTER_FLAG_TSYNC)? {
+        0 => Ok(()),
+        tid => Err(SeccompError::ThreadSync { tid }),
+    }
+}
+
+/// Installs `filter` on the calling thread with a new listener
+/// (SECCOMP_FILTER_FLAG_NEW_LISTENER) and returns the listener fd (close-on-exec).
+/// Async-signal-safe. Wrap the fd in a [`Listener`] where it is served.
+pub fn install_with_listener(filter: &Filter) -> Result<OwnedFd, SeccompError> {
+    let raw = install_flags(filter, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER)?;
+    sys::owned_listener(raw).map_err(SeccompError::Install)
+}
+
+/// As [`install_with_listener`], and once the listener has received a notification its
+/// task waits for the answer ignoring all but fatal signals
+/// (SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, Linux 5.19; EINVAL before). The answer then
+/// always lands, which keeps the sentry and the host in lockstep: with the plain
+/// listener, a signal arriving after the sentry decided but before it answered
+/// withdraws the notification. Async-signal-safe.
+pub fn install_with_listener_killable(filter: &Filter) -> Result<OwnedFd, SeccompError> {
+    let raw = install_flags(
+        filter,
+        libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+    )?;
+    sys::owned_listener(raw).map_err(SeccompError::Install)
+}

@@ -2,5 +2,7 @@
 //! tree, each with a `// SAFETY:` comment.
 
 pub(crate) mod clone;
+pub(crate) mod memory;
 pub(crate) mod mount;
+pub(crate) mod seccomp;
 pub(crate) mod signal;

@@ -1,0 +1,643 @@
+//! Classic BPF for seccomp: the instruction type, the rule vocabulary the tables are
+//! written in, a compiler from rules to a program, and an interpreter that evaluates a
+//! compiled program on a synthetic `struct seccomp_data` (for tests and diagnostics).
+//!
+//! Shape of every compiled program:
+//!
+//! ```text
+//!   A = arch;  if A != native arch            -> KILL_PROCESS
+//!   A = nr;    if A & 0x40000000 (x86_64 only) -> ERRNO(ENOSYS)   x32 ABI
+//!   if A == nr1 { checks of nr1 }   (first matching check's action, else default)
+//!   if A == nr2 { checks of nr2 }
+//!   ...
+//!   default
+//! ```
+//!
+//! Arguments are only ever loaded inside the group of the syscall that inspects them,
+//! so for every other syscall the result depends on the number alone and the kernel's
+//! per-syscall action cache (Linux ≥ 5.11) can skip running the program for syscalls it
+//! always allows. Argument checks compare the LOW 32 BITS of an argument (optionally
+//! masked): that is exact for `int`/`unsigned int` parameters, which the kernel
+//! truncates (e.g. the `cmd` of ioctl), and it means setting high bits cannot slip a
+//! value past a check (CVE-2019-10063 was a 64-bit comparison of the ioctl `cmd`).
+
+use super::SeccompError;
+
+/// One classic BPF instruction, laid out as the kernel's `struct sock_filter`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Instruction {
+    /// Opcode.
+    pub code: u16,
+    /// Jump offset when the condition holds.
+    pub jt: u8,
+    /// Jump offset when it does not.
+    pub jf: u8,
+    /// Operand.
+    pub k: u32,
+}
+
+// Opcodes used (linux/bpf_common.h): class | size/op | source.
+const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+const ALU_AND_K: u16 = 0x04 | 0x50; // BPF_ALU | BPF_AND | BPF_K
+const JMP_JA: u16 = 0x05;
+const JMP_JEQ_K: u16 = 0x05 | 0x10;
+const JMP_JGT_K: u16 = 0x05 | 0x20;
+const JMP_JGE_K: u16 = 0x05 | 0x30;
+const JMP_JSET_K: u16 = 0x05 | 0x40;
+const RET_K: u16 = 0x06;
+
+/// Longest program the kernel accepts (BPF_MAXINSNS).
+pub const MAX_INSTRUCTIONS: usize = 4096;
+
+/// Offsets in `struct seccomp_data`.
+const DATA_NR: u32 = 0;
+const DATA_ARCH: u32 = 4;
+const DATA_ARGS: u32 = 16;
+const DATA_LEN: usize = 64;
+
+/// `AUDIT_ARCH_*` of the architecture this crate is built for: the only one the
+/// programs let through (`EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE`).
+#[cfg(target_arch = "x86_64")]
+pub const AUDIT_ARCH_NATIVE: u32 = 62 | 0x8000_0000 | 0x4000_0000;
+/// `AUDIT_ARCH_*` of the architecture this crate is built for: the only one the
+/// programs let through (`EM_AARCH64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE`).
+#[cfg(target_arch = "aarch64")]
+pub const AUDIT_ARCH_NATIVE: u32 = 183 | 0x8000_0000 | 0x4000_0000;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("the seccomp tables of sandbox-loader exist for x86_64 and aarch64 only");
+
+/// `AUDIT_ARCH_I386`, what a 32-bit syscall (int 0x80) of an x86_64 process reports.
+pub const AUDIT_ARCH_I386: u32 = 3 | 0x4000_0000;
+
+/// Bit that marks an x32-ABI syscall number on x86_64 (`__X32_SYSCALL_BIT`). x32
+/// syscalls report `AUDIT_ARCH_X86_64`, so a filter that only compares numbers would
+/// let `0x40000000 | nr` through on kernels built with x32 support.
+pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// What a seccomp program decides for a syscall (the action part of its return value).
+/// When several filters are installed, the kernel runs all of them and keeps the most
+/// severe result in this order: `KillProcess`, `KillThread`, `Trap`, `Errno`,
+/// `UserNotif`, `Trace`, `Log`, `Allow`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// SECCOMP_RET_KILL_PROCESS.
+    KillProcess,
+    /// SECCOMP_RET_KILL_THREAD.
+    KillThread,
+    /// SECCOMP_RET_TRAP (SIGSYS).
+    Trap,
+    /// SECCOMP_RET_ERRNO: the syscall fails with this errno without running.
+    Errno(u16),
+    /// SECCOMP_RET_USER_NOTIF: the syscall waits for the listener's answer.
+    UserNotif,
+    /// SECCOMP_RET_TRACE.
+    Trace(u16),
+    /// SECCOMP_RET_LOG.
+    Log,
+    /// SECCOMP_RET_ALLOW.
+    Allow,
+}
+
+impl Action {
+    /// The program's return value for this action.
+    pub const fn ret(self) -> u32 {
+        match self {
+            Action::KillProcess => 0x8000_0000,
+            Action::KillThread => 0,
+            Action::Trap => 0x0003_0000,
+            Action::Errno(e) => 0x0005_0000 | e as u32,
+            Action::UserNotif => 0x7fc0_0000,
+            Action::Trace(d) => 0x7ff0_0000 | d as u32,
+            Action::Log => 0x7ffc_0000,
+            Action::Allow => 0x7fff_0000,
+        }
+    }
+
+    /// Decodes a program's return value; `None` for values no action has.
+    pub const fn from_ret(ret: u32) -> Option<Action> {
+        let data = (ret & 0xffff) as u16;
+        match ret & 0xffff_0000 {
+            0x8000_0000 => Some(Action::KillProcess),
+            0 => Some(Action::KillThread),
+            0x0003_0000 => Some(Action::Trap),
+            0x0005_0000 => Some(Action::Errno(data)),
+            0x7fc0_0000 => Some(Action::UserNotif),
+            0x7ff0_0000 => Some(Action::Trace(data)),
+            0x7ffc_0000 => Some(Action::Log),
+            0x7fff_0000 => Some(Action::Allow),
+            _ => None,
+        }
+    }
+}
+
+/// Condition on a syscall's arguments under which a rule applies. `arg` is the argument
+/// index (0..=5); the low 32 bits of the argument are ANDed with `mask` before the
+/// comparison (use `u32::MAX` for the whole low word).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    /// Whatever the arguments.
+    Always,
+    /// When the masked argument equals one of `values`.
+    ArgIn {
+        /// Argument index.
+        arg: u8,
+        /// Mask applied to the low 32 bits.
+        mask: u32,
+        /// Accepted values (compared after masking).
+        values: &'static [u32],
+    },
+    /// When the masked argument equals none of `values`.
+    ArgNotIn {
+        /// Argument index.
+        arg: u8,
+        /// Mask applied to the low 32 bits.
+        mask: u32,
+        /// Values that do not trigger the rule.
+        values: &'static [u32],
+    },
+    /// When the argument has any bit of `mask` set.
+    ArgAnyBit {
+        /// Argument index.
+        arg: u8,
+        /// Bits looked for (in the low 32 bits).
+        mask: u32,
+    },
+}
+
+/// One row of a syscall table: `name` is for people, `nr` for the program. A row whose
+/// `nr` is [`ABSENT`] does not exist on this architecture and is skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyscallRule {
+    /// Syscall name.
+    pub name: &'static str,
+    /// Syscall number on this architecture, or [`ABSENT`].
+    pub nr: libc::c_long,
+    /// When the rule applies.
+    pub when: When,
+    /// What the program returns when it applies.
+    pub action: Action,
+    /// Why the rule exists.
+    pub reason: &'static str,
+}
+
+/// Marks a syscall the architecture does not have.
+pub const ABSENT: libc::c_long = -1;
+
+/// One row of an ioctl table: a request number as the kernel sees it (`unsigned int`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoctlRule {
+    /// Request name.
+    pub name: &'static str,
+    /// Request number (the low 32 bits of the ioctl's second argument).
+    pub cmd: u32,
+    /// Why it is listed.
+    pub reason: &'static str,
+}
+
+/// A compiled seccomp program, ready to install (see [`install`](super::install)).
+/// Compile it before `fork`: installing allocates nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Filter {
+    program: Vec<Instruction>,
+}
+
+impl Filter {
+    /// Number of instructions.
+    pub fn len(&self) -> usize {
+        self.program.len()
+    }
+
+    /// Whether the program is empty (never true for a compiled filter).
+    pub fn is_empty(&self) -> bool {
+        self.program.is_empty()
+    }
+
+    /// The instructions, as the kernel will receive them.
+    pub fn instructions(&self) -> &[Instruction] {
+        &self.program
+    }
+
+    /// Runs the program on a synthetic `struct seccomp_data` (instruction pointer 0)
+    /// and decodes its verdict, as the kernel would for this filter alone. `None` if
+    /// the program uses an instruction this interpreter does not know, reads outside
+    /// `seccomp_data`, runs off its end, or returns a value no action has.
+    pub fn action_for(&self, arch: u32, nr: i32, args: [u64; 6]) -> Option<Action> {
+        let mut data = [0u8; DATA_LEN];
+        data[0..4].copy_from_slice(&nr.to_ne_bytes());
+        data[4..8].copy_from_slice(&arch.to_ne_bytes());
+        for (i, arg) in args.iter().enumerate() {
+            let at = DATA_ARGS as usize + 8 * i;
+            data[at..at + 8].copy_from_slice(&arg.to_ne_bytes());
+        }
+        let mut acc: u32 = 0;
+        let mut pc = 0usize;
+        loop {
+            let ins = self.program.get(pc)?;
+            pc += 1;
+            let k = ins.k;
+            let taken = |cond: bool| usize::from(if cond { ins.jt } else { ins.jf });
+            match ins.code {
+                LD_W_ABS => {
+                    let at = k as usize;
+                    if !at.is_multiple_of(4) || at + 4 > DATA_LEN {
+                        return None;
+                    }
+                    let mut word = [0u8; 4];
+                    word.copy_from_slice(&data[at..at + 4]);
+                    acc = u32::from_ne_bytes(word);
+                }
+                ALU_AND_K => acc &= k,
+                JMP_JA => pc += k as usize,
+                JMP_JEQ_K => pc += taken(acc == k),
+                JMP_JGT_K => pc += taken(acc > k),
+                JMP_JGE_K => pc += taken(acc >= k),
+                JMP_JSET_K => pc += taken(acc & k != 0),
+                RET_K => return Action::from_ret(k),
+                _ => return None,
+            }
+        }
+    }
+}
+
+const fn stmt(code: u16, k: u32) -> Instruction {
+    Instruction {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> Instruction {
+    Instruction { code, jt, jf, k }
+}
+
+const fn ret(action: Action) -> Instruction {
+    stmt(RET_K, action.ret())
+}
+
+/// Offset of the low 32 bits of argument `arg` in `struct seccomp_data`.
+const fn arg_low_offset(arg: u8) -> u32 {
+    let base = DATA_ARGS + 8 * arg as u32;
+    if cfg!(target_endian = "big") {
+        base + 4
+    } else {
+        base
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Test {
+    Always,
+    In(Vec<u32>),
+    NotIn(Vec<u32>),
+    AnyBit,
+}
+
+#[derive(Clone, Debug)]
+struct Check {
+    arg: u8,
+    mask: u32,
+    test: Test,
+    action: Action,
+}
+
+/// Rules gathered per syscall, compiled into one program. Groups keep the order in
+/// which their syscall first appeared (put hot syscalls first); inside a group the
+/// first check that matches decides.
+#[derive(Debug)]
+pub(crate) struct ProgramBuilder {
+    default: Action,
+    groups: Vec<(u32, Vec<Check>)>,
+}
+
+impl ProgramBuilder {
+    pub(crate) fn new(default: Action) -> Self {
+        ProgramBuilder {
+            default,
+            groups: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, nr: libc::c_long, check: Check) -> Result<(), SeccompError> {
+        if nr == ABSENT {
+            return Ok(());
+        }
+        let valid = u32::try_from(nr).ok().filter(|n| n & X32_SYSCALL_BIT == 0);
+        let Some(nr) = valid else {
+            return Err(SeccompError::InvalidSyscall(nr));
+        };
+        if check.arg > 5 {
+            return Err(SeccompError::InvalidArgument {
+                nr: i64::from(nr),
+                arg: check.arg,
+            });
+        }
+        match self.groups.iter_mut().find(|(n, _)| *n == nr) {
+            Some((_, checks)) => checks.push(check),
+            None => self.groups.push((nr, vec![check])),
+        }
+        Ok(())
+    }
+
+    /// Adds one table row.
+    pub(crate) fn rule(&mut self, rule: &SyscallRule) -> Result<(), SeccompError> {
+        let check = match rule.when {
+            When::Always => Check {
+                arg: 0,
+                mask: u32::MAX,
+                test: Test::Always,
+                action: rule.action,
+            },
+            When::ArgIn { arg, mask, values } => Check {
+                arg,
+                mask,
+                test: Test::In(values.to_vec()),
+                action: rule.action,
+            },
+            When::ArgNotIn { arg, mask, values } => Check {
+                arg,
+                mask,
+                test: Test::NotIn(values.to_vec()),
+                action: rule.action,
+            },
+            When::ArgAnyBit { arg, mask } => Check {
+                arg,
+                mask,
+                test: Test::AnyBit,
+                action: rule.action,
+            },
+        };
+        self.push(rule.nr, check)
+    }
+
+    /// `action` for the syscall whatever its arguments.
+    pub(crate) fn always(&mut self, nr: libc::c_long, action: Action) -> Result<(), SeccompError> {
+        self.push(
+            nr,
+            Check {
+                arg: 0,
+                mask: u32::MAX,
+                test: Test::Always,
+                action,
+            },
+        )
+    }
+
+    /// `action` for `ioctl` when its request (low 32 bits) is one of `cmds`.
+    pub(crate) fn ioctls(
+        &mut self,
+        cmds: impl IntoIterator<Item = u32>,
+        action: Action,
+    ) -> Result<(), SeccompError> {
+        let values: Vec<u32> = cmds.into_iter().collect();
+        if values.is_empty() {
+            return Ok(());
+        }
+        self.push(
+            libc::SYS_ioctl,
+            Check {
+                arg: 1,
+                mask: u32::MAX,
+                test: Test::In(values),
+                action,
+            },
+        )
+    }
+
+    fn compile_group(&self, nr: u32, checks: &[Check]) -> Result<Vec<Instruction>, SeccompError> {
+        let too_many = |len: usize| SeccompError::GroupTooLarge {
+            nr: i64::from(nr),
+            len,
+        };
+        let mut body = Vec::new();
+        for check in checks {
+            let load = |body: &mut Vec<Instruction>| {
+                body.push(stmt(LD_W_ABS, arg_low_offset(check.arg)));
+                if check.mask != u32::MAX {
+                    body.push(stmt(ALU_AND_K, check.mask));
+                }
+            };
+            match &check.test {
+                Test::Always => {
+                    // Later checks of this syscall are unreachable.
+                    body.push(ret(check.action));
+                    return Ok(body);
+                }
+                Test::In(values) if values.is_empty() => {}
+                Test::In(values) => {
+                    // jeq v_i -> RET action; none equal -> skip the RET.
+                    let n = values.len();
+                    if n > usize::from(u8::MAX) {
+                        return Err(too_many(n));
+                    }
+                    load(&mut body);
+                    for (i, v) in values.iter().enumerate() {
+                        body.push(jump(JMP_JEQ_K, v & check.mask, (n - i) as u8, 0));
+                    }
+                    body.push(stmt(JMP_JA, 1));
+                    body.push(ret(check.action));
+                }
+                Test::NotIn(values) => {
+                    // jeq v_i -> past the RET; none equal -> RET action.
+                    let n = values.len();
+                    if n > usize::from(u8::MAX) {
+                        return Err(too_many(n));
+                    }
+                    load(&mut body);
+                    for (i, v) in values.iter().enumerate() {
+                        body.push(jump(JMP_JEQ_K, v & check.mask, (n - i) as u8, 0));
+                    }
+                    body.push(ret(check.action));
+                }
+                Test::AnyBit => {
+                    body.push(stmt(LD_W_ABS, arg_low_offset(check.arg)));
+                    body.push(jump(JMP_JSET_K, check.mask, 0, 1));
+                    body.push(ret(check.action));
+                }
+            }
+        }
+        body.push(ret(self.default));
+        Ok(body)
+    }
+
+    /// Compiles the program (see the module documentation for its shape).
+    pub(crate) fn compile(&self) -> Result<Filter, SeccompError> {
+        let mut program = vec![
+            stmt(LD_W_ABS, DATA_ARCH),
+            jump(JMP_JEQ_K, AUDIT_ARCH_NATIVE, 1, 0),
+            ret(Action::KillProcess),
+            stmt(LD_W_ABS, DATA_NR),
+        ];
+        if cfg!(target_arch = "x86_64") {
+            program.push(jump(JMP_JSET_K, X32_SYSCALL_BIT, 0, 1));
+            program.push(ret(Action::Errno(libc::ENOSYS as u16)));
+        }
+        for (nr, checks) in &self.groups {
+            let body = self.compile_group(*nr, checks)?;
+            let skip = u8::try_from(body.len()).map_err(|_| SeccompError::GroupTooLarge {
+                nr: i64::from(*nr),
+                len: body.len(),
+            })?;
+            program.push(jump(JMP_JEQ_K, *nr, 0, skip));
+            program.extend(body);
+        }
+        program.push(ret(self.default));
+        if program.len() > MAX_INSTRUCTIONS {
+            return Err(SeccompError::FilterTooLarge(program.len()));
+        }
+        Ok(Filter { program })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const NATIVE: u32 = AUDIT_ARCH_NATIVE;
+
+    fn nr(n: libc::c_long) -> i32 {
+        n as i32
+    }
+
+    #[test]
+    fn action_return_values_round_trip() {
+        for action in [
+            Action::KillProcess,
+            Action::KillThread,
+            Action::Trap,
+            Action::Errno(1),
+            Action::Errno(512),
+            Action::UserNotif,
+            Action::Trace(7),
+            Action::Log,
+            Action::Allow,
+        ] {
+            assert_eq!(Action::from_ret(action.ret()), Some(action));
+        }
+        assert_eq!(Action::UserNotif.ret(), libc::SECCOMP_RET_USER_NOTIF);
+        assert_eq!(Action::Allow.ret(), libc::SECCOMP_RET_ALLOW);
+        assert_eq!(Action::Errno(0).ret(), libc::SECCOMP_RET_ERRNO);
+        assert_eq!(Action::KillProcess.ret(), libc::SECCOMP_RET_KILL_PROCESS);
+    }
+
+    #[test]
+    fn groups_checks_and_default() {
+        const VALUES: &[u32] = &[3, 5];
+        let mut b = ProgramBuilder::new(Action::Allow);
+        b.rule(&SyscallRule {
+            name: "x",
+            nr: libc::SYS_getpid,
+            when: When::ArgIn {
+                arg: 2,
+                mask: u32::MAX,
+                values: VALUES,
+            },
+            action: Action::Errno(1),
+            reason: "",
+        })
+        .unwrap();
+        b.rule(&SyscallRule {
+            name: "y",
+            nr: libc::SYS_getppid,
+            when: When::ArgNotIn {
+                arg: 0,
+                mask: 0xff,
+                values: VALUES,
+            },
+            action: Action::Errno(2),
+            reason: "",
+        })
+        .unwrap();
+        b.rule(&SyscallRule {
+            name: "z",
+            nr: libc::SYS_gettid,
+            when: When::ArgAnyBit { arg: 5, mask: 0x30 },
+            action: Action::Errno(3),
+            reason: "",
+        })
+        .unwrap();
+        b.always(libc::SYS_getuid, Action::UserNotif).unwrap();
+        // A second check for getpid: consulted after the first fails.
+        b.always(libc::SYS_getpid, Action::Errno(4)).unwrap();
+        let f = b.compile().unwrap();
+        let at = |n: libc::c_long, args: [u64; 6]| f.action_for(NATIVE, nr(n), args);
+        let z = [0u64; 6];
+
+        assert_eq!(
+            at(libc::SYS_getpid, [0, 0, 5, 0, 0, 0]),
+            Some(Action::Errno(1))
+        );
+        // High bits are ignored: the low word decides.
+        assert_eq!(
+            at(libc::SYS_getpid, [0, 0, 3 | 1 << 40, 0, 0, 0]),
+            Some(Action::Errno(1))
+        );
+        assert_eq!(
+            at(libc::SYS_getpid, [0, 0, 4, 0, 0, 0]),
+            Some(Action::Errno(4))
+        );
+
+        assert_eq!(
+            at(libc::SYS_getppid, [0x105, 0, 0, 0, 0, 0]),
+            Some(Action::Allow)
+        );
+        assert_eq!(
+            at(libc::SYS_getppid, [0x104, 0, 0, 0, 0, 0]),
+            Some(Action::Errno(2))
+        );
+
+        assert_eq!(
+            at(libc::SYS_gettid, [0, 0, 0, 0, 0, 0x10]),
+            Some(Action::Errno(3))
+        );
+        assert_eq!(
+            at(libc::SYS_gettid, [0, 0, 0, 0, 0, 0x0f]),
+            Some(Action::Allow)
+        );
+
+        assert_eq!(at(libc::SYS_getuid, z), Some(Action::UserNotif));
+        assert_eq!(at(libc::SYS_write, z), Some(Action::Allow));
+
+        // Foreign architecture and (on x86_64) x32 numbers.
+        assert_eq!(
+            f.action_for(AUDIT_ARCH_I386, nr(libc::SYS_write), z),
+            Some(Action::KillProcess)
+        );
+        if cfg!(target_arch = "x86_64") {
+            assert_eq!(
+                f.action_for(NATIVE, (X32_SYSCALL_BIT as i32) | nr(libc::SYS_getuid), z),
+                Some(Action::Errno(libc::ENOSYS as u16))
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_bad_numbers_and_absent_rows_are_skipped() {
+        let mut b = ProgramBuilder::new(Action::Allow);
+        assert!(matches!(
+            b.always(-5, Action::Errno(1)),
+            Err(SeccompError::InvalidSyscall(-5))
+        ));
+        assert!(matches!(
+            b.always(0x4000_0000 | 1, Action::Errno(1)),
+            Err(SeccompError::InvalidSyscall(_))
+        ));
+        b.always(ABSENT, Action::Errno(1)).unwrap();
+        let f = b.compile().unwrap();
+        let empty = ProgramBuilder::new(Action::Allow).compile().unwrap();
+        assert_eq!(f, empty);
+    }
+
+    #[test]
+    fn too_many_values_in_one_check_is_an_error() {
+        let mut b = ProgramBuilder::new(Action::Allow);
+        b.ioctls(0..300u32, Action::Errno(1)).unwrap();
+        assert!(matches!(
+            b.compile(),
+            Err(SeccompError::GroupTooLarge { len: 300, .. })
+        ));
+    }
+}

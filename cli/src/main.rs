@@ -1,8 +1,9 @@
 //! The `sandbox` command.
 //!
-//! Today it offers `sandbox demo`: a job-control session played on the sentry (the
-//! job-control kernel) and narrated event by event. `sandbox run` arrives with the
-//! loader (issue "`sandbox run --tty`").
+//! - `sandbox run [--tty] -- PROGRAM [ARGS]`: runs a program in a sandbox whose job
+//!   control is decided by the sentry (see `sandbox-loader`).
+//! - `sandbox demo`: a job-control session played on the sentry model and narrated
+//!   event by event.
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
@@ -28,6 +29,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run PROGRAM in a sandbox: new PID, mount, UTS, IPC and network namespaces, the
+    /// host root read-only with a private /tmp, a fresh /proc and a minimal /dev,
+    /// seccomp. Exit status: the program's, 128+N if it was killed by signal N, 125 for
+    /// a sandbox error, 126 if PROGRAM cannot be executed, 127 if it is not found.
+    Run(RunArgs),
     /// Play a shell session on the job-control kernel model and show every event:
     /// a foreground job, ^Z, `jobs`, `bg`, `fg`, ^C.
     Demo {
@@ -35,6 +41,145 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Borrow the invoking terminal (stdin must be one): the sandbox's session gets it
+    /// as controlling terminal, with job control decided by the sentry. Without
+    /// --tty, stdio is passed through untouched.
+    #[arg(long)]
+    tty: bool,
+    /// Where signals sent to `sandbox` go: auto (the terminal's foreground process
+    /// group with --tty, else the program), process (the program), foreground, all
+    /// (every sandbox process).
+    #[arg(long, value_enum, default_value = "auto")]
+    signal_mode: SignalModeArg,
+    /// Bind-mount a host path read-write: SRC[:DST] (DST defaults to SRC).
+    #[arg(long = "bind", value_name = "SRC[:DST]")]
+    binds: Vec<String>,
+    /// Bind-mount a host path read-only: SRC[:DST].
+    #[arg(long = "ro-bind", value_name = "SRC[:DST]")]
+    ro_binds: Vec<String>,
+    /// Use DIR as the root filesystem instead of the host's (mounted read-only).
+    #[arg(long, value_name = "DIR")]
+    rootfs: Option<std::path::PathBuf>,
+    /// Keep the host's network namespace.
+    #[arg(long)]
+    share_net: bool,
+    /// Hostname inside the sandbox.
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Set an environment variable (KEY=VALUE); repeatable. The program otherwise
+    /// inherits sandbox's environment.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    envs: Vec<String>,
+    /// Working directory inside the sandbox (default /).
+    #[arg(long)]
+    cwd: Option<std::path::PathBuf>,
+    /// Do not install the seccomp deny list (the job-control notify filter stays).
+    #[arg(long)]
+    no_seccomp: bool,
+    /// First process-creation method to try (later ones are fallbacks).
+    #[arg(long, value_enum, default_value = "clone3", hide = true)]
+    spawn: SpawnArg,
+    /// The program and its arguments.
+    #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM")]
+    command: Vec<String>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SignalModeArg {
+    Auto,
+    Process,
+    Foreground,
+    All,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SpawnArg {
+    Clone3,
+    Clone,
+    Fork,
+}
+
+fn parse_bind(s: &str, read_only: bool) -> Result<sandbox_loader::mounts::Bind> {
+    let (src, dst) = match s.split_once(':') {
+        Some((a, b)) if !a.is_empty() && !b.is_empty() => (a, b),
+        Some(_) => return Err(anyhow!("bad bind {s:?}: expected SRC[:DST]")),
+        None => (s, s),
+    };
+    Ok(sandbox_loader::mounts::Bind {
+        source: src.into(),
+        target: dst.into(),
+        read_only,
+    })
+}
+
+/// `sandbox run`: returns the exit status.
+fn run(args: RunArgs) -> Result<i32> {
+    use sandbox_loader::{SandboxSpec, SignalMode, SpawnMethod};
+    use std::os::fd::AsFd;
+    let mut spec = SandboxSpec::new(args.command);
+    for e in &args.envs {
+        if !e.contains('=') {
+            return Err(anyhow!("bad --env {e:?}: expected KEY=VALUE"));
+        }
+        let key = e.split('=').next().unwrap_or_default();
+        spec.env.retain(|kv| kv.split('=').next() != Some(key));
+        spec.env.push(e.clone());
+    }
+    for b in &args.binds {
+        spec.binds.push(parse_bind(b, false)?);
+    }
+    for b in &args.ro_binds {
+        spec.binds.push(parse_bind(b, true)?);
+    }
+    spec.rootfs = args.rootfs;
+    spec.share_net = args.share_net;
+    spec.hostname = args.hostname;
+    spec.cwd = args.cwd;
+    spec.seccomp = !args.no_seccomp;
+    spec.signal_mode = match args.signal_mode {
+        SignalModeArg::Auto => SignalMode::Auto,
+        SignalModeArg::Process => SignalMode::Process,
+        SignalModeArg::Foreground => SignalMode::Foreground,
+        SignalModeArg::All => SignalMode::All,
+    };
+    spec.spawn_method = match args.spawn {
+        SpawnArg::Clone3 => SpawnMethod::Clone3,
+        SpawnArg::Clone => SpawnMethod::Clone,
+        SpawnArg::Fork => SpawnMethod::Fork,
+    };
+    if args.tty {
+        let stdin = std::io::stdin();
+        if !nix::unistd::isatty(stdin.as_fd()).unwrap_or(false) {
+            return Err(anyhow!("--tty needs a terminal on standard input"));
+        }
+        spec.terminal = Some(stdin.as_fd().try_clone_to_owned()?);
+    }
+    match sandbox_loader::run(spec) {
+        Ok(out) => {
+            tracing::info!(
+                status = out.exit_code(),
+                method = out.spawn_method.name(),
+                notifications = out.stats.notifications,
+                fast_path = out.stats.fast_path,
+                "sandbox finished"
+            );
+            if out.lockstep_violations > 0 {
+                eprintln!(
+                    "sandbox: {} lockstep violation(s) between host and sentry (a bug; run with --log-level error to see them)",
+                    out.lockstep_violations
+                );
+            }
+            Ok(out.exit_code())
+        }
+        Err(e) => {
+            eprintln!("sandbox: {e}");
+            Ok(e.exit_code())
+        }
+    }
 }
 
 fn init_logging(level: Option<&str>) {
@@ -54,6 +199,10 @@ fn main() {
     init_logging(cli.log_level.as_deref());
     let result = match cli.command {
         Command::Demo { json } => demo(json),
+        Command::Run(args) => match run(args) {
+            Ok(code) => std::process::exit(code),
+            Err(e) => Err(e),
+        },
     };
     if let Err(e) = result {
         eprintln!("sandbox: {e:#}");

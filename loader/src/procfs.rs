@@ -150,6 +150,17 @@ pub fn fd_rdev(host_pid: i32, fd: i32) -> io::Result<u64> {
     })
 }
 
+/// Whether a process's descriptor is open for reading (`flags` of /proc/PID/fdinfo).
+pub fn fd_readable(host_pid: i32, fd: i32) -> bool {
+    let Ok(s) = fs::read_to_string(format!("/proc/{host_pid}/fdinfo/{fd}")) else {
+        return false;
+    };
+    s.lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        .is_some_and(|f| f & libc::O_ACCMODE as u32 != libc::O_WRONLY as u32)
+}
+
 trait CharDevice {
     fn file_type_is_char_device(&self) -> bool;
 }

@@ -65,7 +65,10 @@ pub struct Spawned {
 const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
 
 fn falls_back(e: Errno) -> bool {
-    matches!(e, Errno::ENOSYS | Errno::EINVAL | Errno::E2BIG | Errno::EPERM)
+    matches!(
+        e,
+        Errno::ENOSYS | Errno::EINVAL | Errno::E2BIG | Errno::EPERM
+    )
 }
 
 /// Creates a process in the namespaces `ns_flags` (CLONE_NEW*) running `child`, whose

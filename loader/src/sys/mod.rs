@@ -2,7 +2,9 @@
 //! tree, each with a `// SAFETY:` comment.
 
 pub(crate) mod clone;
+pub(crate) mod fd;
 pub(crate) mod memory;
 pub(crate) mod mount;
 pub(crate) mod seccomp;
 pub(crate) mod signal;
+pub(crate) mod tty;

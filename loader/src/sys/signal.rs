@@ -64,3 +64,27 @@ pub(crate) fn reset_all_to_default() {
         }
     }
 }
+
+/// `tgkill(tgid, tid, sig)`.
+pub(crate) fn tgkill(tgid: i32, tid: i32, sig: i32) -> nix::Result<()> {
+    // SAFETY: plain system call with integer arguments.
+    let r = unsafe { libc::syscall(libc::SYS_tgkill, tgid, tid, sig) };
+    nix::errno::Errno::result(r).map(drop)
+}
+
+/// Stops the calling process with `sig` (a stop signal the caller keeps blocked):
+/// raises it, unblocks it so that its default action runs, and blocks it again once
+/// the process is continued.
+pub(crate) fn stop_self(sig: i32) {
+    let Ok(s) = Signal::try_from(sig) else {
+        return;
+    };
+    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // SAFETY: SIG_DFL runs no code of ours.
+    let _ = unsafe { sigaction(s, &dfl) };
+    let _ = nix::sys::signal::raise(s);
+    let mut one = SigSet::empty();
+    one.add(s);
+    let _ = one.thread_unblock();
+    let _ = one.thread_block();
+}

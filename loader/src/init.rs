@@ -1,0 +1,156 @@
+//! The sandbox's init (PID 1 of its PID namespace) and the program's last steps before
+//! exec. Everything here runs in the spawned child.
+//!
+//! init: takes a session of its own (so that no sandbox process is ever in the user's
+//! session: the borrowed terminal can never become its host controlling terminal),
+//! builds the filesystem view, forks the program, reaps every orphan, reports the
+//! program's end, and exits — which kills whatever is left in the namespace. It also
+//! exits when the loader goes away: its control socket hangs up. (PR_SET_PDEATHSIG
+//! would not do: with the fork fallback init's parent is an intermediate process that
+//! exits at once.)
+//!
+//! The program: a session of its own (the sentry makes the borrowed terminal its
+//! controlling terminal), default signal dispositions and an empty mask, the deny
+//! filter, then the notify filter whose listener goes to the loader, then exec.
+
+use crate::control;
+use crate::mounts::{self, FsSpec};
+use crate::seccomp::{self, Filter};
+use crate::sys::clone::{self, Forked};
+use crate::sys::signal;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+
+/// Everything init needs, prepared before the spawn.
+pub(crate) struct InitPlan {
+    pub fs: FsSpec,
+    pub argv: Vec<CString>,
+    pub env: Vec<CString>,
+    pub deny: Option<Filter>,
+    pub notify: Filter,
+    /// init's end of the control channel.
+    pub control: RawFd,
+}
+
+/// Exit code of init when setup fails (the loader reports the message it sent).
+pub(crate) const SETUP_FAILED: i32 = 125;
+
+pub(crate) fn init_main(plan: &InitPlan) -> i32 {
+    let fail = |what: String| {
+        let _ = control::send(plan.control, &format!("F {what}"), None);
+        SETUP_FAILED
+    };
+    if let Err(e) = nix::unistd::setsid() {
+        return fail(format!("setsid: {e}"));
+    }
+    if let Err(e) = mounts::setup_filesystem(&plan.fs) {
+        return fail(e.to_string());
+    }
+    let mut chld = SigSet::empty();
+    chld.add(Signal::SIGCHLD);
+    if let Err(e) = chld.thread_block() {
+        return fail(format!("blocking SIGCHLD: {e}"));
+    }
+    let sigfd = match SignalFd::with_flags(&chld, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
+        Ok(fd) => fd,
+        Err(e) => return fail(format!("signalfd: {e}")),
+    };
+    let program = match clone::fork() {
+        Ok(Forked::Child) => clone::exit_now(program_main(plan)),
+        Ok(Forked::Parent { pid, .. }) => pid,
+        Err(e) => return fail(format!("fork: {e}")),
+    };
+    let _ = control::send(plan.control, &format!("P {program}"), None);
+    loop {
+        let ctl = crate::sys::fd::borrow(plan.control);
+        let mut fds = [
+            PollFd::new(ctl, PollFlags::POLLIN),
+            PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return SETUP_FAILED,
+        }
+        let hup = fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR));
+        if hup {
+            // The loader is gone: take the namespace down with us.
+            return 128 + libc::SIGKILL;
+        }
+        while let Ok(Some(_)) = sigfd.read_signal() {}
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(st) => {
+                    if st.pid().map(|p| p.as_raw()) == Some(program) {
+                        let raw = raw_status(st);
+                        let _ = control::send(plan.control, &format!("E {raw}"), None);
+                        return shell_code(raw);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The wait status word for a final status.
+fn raw_status(st: WaitStatus) -> i32 {
+    match st {
+        WaitStatus::Exited(_, code) => (code & 0xff) << 8,
+        WaitStatus::Signaled(_, sig, core) => sig as i32 | if core { 0x80 } else { 0 },
+        _ => 0,
+    }
+}
+
+/// `$?` for a wait status: the code, or 128 + the signal.
+pub(crate) fn shell_code(raw: i32) -> i32 {
+    if raw & 0x7f == 0 {
+        (raw >> 8) & 0xff
+    } else {
+        128 + (raw & 0x7f)
+    }
+}
+
+fn program_main(plan: &InitPlan) -> i32 {
+    let fail = |what: String| {
+        let _ = control::send(plan.control, &format!("F {what}"), None);
+        SETUP_FAILED
+    };
+    if let Err(e) = nix::unistd::setsid() {
+        return fail(format!("setsid: {e}"));
+    }
+    signal::reset_all_to_default();
+    let _ = signal::set_mask(&SigSet::empty());
+    if let Some(deny) = &plan.deny {
+        if let Err(e) = seccomp::install(deny) {
+            return fail(format!("installing the seccomp deny filter: {e}"));
+        }
+    }
+    let listener = match seccomp::install_with_listener_killable(&plan.notify) {
+        Ok(l) => l,
+        Err(e) => return fail(format!("installing the seccomp notify filter: {e}")),
+    };
+    if let Err(e) = control::send(plan.control, "L", Some(listener.as_raw_fd())) {
+        return fail(format!("passing the seccomp listener: {e}"));
+    }
+    drop(listener);
+    let Some(prog) = plan.argv.first() else {
+        return fail("no program given".into());
+    };
+    let err = match nix::unistd::execvpe(prog, &plan.argv, &plan.env) {
+        Err(e) => e,
+        Ok(never) => match never {},
+    };
+    let _ = control::send(plan.control, &format!("X {}", err as i32), None);
+    if err == nix::errno::Errno::ENOENT {
+        127
+    } else {
+        126
+    }
+}

@@ -1,0 +1,627 @@
+//! Running a program in a sandbox: the spec, the start-up sequence and the
+//! supervision loop.
+//!
+//! Start-up:
+//! 1. The loader compiles the seccomp programs and opens the control channel.
+//! 2. It spawns init (see [`crate::spawn`]) in new PID, mount, UTS, IPC and (unless
+//!    shared) network namespaces.
+//! 3. init builds the filesystem view and forks the program, which takes its own
+//!    session, installs the deny filter and the notify filter, and passes the
+//!    notification listener back before exec.
+//! 4. The loader registers the program in the sentry — session leader, with the
+//!    borrowed terminal as controlling terminal and its group in the foreground — and
+//!    starts answering notifications.
+//!
+//! Then one `poll` loop serves: notifications, the control channel, the loader's
+//! signals (read from a signalfd and forwarded by delivery mode), init's pidfd, and
+//! pidfds of session leaders holding the terminal. The loader never stops on
+//! SIGTSTP/SIGTTIN/SIGTTOU itself, except for the suspend pass-through: when the
+//! sandbox's foreground job stops after a ^Z and no job-control shell manages the
+//! terminal (nobody has ever called TIOCSPGRP), the loader stops itself with SIGTSTP
+//! so that the user's shell shows the job stopped; on SIGCONT it continues the job.
+
+use crate::control::{self, Message};
+use crate::init::{self, InitPlan};
+use crate::mounts::{Bind, FsSpec};
+use crate::procfs;
+use crate::seccomp::{self, Listener, NotifyOptions};
+use crate::spawn::{self, SpawnError, SpawnMethod};
+use crate::supervisor::{termios_from_host, BorrowedTty, NotifyStats, Supervisor};
+use crate::sys::tty as systty;
+use crate::tracker::Tracker;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use sandbox_sentry::{DeliveryMode, HostProcess, Kernel, KernelConfig, OpenFlags, Pid, Winsize};
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Where signals sent to the loader go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignalMode {
+    /// The terminal's foreground process group with a terminal, else the program.
+    Auto,
+    /// The program.
+    Process,
+    /// The foreground process group of the program's terminal (the program itself if
+    /// it has none).
+    Foreground,
+    /// Every process of the sandbox except init.
+    All,
+}
+
+/// What to run and how.
+#[derive(Debug)]
+pub struct SandboxSpec {
+    /// Program and arguments; the program is looked up in PATH.
+    pub argv: Vec<String>,
+    /// The program's whole environment (`KEY=VALUE`).
+    pub env: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub hostname: Option<String>,
+    pub rootfs: Option<PathBuf>,
+    pub binds: Vec<Bind>,
+    /// Stay in the host's network namespace.
+    pub share_net: bool,
+    /// A terminal to borrow (the program's stdio should refer to it as well).
+    pub terminal: Option<OwnedFd>,
+    pub signal_mode: SignalMode,
+    /// Install the sandbox's seccomp deny list (the notify filter is always installed).
+    pub seccomp: bool,
+    /// The first spawn method tried.
+    pub spawn_method: SpawnMethod,
+}
+
+impl SandboxSpec {
+    /// A spec for `argv` with the loader's environment and defaults everywhere else.
+    pub fn new(argv: Vec<String>) -> SandboxSpec {
+        SandboxSpec {
+            argv,
+            env: std::env::vars().map(|(k, v)| format!("{k}={v}")).collect(),
+            cwd: None,
+            hostname: None,
+            rootfs: None,
+            binds: Vec::new(),
+            share_net: false,
+            terminal: None,
+            signal_mode: SignalMode::Auto,
+            seccomp: true,
+            spawn_method: SpawnMethod::Clone3,
+        }
+    }
+}
+
+/// Why the sandbox could not run the program.
+#[derive(Debug, thiserror::Error)]
+pub enum LoaderError {
+    #[error("no program given")]
+    NoProgram,
+    #[error("invalid argument or environment string (contains NUL): {0:?}")]
+    Nul(String),
+    #[error("the terminal is not usable: {0}")]
+    Terminal(nix::Error),
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::SeccompError),
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    #[error("{0}: {1}")]
+    Sys(&'static str, nix::Error),
+    #[error("sandbox setup failed: {0}")]
+    Setup(String),
+    #[error("{program}: command not found")]
+    NotFound { program: String },
+    #[error("{program}: cannot execute: {errno}")]
+    CannotExecute { program: String, errno: nix::Error },
+    #[error("the sandbox ended before starting the program")]
+    EndedEarly,
+}
+
+impl LoaderError {
+    /// The conventional exit status: 127 not found, 126 not executable, 125 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            LoaderError::NotFound { .. } => 127,
+            LoaderError::CannotExecute { .. } => 126,
+            _ => 125,
+        }
+    }
+}
+
+/// How the program ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// The program's wait status word.
+    pub wait_status: i32,
+    pub spawn_method: SpawnMethod,
+    pub stats: NotifyStats,
+    /// Lockstep violations detected (host and sentry disagreed): always a bug.
+    pub lockstep_violations: usize,
+    /// Whether the kernel supports synchronous wake-up of the supervisor.
+    pub sync_wakeup: bool,
+}
+
+impl RunOutcome {
+    /// The shell's `$?`: the exit code, or 128 + N when killed by signal N.
+    pub fn exit_code(&self) -> i32 {
+        init::shell_code(self.wait_status)
+    }
+}
+
+/// Signals the loader takes over (blocked and read from a signalfd).
+const FORWARDED: &[Signal] = &[
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTSTP,
+    Signal::SIGWINCH,
+    Signal::SIGHUP,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGCONT,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+    Signal::SIGCHLD,
+];
+
+/// Restores the terminal's termios and the loader's signal mask on every exit path.
+struct Restore {
+    tty: Option<(OwnedFd, libc::termios)>,
+    mask: Option<SigSet>,
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        if let Some((fd, t)) = &self.tty {
+            let _ = systty::tcsets(fd.as_fd(), t);
+        }
+        if let Some(m) = &self.mask {
+            let _ = m.thread_set_mask();
+        }
+    }
+}
+
+fn cstrings(v: &[String]) -> Result<Vec<CString>, LoaderError> {
+    v.iter()
+        .map(|s| CString::new(s.as_bytes()).map_err(|_| LoaderError::Nul(s.clone())))
+        .collect()
+}
+
+/// Runs the program to completion in a new sandbox. The calling thread must be the
+/// process's only thread (see [`crate::spawn`]); it blocks the forwarded signals while
+/// running and restores its mask and the terminal's termios before returning.
+pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
+    if spec.argv.is_empty() {
+        return Err(LoaderError::NoProgram);
+    }
+    let argv = cstrings(&spec.argv)?;
+    let env = cstrings(&spec.env)?;
+    let terminal = spec.terminal.take();
+    // The borrowed terminal: its device, path, termios and size.
+    let tty_info = match &terminal {
+        Some(fd) => {
+            let termios = systty::tcgets(fd.as_fd()).map_err(LoaderError::Terminal)?;
+            let ws = systty::get_winsize(fd.as_fd()).map_err(LoaderError::Terminal)?;
+            let st = nix::sys::stat::fstat(fd.as_fd()).map_err(LoaderError::Terminal)?;
+            let path = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+                .map_err(|_| LoaderError::Terminal(nix::Error::ENOTTY))?;
+            Some((termios, ws, st.st_rdev, path))
+        }
+        None => None,
+    };
+    let mut restore = Restore {
+        tty: None,
+        mask: None,
+    };
+    if let (Some(fd), Some((t, ..))) = (&terminal, &tty_info) {
+        let dup = fd.try_clone().map_err(|e| {
+            LoaderError::Sys("dup", nix::Error::from_raw(e.raw_os_error().unwrap_or(0)))
+        })?;
+        restore.tty = Some((dup, *t));
+    }
+
+    let deny = if spec.seccomp {
+        Some(seccomp::deny_filter()?)
+    } else {
+        None
+    };
+    let notify = seccomp::notify_filter(&NotifyOptions {
+        tty_io: terminal.is_some(),
+    })?;
+    let fs = FsSpec {
+        rootfs: spec.rootfs.clone(),
+        binds: spec.binds.clone(),
+        terminal: tty_info.as_ref().map(|t| t.3.clone()),
+        hostname: spec.hostname.clone(),
+        cwd: spec.cwd.clone(),
+    };
+    let (ours, theirs) = control::pair().map_err(|e| LoaderError::Sys("socketpair", e))?;
+    let plan = InitPlan {
+        fs,
+        argv,
+        env,
+        deny,
+        notify,
+        control: theirs.as_raw_fd(),
+    };
+
+    // Take over the forwarded signals before the sandbox exists.
+    let mut set = SigSet::empty();
+    for &s in FORWARDED {
+        set.add(s);
+    }
+    let old = set
+        .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
+        .map_err(|e| LoaderError::Sys("sigprocmask", e))?;
+    restore.mask = Some(old);
+    let sigfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| LoaderError::Sys("signalfd", e))?;
+
+    let mut ns =
+        (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC) as u64;
+    if !spec.share_net {
+        ns |= libc::CLONE_NEWNET as u64;
+    }
+    let spawned = {
+        // The child's copy of the mask is the blocked one; init and the program reset
+        // their own.
+        let mut child = || init::init_main(&plan);
+        spawn::spawn(ns, spec.spawn_method, &mut child)?
+    };
+    drop(theirs);
+    tracing::info!(
+        pid = spawned.pid,
+        method = spawned.method.name(),
+        "sandbox init started"
+    );
+
+    let mut k = Kernel::with_config(KernelConfig {
+        host_signals: true,
+        ..KernelConfig::default()
+    });
+    let tty = match (&terminal, &tty_info) {
+        (Some(fd), Some((t, ws, rdev, path))) => {
+            let name = path
+                .to_string_lossy()
+                .trim_start_matches("/dev/")
+                .to_string();
+            let id = k.create_host_tty(
+                &name,
+                systty::is_pty_slave(*rdev),
+                termios_from_host(t),
+                Winsize {
+                    rows: ws.ws_row,
+                    cols: ws.ws_col,
+                    xpixel: ws.ws_xpixel,
+                    ypixel: ws.ws_ypixel,
+                },
+            );
+            let fd = fd.try_clone().map_err(|e| {
+                LoaderError::Sys("dup", nix::Error::from_raw(e.raw_os_error().unwrap_or(0)))
+            })?;
+            Some(BorrowedTty {
+                id,
+                fd,
+                rdev: *rdev,
+            })
+        }
+        _ => None,
+    };
+    let mut sup = Supervisor {
+        k,
+        tty,
+        procs: Tracker::new(spawned.pid),
+        stats: NotifyStats::default(),
+        leaders: Vec::new(),
+        tiocspgrp_seen: false,
+    };
+    let mut lp = Loop {
+        sup: &mut sup,
+        listener: None,
+        control: Some(ours),
+        program: None,
+        program_status: None,
+        setup_error: None,
+        exec_error: None,
+        mode: spec.signal_mode,
+        watch_stop: None,
+        stopped_self: false,
+        sync_wakeup: false,
+    };
+    let init_status = lp.serve(&sigfd, &spawned.pidfd)?;
+    let Loop {
+        program_status,
+        setup_error,
+        exec_error,
+        sync_wakeup,
+        ..
+    } = lp;
+    if let Some(e) = setup_error {
+        return Err(LoaderError::Setup(e));
+    }
+    if let Some(errno) = exec_error {
+        let program = spec.argv[0].clone();
+        let errno = nix::Error::from_raw(errno);
+        return Err(if errno == nix::Error::ENOENT {
+            LoaderError::NotFound { program }
+        } else {
+            LoaderError::CannotExecute { program, errno }
+        });
+    }
+    let wait_status = match program_status {
+        Some(s) => s,
+        None if init_status == 0 => return Err(LoaderError::EndedEarly),
+        None => init_status,
+    };
+    Ok(RunOutcome {
+        wait_status,
+        spawn_method: spawned.method,
+        stats: sup.stats,
+        lockstep_violations: sup.procs.violations.len(),
+        sync_wakeup,
+    })
+}
+
+/// The state of the supervision loop.
+struct Loop<'a> {
+    sup: &'a mut Supervisor,
+    listener: Option<Listener>,
+    control: Option<OwnedFd>,
+    /// The program (sandbox PID).
+    program: Option<Pid>,
+    program_status: Option<i32>,
+    setup_error: Option<String>,
+    exec_error: Option<i32>,
+    mode: SignalMode,
+    /// After a forwarded SIGTSTP: until when to watch for the pass-through.
+    watch_stop: Option<Instant>,
+    stopped_self: bool,
+    sync_wakeup: bool,
+}
+
+impl Loop<'_> {
+    /// Serves until init exits; returns init's wait status.
+    fn serve(&mut self, sigfd: &SignalFd, init_pidfd: &OwnedFd) -> Result<i32, LoaderError> {
+        loop {
+            let timeout = if self.watch_stop.is_some() {
+                PollTimeout::from(20u16)
+            } else {
+                PollTimeout::NONE
+            };
+            let mut fds: Vec<PollFd> = Vec::with_capacity(8);
+            fds.push(PollFd::new(init_pidfd.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(sigfd.as_fd(), PollFlags::POLLIN));
+            let ctl_idx = self.control.as_ref().map(|c| {
+                fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
+                fds.len() - 1
+            });
+            let lis_idx = self.listener.as_ref().map(|l| {
+                fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+                fds.len() - 1
+            });
+            let leaders_at = fds.len();
+            for (_, fd) in &self.sup.leaders {
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, timeout) {
+                Ok(_) => {}
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(LoaderError::Sys("poll", e)),
+            }
+            let ready = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
+            let init_done = ready(0);
+            let sig_ready = ready(1);
+            let ctl_ready = ctl_idx.is_some_and(ready);
+            let lis_ready = lis_idx.is_some_and(ready);
+            let dead_leaders: Vec<usize> = (leaders_at..fds.len())
+                .filter(|&i| ready(i))
+                .map(|i| i - leaders_at)
+                .collect();
+            drop(fds);
+
+            if lis_ready {
+                self.notification();
+            }
+            if ctl_ready {
+                self.control_message();
+            }
+            if sig_ready {
+                while let Ok(Some(si)) = sigfd.read_signal() {
+                    self.host_signal(si.ssi_signo as i32);
+                }
+            }
+            for i in dead_leaders.into_iter().rev() {
+                self.sup.leader_died(i);
+            }
+            if self.watch_stop.is_some() {
+                self.check_pass_through();
+            }
+            if init_done {
+                // Whatever init said last is already queued on the control channel.
+                while self.control.is_some() {
+                    self.control_message();
+                }
+                return wait_pidfd(init_pidfd);
+            }
+        }
+    }
+
+    fn notification(&mut self) {
+        let Some(l) = &self.listener else {
+            return;
+        };
+        match l.recv() {
+            Ok(n) => self.sup.handle(l, &n),
+            Err(e) => tracing::debug!(%e, "notification vanished"),
+        }
+    }
+
+    fn control_message(&mut self) {
+        let Some(c) = &self.control else {
+            return;
+        };
+        match control::recv(c.as_raw_fd()) {
+            Ok(Some(Message::Listener(fd))) => self.start_listening(fd),
+            Ok(Some(Message::ProgramPid(p))) => self.program = Some(p),
+            Ok(Some(Message::ProgramEnded(st))) => self.program_status = Some(st),
+            Ok(Some(Message::SetupFailed(e))) => self.setup_error = Some(e),
+            Ok(Some(Message::ExecFailed(e))) => self.exec_error = Some(e),
+            Ok(None) | Err(_) => self.control = None,
+        }
+    }
+
+    /// The program installed its filters: register it in the sentry and start
+    /// answering its notifications.
+    fn start_listening(&mut self, fd: OwnedFd) {
+        let listener = Listener::from_fd(fd);
+        match listener.set_sync_wakeup() {
+            Ok(true) => self.sync_wakeup = true,
+            _ => tracing::warn!(
+                "this kernel lacks SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6): \
+                 every notified system call will be slower"
+            ),
+        }
+        let init_host = self.sup.procs.init_host;
+        let host = procfs::children(init_host)
+            .ok()
+            .and_then(|c| c.into_iter().next());
+        let info = host.and_then(|h| procfs::read(h).ok());
+        if let Some(info) = info {
+            let p = info.ns_pid;
+            self.program = Some(p);
+            let _ = self.sup.procs.translate(info.host_pid);
+            let adopted = self.sup.k.host_adopt(HostProcess {
+                pid: p,
+                parent: Some(Kernel::INIT),
+                pgid: info.ns_pgid,
+                sid: info.ns_sid,
+                did_exec: info.did_exec,
+            });
+            if let (Ok(()), Some(tty)) = (adopted, &self.sup.tty) {
+                let id = tty.id;
+                if let Err(e) = self.sup.k.open_tty(p, id, OpenFlags::RDWR) {
+                    tracing::error!(%e, "could not give the program its terminal");
+                }
+            }
+        }
+        self.listener = Some(listener);
+    }
+
+    fn delivery_mode(&self) -> DeliveryMode {
+        let fg = DeliveryMode::ForegroundProcessGroup {
+            fallback_to_process: true,
+        };
+        match self.mode {
+            SignalMode::Auto if self.sup.tty.is_some() => fg,
+            SignalMode::Auto | SignalMode::Process => DeliveryMode::Process,
+            SignalMode::Foreground => fg,
+            SignalMode::All => DeliveryMode::AllProcesses,
+        }
+    }
+
+    fn host_signal(&mut self, signo: i32) {
+        let Ok(sig) = Signal::try_from(signo) else {
+            return;
+        };
+        tracing::debug!(?sig, "loader received a signal");
+        match sig {
+            Signal::SIGCHLD | Signal::SIGTTIN | Signal::SIGTTOU => {}
+            Signal::SIGWINCH if self.sup.tty.is_some() => self.sup.resized(),
+            Signal::SIGCONT => {
+                if self.stopped_self {
+                    self.stopped_self = false;
+                    self.forward(signo);
+                }
+            }
+            _ => {
+                self.forward(signo);
+                if sig == Signal::SIGTSTP && self.sup.tty.is_some() {
+                    self.watch_stop = Some(Instant::now() + Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    fn forward(&mut self, signo: i32) {
+        let Some(program) = self.program else {
+            return;
+        };
+        let mode = self.delivery_mode();
+        self.sup.procs.reconcile(&mut self.sup.k);
+        let r = if mode == DeliveryMode::AllProcesses {
+            // Every process but init: a signal from outside would kill it, and with it
+            // the namespace.
+            for p in self.sup.k.processes() {
+                if p != Kernel::INIT {
+                    let _ = self.sup.k.deliver_signal(DeliveryMode::Process, p, signo);
+                }
+            }
+            Ok(Vec::new())
+        } else {
+            self.sup.k.deliver_signal(mode, program, signo)
+        };
+        if let Err(e) = r {
+            tracing::warn!(%e, "signal not forwarded");
+        }
+        self.sup.send_host_signals();
+    }
+
+    /// Suspend pass-through (see the module documentation).
+    fn check_pass_through(&mut self) {
+        let Some(deadline) = self.watch_stop else {
+            return;
+        };
+        if Instant::now() > deadline || self.sup.tiocspgrp_seen {
+            self.watch_stop = None;
+            return;
+        }
+        let Some(tty) = self.sup.tty.as_ref().map(|t| t.id) else {
+            return;
+        };
+        let Some(fg) = self.sup.k.tty(tty).and_then(|t| t.pgrp) else {
+            return;
+        };
+        let members = self.sup.k.pgrp_members(fg);
+        if members.is_empty() {
+            return;
+        }
+        let all_stopped = members.iter().all(|&m| {
+            self.sup
+                .procs
+                .host_pid(m)
+                .and_then(|h| procfs::read(h).ok())
+                .is_some_and(|i| i.state == 'T')
+        });
+        if !all_stopped {
+            return;
+        }
+        self.watch_stop = None;
+        tracing::info!("foreground job stopped without a job-control shell: suspending");
+        if let Some((fd, t)) = self
+            .sup
+            .tty
+            .as_ref()
+            .and_then(|b| systty::tcgets(b.fd.as_fd()).ok().map(|t| (&b.fd, t)))
+        {
+            let _ = systty::tcsets(fd.as_fd(), &t);
+        }
+        self.stopped_self = true;
+        crate::sys::signal::stop_self(libc::SIGTSTP);
+    }
+}
+
+fn wait_pidfd(pidfd: &OwnedFd) -> Result<i32, LoaderError> {
+    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+    loop {
+        match waitid(Id::PIDFd(pidfd.as_fd()), WaitPidFlag::WEXITED) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok((code & 0xff) << 8),
+            Ok(WaitStatus::Signaled(_, sig, core)) => {
+                return Ok(sig as i32 | if core { 0x80 } else { 0 })
+            }
+            Ok(_) => continue,
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(LoaderError::Sys("waitid", e)),
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! The supervisor: answers the sandbox's notified system calls with the sentry's
+//! decisions, forwards signals, and watches the sandbox's processes.
+//!
+//! Sentry decides, host executes:
+//! - setsid / setpgid: the sentry applies the call; if it succeeds the host runs the
+//!   same call (CONTINUE), so host groups and sessions equal the sentry's; if it fails
+//!   the caller gets the sentry's errno and the host never runs it.
+//! - Job-control ioctls on the borrowed terminal (TIOCSPGRP, TIOCGPGRP, TIOCGSID,
+//!   TIOCSCTTY, TIOCNOTTY) are emulated entirely: the host terminal belongs to the
+//!   user's session and its host foreground group stays the loader's.
+//! - Termios changes, flushes and breaks on the borrowed terminal pass the sentry's
+//!   background check (`tty_check_change`) and then run on the host.
+//! - read/write on the borrowed terminal: a caller in the foreground (or whose
+//!   controlling terminal is not this one) continues at once; a background caller is
+//!   checked by the sentry, which may answer EIO or send SIGTTIN/SIGTTOU to the
+//!   caller's group and answer ERESTARTSYS, so the caller stops and restarts the call
+//!   after SIGCONT, exactly as in Linux.
+//! - The same ioctls and I/O on any other terminal (a pty the sandbox made itself)
+//!   continue: the host is the sandbox's kernel for those.
+//!
+//! Every signal the sentry generates (SIGTTIN/SIGTTOU, SIGWINCH, SIGHUP at a session
+//! leader's death, terminal signals forwarded from the user) is sent on the host.
+
+use crate::procfs;
+use crate::seccomp::{Listener, Notification, Response};
+use crate::sys::tty as systty;
+use crate::tracker::{NsThread, Tracker};
+use sandbox_sentry::{Errno, HostTarget, Kernel, Pid, Termios, TtyId, Winsize};
+use std::os::fd::{AsFd, OwnedFd};
+
+/// The borrowed terminal as the supervisor holds it.
+pub(crate) struct BorrowedTty {
+    pub id: TtyId,
+    /// The loader's descriptor of it.
+    pub fd: OwnedFd,
+    /// `st_rdev` of the device: how a sandbox descriptor is recognised as this terminal.
+    pub rdev: u64,
+}
+
+// Terminal ioctls the notify filter sends us (low 32 bits of the command).
+const TCSETS: u32 = 0x5402;
+const TCSETSW: u32 = 0x5403;
+const TCSETSF: u32 = 0x5404;
+const TCSETA: u32 = 0x5406;
+const TCSETAW: u32 = 0x5407;
+const TCSETAF: u32 = 0x5408;
+const TCSBRK: u32 = 0x5409;
+const TCXONC: u32 = 0x540A;
+const TCFLSH: u32 = 0x540B;
+const TIOCSCTTY: u32 = 0x540E;
+const TIOCGPGRP: u32 = 0x540F;
+const TIOCSPGRP: u32 = 0x5410;
+const TIOCNOTTY: u32 = 0x5422;
+const TCSBRKP: u32 = 0x5425;
+const TIOCSBRK: u32 = 0x5427;
+const TIOCCBRK: u32 = 0x5428;
+const TIOCGSID: u32 = 0x5429;
+const TCSETS2: u32 = 0x402C542B;
+const TCSETSW2: u32 = 0x402C542C;
+const TCSETSF2: u32 = 0x402C542D;
+
+/// Counters for the performance notes and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NotifyStats {
+    pub notifications: u64,
+    pub fast_path: u64,
+    pub stopped_callers: u64,
+}
+
+pub(crate) struct Supervisor {
+    pub k: Kernel,
+    pub tty: Option<BorrowedTty>,
+    pub procs: Tracker,
+    pub stats: NotifyStats,
+    /// Session leaders holding the borrowed terminal, watched for their death.
+    pub leaders: Vec<(Pid, OwnedFd)>,
+    /// Some process has set the terminal's foreground group: a job-control shell
+    /// manages it (no suspend pass-through).
+    pub tiocspgrp_seen: bool,
+}
+
+impl Supervisor {
+    /// Answers one notification.
+    pub fn handle(&mut self, listener: &Listener, n: &Notification) {
+        self.stats.notifications += 1;
+        let resp = self.decide(n);
+        tracing::trace!(nr = n.nr, pid = n.pid, ?resp, "notification answered");
+        if let Err(e) = listener.respond(n.id, resp) {
+            tracing::debug!(%e, "notification answer not delivered (caller gone)");
+        }
+    }
+
+    fn decide(&mut self, n: &Notification) -> Response {
+        let host_tid = n.pid as i32;
+        let Some(t) = self.procs.ensure_known(&mut self.k, host_tid) else {
+            // Gone already, or not ours: let the kernel handle it.
+            return Response::Continue;
+        };
+        self.procs.caller_returned(t.tid);
+        match n.nr {
+            libc::SYS_setsid => self.setsid(t),
+            libc::SYS_setpgid => self.setpgid(t, n.args[0] as i32, n.args[1] as i32),
+            libc::SYS_ioctl => self.ioctl(t, host_tid, n),
+            libc::SYS_read | libc::SYS_readv => self.io(t, host_tid, n.args[0] as i32, false),
+            libc::SYS_write | libc::SYS_writev => self.io(t, host_tid, n.args[0] as i32, true),
+            _ => Response::Continue,
+        }
+    }
+
+    fn errno(e: Errno) -> Response {
+        Response::Error(e.0)
+    }
+
+    fn setsid(&mut self, t: NsThread) -> Response {
+        self.procs.reconcile(&mut self.k);
+        match self.k.setsid(t.tid) {
+            Ok(_) => {
+                self.procs.approved(t.tid, t.tgid);
+                Response::Continue
+            }
+            Err(e) => Self::errno(e),
+        }
+    }
+
+    fn setpgid(&mut self, t: NsThread, pid: i32, pgid: i32) -> Response {
+        self.procs.reconcile(&mut self.k);
+        if pid > 0 {
+            self.procs.ensure_process(&mut self.k, pid);
+        }
+        match self.k.setpgid(t.tid, pid, pgid) {
+            Ok(()) => {
+                let target = if pid == 0 { t.tgid } else { pid };
+                self.procs.approved(t.tid, target);
+                Response::Continue
+            }
+            Err(e) => Self::errno(e),
+        }
+    }
+
+    /// Whether the caller's descriptor is the borrowed terminal.
+    fn is_borrowed_tty(&self, host_tid: i32, fd: i32) -> Option<TtyId> {
+        let tty = self.tty.as_ref()?;
+        match procfs::fd_rdev(host_tid, fd) {
+            Ok(rdev) if rdev == tty.rdev => Some(tty.id),
+            _ => None,
+        }
+    }
+
+    /// Whether the sentry would check this caller's I/O on `tty` at all: its
+    /// controlling terminal is `tty` and it is not in the foreground group.
+    fn in_background_of(&self, t: NsThread, tty: TtyId) -> bool {
+        let Some(g) = self.k.thread_group(t.tgid) else {
+            return false;
+        };
+        if g.tty != Some(tty) {
+            return false;
+        }
+        match self.k.tty(tty).and_then(|x| x.pgrp) {
+            Some(fg) => fg != g.pgid,
+            None => false,
+        }
+    }
+
+    fn io(&mut self, t: NsThread, host_tid: i32, fd: i32, write: bool) -> Response {
+        let Some(tty_id) = self.tty.as_ref().map(|x| x.id) else {
+            return Response::Continue;
+        };
+        if !self.in_background_of(t, tty_id) {
+            self.stats.fast_path += 1;
+            return Response::Continue;
+        }
+        let Some(tty) = self.is_borrowed_tty(host_tid, fd) else {
+            self.stats.fast_path += 1;
+            return Response::Continue;
+        };
+        self.procs.reconcile(&mut self.k);
+        self.refresh_signal_state(t, host_tid);
+        let r = if write {
+            self.refresh_termios();
+            self.k.tty_check_write(t.tid, tty)
+        } else {
+            self.k.tty_check_read(t.tid, tty)
+        };
+        self.answer(r.map(|()| Response::Continue))
+    }
+
+    fn ioctl(&mut self, t: NsThread, host_tid: i32, n: &Notification) -> Response {
+        let fd = n.args[0] as i32;
+        let cmd = n.args[1] as u32;
+        let arg = n.args[2];
+        let Some(tty) = self.is_borrowed_tty(host_tid, fd) else {
+            return Response::Continue;
+        };
+        match cmd {
+            TCSETS | TCSETSW | TCSETSF | TCSETA | TCSETAW | TCSETAF | TCSETS2 | TCSETSW2
+            | TCSETSF2 | TCFLSH | TCXONC | TCSBRK | TCSBRKP | TIOCSBRK | TIOCCBRK => {
+                if !self.in_background_of(t, tty) {
+                    return Response::Continue;
+                }
+                self.procs.reconcile(&mut self.k);
+                self.refresh_signal_state(t, host_tid);
+                let r = self.k.tty_check_change(t.tid, tty);
+                self.answer(r.map(|()| Response::Continue))
+            }
+            TIOCGPGRP => {
+                let r = self.k.tiocgpgrp(t.tid, tty);
+                self.answer_int(host_tid, arg, r)
+            }
+            TIOCGSID => {
+                let r = self.k.tiocgsid(t.tid, tty);
+                self.answer_int(host_tid, arg, r)
+            }
+            TIOCSPGRP => {
+                let pgrp = match crate::seccomp::read_i32(host_tid as u32, arg) {
+                    Ok(v) => v,
+                    Err(_) => return Self::errno(Errno::EFAULT),
+                };
+                self.procs.reconcile(&mut self.k);
+                self.refresh_signal_state(t, host_tid);
+                let r = self.k.tiocspgrp(t.tid, tty, pgrp);
+                if r.is_ok() {
+                    self.tiocspgrp_seen = true;
+                }
+                self.answer(r.map(|()| Response::Return(0)))
+            }
+            TIOCSCTTY => {
+                self.procs.reconcile(&mut self.k);
+                let readable = procfs::fd_readable(host_tid, n.args[0] as i32);
+                let r = self.k.tiocsctty(t.tid, tty, arg == 1, readable);
+                if r.is_ok() {
+                    self.watch_leader(t.tgid);
+                }
+                self.answer(r.map(|()| Response::Return(0)))
+            }
+            TIOCNOTTY => {
+                self.procs.reconcile(&mut self.k);
+                let r = self.k.tiocnotty(t.tid, tty);
+                self.answer(r.map(|()| Response::Return(0)))
+            }
+            _ => Response::Continue,
+        }
+    }
+
+    fn answer_int(&mut self, host_tid: i32, addr: u64, r: Result<Pid, Errno>) -> Response {
+        match r {
+            Ok(v) => match crate::seccomp::write_i32(host_tid as u32, addr, v) {
+                Ok(()) => Response::Return(0),
+                Err(_) => Self::errno(Errno::EFAULT),
+            },
+            Err(e) => Self::errno(e),
+        }
+    }
+
+    /// Sends what the sentry generated, then answers.
+    fn answer(&mut self, r: Result<Response, Errno>) -> Response {
+        if r == Err(Errno::ERESTARTSYS) {
+            self.stats.stopped_callers += 1;
+        }
+        self.send_host_signals();
+        match r {
+            Ok(resp) => resp,
+            Err(e) => Self::errno(e),
+        }
+    }
+
+    fn refresh_signal_state(&mut self, t: NsThread, host_tid: i32) {
+        if let Ok(info) = procfs::read(host_tid) {
+            let _ = self.k.host_set_signal_state(
+                t.tid,
+                sigset_from_proc(info.sig_blocked),
+                sigset_from_proc(info.sig_ignored),
+            );
+        }
+    }
+
+    fn refresh_termios(&mut self) {
+        let Some(tty) = &self.tty else {
+            return;
+        };
+        if let Ok(t) = systty::tcgets(tty.fd.as_fd()) {
+            let id = tty.id;
+            let _ = self.k.tty_set_termios_observed(id, termios_from_host(&t));
+        }
+    }
+
+    /// Watches a session leader holding the borrowed terminal: at its death the sentry
+    /// hangs up the foreground group.
+    fn watch_leader(&mut self, tgid: Pid) {
+        if self.leaders.iter().any(|(p, _)| *p == tgid) {
+            return;
+        }
+        if let Some(host) = self.procs.host_pid(tgid) {
+            if let Ok(fd) = crate::sys::clone::pidfd_open(host) {
+                self.leaders.push((tgid, fd));
+            }
+        }
+    }
+
+    /// A watched leader's pidfd became readable (it died).
+    pub fn leader_died(&mut self, idx: usize) {
+        if idx < self.leaders.len() {
+            self.leaders.remove(idx);
+        }
+        self.procs.reconcile(&mut self.k);
+        self.send_host_signals();
+    }
+
+    /// The terminal's window size changed (SIGWINCH at the loader).
+    pub fn resized(&mut self) {
+        let Some(tty) = &self.tty else {
+            return;
+        };
+        if let Ok(ws) = systty::get_winsize(tty.fd.as_fd()) {
+            let id = tty.id;
+            let _ = self.k.tty_set_winsize(
+                id,
+                Winsize {
+                    rows: ws.ws_row,
+                    cols: ws.ws_col,
+                    xpixel: ws.ws_xpixel,
+                    ypixel: ws.ws_ypixel,
+                },
+            );
+        }
+        self.send_host_signals();
+    }
+
+    /// Sends every signal in the sentry's host outbox.
+    pub fn send_host_signals(&mut self) {
+        for s in self.k.take_host_signals() {
+            let sig = s.sig.number();
+            let r = match s.target {
+                HostTarget::ProcessGroup(pg) => match self.procs.host_pid(pg) {
+                    Some(h) => kill(-h, sig),
+                    None => {
+                        for m in self.k.pgrp_members(pg) {
+                            if let Some(h) = self.procs.host_pid(m) {
+                                let _ = kill(h, sig);
+                            }
+                        }
+                        Ok(())
+                    }
+                },
+                HostTarget::Process(p) => match self.procs.host_pid(p) {
+                    Some(h) => kill(h, sig),
+                    None => Ok(()),
+                },
+                HostTarget::Thread(t) => {
+                    let tgid = self.k.task(t).map(|x| x.tgid);
+                    match (
+                        tgid.and_then(|g| self.procs.host_pid(g)),
+                        self.procs.host_pid(t),
+                    ) {
+                        (Some(g), Some(h)) => tgkill(g, h, sig),
+                        _ => Ok(()),
+                    }
+                }
+            };
+            tracing::debug!(target = ?s.target, sig = %s.sig.name(), ?r, "host signal sent");
+        }
+    }
+}
+
+fn kill(pid: i32, sig: i32) -> nix::Result<()> {
+    let sig = nix::sys::signal::Signal::try_from(sig)?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)
+}
+
+fn tgkill(tgid: i32, tid: i32, sig: i32) -> nix::Result<()> {
+    crate::sys::signal::tgkill(tgid, tid, sig)
+}
+
+/// /proc's signal sets and the sentry's both have bit N-1 for signal N.
+fn sigset_from_proc(mask: u64) -> sandbox_sentry::SigSet {
+    sandbox_sentry::SigSet(mask)
+}
+
+pub(crate) fn termios_from_host(t: &libc::termios) -> Termios {
+    let mut cc = [0u8; sandbox_sentry::termios::NCCS];
+    for (i, c) in cc.iter_mut().enumerate() {
+        *c = t.c_cc.get(i).copied().unwrap_or(0);
+    }
+    Termios {
+        iflag: t.c_iflag,
+        oflag: t.c_oflag,
+        cflag: t.c_cflag,
+        lflag: t.c_lflag,
+        line: t.c_line,
+        cc,
+    }
+}

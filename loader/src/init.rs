@@ -9,9 +9,15 @@
 //! would not do: with the fork fallback init's parent is an intermediate process that
 //! exits at once.)
 //!
-//! The program: a session of its own (the sentry makes the borrowed terminal its
-//! controlling terminal), default signal dispositions and an empty mask, the deny
-//! filter, then the notify filter whose listener goes to the loader, then exec.
+//! The program: a process group of its own in init's session, default signal
+//! dispositions and an empty mask, the deny filter, then the notify filter whose
+//! listener goes to the loader, then exec. In the sentry, init's session has the
+//! borrowed terminal as controlling terminal and the program's group in the
+//! foreground. The program is deliberately not a session leader: its group's parent
+//! (init) is then in the same session, so the group is not orphaned and stop signals
+//! work on it (vim's ^Z, a forwarded SIGTSTP), as for a program started by a shell;
+//! a session-leader program would be in an orphaned group, where Linux discards
+//! SIGTSTP, SIGTTIN and SIGTTOU.
 
 use crate::control;
 use crate::mounts::{self, FsSpec};
@@ -122,8 +128,8 @@ fn program_main(plan: &InitPlan) -> i32 {
         let _ = control::send(plan.control, &format!("F {what}"), None);
         SETUP_FAILED
     };
-    if let Err(e) = nix::unistd::setsid() {
-        return fail(format!("setsid: {e}"));
+    if let Err(e) = nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0)) {
+        return fail(format!("setpgid: {e}"));
     }
     signal::reset_all_to_default();
     let _ = signal::set_mask(&SigSet::empty());

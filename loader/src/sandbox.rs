@@ -5,12 +5,12 @@
 //! 1. The loader compiles the seccomp programs and opens the control channel.
 //! 2. It spawns init (see [`crate::spawn`]) in new PID, mount, UTS, IPC and (unless
 //!    shared) network namespaces.
-//! 3. init builds the filesystem view and forks the program, which takes its own
-//!    session, installs the deny filter and the notify filter, and passes the
-//!    notification listener back before exec.
-//! 4. The loader registers the program in the sentry — session leader, with the
-//!    borrowed terminal as controlling terminal and its group in the foreground — and
-//!    starts answering notifications.
+//! 3. init takes a session of its own, builds the filesystem view and forks the
+//!    program, which takes a process group of its own, installs the deny filter and
+//!    the notify filter, and passes the notification listener back before exec.
+//! 4. The loader registers the program in the sentry — init's session has the
+//!    borrowed terminal as controlling terminal, the program's group is its foreground
+//!    group — and starts answering notifications.
 //!
 //! Then one `poll` loop serves: notifications, the control channel, the loader's
 //! signals (read from a signalfd and forwarded by delivery mode), init's pidfd, and
@@ -315,6 +315,7 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
         stats: NotifyStats::default(),
         leaders: Vec::new(),
         tiocspgrp_seen: false,
+        stop_signal_seen: false,
     };
     let mut lp = Loop {
         sup: &mut sup,
@@ -434,6 +435,9 @@ impl Loop<'_> {
             for i in dead_leaders.into_iter().rev() {
                 self.sup.leader_died(i);
             }
+            if std::mem::take(&mut self.sup.stop_signal_seen) && self.sup.tty.is_some() {
+                self.watch_stop = Some(Instant::now() + Duration::from_secs(2));
+            }
             if self.watch_stop.is_some() {
                 self.check_pass_through();
             }
@@ -491,6 +495,13 @@ impl Loop<'_> {
             let p = info.ns_pid;
             self.program = Some(p);
             let _ = self.sup.procs.translate(info.host_pid);
+            // init's session takes the terminal; the program's group is the foreground.
+            if let Some(tty) = &self.sup.tty {
+                let id = tty.id;
+                if let Err(e) = self.sup.k.open_tty(Kernel::INIT, id, OpenFlags::RDWR) {
+                    tracing::error!(%e, "could not give the sandbox's session its terminal");
+                }
+            }
             let adopted = self.sup.k.host_adopt(HostProcess {
                 pid: p,
                 parent: Some(Kernel::INIT),
@@ -500,8 +511,8 @@ impl Loop<'_> {
             });
             if let (Ok(()), Some(tty)) = (adopted, &self.sup.tty) {
                 let id = tty.id;
-                if let Err(e) = self.sup.k.open_tty(p, id, OpenFlags::RDWR) {
-                    tracing::error!(%e, "could not give the program its terminal");
+                if let Err(e) = self.sup.k.tiocspgrp(Kernel::INIT, id, info.ns_pgid) {
+                    tracing::error!(%e, "could not put the program in the foreground");
                 }
             }
         }
@@ -598,14 +609,6 @@ impl Loop<'_> {
         }
         self.watch_stop = None;
         tracing::info!("foreground job stopped without a job-control shell: suspending");
-        if let Some((fd, t)) = self
-            .sup
-            .tty
-            .as_ref()
-            .and_then(|b| systty::tcgets(b.fd.as_fd()).ok().map(|t| (&b.fd, t)))
-        {
-            let _ = systty::tcsets(fd.as_fd(), &t);
-        }
         self.stopped_self = true;
         crate::sys::signal::stop_self(libc::SIGTSTP);
     }

@@ -77,6 +77,9 @@ pub(crate) struct Supervisor {
     /// Some process has set the terminal's foreground group: a job-control shell
     /// manages it (no suspend pass-through).
     pub tiocspgrp_seen: bool,
+    /// A sandbox process sent a stop signal with kill/tkill/tgkill since the loop last
+    /// looked (starts the suspend pass-through watch).
+    pub stop_signal_seen: bool,
 }
 
 impl Supervisor {
@@ -101,8 +104,20 @@ impl Supervisor {
             libc::SYS_setsid => self.setsid(t),
             libc::SYS_setpgid => self.setpgid(t, n.args[0] as i32, n.args[1] as i32),
             libc::SYS_ioctl => self.ioctl(t, host_tid, n),
-            libc::SYS_read | libc::SYS_readv => self.io(t, host_tid, n.args[0] as i32, false),
-            libc::SYS_write | libc::SYS_writev => self.io(t, host_tid, n.args[0] as i32, true),
+            libc::SYS_read | libc::SYS_readv | libc::SYS_preadv2 => {
+                self.io(t, host_tid, n.args[0] as i32, false)
+            }
+            libc::SYS_write | libc::SYS_writev | libc::SYS_pwritev2 => {
+                self.io(t, host_tid, n.args[0] as i32, true)
+            }
+            // sendfile(out, in, ..): writes `out`, reads `in`.
+            libc::SYS_sendfile => self.io_pair(t, host_tid, n.args[1] as i32, n.args[0] as i32),
+            // splice(in, off_in, out, ..).
+            libc::SYS_splice => self.io_pair(t, host_tid, n.args[0] as i32, n.args[2] as i32),
+            libc::SYS_kill | libc::SYS_tkill | libc::SYS_tgkill => {
+                self.stop_signal_seen = true;
+                Response::Continue
+            }
             _ => Response::Continue,
         }
     }
@@ -182,6 +197,14 @@ impl Supervisor {
             self.k.tty_check_read(t.tid, tty)
         };
         self.answer(r.map(|()| Response::Continue))
+    }
+
+    /// A call that reads `input` and writes `output`: both checks apply, the read first.
+    fn io_pair(&mut self, t: NsThread, host_tid: i32, input: i32, output: i32) -> Response {
+        match self.io(t, host_tid, input, false) {
+            Response::Continue => self.io(t, host_tid, output, true),
+            other => other,
+        }
     }
 
     fn ioctl(&mut self, t: NsThread, host_tid: i32, n: &Notification) -> Response {

@@ -530,6 +530,48 @@ pub const NOTIFY_SYSCALLS: &[SyscallRule] = &[
         action: Action::UserNotif,
         reason: "sessions are the sentry's decision (approved, then run by the host)",
     },
+    SyscallRule {
+        name: "kill",
+        nr: libc::SYS_kill,
+        when: When::ArgIn {
+            arg: 1,
+            mask: u32::MAX,
+            values: STOP_SIGNALS,
+        },
+        action: Action::UserNotif,
+        reason: "a program stopping its own job (vim's ^Z): the suspend pass-through watches for it",
+    },
+    SyscallRule {
+        name: "tgkill",
+        nr: libc::SYS_tgkill,
+        when: When::ArgIn {
+            arg: 2,
+            mask: u32::MAX,
+            values: STOP_SIGNALS,
+        },
+        action: Action::UserNotif,
+        reason: "as kill (raise(SIGTSTP))",
+    },
+    SyscallRule {
+        name: "tkill",
+        nr: libc::SYS_tkill,
+        when: When::ArgIn {
+            arg: 1,
+            mask: u32::MAX,
+            values: STOP_SIGNALS,
+        },
+        action: Action::UserNotif,
+        reason: "as kill",
+    },
+];
+
+/// SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU: a kill with one of them is rare and tells the
+/// supervisor that a job may be stopping.
+const STOP_SIGNALS: &[u32] = &[
+    libc::SIGSTOP as u32,
+    libc::SIGTSTP as u32,
+    libc::SIGTTIN as u32,
+    libc::SIGTTOU as u32,
 ];
 
 /// Data syscalls [`notify_filter`] sends to the sentry when `tty_io` is set, so that it

@@ -337,7 +337,10 @@ impl ProcInfo {
 
     /// Whether the process has ended (gone, or a zombie waiting to be reaped).
     pub fn is_gone(pid: i32) -> bool {
-        ProcInfo::read(pid).is_none_or(|p| p.state == 'Z' || p.state == 'X')
+        match ProcInfo::read(pid) {
+            Some(p) => p.state == 'Z' || p.state == 'X',
+            None => true,
+        }
     }
 }
 
@@ -435,8 +438,9 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 /// controlling terminal; the test holds the master side.
 pub struct Term {
     master: File,
-    child: Child,
-    status: Option<ExitStatus>,
+    child: Mutex<Child>,
+    pid: i32,
+    status: Mutex<Option<ExitStatus>>,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     reader: Option<JoinHandle<()>>,
@@ -526,8 +530,10 @@ impl Term {
         };
         Ok(Term {
             master,
-            child,
-            status: None,
+            // PIDs fit in i32 on Linux (pid_max ≤ 2^22).
+            pid: i32::try_from(child.id()).unwrap_or(i32::MAX),
+            child: Mutex::new(child),
+            status: Mutex::new(None),
             shared,
             stop,
             reader: Some(reader),
@@ -639,8 +645,7 @@ impl Term {
 
     /// PID of the program started on the terminal.
     pub fn pid(&self) -> i32 {
-        // PIDs fit in i32 on Linux (pid_max ≤ 2^22).
-        i32::try_from(self.child.id()).unwrap_or(i32::MAX)
+        self.pid
     }
 
     /// The terminal's foreground process group as the host kernel sees it
@@ -657,7 +662,7 @@ impl Term {
     }
 
     /// Waits for the program started on the terminal to end and reaps it.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus, TimeoutError> {
+    pub fn wait_exit(&self, timeout: Duration) -> Result<ExitStatus, TimeoutError> {
         let start = Instant::now();
         loop {
             if let Some(s) = self.try_status() {
@@ -670,11 +675,14 @@ impl Term {
         }
     }
 
-    fn try_status(&mut self) -> Option<ExitStatus> {
-        if self.status.is_none() {
-            self.status = self.child.try_wait().ok().flatten();
+    /// The child's exit status if it has ended (reaping it).
+    pub fn try_status(&self) -> Option<ExitStatus> {
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if status.is_none() {
+            let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+            *status = child.try_wait().ok().flatten();
         }
-        self.status
+        *status
     }
 
     /// The value of [`MARKER_VAR`] in this terminal's processes.
@@ -716,7 +724,11 @@ impl Term {
 
     /// One line per process of the terminal, for error messages.
     pub fn describe_processes(&self) -> String {
-        let mut s = String::from("processes (pid ppid pgrp sid tpgid state argv):");
+        let mut s = match self.try_status() {
+            Some(st) => format!("the terminal's program {} ended: {st}\n", self.pid),
+            None => String::new(),
+        };
+        s.push_str("processes (pid ppid pgrp sid tpgid state argv):");
         for p in self.processes() {
             s.push_str(&format!(
                 "\n  {} {} {} {} {} {} {}",
@@ -744,7 +756,7 @@ impl Term {
 
     /// Kills every process of the terminal (SIGKILL) until none is left, and reaps
     /// the child.
-    pub fn kill_all(&mut self) {
+    pub fn kill_all(&self) {
         for _ in 0..50 {
             let victims: Vec<i32> = self
                 .processes()
@@ -755,8 +767,7 @@ impl Term {
             for &p in &victims {
                 let _ = nix::sys::signal::kill(Pid::from_raw(p), Signal::SIGKILL);
             }
-            let _ = self.try_status();
-            if victims.is_empty() && self.status.is_some() {
+            if victims.is_empty() && self.try_status().is_some() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -996,6 +1007,7 @@ impl Launcher {
     /// Starts `shell` on a new [`DEFAULT_ROWS`]×[`DEFAULT_COLS`] terminal and waits for
     /// its first prompt. Panics (the test fails) when the shell is not installed or
     /// does not start.
+    #[track_caller]
     pub fn shell(&self, shell: Shell) -> ShellSession {
         assert!(
             shell.installed(),

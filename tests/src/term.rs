@@ -467,7 +467,29 @@ impl Term {
         let home = std::env::temp_dir().join(format!("sandbox-e2e-{marker}"));
         let _ = std::fs::remove_dir_all(&home);
         std::fs::create_dir_all(&home)?;
+        Term::start(
+            program.as_ref(),
+            args,
+            env,
+            rows,
+            cols,
+            marker,
+            home.clone(),
+        )
+        .inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&home);
+        })
+    }
 
+    fn start<S: AsRef<OsStr>>(
+        program: &OsStr,
+        args: &[S],
+        env: &[(&str, &str)],
+        rows: u16,
+        cols: u16,
+        marker: String,
+        home: PathBuf,
+    ) -> io::Result<Term> {
         // The master is opened close-on-exec so that no other test's child inherits
         // it (which would keep the terminal from hanging up).
         let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
@@ -508,9 +530,8 @@ impl Term {
         // reads end of file when the child's session has closed the terminal.
         drop(cmd);
 
-        let mut parser =
+        let parser =
             vt100::Parser::new_with_callbacks(nonzero(rows), nonzero(cols), 0, Emulator::default());
-        parser.process(b"");
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 parser,
@@ -636,9 +657,7 @@ impl Term {
     pub fn resize(&self, rows: u16, cols: u16) -> io::Result<()> {
         {
             let mut st = self.shared.lock();
-            st.parser
-                .screen_mut()
-                .set_size(nonzero(rows), nonzero(cols));
+            st.parser.set_size(nonzero(rows), nonzero(cols));
         }
         sys::set_winsize(self.master.as_fd(), rows, cols)
     }
@@ -706,7 +725,14 @@ impl Term {
             children.entry(p.ppid).or_default().push(p.pid);
         }
         let mut keep: BTreeSet<i32> = BTreeSet::new();
-        let mut todo = vec![root];
+        // Once the child is reaped its PID may be reused: no tree from it then. (A
+        // session ID stays allocated while the session has members, so matching on
+        // it is safe.)
+        let mut todo = if self.try_status().is_none() {
+            vec![root]
+        } else {
+            Vec::new()
+        };
         while let Some(p) = todo.pop() {
             if keep.insert(p) {
                 todo.extend(children.get(&p).into_iter().flatten());
@@ -777,8 +803,11 @@ impl Term {
 
 impl Drop for Term {
     fn drop(&mut self) {
-        // The child's own process group first (cheap and immediate), then the tree.
-        let _ = nix::sys::signal::kill(Pid::from_raw(-self.pid()), Signal::SIGKILL);
+        // The child's own process group first (cheap and immediate; not once the
+        // child is reaped, when its PID may name someone else's group), then the tree.
+        if self.try_status().is_none() {
+            let _ = nix::sys::signal::kill(Pid::from_raw(-self.pid()), Signal::SIGKILL);
+        }
         self.kill_all();
         self.stop.store(true, Ordering::Relaxed);
         if let Some(r) = self.reader.take() {

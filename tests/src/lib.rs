@@ -13,6 +13,8 @@
 //!   the shell takes the terminal back (`tcsetpgrp` to its own group).
 //! - `fg`: terminal to the job, then SIGCONT to its group; `bg`: SIGCONT only.
 
+pub mod term;
+
 use sandbox_sentry::sigaction::SA_RESTART;
 use sandbox_sentry::wait::{status, WNOHANG, WUNTRACED};
 use sandbox_sentry::{

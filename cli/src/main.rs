@@ -20,7 +20,8 @@ use std::io::Write;
     about = "A process sandbox with Linux-exact job control"
 )]
 struct Cli {
-    /// Log level (error, warn, info, debug, trace); RUST_LOG works too.
+    /// Log level (error, warn, info, debug, trace); RUST_LOG works too. Logs go to
+    /// stderr, or to the file named by SANDBOX_LOG_FILE.
     #[arg(long, global = true)]
     log_level: Option<String>,
     #[command(subcommand)]
@@ -188,10 +189,30 @@ fn init_logging(level: Option<&str>) {
         Some(l) => EnvFilter::new(l),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("off")),
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    // SANDBOX_LOG_FILE: log to a file (appending) instead of stderr, which with --tty
+    // is the user's screen.
+    let file = std::env::var_os("SANDBOX_LOG_FILE").and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
+    });
+    match file {
+        Some(f) => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(f))
+                .try_init();
+        }
+        None => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
+    }
 }
 
 fn main() {

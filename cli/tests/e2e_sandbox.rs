@@ -1,8 +1,7 @@
 //! What only the sandbox does: signals sent to `sandbox` itself, terminal attacks
 //! refused, its own exit statuses, and no process outliving it.
 //!
-//! These have no direct twin (a shell alone on a pty behaves differently on purpose)
-//! and are ignored until `sandbox run` lands.
+//! These have no direct twin (a shell alone on a pty behaves differently on purpose).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -23,7 +22,6 @@ fn sandbox() -> Launcher {
 /// while `sleep 100` runs in the foreground reaches the terminal's foreground group:
 /// the sleep dies (`$?` = 130) and the shell lives on.
 #[test]
-#[ignore = "needs sandbox run --tty"]
 fn sandbox_signal_from_outside() {
     let s = sandbox().shell(Shell::Bash);
     let line = s.start("sleep 100").unwrap();
@@ -36,7 +34,6 @@ fn sandbox_signal_from_outside() {
 
 /// TIOCSTI (faking typed input on the borrowed terminal) is refused with EPERM.
 #[test]
-#[ignore = "needs sandbox run --tty"]
 fn sandbox_tiocsti_refused() {
     let s = sandbox().shell(Shell::Bash);
     let python = if std::path::Path::new("/usr/bin/python3").exists() {
@@ -67,7 +64,6 @@ fn run_sandbox(args: &[&str]) -> std::process::Output {
 /// signal killed it, 127 when the program does not exist (with a one-line message),
 /// 126 when it is not executable.
 #[test]
-#[ignore = "needs sandbox run"]
 fn sandbox_exit_statuses() {
     let out = run_sandbox(&["run", "--", "false"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
@@ -89,7 +85,9 @@ fn sandbox_exit_statuses() {
         "the message names the program:\n{stderr}"
     );
 
-    let dir = std::env::temp_dir().join(format!("sandbox-e2e-noexec-{}", std::process::id()));
+    // Not under /tmp: the sandbox has a private /tmp.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("sandbox-e2e-noexec-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("not-executable");
     std::fs::write(&file, "#!/bin/sh\necho should not run\n").unwrap();
@@ -103,7 +101,6 @@ fn sandbox_exit_statuses() {
 /// `kill -9` of the `sandbox` process leaves none of its processes alive: neither the
 /// shell, nor its foreground job, nor a background job.
 #[test]
-#[ignore = "needs sandbox run --tty"]
 fn sandbox_kill9_leaves_nothing() {
     let s = sandbox().shell(Shell::Bash);
     // A duration no other process uses, to find the sleeps on the host.

@@ -40,12 +40,16 @@ pub(crate) struct InitPlan {
     pub notify: Filter,
     /// init's end of the control channel.
     pub control: RawFd,
+    /// The loader's end, which init inherits and must close at once: while any copy
+    /// is open, init would not see the loader go away.
+    pub loader_end: RawFd,
 }
 
 /// Exit code of init when setup fails (the loader reports the message it sent).
 pub(crate) const SETUP_FAILED: i32 = 125;
 
 pub(crate) fn init_main(plan: &InitPlan) -> i32 {
+    let _ = nix::unistd::close(plan.loader_end);
     let fail = |what: String| {
         let _ = control::send(plan.control, &format!("F {what}"), None);
         SETUP_FAILED
@@ -128,7 +132,9 @@ fn program_main(plan: &InitPlan) -> i32 {
         let _ = control::send(plan.control, &format!("F {what}"), None);
         SETUP_FAILED
     };
-    if let Err(e) = nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0)) {
+    if let Err(e) =
+        nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))
+    {
         return fail(format!("setpgid: {e}"));
     }
     signal::reset_all_to_default();

@@ -32,10 +32,13 @@ use crate::tracker::Tracker;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use parking_lot::Mutex;
 use sandbox_sentry::{DeliveryMode, HostProcess, Kernel, KernelConfig, OpenFlags, Pid, Winsize};
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where signals sent to the loader go.
@@ -244,6 +247,7 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
         deny,
         notify,
         control: theirs.as_raw_fd(),
+        loader_end: ours.as_raw_fd(),
     };
 
     // Take over the forwarded signals before the sandbox exists.
@@ -308,7 +312,7 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
         }
         _ => None,
     };
-    let mut sup = Supervisor {
+    let sup = Arc::new(Mutex::new(Supervisor {
         k,
         tty,
         procs: Tracker::new(spawned.pid),
@@ -316,10 +320,10 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
         leaders: Vec::new(),
         tiocspgrp_seen: false,
         stop_signal_seen: false,
-    };
+    }));
     let mut lp = Loop {
-        sup: &mut sup,
-        listener: None,
+        sup: sup.clone(),
+        notifier: None,
         control: Some(ours),
         program: None,
         program_status: None,
@@ -330,7 +334,9 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
         stopped_self: false,
         sync_wakeup: false,
     };
-    let init_status = lp.serve(&sigfd, &spawned.pidfd)?;
+    let served = lp.serve(&sigfd, &spawned.pidfd);
+    lp.stop_notifier();
+    let init_status = served?;
     let Loop {
         program_status,
         setup_error,
@@ -338,6 +344,7 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
         sync_wakeup,
         ..
     } = lp;
+    let sup = sup.lock();
     if let Some(e) = setup_error {
         return Err(LoaderError::Setup(e));
     }
@@ -364,10 +371,52 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
     })
 }
 
+/// The notification thread: it does nothing but receive notifications and answer
+/// them (under the supervisor's lock), so that a notification is received as soon as
+/// it is posted. Until it is received, a signal with a handler interrupts the waiting
+/// call (-ERESTARTSYS, so EINTR without SA_RESTART) — something Linux never does to a
+/// non-blocking call such as tcsetpgrp; once received, the listener's killable-wait
+/// flag holds every signal but SIGKILL until the answer.
+struct Notifier {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn notify_thread(listener: Listener, sup: Arc<Mutex<Supervisor>>, stop: Arc<AtomicBool>) {
+    // Run the moment a notification wakes us (see `Notifier`): the loser of that race
+    // is a program whose non-blocking call fails with EINTR.
+    if !crate::sys::sched::make_realtime() {
+        tracing::info!("notification thread not real-time (no CAP_SYS_NICE)");
+    }
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(100u16)) {
+            Ok(0) | Err(nix::Error::EINTR) => continue,
+            Ok(_) => {}
+            Err(_) => return,
+        }
+        let rev = fds[0].revents().unwrap_or(PollFlags::empty());
+        if !rev.contains(PollFlags::POLLIN) {
+            if rev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) {
+                // Every filtered process is gone.
+                return;
+            }
+            continue;
+        }
+        match listener.recv() {
+            Ok(n) => sup.lock().handle(&listener, &n),
+            Err(e) => tracing::debug!(%e, "notification vanished"),
+        }
+    }
+}
+
 /// The state of the supervision loop.
-struct Loop<'a> {
-    sup: &'a mut Supervisor,
-    listener: Option<Listener>,
+struct Loop {
+    sup: Arc<Mutex<Supervisor>>,
+    notifier: Option<Notifier>,
     control: Option<OwnedFd>,
     /// The program (sandbox PID).
     program: Option<Pid>,
@@ -381,7 +430,16 @@ struct Loop<'a> {
     sync_wakeup: bool,
 }
 
-impl Loop<'_> {
+impl Loop {
+    fn stop_notifier(&mut self) {
+        if let Some(mut n) = self.notifier.take() {
+            n.stop.store(true, Ordering::Relaxed);
+            if let Some(t) = n.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
     /// Serves until init exits; returns init's wait status.
     fn serve(&mut self, sigfd: &SignalFd, init_pidfd: &OwnedFd) -> Result<i32, LoaderError> {
         loop {
@@ -397,13 +455,17 @@ impl Loop<'_> {
                 fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
                 fds.len() - 1
             });
-            let lis_idx = self.listener.as_ref().map(|l| {
-                fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
-                fds.len() - 1
-            });
             let leaders_at = fds.len();
-            for (_, fd) in &self.sup.leaders {
-                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+            let leaders: Vec<std::os::fd::RawFd> = self
+                .sup
+                .lock()
+                .leaders
+                .iter()
+                .map(|(_, fd)| fd.as_raw_fd())
+                .collect();
+            for &fd in &leaders {
+                // Leaders' pidfds are removed only by this thread (leader_died).
+                fds.push(PollFd::new(crate::sys::fd::borrow(fd), PollFlags::POLLIN));
             }
             match poll(&mut fds, timeout) {
                 Ok(_) => {}
@@ -414,16 +476,12 @@ impl Loop<'_> {
             let init_done = ready(0);
             let sig_ready = ready(1);
             let ctl_ready = ctl_idx.is_some_and(ready);
-            let lis_ready = lis_idx.is_some_and(ready);
             let dead_leaders: Vec<usize> = (leaders_at..fds.len())
                 .filter(|&i| ready(i))
                 .map(|i| i - leaders_at)
                 .collect();
             drop(fds);
 
-            if lis_ready {
-                self.notification();
-            }
             if ctl_ready {
                 self.control_message();
             }
@@ -433,10 +491,13 @@ impl Loop<'_> {
                 }
             }
             for i in dead_leaders.into_iter().rev() {
-                self.sup.leader_died(i);
+                self.sup.lock().leader_died(i);
             }
-            if std::mem::take(&mut self.sup.stop_signal_seen) && self.sup.tty.is_some() {
-                self.watch_stop = Some(Instant::now() + Duration::from_secs(2));
+            {
+                let mut sup = self.sup.lock();
+                if std::mem::take(&mut sup.stop_signal_seen) && sup.tty.is_some() {
+                    self.watch_stop = Some(Instant::now() + Duration::from_secs(2));
+                }
             }
             if self.watch_stop.is_some() {
                 self.check_pass_through();
@@ -448,16 +509,6 @@ impl Loop<'_> {
                 }
                 return wait_pidfd(init_pidfd);
             }
-        }
-    }
-
-    fn notification(&mut self) {
-        let Some(l) = &self.listener else {
-            return;
-        };
-        match l.recv() {
-            Ok(n) => self.sup.handle(l, &n),
-            Err(e) => tracing::debug!(%e, "notification vanished"),
         }
     }
 
@@ -486,7 +537,10 @@ impl Loop<'_> {
                  every notified system call will be slower"
             ),
         }
-        let init_host = self.sup.procs.init_host;
+        let sup_arc = self.sup.clone();
+        let mut guard = sup_arc.lock();
+        let sup = &mut *guard;
+        let init_host = sup.procs.init_host;
         let host = procfs::children(init_host)
             .ok()
             .and_then(|c| c.into_iter().next());
@@ -494,37 +548,54 @@ impl Loop<'_> {
         if let Some(info) = info {
             let p = info.ns_pid;
             self.program = Some(p);
-            let _ = self.sup.procs.translate(info.host_pid);
+            let _ = sup.procs.translate(info.host_pid);
             // init's session takes the terminal; the program's group is the foreground.
-            if let Some(tty) = &self.sup.tty {
+            if let Some(tty) = &sup.tty {
                 let id = tty.id;
-                if let Err(e) = self.sup.k.open_tty(Kernel::INIT, id, OpenFlags::RDWR) {
+                if let Err(e) = sup.k.open_tty(Kernel::INIT, id, OpenFlags::RDWR) {
                     tracing::error!(%e, "could not give the sandbox's session its terminal");
                 }
             }
-            let adopted = self.sup.k.host_adopt(HostProcess {
+            let adopted = sup.k.host_adopt(HostProcess {
                 pid: p,
                 parent: Some(Kernel::INIT),
                 pgid: info.ns_pgid,
                 sid: info.ns_sid,
                 did_exec: info.did_exec,
             });
-            if let (Ok(()), Some(tty)) = (adopted, &self.sup.tty) {
+            if let (Ok(()), Some(tty)) = (adopted, &sup.tty) {
                 let id = tty.id;
-                if let Err(e) = self.sup.k.tiocspgrp(Kernel::INIT, id, info.ns_pgid) {
+                if let Err(e) = sup.k.tiocspgrp(Kernel::INIT, id, info.ns_pgid) {
                     tracing::error!(%e, "could not put the program in the foreground");
                 }
             }
         }
-        self.listener = Some(listener);
+        drop(guard);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sup, flag) = (self.sup.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("sandbox-notify".into())
+            .spawn(move || notify_thread(listener, sup, flag));
+        match thread {
+            Ok(t) => {
+                self.notifier = Some(Notifier {
+                    stop,
+                    thread: Some(t),
+                })
+            }
+            Err(e) => {
+                tracing::error!(%e, "cannot start the notification thread");
+                self.setup_error = Some(format!("cannot start the notification thread: {e}"));
+            }
+        }
     }
 
-    fn delivery_mode(&self) -> DeliveryMode {
+    fn delivery_mode(&self, has_tty: bool) -> DeliveryMode {
         let fg = DeliveryMode::ForegroundProcessGroup {
             fallback_to_process: true,
         };
         match self.mode {
-            SignalMode::Auto if self.sup.tty.is_some() => fg,
+            SignalMode::Auto if has_tty => fg,
             SignalMode::Auto | SignalMode::Process => DeliveryMode::Process,
             SignalMode::Foreground => fg,
             SignalMode::All => DeliveryMode::AllProcesses,
@@ -536,9 +607,10 @@ impl Loop<'_> {
             return;
         };
         tracing::debug!(?sig, "loader received a signal");
+        let has_tty = self.sup.lock().tty.is_some();
         match sig {
             Signal::SIGCHLD | Signal::SIGTTIN | Signal::SIGTTOU => {}
-            Signal::SIGWINCH if self.sup.tty.is_some() => self.sup.resized(),
+            Signal::SIGWINCH if has_tty => self.sup.lock().resized(),
             Signal::SIGCONT => {
                 if self.stopped_self {
                     self.stopped_self = false;
@@ -547,7 +619,7 @@ impl Loop<'_> {
             }
             _ => {
                 self.forward(signo);
-                if sig == Signal::SIGTSTP && self.sup.tty.is_some() {
+                if sig == Signal::SIGTSTP && has_tty {
                     self.watch_stop = Some(Instant::now() + Duration::from_secs(2));
                 }
             }
@@ -558,24 +630,26 @@ impl Loop<'_> {
         let Some(program) = self.program else {
             return;
         };
-        let mode = self.delivery_mode();
-        self.sup.procs.reconcile(&mut self.sup.k);
+        let mut guard = self.sup.lock();
+        let sup = &mut *guard;
+        let mode = self.delivery_mode(sup.tty.is_some());
+        sup.procs.reconcile(&mut sup.k);
         let r = if mode == DeliveryMode::AllProcesses {
             // Every process but init: a signal from outside would kill it, and with it
             // the namespace.
-            for p in self.sup.k.processes() {
+            for p in sup.k.processes() {
                 if p != Kernel::INIT {
-                    let _ = self.sup.k.deliver_signal(DeliveryMode::Process, p, signo);
+                    let _ = sup.k.deliver_signal(DeliveryMode::Process, p, signo);
                 }
             }
             Ok(Vec::new())
         } else {
-            self.sup.k.deliver_signal(mode, program, signo)
+            sup.k.deliver_signal(mode, program, signo)
         };
         if let Err(e) = r {
             tracing::warn!(%e, "signal not forwarded");
         }
-        self.sup.send_host_signals();
+        sup.send_host_signals();
     }
 
     /// Suspend pass-through (see the module documentation).
@@ -583,27 +657,28 @@ impl Loop<'_> {
         let Some(deadline) = self.watch_stop else {
             return;
         };
-        if Instant::now() > deadline || self.sup.tiocspgrp_seen {
+        let sup = self.sup.lock();
+        if Instant::now() > deadline || sup.tiocspgrp_seen {
             self.watch_stop = None;
             return;
         }
-        let Some(tty) = self.sup.tty.as_ref().map(|t| t.id) else {
+        let Some(tty) = sup.tty.as_ref().map(|t| t.id) else {
             return;
         };
-        let Some(fg) = self.sup.k.tty(tty).and_then(|t| t.pgrp) else {
+        let Some(fg) = sup.k.tty(tty).and_then(|t| t.pgrp) else {
             return;
         };
-        let members = self.sup.k.pgrp_members(fg);
+        let members = sup.k.pgrp_members(fg);
         if members.is_empty() {
             return;
         }
         let all_stopped = members.iter().all(|&m| {
-            self.sup
-                .procs
+            sup.procs
                 .host_pid(m)
                 .and_then(|h| procfs::read(h).ok())
                 .is_some_and(|i| i.state == 'T')
         });
+        drop(sup);
         if !all_stopped {
             return;
         }

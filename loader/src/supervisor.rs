@@ -87,7 +87,7 @@ impl Supervisor {
     pub fn handle(&mut self, listener: &Listener, n: &Notification) {
         self.stats.notifications += 1;
         let resp = self.decide(n);
-        tracing::trace!(nr = n.nr, pid = n.pid, ?resp, "notification answered");
+        tracing::debug!(nr = n.nr, pid = n.pid, args = ?&n.args[..3], ?resp, "notification answered");
         if let Err(e) = listener.respond(n.id, resp) {
             tracing::debug!(%e, "notification answer not delivered (caller gone)");
         }
@@ -265,6 +265,7 @@ impl Supervisor {
     }
 
     fn answer_int(&mut self, host_tid: i32, addr: u64, r: Result<Pid, Errno>) -> Response {
+        tracing::debug!(?r, "terminal query answered");
         match r {
             Ok(v) => match crate::seccomp::write_i32(host_tid as u32, addr, v) {
                 Ok(()) => Response::Return(0),

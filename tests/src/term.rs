@@ -524,6 +524,13 @@ impl Term {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        // Debugging a failing test: the sandbox's log goes to a file, never the screen.
+        if let Some(f) = std::env::var_os("SANDBOX_LOG_FILE") {
+            cmd.env("SANDBOX_LOG_FILE", f);
+            if let Some(l) = std::env::var_os("RUST_LOG") {
+                cmd.env("RUST_LOG", l);
+            }
+        }
         sys::become_session_leader_on_stdin(&mut cmd);
         let child = cmd.spawn()?;
         // `cmd` still holds the slave descriptors: drop them now so that the master
@@ -1324,7 +1331,6 @@ macro_rules! e2e {
             $scenario(&$crate::term::Launcher::Direct $(, $arg)*)
         }
         #[test]
-        #[ignore = "needs sandbox run --tty"]
         fn $sandbox() {
             $scenario(
                 &$crate::term::Launcher::sandbox(env!("CARGO_BIN_EXE_sandbox"))

@@ -539,7 +539,8 @@ pub const NOTIFY_SYSCALLS: &[SyscallRule] = &[
             values: STOP_SIGNALS,
         },
         action: Action::UserNotif,
-        reason: "a program stopping its own job (vim's ^Z): the suspend pass-through watches for it",
+        reason:
+            "a program stopping its own job (vim's ^Z): the suspend pass-through watches for it",
     },
     SyscallRule {
         name: "tgkill",

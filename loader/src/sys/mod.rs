@@ -5,6 +5,7 @@ pub(crate) mod clone;
 pub(crate) mod fd;
 pub(crate) mod memory;
 pub(crate) mod mount;
+pub(crate) mod sched;
 pub(crate) mod seccomp;
 pub(crate) mod signal;
 pub(crate) mod tty;

@@ -136,3 +136,96 @@ fn bad_arguments_are_clear_errors() {
     assert_eq!(code(&o), 125);
     assert!(stderr(&o).contains("terminal"), "{}", stderr(&o));
 }
+
+/// Runs `sandbox run -- sh -c 'echo $$'` under a seccomp filter that refuses what the
+/// named spawn methods need, and returns (exit code, stdout, the method the loader
+/// logged).
+fn run_under_filter(refuse_clone3: bool, refuse_clone_newpid: bool) -> (i32, String, String) {
+    use seccompiler::{
+        BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+        SeccompRule, TargetArch,
+    };
+    use std::collections::BTreeMap;
+    use std::os::unix::process::CommandExt;
+    let mut programs: Vec<BpfProgram> = Vec::new();
+    if refuse_clone3 {
+        let f = SeccompFilter::new(
+            BTreeMap::from([(libc::SYS_clone3, vec![])]),
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::ENOSYS as u32),
+            TargetArch::x86_64,
+        )
+        .unwrap();
+        programs.push(f.try_into().unwrap());
+    }
+    if refuse_clone_newpid {
+        let newpid = libc::CLONE_NEWPID as u64;
+        let cond = SeccompCondition::new(
+            0,
+            SeccompCmpArgLen::Qword,
+            SeccompCmpOp::MaskedEq(newpid),
+            newpid,
+        )
+        .unwrap();
+        let f = SeccompFilter::new(
+            BTreeMap::from([(libc::SYS_clone, vec![SeccompRule::new(vec![cond]).unwrap()])]),
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::EINVAL as u32),
+            TargetArch::x86_64,
+        )
+        .unwrap();
+        programs.push(f.try_into().unwrap());
+    }
+    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "spawn-{refuse_clone3}-{refuse_clone_newpid}-{}.log",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&log);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandbox"));
+    cmd.args(["run", "--", "sh", "-c", "echo $$"])
+        .env("SANDBOX_LOG_FILE", &log)
+        .env("RUST_LOG", "sandbox_loader=info")
+        .stdin(Stdio::null());
+    // SAFETY (test): apply_filter only makes prctl/seccomp calls on prebuilt programs.
+    unsafe {
+        cmd.pre_exec(move || {
+            for p in &programs {
+                seccompiler::apply_filter(p).map_err(|_| std::io::Error::other("seccomp"))?;
+            }
+            Ok(())
+        });
+    }
+    let o = cmd.output().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let method = text
+        .lines()
+        .filter(|l| l.contains("sandbox init started"))
+        .find_map(|l| l.split("method=").nth(1))
+        .map(|m| m.trim_matches('"').to_string())
+        .unwrap_or_default();
+    (code(&o), stdout(&o), method)
+}
+
+#[test]
+fn clone3_refused_falls_back_to_clone() {
+    let (rc, out, method) = run_under_filter(true, false);
+    assert_eq!(rc, 0);
+    assert_eq!(out.trim(), "2");
+    assert_eq!(method, "clone");
+}
+
+#[test]
+fn clone_with_namespaces_refused_falls_back_to_fork() {
+    let (rc, out, method) = run_under_filter(true, true);
+    assert_eq!(rc, 0);
+    assert_eq!(out.trim(), "2");
+    assert_eq!(method, "fork");
+}
+
+#[test]
+fn clone3_is_the_first_choice() {
+    let (rc, out, method) = run_under_filter(false, false);
+    assert_eq!(rc, 0);
+    assert_eq!(out.trim(), "2");
+    assert_eq!(method, "clone3");
+}

@@ -81,6 +81,10 @@ struct RunArgs {
     /// Do not install the seccomp deny list (the job-control notify filter stays).
     #[arg(long)]
     no_seccomp: bool,
+    /// Do not confine the loader itself with its seccomp allow-list (debugging: lets
+    /// strace, gdb and extra logging work inside the loader).
+    #[arg(long)]
+    no_loader_seccomp: bool,
     /// First process-creation method to try (later ones are fallbacks).
     #[arg(long, value_enum, default_value = "clone3", hide = true)]
     spawn: SpawnArg,
@@ -141,6 +145,7 @@ fn run(args: RunArgs) -> Result<i32> {
     spec.hostname = args.hostname;
     spec.cwd = args.cwd;
     spec.seccomp = !args.no_seccomp;
+    spec.loader_seccomp = !args.no_loader_seccomp;
     spec.signal_mode = match args.signal_mode {
         SignalModeArg::Auto => SignalMode::Auto,
         SignalModeArg::Process => SignalMode::Process,

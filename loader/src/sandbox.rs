@@ -75,6 +75,11 @@ pub struct SandboxSpec {
     pub seccomp: bool,
     /// The first spawn method tried.
     pub spawn_method: SpawnMethod,
+    /// Once the sandbox runs, confine the loader process itself to the system calls
+    /// its supervision needs (an allow-list on every thread, as gVisor's
+    /// `filter.Install`). It stays for the life of the process, so it is off by
+    /// default for embedders; the `sandbox` command turns it on.
+    pub loader_seccomp: bool,
 }
 
 impl SandboxSpec {
@@ -92,6 +97,7 @@ impl SandboxSpec {
             signal_mode: SignalMode::Auto,
             seccomp: true,
             spawn_method: SpawnMethod::Clone3,
+            loader_seccomp: false,
         }
     }
 }
@@ -166,6 +172,41 @@ const FORWARDED: &[Signal] = &[
     Signal::SIGTTIN,
     Signal::SIGTTOU,
     Signal::SIGCHLD,
+];
+
+/// System calls the supervision needs beyond [`seccomp::LOADER_SYSCALLS`] (found with
+/// `strace -f` on `sandbox run --tty`; a missing one fails with EPERM, not a kill).
+const LOADER_EXTRA_SYSCALLS: &[libc::c_long] = &[
+    libc::SYS_waitid,
+    libc::SYS_wait4,
+    libc::SYS_kill,
+    libc::SYS_tgkill,
+    libc::SYS_pidfd_open,
+    libc::SYS_process_vm_readv,
+    libc::SYS_process_vm_writev,
+    libc::SYS_statx,
+    libc::SYS_newfstatat,
+    libc::SYS_readlink,
+    libc::SYS_readlinkat,
+    libc::SYS_getdents64,
+    libc::SYS_recvmsg,
+    libc::SYS_sched_getaffinity,
+    libc::SYS_sched_yield,
+    libc::SYS_sched_setscheduler,
+    // SECCOMP_GET_NOTIF_SIZES on the first receive; a filter can only restrict further.
+    libc::SYS_seccomp,
+    libc::SYS_rt_sigaction,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_rt_sigreturn,
+    libc::SYS_futex,
+    libc::SYS_madvise,
+    libc::SYS_munmap,
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+    libc::SYS_getpid,
+    libc::SYS_gettid,
+    libc::SYS_clock_gettime,
+    libc::SYS_clock_nanosleep,
 ];
 
 /// Restores the terminal's termios and the loader's signal mask on every exit path.
@@ -330,6 +371,7 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
         setup_error: None,
         exec_error: None,
         mode: spec.signal_mode,
+        loader_seccomp: spec.loader_seccomp,
         watch_stop: None,
         stopped_self: false,
         sync_wakeup: false,
@@ -424,6 +466,7 @@ struct Loop {
     setup_error: Option<String>,
     exec_error: Option<i32>,
     mode: SignalMode,
+    loader_seccomp: bool,
     /// After a forwarded SIGTSTP: until when to watch for the pass-through.
     watch_stop: Option<Instant>,
     stopped_self: bool,
@@ -581,12 +624,26 @@ impl Loop {
                 self.notifier = Some(Notifier {
                     stop,
                     thread: Some(t),
-                })
+                });
+                if self.loader_seccomp {
+                    self.confine_loader();
+                }
             }
             Err(e) => {
                 tracing::error!(%e, "cannot start the notification thread");
                 self.setup_error = Some(format!("cannot start the notification thread: {e}"));
             }
+        }
+    }
+
+    /// Installs the loader's allow-list on every thread (see
+    /// [`SandboxSpec::loader_seccomp`]).
+    fn confine_loader(&mut self) {
+        let r = seccomp::allow_filter(LOADER_EXTRA_SYSCALLS)
+            .and_then(|f| seccomp::install_all_threads(&f));
+        match r {
+            Ok(()) => tracing::info!("loader confined by its seccomp allow-list"),
+            Err(e) => tracing::warn!(%e, "loader seccomp allow-list not installed"),
         }
     }
 

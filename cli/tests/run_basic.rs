@@ -229,3 +229,29 @@ fn clone3_is_the_first_choice() {
     assert_eq!(out.trim(), "2");
     assert_eq!(method, "clone3");
 }
+
+/// Without root, the sandbox gets a user namespace whose root is the caller: the
+/// program sees uid 0, PID 2, and still gets job control decided by the sentry.
+#[test]
+fn unprivileged_caller_gets_a_user_namespace() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to drop to an unprivileged user with setpriv");
+        return;
+    }
+    for method in ["clone3", "clone", "fork"] {
+        let o = Command::new("setpriv")
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_sandbox"))
+            .args(["run", "--spawn", method, "--", "sh", "-c"])
+            .arg("echo $(id -u) $$; setsid sh -c 'ps -o sid= -p $$'; exit 5")
+            .stdin(Stdio::null())
+            .output()
+            .expect("setpriv (util-linux)");
+        assert_eq!(code(&o), 5, "{method}: {}", stderr(&o));
+        let out = stdout(&o);
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some("0 2"), "{method}: {out}");
+        let sid: i32 = lines.next().unwrap_or("").trim().parse().unwrap_or(0);
+        assert!(sid > 2, "{method}: setsid inside works: {out}");
+    }
+}

@@ -5,7 +5,8 @@
 //! From init: `P <pid>` (the program was forked, its PID in the sandbox),
 //! `E <wait status>` (the program ended; init exits next), `F <text>` (setup failed).
 //! From the program, before exec: `L` with the listener descriptor, or
-//! `X <errno>` when exec failed.
+//! `X <errno>` when exec failed. From the loader: `G` once it has written the uid/gid
+//! maps of a new user namespace.
 
 use nix::sys::socket::{
     recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
@@ -22,6 +23,8 @@ pub(crate) enum Message {
     SetupFailed(String),
     Listener(OwnedFd),
     ExecFailed(i32),
+    /// From the loader: the user namespace's maps are written.
+    Go,
 }
 
 /// Creates the pair (both ends close-on-exec).
@@ -79,6 +82,7 @@ pub(crate) fn recv(fd: RawFd) -> nix::Result<Option<Message>> {
         ("P", _) => Message::ProgramPid(num()),
         ("E", _) => Message::ProgramEnded(num()),
         ("X", _) => Message::ExecFailed(num()),
+        ("G", _) => Message::Go,
         _ => Message::SetupFailed(rest.to_string()),
     }))
 }

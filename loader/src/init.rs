@@ -43,6 +43,9 @@ pub(crate) struct InitPlan {
     /// The loader's end, which init inherits and must close at once: while any copy
     /// is open, init would not see the loader go away.
     pub loader_end: RawFd,
+    /// init is in a new user namespace: wait for the loader to write its uid/gid maps
+    /// (the loader sends `G`) before doing anything that needs its capabilities.
+    pub wait_for_maps: bool,
 }
 
 /// Exit code of init when setup fails (the loader reports the message it sent).
@@ -54,6 +57,12 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
         let _ = control::send(plan.control, &format!("F {what}"), None);
         SETUP_FAILED
     };
+    if plan.wait_for_maps {
+        match control::recv(plan.control) {
+            Ok(Some(control::Message::Go)) => {}
+            _ => return fail("the loader did not map the user namespace".into()),
+        }
+    }
     if let Err(e) = nix::unistd::setsid() {
         return fail(format!("setsid: {e}"));
     }

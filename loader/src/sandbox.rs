@@ -289,6 +289,7 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
         notify,
         control: theirs.as_raw_fd(),
         loader_end: ours.as_raw_fd(),
+        wait_for_maps: !nix::unistd::geteuid().is_root(),
     };
 
     // Take over the forwarded signals before the sandbox exists.
@@ -308,6 +309,10 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
     if !spec.share_net {
         ns |= libc::CLONE_NEWNET as u64;
     }
+    if plan.wait_for_maps {
+        // Not root: a user namespace whose root is the caller.
+        ns |= libc::CLONE_NEWUSER as u64;
+    }
     let spawned = {
         // The child's copy of the mask is the blocked one; init and the program reset
         // their own.
@@ -320,6 +325,23 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
         method = spawned.method.name(),
         "sandbox init started"
     );
+    if plan.wait_for_maps {
+        let maps = crate::userns::write_id_maps(
+            nix::unistd::Pid::from_raw(spawned.pid),
+            nix::unistd::geteuid(),
+            nix::unistd::getegid(),
+        );
+        if let Err(e) = maps {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(spawned.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let _ = wait_pidfd(&spawned.pidfd);
+            return Err(LoaderError::Setup(format!("user namespace: {e}")));
+        }
+        control::send(ours.as_raw_fd(), "G", None)
+            .map_err(|e| LoaderError::Sys("control channel", e))?;
+    }
 
     let mut k = Kernel::with_config(KernelConfig {
         host_signals: true,
@@ -565,6 +587,7 @@ impl Loop {
             Ok(Some(Message::ProgramEnded(st))) => self.program_status = Some(st),
             Ok(Some(Message::SetupFailed(e))) => self.setup_error = Some(e),
             Ok(Some(Message::ExecFailed(e))) => self.exec_error = Some(e),
+            Ok(Some(Message::Go)) => {}
             Ok(None) | Err(_) => self.control = None,
         }
     }

@@ -146,6 +146,8 @@ fn run(args: RunArgs) -> Result<i32> {
     spec.cwd = args.cwd;
     spec.seccomp = !args.no_seccomp;
     spec.loader_seccomp = !args.no_loader_seccomp;
+    // Tests collect lockstep violations in a file (the screen is not checked).
+    spec.lockstep_report = std::env::var_os("SANDBOX_LOCKSTEP_REPORT").map(Into::into);
     spec.signal_mode = match args.signal_mode {
         SignalModeArg::Auto => SignalMode::Auto,
         SignalModeArg::Process => SignalMode::Process,
@@ -173,11 +175,14 @@ fn run(args: RunArgs) -> Result<i32> {
                 fast_path = out.stats.fast_path,
                 "sandbox finished"
             );
-            if out.lockstep_violations > 0 {
+            if !out.lockstep_violations.is_empty() {
                 eprintln!(
-                    "sandbox: {} lockstep violation(s) between host and sentry (a bug; run with --log-level error to see them)",
-                    out.lockstep_violations
+                    "sandbox: {} lockstep violation(s) between host and sentry (a bug):",
+                    out.lockstep_violations.len()
                 );
+                for v in &out.lockstep_violations {
+                    eprintln!("sandbox:   {v}");
+                }
             }
             Ok(out.exit_code())
         }

@@ -80,6 +80,9 @@ pub struct SandboxSpec {
     /// `filter.Install`). It stays for the life of the process, so it is off by
     /// default for embedders; the `sandbox` command turns it on.
     pub loader_seccomp: bool,
+    /// Append every lockstep violation (host and sentry disagree: a bug) to this file
+    /// the moment it is found (tests use it; it survives a SIGKILL of the loader).
+    pub lockstep_report: Option<PathBuf>,
 }
 
 impl SandboxSpec {
@@ -98,6 +101,7 @@ impl SandboxSpec {
             seccomp: true,
             spawn_method: SpawnMethod::Clone3,
             loader_seccomp: false,
+            lockstep_report: None,
         }
     }
 }
@@ -139,14 +143,14 @@ impl LoaderError {
 }
 
 /// How the program ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunOutcome {
     /// The program's wait status word.
     pub wait_status: i32,
     pub spawn_method: SpawnMethod,
     pub stats: NotifyStats,
     /// Lockstep violations detected (host and sentry disagreed): always a bug.
-    pub lockstep_violations: usize,
+    pub lockstep_violations: Vec<String>,
     /// Whether the kernel supports synchronous wake-up of the supervisor.
     pub sync_wakeup: bool,
 }
@@ -378,7 +382,7 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
     let sup = Arc::new(Mutex::new(Supervisor {
         k,
         tty,
-        procs: Tracker::new(spawned.pid),
+        procs: Tracker::new(spawned.pid).with_report(spec.lockstep_report.clone()),
         stats: NotifyStats::default(),
         leaders: Vec::new(),
         tiocspgrp_seen: false,
@@ -430,7 +434,7 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
         wait_status,
         spawn_method: spawned.method,
         stats: sup.stats,
-        lockstep_violations: sup.procs.violations.len(),
+        lockstep_violations: sup.procs.violations.clone(),
         sync_wakeup,
     })
 }

@@ -39,6 +39,8 @@ pub(crate) struct Tracker {
     inflight: HashMap<Pid, Pid>,
     /// Lockstep violations found so far.
     pub violations: Vec<String>,
+    /// A file each violation is appended to as soon as it is found.
+    pub report: Option<std::path::PathBuf>,
 }
 
 impl Tracker {
@@ -50,6 +52,12 @@ impl Tracker {
         t.by_host.insert(init_host, NsThread { tid: 1, tgid: 1 });
         t.to_host.insert(1, init_host);
         t
+    }
+
+    /// Appends violations to `report` as they are found.
+    pub fn with_report(mut self, report: Option<std::path::PathBuf>) -> Tracker {
+        self.report = report;
+        self
     }
 
     fn remember(&mut self, info: &ProcInfo) -> NsThread {
@@ -194,6 +202,16 @@ impl Tracker {
                             me.tgid, info.ns_pgid, info.ns_sid
                         );
                         tracing::error!("{msg}");
+                        if let Some(path) = &self.report {
+                            use std::io::Write as _;
+                            if let Ok(mut f) = std::fs::OpenOptions::new()
+                                .create(true)
+                                .append(true)
+                                .open(path)
+                            {
+                                let _ = writeln!(f, "{msg}");
+                            }
+                        }
                         self.violations.push(msg);
                     }
                 }

@@ -517,6 +517,7 @@ impl Term {
             .env("TERM", "xterm-256color")
             .env("LANG", "C.UTF-8")
             .env(MARKER_VAR, &marker)
+            .env("SANDBOX_LOCKSTEP_REPORT", home.join(LOCKSTEP_REPORT))
             .current_dir(&home)
             .stdin(Stdio::from(slave.try_clone()?))
             .stdout(Stdio::from(slave.try_clone()?))
@@ -810,6 +811,9 @@ impl Term {
 
 impl Drop for Term {
     fn drop(&mut self) {
+        // A sandboxed session must end without any disagreement between the host and
+        // the sentry (the loader appends each one to this file as it finds it).
+        let report = std::fs::read_to_string(self.home.join(LOCKSTEP_REPORT)).unwrap_or_default();
         // The child's own process group first (cheap and immediate; not once the
         // child is reaped, when its PID may name someone else's group), then the tree.
         if self.try_status().is_none() {
@@ -821,8 +825,14 @@ impl Drop for Term {
             let _ = r.join();
         }
         let _ = std::fs::remove_dir_all(&self.home);
+        if !report.is_empty() && !std::thread::panicking() {
+            panic!("the sandbox reported lockstep violations:\n{report}");
+        }
     }
 }
+
+/// File (in the session's HOME) where `sandbox` appends lockstep violations.
+const LOCKSTEP_REPORT: &str = "lockstep-violations.txt";
 
 fn read_loop(mut master: File, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
     let mut buf = [0u8; 8192];

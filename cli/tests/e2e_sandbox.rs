@@ -136,3 +136,55 @@ fn sandbox_kill9_leaves_nothing() {
         "processes left 5 s after kill -9 of sandbox: {left:#?}"
     );
 }
+
+/// `sandbox` started as a background job of the user's shell: a sandboxed program
+/// reading the terminal stops the whole job ("Stopped (tty input)", as for any
+/// background reader), and `fg` lets the read go on with what the user types. With
+/// `vim` run directly in the sandbox, ^Z stops `sandbox` itself (suspend pass-through)
+/// and `fg` brings vim back.
+#[test]
+fn sandbox_as_a_job_of_the_users_shell() {
+    let s = Launcher::Direct.shell(Shell::Bash);
+    let bin = env!("CARGO_BIN_EXE_sandbox");
+    s.run(&format!("{bin} run --tty -- sh -c 'read x; echo got-$x' &"))
+        .unwrap();
+    s.wait_until("the sandbox job stopped", DEFAULT_TIMEOUT, || {
+        s.processes()
+            .iter()
+            .any(|p| p.state == 'T' && p.cmdline.first().is_some_and(|a| a == bin))
+    })
+    .unwrap();
+    let jobs = s.run("jobs -l").unwrap();
+    assert!(jobs.contains("Stopped (tty input)"), "{jobs}");
+    let line = s.start("fg").unwrap();
+    s.wait_foreground(&["sh", "-c", "read x; echo got-$x"]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    s.send("typed\r").unwrap();
+    s.wait_prompt_after(line, DEFAULT_TIMEOUT).unwrap();
+    assert!(s.screen_text().contains("got-typed"), "{}", s.screen_text());
+
+    // Suspend pass-through: vim directly in the sandbox, ^Z.
+    let line = s.start(&format!("{bin} run --tty -- vim -u NONE -i NONE")).unwrap();
+    s.wait_for(
+        sandbox_tests::term::until("vim's empty buffer", |sc| {
+            sc.rows().iter().filter(|r| r.starts_with('~')).count() > 3
+        }),
+        DEFAULT_TIMEOUT,
+    )
+    .unwrap();
+    s.send("\x1a").unwrap();
+    s.wait_prompt_after(line, DEFAULT_TIMEOUT).unwrap();
+    let jobs = s.run("jobs -l").unwrap();
+    assert!(jobs.contains("Stopped"), "sandbox stopped with vim: {jobs}");
+    let line = s.start("fg").unwrap();
+    s.wait_for(
+        sandbox_tests::term::until("vim back", |sc| {
+            sc.rows().iter().filter(|r| r.starts_with('~')).count() > 3
+        }),
+        DEFAULT_TIMEOUT,
+    )
+    .unwrap();
+    s.send(":q!\r").unwrap();
+    s.wait_prompt_after(line, DEFAULT_TIMEOUT).unwrap();
+    assert_eq!(s.last_status().unwrap(), 0);
+}

@@ -180,6 +180,7 @@ impl Supervisor {
         let Some(tty_id) = self.tty.as_ref().map(|x| x.id) else {
             return Response::Continue;
         };
+        self.wait_for_host_foreground(host_tid, fd, write);
         if !self.in_background_of(t, tty_id) {
             self.stats.fast_path += 1;
             return Response::Continue;
@@ -204,6 +205,45 @@ impl Supervisor {
         match self.io(t, host_tid, input, false) {
             Response::Continue => self.io(t, host_tid, output, true),
             other => other,
+        }
+    }
+
+    /// The whole sandbox is a job of the user's shell. While that job is in the
+    /// background of the user's terminal, a sandbox process reading it (or writing it
+    /// with TOSTOP) must stop the job, as Linux stops a background job: the loader stops
+    /// itself with SIGTTIN/SIGTTOU (the caller waits in its notification meanwhile) and
+    /// carries on once the user's `fg` continues it. One ioctl per call when the loader
+    /// is in the foreground.
+    fn wait_for_host_foreground(&mut self, host_tid: i32, fd: i32, write: bool) {
+        // Twice at most: a stop that did not happen (an orphaned job's stop signals are
+        // discarded) must not spin.
+        for _ in 0..2 {
+            let Some(tty) = &self.tty else {
+                return;
+            };
+            let me = nix::unistd::getpgrp().as_raw();
+            match systty::tcgetpgrp(tty.fd.as_fd()) {
+                Ok(fg) if fg != me => {}
+                _ => return,
+            }
+            if self.is_borrowed_tty(host_tid, fd).is_none() {
+                return;
+            }
+            let sig = if write {
+                match systty::tcgets(tty.fd.as_fd()) {
+                    Ok(t) if t.c_lflag & libc::TOSTOP != 0 => libc::SIGTTOU,
+                    _ => return,
+                }
+            } else {
+                libc::SIGTTIN
+            };
+            tracing::info!(
+                sig,
+                "sandbox is a background job of the user's terminal: stopping"
+            );
+            if !crate::sys::signal::stop_self(sig) {
+                return;
+            }
         }
     }
 

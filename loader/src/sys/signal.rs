@@ -75,9 +75,10 @@ pub(crate) fn tgkill(tgid: i32, tid: i32, sig: i32) -> nix::Result<()> {
 /// Stops the calling process with `sig` (a stop signal the caller keeps blocked):
 /// raises it, unblocks it so that its default action runs, and blocks it again once
 /// the process is continued.
-pub(crate) fn stop_self(sig: i32) {
+/// Returns false if `sig` is not a signal.
+pub(crate) fn stop_self(sig: i32) -> bool {
     let Ok(s) = Signal::try_from(sig) else {
-        return;
+        return false;
     };
     let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     // SAFETY: SIG_DFL runs no code of ours.
@@ -87,4 +88,5 @@ pub(crate) fn stop_self(sig: i32) {
     one.add(s);
     let _ = one.thread_unblock();
     let _ = one.thread_block();
+    true
 }

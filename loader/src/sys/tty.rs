@@ -20,6 +20,15 @@ pub(crate) fn tcsets(fd: BorrowedFd<'_>, t: &libc::termios) -> Result<(), Errno>
     Errno::result(r).map(drop)
 }
 
+/// `TIOCGPGRP`: the terminal's foreground process group (host numbers).
+pub(crate) fn tcgetpgrp(fd: BorrowedFd<'_>) -> Result<i32, Errno> {
+    let mut pgrp: libc::pid_t = 0;
+    // SAFETY: TIOCGPGRP writes one pid_t through the valid pointer.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGPGRP, &mut pgrp) };
+    Errno::result(r)?;
+    Ok(pgrp)
+}
+
 /// `TIOCGWINSZ`.
 pub(crate) fn get_winsize(fd: BorrowedFd<'_>) -> Result<libc::winsize, Errno> {
     let mut ws = libc::winsize {

@@ -1,34 +1,56 @@
 //! The sandbox's seccomp programs and the user-notification listener.
 //!
-//! # Three programs
+//! # Three filters
 //!
-//! | program | installed on | listed syscalls | everything else |
-//! |---|---|---|---|
-//! | [`deny_filter`] | every sandboxed process, just before exec | EPERM ([`DENY_SYSCALLS`], [`DENY_IOCTLS`]; clone3: ENOSYS) | ALLOW |
-//! | [`notify_filter`] | the sandbox's first process, with a listener | USER_NOTIF ([`NOTIFY_SYSCALLS`], [`NOTIFY_IOCTLS`], with `tty_io` also [`TTY_IO_SYSCALLS`]) | ALLOW |
-//! | [`allow_filter`] | the loader itself once set up | ALLOW ([`LOADER_SYSCALLS`], [`LOADER_IOCTLS`], extras) | EPERM |
+//! | filter | installed on | programs | listed syscalls | everything else |
+//! |---|---|---|---|---|
+//! | [`deny_filter`] | every sandboxed process, just before exec | guard + seccompiler | EPERM ([`DENY_SYSCALLS`], [`DENY_IOCTLS`]); clone3: ENOSYS (guard) | ALLOW |
+//! | [`notify_filter`] | the sandbox's first process, with a listener | ours | USER_NOTIF ([`NOTIFY_SYSCALLS`], [`NOTIFY_IOCTLS`], with `tty_io` also [`TTY_IO_SYSCALLS`]) | ALLOW |
+//! | [`allow_filter`] | the loader itself once set up | guard + seccompiler | ALLOW ([`LOADER_SYSCALLS`], [`LOADER_IOCTLS`], extras); clone3: ENOSYS (guard) | EPERM |
 //!
 //! The rules are tables of data ([`SyscallRule`], [`IoctlRule`]), each row with its
-//! reason; the programs are compiled from them by a small compiler of our own (see
-//! [`Instruction`] and the `bpf` module), which gives per-rule actions, masked and
-//! negated argument tests and the USER_NOTIF action that seccompiler lacks. Every
-//! program first refuses foreign architectures (KILL_PROCESS: e.g. `int 0x80` from an
-//! x86_64 process, which reports AUDIT_ARCH_I386 and different numbers) and, on x86_64,
-//! x32-ABI numbers (bit 0x40000000; ENOSYS, as on a kernel without x32), so no syscall
-//! slips past a rule under another number. Argument tests read the low 32 bits of an
-//! argument: the ioctl request is compared as the kernel uses it (`unsigned int`), so
-//! `TIOCSTI | 1 << 32` is TIOCSTI to the filter as it is to the kernel
-//! (CVE-2019-10063).
+//! reason. A [`Filter`] is one program or a stack of them, installed together.
 //!
-//! [`Filter::action_for`] runs a compiled program on a synthetic syscall, so its
-//! decisions can be checked without installing it.
+//! # Two compilers
+//!
+//! The deny list and the allow-list are compiled by seccompiler: one match action, one
+//! default, argument tests on the low 32 bits (`SeccompCmpArgLen::Dword`). seccompiler
+//! lacks three things, which a small compiler of our own provides (see [`Instruction`]
+//! and the `bpf` module):
+//! - the USER_NOTIF action: the notify filter is entirely ours;
+//! - a second action in one program (clone3's ENOSYS, which makes glibc fall back to
+//!   clone, whose flags a filter can see);
+//! - a test of the x32 bit: seccompiler checks the architecture, but on x86_64 an
+//!   x32-ABI number (`0x40000000 | nr`, reported as AUDIT_ARCH_X86_64) matches none of
+//!   its rules and takes the default — ALLOW in a deny list, a bypass on kernels with
+//!   x32 support.
+//!
+//! So the deny and allow filters are each a stack of two programs, installed in this
+//! order: a guard of ours (foreign architecture: KILL_PROCESS; x32 numbers: ENOSYS;
+//! clone3: ENOSYS; else ALLOW), then seccompiler's program (last, because the
+//! allow-list refuses `seccomp()` itself). The kernel applies the most severe of their
+//! results (below), so the guard's ENOSYS beats the deny list's ALLOW, and the
+//! allow-list also allows clone3 so that the guard's ENOSYS beats its EPERM (x32 numbers
+//! get the allow-list's EPERM: of two ERRNOs the later-installed filter's wins). The
+//! `stack` module refuses a table where a guard row would lose.
+//!
+//! Every program refuses foreign architectures (KILL_PROCESS: e.g. `int 0x80` from an
+//! x86_64 process, which reports AUDIT_ARCH_I386 and different numbers). Argument tests
+//! read the low 32 bits of an argument: the ioctl request is compared as the kernel uses
+//! it (`unsigned int`), so `TIOCSTI | 1 << 32` is TIOCSTI to the filter as it is to the
+//! kernel (CVE-2019-10063).
+//!
+//! [`Filter::action_for`] runs a compiled filter (all its programs, combined as the
+//! kernel combines them) on a synthetic syscall, so its decisions can be checked without
+//! installing it.
 //!
 //! # How they stack
 //!
 //! Filters accumulate: a process keeps every filter installed by itself and its
 //! ancestors, across fork and exec, and none can be removed. For each syscall the kernel
 //! runs all of them and applies the most severe result: KILL_PROCESS, KILL_THREAD,
-//! TRAP, ERRNO, USER_NOTIF, TRACE, LOG, ALLOW. ERRNO beats USER_NOTIF beats ALLOW, so
+//! TRAP, ERRNO, USER_NOTIF, TRACE, LOG, ALLOW; of equally severe results (two ERRNOs
+//! with different errnos), that of the filter installed last. ERRNO beats USER_NOTIF beats ALLOW, so
 //! the deny and notify filters can be installed in either order: a denied syscall is
 //! never notified, and a notified one is never denied unless it is on the deny list
 //! too (the TIOCSTI family: refused outright). A task's filter chain can have only one
@@ -38,7 +60,8 @@
 //! # Installing
 //!
 //! [`install`], [`install_with_listener`] and [`install_with_listener_killable`] act on
-//! the calling thread and are async-signal-safe (bare syscalls, no allocation, no
+//! the calling thread (installing a stack's programs in order, the listener on the last
+//! one; if one fails, those before it stay installed) and are async-signal-safe (bare syscalls, no allocation, no
 //! logging): compile the [`Filter`] before forking, install between fork and exec.
 //! [`install_all_threads`] synchronises every thread of the process (TSYNC), for the
 //! loader's own lock-down.
@@ -85,6 +108,7 @@
 
 mod bpf;
 mod listener;
+mod stack;
 mod tables;
 
 use std::io;
@@ -123,6 +147,27 @@ pub enum SeccompError {
         nr: i64,
         /// Instructions or values.
         len: usize,
+    },
+    /// seccompiler refused the rules or the program.
+    #[error("compiling with seccompiler: {0}")]
+    Compile(#[from] seccompiler::BackendError),
+    /// A rule seccompiler has no way to express (its USER_NOTIF action, a masked not-in
+    /// test).
+    #[error("seccompiler cannot express {what}{}", nr.map(|n| format!(" (syscall {n})")).unwrap_or_default())]
+    Inexpressible {
+        /// Syscall number, if the rule has one.
+        nr: Option<i64>,
+        /// What it cannot express.
+        what: &'static str,
+    },
+    /// A rule compiled into the guard whose action would lose to what seccompiler's
+    /// program, stacked with it, returns for the same syscall (see [`deny_filter`]).
+    #[error("the {action:?} rule for syscall {nr} would be overridden by seccompiler's program")]
+    Overridden {
+        /// Syscall number.
+        nr: i64,
+        /// The rule's action.
+        action: Action,
     },
     /// The program is longer than the kernel accepts.
     #[error("the program has {0} instructions; the kernel accepts at most 4096")]
@@ -214,31 +259,51 @@ fn ensure_filter_permission() -> Result<(), SeccompError> {
     sys::set_no_new_privs().map_err(SeccompError::NoNewPrivs)
 }
 
-fn install_flags(filter: &Filter, flags: libc::c_ulong) -> Result<i64, SeccompError> {
+/// Installs the programs of `filter` in order, the last one with `last_flags` (the
+/// others with `flags`), and returns the last system call's value. A failure leaves the
+/// programs before it installed.
+fn install_flags(
+    filter: &Filter,
+    flags: libc::c_ulong,
+    last_flags: libc::c_ulong,
+) -> Result<i64, SeccompError> {
     ensure_filter_permission()?;
-    sys::set_mode_filter(filter.instructions(), flags).map_err(SeccompError::Install)
+    let mut programs = filter.programs();
+    let Some(last) = programs.next_back() else {
+        return Err(SeccompError::Install(io::Error::from_raw_os_error(
+            libc::EINVAL,
+        )));
+    };
+    for program in programs {
+        match sys::set_mode_filter(program, flags).map_err(SeccompError::Install)? {
+            0 => {}
+            tid => return Ok(tid),
+        }
+    }
+    sys::set_mode_filter(last, last_flags).map_err(SeccompError::Install)
 }
 
-/// Installs `filter` on the calling thread (inherited by its future children and kept
-/// across exec). Async-signal-safe.
+/// Installs `filter` (each of its programs, in order) on the calling thread, inherited
+/// by its future children and kept across exec. Async-signal-safe.
 pub fn install(filter: &Filter) -> Result<(), SeccompError> {
-    install_flags(filter, 0).map(|_| ())
+    install_flags(filter, 0, 0).map(|_| ())
 }
 
 /// Installs `filter` on every thread of the process (SECCOMP_FILTER_FLAG_TSYNC), as the
 /// loader's own lock-down must: a thread left without it would be a way around it.
 pub fn install_all_threads(filter: &Filter) -> Result<(), SeccompError> {
-    match install_flags(filter, libc::SECCOMP_FILTER_FLAG_TSYNC)? {
+    let tsync = libc::SECCOMP_FILTER_FLAG_TSYNC;
+    match install_flags(filter, tsync, tsync)? {
         0 => Ok(()),
         tid => Err(SeccompError::ThreadSync { tid }),
     }
 }
 
-/// Installs `filter` on the calling thread with a new listener
-/// (SECCOMP_FILTER_FLAG_NEW_LISTENER) and returns the listener fd (close-on-exec).
+/// Installs `filter` on the calling thread, its last program with a new listener
+/// (SECCOMP_FILTER_FLAG_NEW_LISTENER), and returns the listener fd (close-on-exec).
 /// Async-signal-safe. Wrap the fd in a [`Listener`] where it is served.
 pub fn install_with_listener(filter: &Filter) -> Result<OwnedFd, SeccompError> {
-    let raw = install_flags(filter, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER)?;
+    let raw = install_flags(filter, 0, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER)?;
     sys::owned_listener(raw).map_err(SeccompError::Install)
 }
 
@@ -251,6 +316,7 @@ pub fn install_with_listener(filter: &Filter) -> Result<OwnedFd, SeccompError> {
 pub fn install_with_listener_killable(filter: &Filter) -> Result<OwnedFd, SeccompError> {
     let raw = install_flags(
         filter,
+        0,
         libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
     )?;
     sys::owned_listener(raw).map_err(SeccompError::Install)

@@ -1,8 +1,10 @@
 //! Classic BPF for seccomp: the instruction type, the rule vocabulary the tables are
-//! written in, a compiler from rules to a program, and an interpreter that evaluates a
-//! compiled program on a synthetic `struct seccomp_data` (for tests and diagnostics).
+//! written in, our compiler from rules to a program (for the notify filter and the
+//! guards that seccompiler cannot express, see the `stack` module), and an interpreter
+//! that evaluates compiled programs on a synthetic `struct seccomp_data` (for tests and
+//! diagnostics).
 //!
-//! Shape of every compiled program:
+//! Shape of every program this compiler builds:
 //!
 //! ```text
 //!   A = arch;  if A != native arch            -> KILL_PROCESS
@@ -114,6 +116,12 @@ impl Action {
         }
     }
 
+    /// Precedence among stacked filters' results: lower is more severe (the kernel
+    /// compares the action bits as a signed number, so KILL_PROCESS is the lowest).
+    pub const fn severity(self) -> i32 {
+        (self.ret() & 0xffff_0000) as i32
+    }
+
     /// Decodes a program's return value; `None` for values no action has.
     pub const fn from_ret(ret: u32) -> Option<Action> {
         let data = (ret & 0xffff) as u16;
@@ -195,32 +203,54 @@ pub struct IoctlRule {
     pub reason: &'static str,
 }
 
-/// A compiled seccomp program, ready to install (see [`install`](super::install)).
-/// Compile it before `fork`: installing allocates nothing.
+/// One or more compiled seccomp programs, installed together in order (see
+/// [`install`](super::install)). Compile it before `fork`: installing allocates
+/// nothing.
+///
+/// A stack of programs decides as the kernel decides for stacked filters: every
+/// program runs and the most severe action wins ([`Action::severity`]); among equally
+/// severe results the program installed last wins (the kernel runs the most recent
+/// filter first and keeps the first result of the highest precedence).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Filter {
-    program: Vec<Instruction>,
+    /// In install order; never empty.
+    programs: Vec<Vec<Instruction>>,
 }
 
 impl Filter {
-    /// Number of instructions.
+    pub(crate) fn single(program: Vec<Instruction>) -> Self {
+        Filter {
+            programs: vec![program],
+        }
+    }
+
+    /// The stack `first`, then `second` (installed in that order).
+    pub(crate) fn stack(first: Filter, second: Filter) -> Self {
+        let mut programs = first.programs;
+        programs.extend(second.programs);
+        Filter { programs }
+    }
+
+    /// Number of instructions, over all programs.
     pub fn len(&self) -> usize {
-        self.program.len()
+        self.programs.iter().map(Vec::len).sum()
     }
 
-    /// Whether the program is empty (never true for a compiled filter).
+    /// Whether there are no instructions at all (never true for a compiled filter).
     pub fn is_empty(&self) -> bool {
-        self.program.is_empty()
+        self.len() == 0
     }
 
-    /// The instructions, as the kernel will receive them.
-    pub fn instructions(&self) -> &[Instruction] {
-        &self.program
+    /// The programs, in install order, each as the kernel will receive it.
+    pub fn programs(
+        &self,
+    ) -> impl DoubleEndedIterator<Item = &[Instruction]> + ExactSizeIterator + '_ {
+        self.programs.iter().map(Vec::as_slice)
     }
 
-    /// Runs the program on a synthetic `struct seccomp_data` (instruction pointer 0)
-    /// and decodes its verdict, as the kernel would for this filter alone. `None` if
-    /// the program uses an instruction this interpreter does not know, reads outside
+    /// Runs the programs on a synthetic `struct seccomp_data` (instruction pointer 0)
+    /// and combines their verdicts as the kernel does (see [`Filter`]). `None` if a
+    /// program uses an instruction this interpreter does not know, reads outside
     /// `seccomp_data`, runs off its end, or returns a value no action has.
     pub fn action_for(&self, arch: u32, nr: i32, args: [u64; 6]) -> Option<Action> {
         let mut data = [0u8; DATA_LEN];
@@ -230,32 +260,63 @@ impl Filter {
             let at = DATA_ARGS as usize + 8 * i;
             data[at..at + 8].copy_from_slice(&arg.to_ne_bytes());
         }
-        let mut acc: u32 = 0;
-        let mut pc = 0usize;
-        loop {
-            let ins = self.program.get(pc)?;
-            pc += 1;
-            let k = ins.k;
-            let taken = |cond: bool| usize::from(if cond { ins.jt } else { ins.jf });
-            match ins.code {
-                LD_W_ABS => {
-                    let at = k as usize;
-                    if !at.is_multiple_of(4) || at + 4 > DATA_LEN {
-                        return None;
-                    }
-                    let mut word = [0u8; 4];
-                    word.copy_from_slice(&data[at..at + 4]);
-                    acc = u32::from_ne_bytes(word);
-                }
-                ALU_AND_K => acc &= k,
-                JMP_JA => pc += k as usize,
-                JMP_JEQ_K => pc += taken(acc == k),
-                JMP_JGT_K => pc += taken(acc > k),
-                JMP_JGE_K => pc += taken(acc >= k),
-                JMP_JSET_K => pc += taken(acc & k != 0),
-                RET_K => return Action::from_ret(k),
-                _ => return None,
+        let mut verdict = Action::Allow;
+        // Most recently installed first; a later result replaces only a more severe one.
+        for program in self.programs.iter().rev() {
+            let action = run(program, &data)?;
+            if action.severity() < verdict.severity() {
+                verdict = action;
             }
+        }
+        Some(verdict)
+    }
+}
+
+/// A program compiled by seccompiler, as one [`Filter`] (to be installed with this
+/// module's install functions, which also offer the listener flags).
+impl From<seccompiler::BpfProgram> for Filter {
+    fn from(program: seccompiler::BpfProgram) -> Self {
+        Filter::single(
+            program
+                .into_iter()
+                .map(|i| Instruction {
+                    code: i.code,
+                    jt: i.jt,
+                    jf: i.jf,
+                    k: i.k,
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Interprets one program on `data`.
+fn run(program: &[Instruction], data: &[u8; DATA_LEN]) -> Option<Action> {
+    let mut acc: u32 = 0;
+    let mut pc = 0usize;
+    loop {
+        let ins = program.get(pc)?;
+        pc += 1;
+        let k = ins.k;
+        let taken = |cond: bool| usize::from(if cond { ins.jt } else { ins.jf });
+        match ins.code {
+            LD_W_ABS => {
+                let at = k as usize;
+                if !at.is_multiple_of(4) || at + 4 > DATA_LEN {
+                    return None;
+                }
+                let mut word = [0u8; 4];
+                word.copy_from_slice(&data[at..at + 4]);
+                acc = u32::from_ne_bytes(word);
+            }
+            ALU_AND_K => acc &= k,
+            JMP_JA => pc = pc.checked_add(k as usize)?,
+            JMP_JEQ_K => pc += taken(acc == k),
+            JMP_JGT_K => pc += taken(acc > k),
+            JMP_JGE_K => pc += taken(acc >= k),
+            JMP_JSET_K => pc += taken(acc & k != 0),
+            RET_K => return Action::from_ret(k),
+            _ => return None,
         }
     }
 }
@@ -285,6 +346,29 @@ const fn arg_low_offset(arg: u8) -> u32 {
     } else {
         base
     }
+}
+
+/// A table's syscall number as the program compares it: `None` for [`ABSENT`]; an error
+/// for a negative or x32 number.
+pub(crate) fn syscall_number(nr: libc::c_long) -> Result<Option<u32>, SeccompError> {
+    if nr == ABSENT {
+        return Ok(None);
+    }
+    match u32::try_from(nr) {
+        Ok(n) if n & X32_SYSCALL_BIT == 0 => Ok(Some(n)),
+        _ => Err(SeccompError::InvalidSyscall(nr)),
+    }
+}
+
+/// Syscalls have arguments 0..=5.
+pub(crate) fn check_argument(nr: u32, arg: u8) -> Result<(), SeccompError> {
+    if arg > 5 {
+        return Err(SeccompError::InvalidArgument {
+            nr: i64::from(nr),
+            arg,
+        });
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug)]
@@ -321,19 +405,10 @@ impl ProgramBuilder {
     }
 
     fn push(&mut self, nr: libc::c_long, check: Check) -> Result<(), SeccompError> {
-        if nr == ABSENT {
+        let Some(nr) = syscall_number(nr)? else {
             return Ok(());
-        }
-        let valid = u32::try_from(nr).ok().filter(|n| n & X32_SYSCALL_BIT == 0);
-        let Some(nr) = valid else {
-            return Err(SeccompError::InvalidSyscall(nr));
         };
-        if check.arg > 5 {
-            return Err(SeccompError::InvalidArgument {
-                nr: i64::from(nr),
-                arg: check.arg,
-            });
-        }
+        check_argument(nr, check.arg)?;
         match self.groups.iter_mut().find(|(n, _)| *n == nr) {
             Some((_, checks)) => checks.push(check),
             None => self.groups.push((nr, vec![check])),
@@ -373,6 +448,7 @@ impl ProgramBuilder {
     }
 
     /// `action` for the syscall whatever its arguments.
+    #[cfg(test)]
     pub(crate) fn always(&mut self, nr: libc::c_long, action: Action) -> Result<(), SeccompError> {
         self.push(
             nr,
@@ -487,7 +563,7 @@ impl ProgramBuilder {
         if program.len() > MAX_INSTRUCTIONS {
             return Err(SeccompError::FilterTooLarge(program.len()));
         }
-        Ok(Filter { program })
+        Ok(Filter::single(program))
     }
 }
 
@@ -612,6 +688,30 @@ mod tests {
                 Some(Action::Errno(libc::ENOSYS as u16))
             );
         }
+    }
+
+    #[test]
+    fn a_stack_decides_like_the_kernel() {
+        let program = |action: Action| {
+            let mut b = ProgramBuilder::new(Action::Allow);
+            b.always(libc::SYS_getpid, action).unwrap();
+            b.compile().unwrap()
+        };
+        let at = |f: &Filter, n: libc::c_long| f.action_for(NATIVE, nr(n), [0; 6]);
+        // Equally severe: the program installed last decides.
+        let f = Filter::stack(program(Action::Errno(1)), program(Action::Errno(2)));
+        assert_eq!(f.programs().len(), 2);
+        assert_eq!(f.len(), 2 * program(Action::Errno(1)).len());
+        assert_eq!(at(&f, libc::SYS_getpid), Some(Action::Errno(2)));
+        // Otherwise the most severe, wherever it is.
+        let f = Filter::stack(program(Action::Errno(1)), program(Action::UserNotif));
+        assert_eq!(at(&f, libc::SYS_getpid), Some(Action::Errno(1)));
+        let f = Filter::stack(program(Action::KillProcess), program(Action::Errno(1)));
+        assert_eq!(at(&f, libc::SYS_getpid), Some(Action::KillProcess));
+        assert_eq!(at(&f, libc::SYS_getppid), Some(Action::Allow));
+        assert!(Action::KillProcess.severity() < Action::KillThread.severity());
+        assert!(Action::Errno(9).severity() < Action::UserNotif.severity());
+        assert!(Action::Log.severity() < Action::Allow.severity());
     }
 
     #[test]

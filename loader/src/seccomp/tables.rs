@@ -1,8 +1,9 @@
-//! The sandbox's seccomp rules, written as data, and the three programs built from them.
+//! The sandbox's seccomp rules, written as data, and the three filters built from them.
 
 #[cfg(test)]
 use super::bpf::ABSENT;
 use super::bpf::{Action, Filter, IoctlRule, ProgramBuilder, SyscallRule, When};
+use super::stack::StackBuilder;
 use super::SeccompError;
 
 /// Terminal and seccomp ioctl request numbers as the kernel compares them (`unsigned
@@ -985,12 +986,14 @@ const LOADER_IOCTL_CMDS: &[u32] = &[
     FIONCLEX,
 ];
 
-/// The deny program: [`DENY_SYSCALLS`] and [`DENY_IOCTLS`] fail (EPERM, clone3
+/// The deny filter: [`DENY_SYSCALLS`] and [`DENY_IOCTLS`] fail (EPERM, clone3
 /// ENOSYS), everything else is allowed; foreign architectures are killed and x32
-/// numbers get ENOSYS.
+/// numbers get ENOSYS. Two programs: a guard (clone3, x32, architecture), then
+/// seccompiler's compilation of the EPERM rows (see the module documentation of
+/// [`seccomp`](super)).
 pub fn deny_filter() -> Result<Filter, SeccompError> {
-    let mut b = ProgramBuilder::new(Action::Allow);
-    b.ioctls(DENY_IOCTLS.iter().map(|r| r.cmd), EPERM)?;
+    let mut b = StackBuilder::new(EPERM, Action::Allow);
+    b.ioctls(DENY_IOCTLS.iter().map(|r| r.cmd))?;
     for rule in DENY_SYSCALLS {
         b.rule(rule)?;
     }
@@ -1026,15 +1029,17 @@ pub fn notify_filter(options: &NotifyOptions) -> Result<Filter, SeccompError> {
 
 /// The loader's own lock-down program: [`LOADER_SYSCALLS`] (as conditioned there) plus
 /// `extra` (allowed whatever their arguments) are allowed, everything else fails with
-/// EPERM, so a missing entry shows up as an error rather than a kill. Install it on
-/// every thread with [`install_all_threads`](super::install_all_threads).
+/// EPERM, so a missing entry shows up as an error rather than a kill (clone3: ENOSYS;
+/// foreign architectures are killed). A guard, then seccompiler's program, as for
+/// [`deny_filter`]. Install it on every thread with
+/// [`install_all_threads`](super::install_all_threads).
 pub fn allow_filter(extra: &[libc::c_long]) -> Result<Filter, SeccompError> {
-    let mut b = ProgramBuilder::new(EPERM);
+    let mut b = StackBuilder::new(Action::Allow, EPERM);
     for rule in LOADER_SYSCALLS {
         b.rule(rule)?;
     }
     for &nr in extra {
-        b.always(nr, Action::Allow)?;
+        b.always(nr)?;
     }
     b.compile()
 }

@@ -157,14 +157,23 @@ fn sandbox_as_a_job_of_the_users_shell() {
     let jobs = s.run("jobs -l").unwrap();
     assert!(jobs.contains("Stopped (tty input)"), "{jobs}");
     let line = s.start("fg").unwrap();
-    s.wait_foreground(&["sh", "-c", "read x; echo got-$x"]).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // The terminal's real foreground is now the sandbox job (the loader's group); its
+    // reader is inside, so wait for the loader to run again.
+    s.wait_until("the sandbox job running", DEFAULT_TIMEOUT, || {
+        s.processes().iter().any(|p| {
+            p.state != 'T' && p.pgrp == p.pid && p.cmdline.first().is_some_and(|a| a == bin)
+        })
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
     s.send("typed\r").unwrap();
     s.wait_prompt_after(line, DEFAULT_TIMEOUT).unwrap();
     assert!(s.screen_text().contains("got-typed"), "{}", s.screen_text());
 
     // Suspend pass-through: vim directly in the sandbox, ^Z.
-    let line = s.start(&format!("{bin} run --tty -- vim -u NONE -i NONE")).unwrap();
+    let line = s
+        .start(&format!("{bin} run --tty -- vim -u NONE -i NONE"))
+        .unwrap();
     s.wait_for(
         sandbox_tests::term::until("vim's empty buffer", |sc| {
             sc.rows().iter().filter(|r| r.starts_with('~')).count() > 3

@@ -387,6 +387,11 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
         leaders: Vec::new(),
         tiocspgrp_seen: false,
         stop_signal_seen: false,
+        loader_pgrp: nix::unistd::getpgrp().as_raw(),
+        wake: nix::sys::eventfd::EventFd::from_flags(
+            nix::sys::eventfd::EfdFlags::EFD_CLOEXEC | nix::sys::eventfd::EfdFlags::EFD_NONBLOCK,
+        )
+        .ok(),
     }));
     let mut lp = Loop {
         sup: sup.clone(),
@@ -524,6 +529,11 @@ impl Loop {
                 fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
                 fds.len() - 1
             });
+            let wake = self.sup.lock().wake.as_ref().map(|w| w.as_fd().as_raw_fd());
+            if let Some(w) = wake {
+                // Owned by the supervisor for the whole run.
+                fds.push(PollFd::new(crate::sys::fd::borrow(w), PollFlags::POLLIN));
+            }
             let leaders_at = fds.len();
             let leaders: Vec<std::os::fd::RawFd> = self
                 .sup
@@ -564,6 +574,9 @@ impl Loop {
             }
             {
                 let mut sup = self.sup.lock();
+                if let Some(w) = &sup.wake {
+                    let _ = w.read();
+                }
                 if std::mem::take(&mut sup.stop_signal_seen) && sup.tty.is_some() {
                     self.watch_stop = Some(Instant::now() + Duration::from_secs(2));
                 }

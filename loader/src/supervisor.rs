@@ -80,6 +80,12 @@ pub(crate) struct Supervisor {
     /// A sandbox process sent a stop signal with kill/tkill/tgkill since the loop last
     /// looked (starts the suspend pass-through watch).
     pub stop_signal_seen: bool,
+    /// The loader's own process group (read before the loader's allow-list forbids
+    /// getpgrp).
+    pub loader_pgrp: i32,
+    /// Wakes the main loop (it polls this eventfd) when a notification needs its
+    /// attention.
+    pub wake: Option<nix::sys::eventfd::EventFd>,
 }
 
 impl Supervisor {
@@ -116,6 +122,10 @@ impl Supervisor {
             libc::SYS_splice => self.io_pair(t, host_tid, n.args[0] as i32, n.args[2] as i32),
             libc::SYS_kill | libc::SYS_tkill | libc::SYS_tgkill => {
                 self.stop_signal_seen = true;
+                if let Some(w) = &self.wake {
+                    // The main loop watches for the job stopping.
+                    let _ = w.write(1);
+                }
                 Response::Continue
             }
             _ => Response::Continue,
@@ -221,9 +231,8 @@ impl Supervisor {
             let Some(tty) = &self.tty else {
                 return;
             };
-            let me = nix::unistd::getpgrp().as_raw();
             match systty::tcgetpgrp(tty.fd.as_fd()) {
-                Ok(fg) if fg != me => {}
+                Ok(fg) if fg != self.loader_pgrp => {}
                 _ => return,
             }
             if self.is_borrowed_tty(host_tid, fd).is_none() {

@@ -255,3 +255,28 @@ fn unprivileged_caller_gets_a_user_namespace() {
         assert!(sid > 2, "{method}: setsid inside works: {out}");
     }
 }
+
+/// Descriptors the caller leaves open (here fd 7, inherited by `sandbox`) do not reach
+/// the sandboxed program: only stdio does.
+#[test]
+fn inherited_descriptors_do_not_reach_the_program() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandbox"));
+    cmd.args(["run", "--", "sh", "-c", "ls /proc/self/fd"])
+        .stdin(Stdio::null());
+    // SAFETY (test): dup2 is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::dup2(2, 7) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = cmd.output().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let fds: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    // 0-2, and the directory ls is reading.
+    assert!(!fds.contains(&"7".to_string()), "{fds:?}");
+    assert!(fds.len() <= 4, "{fds:?}");
+}

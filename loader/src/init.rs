@@ -153,6 +153,11 @@ fn program_main(plan: &InitPlan) -> i32 {
             return fail(format!("installing the seccomp deny filter: {e}"));
         }
     }
+    // Nothing the loader's caller left open reaches the program: every descriptor but
+    // stdio closes at exec (the control socket and the listener already do).
+    if let Err(e) = crate::sys::fd::cloexec_from(3) {
+        return fail(format!("close_range: {e}"));
+    }
     let listener = match seccomp::install_with_listener_killable(&plan.notify) {
         Ok(l) => l,
         Err(e) => return fail(format!("installing the seccomp notify filter: {e}")),

@@ -472,16 +472,25 @@ fn notify_thread(listener: Listener, sup: Arc<Mutex<Supervisor>>, stop: Arc<Atom
             Err(_) => return,
         }
         let rev = fds[0].revents().unwrap_or(PollFlags::empty());
+        let hup = rev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL);
         if !rev.contains(PollFlags::POLLIN) {
-            if rev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) {
+            if hup {
                 // Every filtered process is gone.
                 return;
             }
             continue;
         }
+        // This thread is real-time: it must never spin. Any failure other than a
+        // notification withdrawn by its caller ends it, as does a hang-up.
         match listener.recv() {
             Ok(n) => sup.lock().handle(&listener, &n),
-            Err(e) => tracing::debug!(%e, "notification vanished"),
+            Err(seccomp::SeccompError::NotificationWithdrawn) if !hup => {
+                tracing::debug!("notification withdrawn before it was read")
+            }
+            Err(e) => {
+                tracing::debug!(%e, "notification listener done");
+                return;
+            }
         }
     }
 }

@@ -52,9 +52,9 @@ impl Plan {
         Plan {
             quick: false,
             startup_reps: 21,
-            write_reps: 7,
+            write_reps: 9,
             writes: 100_000,
-            fork_reps: 7,
+            fork_reps: 11,
             forks: 300,
         }
     }
@@ -559,53 +559,61 @@ impl Bench {
             .collect())
     }
 
-    /// One extra `--tty` writer run with the loader's log on: how many notifications
-    /// it answered, and whether the kernel offered synchronous wake-up.
-    fn loader_report(&self) -> Result<()> {
+    /// A `--tty` run of `program` with the loader's log on; returns the log.
+    fn logged_tty_run(&self, program: &[String]) -> Result<String> {
         let log = std::env::temp_dir().join(format!("loader_bench.{}.log", std::process::id()));
         let _ = std::fs::remove_file(&log);
-        let n = self.plan.writes;
         let mut argv = vec![
             self.sandbox.display().to_string(),
             "--log-level".into(),
             "info".into(),
         ];
         argv.extend(self.sandbox_argv(true, &[]).into_iter().skip(1));
-        argv.extend([
+        argv.extend(program.iter().cloned());
+        let r = self.time_env(&argv, Stdio3::Pty, &[("SANDBOX_LOG_FILE", &log)]);
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        r?;
+        Ok(text)
+    }
+
+    /// Extra `--tty` runs with the loader's log on: how many notifications it
+    /// answered, and whether the kernel offered synchronous wake-up.
+    fn loader_report(&self) -> Result<()> {
+        let n = self.plan.writes;
+        let m = self.plan.forks;
+        println!();
+        let writes = self.logged_tty_run(&[
             self.me.display().to_string(),
             "--writer".into(),
             n.to_string(),
-        ]);
-        self.time_env(&argv, Stdio3::Pty, &[("SANDBOX_LOG_FILE", &log)])?;
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let _ = std::fs::remove_file(&log);
-        let field = |key: &str| -> Option<u64> {
-            let line = text.lines().rfind(|l| l.contains("sandbox finished"))?;
-            let at = line.find(&format!("{key}="))? + key.len() + 1;
-            let digits: String = line[at..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            digits.parse().ok()
-        };
-        println!();
-        match (field("notifications"), field("fast_path")) {
-            (Some(total), Some(fast)) => println!(
+        ])?;
+        match stats(&writes) {
+            Some((total, fast)) => println!(
                 "loader: a --tty run of {n} writes: {total} notifications answered, {fast} of \
                  them at once (caller in the foreground)"
             ),
-            _ => println!("loader: no statistics in its log (older sandbox?)"),
+            None => println!("loader: no statistics in its log (older sandbox?)"),
         }
-        let sync = if text.contains("SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP") {
+        let script = format!("i=0; while [ $i -lt {m} ]; do /bin/true; i=$((i+1)); done");
+        let forks = self.logged_tty_run(&["sh".into(), "-c".into(), script])?;
+        if let Some((total, fast)) = stats(&forks) {
+            println!(
+                "loader: a --tty run of the {m} fork+exec loop: {total} notifications \
+                 answered, {fast} of them at once"
+            );
+        }
+        let finished = writes.contains("sandbox finished");
+        let sync = if writes.contains("SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP") {
             "NO (Linux < 6.6: every notification costs a scheduler round trip)"
-        } else if text.contains("sandbox finished") {
+        } else if finished {
             "yes"
         } else {
             "unknown"
         };
-        let rt = if text.contains("not real-time") {
+        let rt = if writes.contains("not real-time") {
             "no (no CAP_SYS_NICE)"
-        } else if text.contains("sandbox finished") {
+        } else if finished {
             "yes (SCHED_FIFO)"
         } else {
             "unknown"
@@ -615,6 +623,20 @@ impl Bench {
         );
         Ok(())
     }
+}
+
+/// `notifications` and `fast_path` from the loader's "sandbox finished" log line.
+fn stats(log: &str) -> Option<(u64, u64)> {
+    let line = log.lines().rfind(|l| l.contains("sandbox finished"))?;
+    let field = |key: &str| -> Option<u64> {
+        let at = line.find(&format!(" {key}="))? + key.len() + 2;
+        let digits: String = line[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    };
+    Some((field("notifications")?, field("fast_path")?))
 }
 
 /// The terminal must have received exactly `count` bytes from the writer.

@@ -1,0 +1,134 @@
+//! The loader benchmark (`cli/examples/loader_bench.rs`) still runs: `--quick` against
+//! this build's `sandbox`, with every table filled and every terminal write notified.
+//!
+//! `cargo test -p sandbox-cli` builds the example before running the tests; with
+//! `--test bench_smoke` alone, build it first (`cargo build -p sandbox-cli --examples`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn example() -> PathBuf {
+    let sandbox = PathBuf::from(env!("CARGO_BIN_EXE_sandbox"));
+    let exe = sandbox
+        .parent()
+        .expect("target directory")
+        .join("examples")
+        .join("loader_bench");
+    assert!(
+        exe.is_file(),
+        "{} missing: run `cargo test -p sandbox-cli` (which builds the examples) or \
+         `cargo build -p sandbox-cli --examples` first",
+        exe.display()
+    );
+    exe
+}
+
+/// Runs the example's quick mode, killing it after `limit`.
+fn run_quick(limit: Duration) -> (bool, String, String) {
+    let out_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench_smoke.out");
+    let err_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench_smoke.err");
+    let mut child = Command::new(example())
+        .args(["--quick", "--sandbox", env!("CARGO_BIN_EXE_sandbox")])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .expect("start loader_bench");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "loader_bench --quick ran for more than {limit:?}; output so far:\n{}",
+                std::fs::read_to_string(&out_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (
+        status.success(),
+        std::fs::read_to_string(&out_path).unwrap(),
+        std::fs::read_to_string(&err_path).unwrap(),
+    )
+}
+
+/// The numbers of the table rows that follow the line starting with `title`.
+fn table(out: &str, title: &str) -> Vec<(String, Vec<f64>)> {
+    let mut lines = out.lines().skip_while(|l| !l.starts_with(title)).skip(2); // title, column headers
+    let mut rows = Vec::new();
+    for l in lines.by_ref() {
+        if !l.starts_with("   ") || l.trim_start().starts_with("=>") {
+            break;
+        }
+        let words: Vec<&str> = l.split_whitespace().collect();
+        let n = words.len();
+        assert!(n >= 4, "short row {l:?}");
+        let nums: Vec<f64> = words[n - 3..]
+            .iter()
+            .map(|w| w.trim_end_matches('x').parse::<f64>())
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("row {l:?}: {e}"));
+        rows.push((words[..n - 3].join(" "), nums));
+    }
+    rows
+}
+
+#[test]
+fn loader_bench_quick_runs_and_reports_every_measurement() {
+    let (ok, out, err) = run_quick(Duration::from_secs(60));
+    assert!(ok, "loader_bench --quick failed:\n{out}\n{err}");
+
+    let startup = table(&out, "1. start-up");
+    let names: Vec<&str> = startup.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "true",
+            "unshare --pid --fork true (baseline)",
+            "sandbox run -- true",
+            "sandbox run --tty -- true (on a pty)"
+        ],
+        "{out}"
+    );
+    for (name, v) in &startup {
+        // Wall times of real processes: positive, and min <= median.
+        assert!(
+            v[0] > 0.0 && v[1] > 0.0 && v[1] <= v[0],
+            "{name}: {v:?}\n{out}"
+        );
+    }
+    // The baseline's ratio to itself.
+    assert_eq!(startup[1].1[2], 1.0, "{out}");
+
+    for (title, rows) in [("2. terminal writes", 3), ("2b.", 2), ("3. fork+exec", 3)] {
+        let t = table(&out, title);
+        assert_eq!(t.len(), rows, "{title}:\n{out}");
+        assert!(
+            t.iter().all(|(_, v)| v.iter().all(|x| x.is_finite())),
+            "{out}"
+        );
+    }
+
+    // Every one of the N writes of the --tty run went through the loader (plus the
+    // few reads of the dynamic loader), and all were answered at once: the writer is
+    // in the foreground.
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("loader: a --tty run of "))
+        .unwrap_or_else(|| panic!("no loader statistics:\n{out}"));
+    let nums: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(nums.len() >= 3, "{line}");
+    let (writes, total, fast) = (nums[0], nums[1], nums[2]);
+    assert!(writes > 0 && total >= writes, "{line}");
+    assert_eq!(total, fast, "{line}");
+    assert!(out.contains("kernel features:"), "{out}");
+}

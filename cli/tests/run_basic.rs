@@ -280,3 +280,31 @@ fn inherited_descriptors_do_not_reach_the_program() {
     assert!(!fds.contains(&"7".to_string()), "{fds:?}");
     assert!(fds.len() <= 4, "{fds:?}");
 }
+
+/// Signals sent to `sandbox` go where `--signal-mode` says: `process` to the program
+/// only, `all` to every sandbox process. (`auto` without a terminal is `process`.)
+#[test]
+fn signal_modes() {
+    let script = "trap 'echo program-got; exit 0' USR1; \
+                  sh -c \"trap 'echo child-got; exit 0' USR1; while :; do sleep 0.02; done\" & \
+                  while :; do sleep 0.02; done";
+    for (mode, want_child) in [("process", false), ("all", true), ("auto", false)] {
+        let child = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+            .args(["run", "--signal-mode", mode, "--", "sh", "-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGUSR1,
+        )
+        .unwrap();
+        let o = child.wait_with_output().unwrap();
+        let out = stdout(&o);
+        assert!(out.contains("program-got"), "{mode}: {out}");
+        assert_eq!(out.contains("child-got"), want_child, "{mode}: {out}");
+        assert_eq!(code(&o), 0, "{mode}");
+    }
+}

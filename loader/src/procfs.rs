@@ -139,15 +139,13 @@ pub fn threads(host_pid: i32) -> io::Result<Vec<i32>> {
     Ok(out)
 }
 
-/// `st_rdev` of what a process's descriptor refers to (0 when it is not a device).
-pub fn fd_rdev(host_pid: i32, fd: i32) -> io::Result<u64> {
+/// What a process's descriptor refers to, as (`st_dev`, `st_ino`): a file's identity.
+/// (Not `st_rdev`: every devpts instance numbers its ptys the same way, so the sandbox's
+/// own /dev/pts/3 has the same device number as the host's /dev/pts/3.)
+pub fn fd_identity(host_pid: i32, fd: i32) -> io::Result<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let m = fs::metadata(format!("/proc/{host_pid}/fd/{fd}"))?;
-    Ok(if m.file_type_is_char_device() {
-        m.rdev()
-    } else {
-        0
-    })
+    Ok((m.dev(), m.ino()))
 }
 
 /// Whether a process's descriptor is open for reading (`flags` of /proc/PID/fdinfo).
@@ -159,17 +157,6 @@ pub fn fd_readable(host_pid: i32, fd: i32) -> bool {
         .find_map(|l| l.strip_prefix("flags:"))
         .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
         .is_some_and(|f| f & libc::O_ACCMODE as u32 != libc::O_WRONLY as u32)
-}
-
-trait CharDevice {
-    fn file_type_is_char_device(&self) -> bool;
-}
-
-impl CharDevice for fs::Metadata {
-    fn file_type_is_char_device(&self) -> bool {
-        use std::os::unix::fs::FileTypeExt;
-        self.file_type().is_char_device()
-    }
 }
 
 #[cfg(test)]

@@ -254,7 +254,7 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
             let st = nix::sys::stat::fstat(fd.as_fd()).map_err(LoaderError::Terminal)?;
             let path = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
                 .map_err(|_| LoaderError::Terminal(nix::Error::ENOTTY))?;
-            Some((termios, ws, st.st_rdev, path))
+            Some((termios, ws, st, path))
         }
         None => None,
     };
@@ -352,14 +352,14 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
         ..KernelConfig::default()
     });
     let tty = match (&terminal, &tty_info) {
-        (Some(fd), Some((t, ws, rdev, path))) => {
+        (Some(fd), Some((t, ws, st, path))) => {
             let name = path
                 .to_string_lossy()
                 .trim_start_matches("/dev/")
                 .to_string();
             let id = k.create_host_tty(
                 &name,
-                systty::is_pty_slave(*rdev),
+                systty::is_pty_slave(st.st_rdev),
                 termios_from_host(t),
                 Winsize {
                     rows: ws.ws_row,
@@ -374,7 +374,7 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
             Some(BorrowedTty {
                 id,
                 fd,
-                rdev: *rdev,
+                identity: (st.st_dev, st.st_ino),
             })
         }
         _ => None,

@@ -33,8 +33,9 @@ pub(crate) struct BorrowedTty {
     pub id: TtyId,
     /// The loader's descriptor of it.
     pub fd: OwnedFd,
-    /// `st_rdev` of the device: how a sandbox descriptor is recognised as this terminal.
-    pub rdev: u64,
+    /// (`st_dev`, `st_ino`) of the device node: how a sandbox descriptor is recognised
+    /// as this terminal.
+    pub identity: (u64, u64),
 }
 
 // Terminal ioctls the notify filter sends us (low 32 bits of the command).
@@ -165,8 +166,8 @@ impl Supervisor {
     /// Whether the caller's descriptor is the borrowed terminal.
     fn is_borrowed_tty(&self, host_tid: i32, fd: i32) -> Option<TtyId> {
         let tty = self.tty.as_ref()?;
-        match procfs::fd_rdev(host_tid, fd) {
-            Ok(rdev) if rdev == tty.rdev => Some(tty.id),
+        match procfs::fd_identity(host_tid, fd) {
+            Ok(id) if id == tty.identity => Some(tty.id),
             _ => None,
         }
     }

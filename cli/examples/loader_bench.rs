@@ -347,6 +347,12 @@ impl Bench {
         if tty {
             v.push("--tty".into());
         }
+        // The sandbox has a private /tmp: when this program lives there (a checkout
+        // under /tmp), bind its directory in so that the sandbox can run it.
+        if let Some(dir) = self.me.parent() {
+            v.push("--ro-bind".into());
+            v.push(dir.display().to_string());
+        }
         v.push("--".into());
         v.extend(program.iter().map(|s| s.to_string()));
         v

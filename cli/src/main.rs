@@ -46,11 +46,19 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Borrow the invoking terminal (stdin must be one): the sandbox's session gets it
-    /// as controlling terminal, with job control decided by the sentry. Without
-    /// --tty, stdio is passed through untouched.
-    #[arg(long)]
-    tty: bool,
+    /// Give the sandbox a terminal. `--tty` (or `--tty=borrow`) borrows the invoking
+    /// terminal (stdin must be one): the sandbox's session gets it as controlling
+    /// terminal, with job control decided and enforced by the sentry. `--tty=pty`
+    /// gives the sandbox a pty of its own as real controlling terminal (the sentry
+    /// approves every job-control change, the host enforces) and proxies it to the
+    /// invoking terminal, put in raw mode meanwhile. Without --tty, stdio is passed
+    /// through untouched.
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "borrow")]
+    tty: Option<TtyArg>,
+    /// Give the sandbox a pty of its own and send its master to the unix socket PATH
+    /// (SCM_RIGHTS), as OCI runtimes do; nothing is proxied.
+    #[arg(long, value_name = "PATH", conflicts_with = "tty")]
+    console_socket: Option<std::path::PathBuf>,
     /// Where signals sent to `sandbox` go: auto (the terminal's foreground process
     /// group with --tty, else the program), process (the program), foreground, all
     /// (every sandbox process).
@@ -91,6 +99,12 @@ struct RunArgs {
     /// The program and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM")]
     command: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TtyArg {
+    Borrow,
+    Pty,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -159,12 +173,27 @@ fn run(args: RunArgs) -> Result<i32> {
         SpawnArg::Clone => SpawnMethod::Clone,
         SpawnArg::Fork => SpawnMethod::Fork,
     };
-    if args.tty {
+    if let Some(mode) = args.tty {
         let stdin = std::io::stdin();
         if !nix::unistd::isatty(stdin.as_fd()).unwrap_or(false) {
             return Err(anyhow!("--tty needs a terminal on standard input"));
         }
-        spec.terminal = Some(stdin.as_fd().try_clone_to_owned()?);
+        let fd = stdin.as_fd().try_clone_to_owned()?;
+        match mode {
+            TtyArg::Borrow => spec.terminal = Some(fd),
+            TtyArg::Pty => {
+                spec.owned_pty = Some(sandbox_loader::OwnedPty {
+                    proxy: Some(fd),
+                    console_socket: None,
+                })
+            }
+        }
+    }
+    if let Some(path) = args.console_socket {
+        spec.owned_pty = Some(sandbox_loader::OwnedPty {
+            proxy: None,
+            console_socket: Some(path),
+        });
     }
     match sandbox_loader::run(spec) {
         Ok(out) => {

@@ -92,7 +92,8 @@ fn sandbox_exit_statuses() {
     let file = dir.join("not-executable");
     std::fs::write(&file, "#!/bin/sh\necho should not run\n").unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = run_sandbox(&["run", "--", file.to_str().unwrap()]);
+    let bind = dir.to_str().unwrap();
+    let out = run_sandbox(&["run", "--ro-bind", bind, "--", file.to_str().unwrap()]);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(out.status.code(), Some(126), "{out:?}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("should not run"));

@@ -52,7 +52,9 @@ fn missing_program_is_127_with_one_line() {
 fn non_executable_is_126() {
     let f = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("not-executable");
     std::fs::write(&f, "echo should not run\n").unwrap();
-    let o = sandbox(&["--", f.to_str().unwrap()]);
+    // The checkout may live under /tmp, which the sandbox replaces: bind the file in.
+    let dir = f.parent().unwrap().to_str().unwrap();
+    let o = sandbox(&["--ro-bind", dir, "--", f.to_str().unwrap()]);
     assert_eq!(code(&o), 126, "{}", stderr(&o));
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
 }

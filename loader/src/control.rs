@@ -3,7 +3,8 @@
 //! records, one per packet; the program's seccomp listener travels as SCM_RIGHTS.
 //!
 //! From init: `P <pid>` (the program was forked, its PID in the sandbox),
-//! `E <wait status>` (the program ended; init exits next), `F <text>` (setup failed).
+//! `E <wait status>` (the program ended; init exits next), `F <text>` (setup failed),
+//! `M` with the owned pty's master.
 //! From the program, before exec: `L` with the listener descriptor, or
 //! `X <errno>` when exec failed. From the loader: `G` once it has written the uid/gid
 //! maps of a new user namespace.
@@ -25,6 +26,8 @@ pub(crate) enum Message {
     ExecFailed(i32),
     /// From the loader: the user namespace's maps are written.
     Go,
+    /// From init: the owned pty's master.
+    PtyMaster(OwnedFd),
 }
 
 /// Creates the pair (both ends close-on-exec).
@@ -79,10 +82,16 @@ pub(crate) fn recv(fd: RawFd) -> nix::Result<Option<Message>> {
     let num = || rest.trim().parse::<i32>().unwrap_or(0);
     Ok(Some(match (tag, passed) {
         ("L", Some(fd)) => Message::Listener(fd),
+        ("M", Some(fd)) => Message::PtyMaster(fd),
         ("P", _) => Message::ProgramPid(num()),
         ("E", _) => Message::ProgramEnded(num()),
         ("X", _) => Message::ExecFailed(num()),
         ("G", _) => Message::Go,
         _ => Message::SetupFailed(rest.to_string()),
     }))
+}
+
+/// Sends `text` with one descriptor over a stream socket (a console socket).
+pub(crate) fn send_stream(fd: RawFd, text: &str, pass: RawFd) -> nix::Result<()> {
+    send(fd, text, Some(pass))
 }

@@ -46,6 +46,16 @@ pub(crate) struct InitPlan {
     /// init is in a new user namespace: wait for the loader to write its uid/gid maps
     /// (the loader sends `G`) before doing anything that needs its capabilities.
     pub wait_for_maps: bool,
+    /// Owned-pty mode: init creates a pty in the sandbox's own devpts, makes it the
+    /// session's controlling terminal, sends the master to the loader (`M`) and gives
+    /// the slave to the program as stdio, with the program's group in the foreground.
+    pub owned_pty: Option<PtyInit>,
+}
+
+/// The owned pty's initial settings (the user's terminal's, when proxying).
+pub(crate) struct PtyInit {
+    pub termios: Option<libc::termios>,
+    pub winsize: Option<libc::winsize>,
 }
 
 /// Exit code of init when setup fails (the loader reports the message it sent).
@@ -69,6 +79,20 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
     if let Err(e) = mounts::setup_filesystem(&plan.fs) {
         return fail(e.to_string());
     }
+    let slave = match &plan.owned_pty {
+        Some(p) => match crate::sys::tty::open_owned_pty(p.termios.as_ref(), p.winsize.as_ref()) {
+            Ok((master, slave)) => {
+                if let Err(e) = control::send(plan.control, "M", Some(master.as_raw_fd())) {
+                    return fail(format!("passing the pty master: {e}"));
+                }
+                drop(master);
+                Some(slave)
+            }
+            Err(e) => return fail(format!("creating the sandbox's pty: {e}")),
+        },
+        None => None,
+    };
+    let slave_fd = slave.as_ref().map(|s| s.as_raw_fd());
     let mut chld = SigSet::empty();
     chld.add(Signal::SIGCHLD);
     if let Err(e) = chld.thread_block() {
@@ -79,7 +103,7 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
         Err(e) => return fail(format!("signalfd: {e}")),
     };
     let program = match clone::fork() {
-        Ok(Forked::Child) => clone::exit_now(program_main(plan)),
+        Ok(Forked::Child) => clone::exit_now(program_main(plan, slave_fd)),
         Ok(Forked::Parent { pid, .. }) => pid,
         Err(e) => return fail(format!("fork: {e}")),
     };
@@ -136,7 +160,7 @@ pub(crate) fn shell_code(raw: i32) -> i32 {
     }
 }
 
-fn program_main(plan: &InitPlan) -> i32 {
+fn program_main(plan: &InitPlan, pty_slave: Option<RawFd>) -> i32 {
     let fail = |what: String| {
         let _ = control::send(plan.control, &format!("F {what}"), None);
         SETUP_FAILED
@@ -145,6 +169,14 @@ fn program_main(plan: &InitPlan) -> i32 {
         nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))
     {
         return fail(format!("setpgid: {e}"));
+    }
+    if let Some(slave) = pty_slave {
+        // The owned pty is the session's real controlling terminal: stdio, and this
+        // group in the foreground (from the background, so with SIGTTOU blocked: the
+        // mask is emptied below).
+        if let Err(e) = crate::sys::tty::take_foreground(slave) {
+            return fail(format!("the pty's foreground group: {e}"));
+        }
     }
     signal::reset_all_to_default();
     let _ = signal::set_mask(&SigSet::empty());

@@ -30,6 +30,9 @@ pub struct ProcInfo {
     pub did_exec: bool,
     /// For a zombie: the wait status (stat field 52).
     pub exit_code: i32,
+    /// The foreground group of its controlling terminal, host numbers (stat field 8;
+    /// -1 without one).
+    pub host_tpgid: i32,
 }
 
 impl ProcInfo {
@@ -72,6 +75,7 @@ pub fn read(host_pid: i32) -> io::Result<ProcInfo> {
         sig_ignored: 0,
         did_exec: true,
         exit_code: 0,
+        host_tpgid: -1,
     };
     for line in status.lines() {
         let Some((k, v)) = line.split_once(':') else {
@@ -109,6 +113,7 @@ pub fn read(host_pid: i32) -> io::Result<ProcInfo> {
         .and_then(|f| f.parse().ok())
         .ok_or_else(|| bad("stat", host_pid))?;
     info.did_exec = flags & PF_FORKNOEXEC == 0;
+    info.host_tpgid = fields.get(5).and_then(|f| f.parse().ok()).unwrap_or(-1);
     info.exit_code = fields.get(49).and_then(|f| f.parse().ok()).unwrap_or(0);
     if info.ns_pid == 0 {
         return Err(bad("status", host_pid));

@@ -70,6 +70,9 @@ pub struct SandboxSpec {
     pub share_net: bool,
     /// A terminal to borrow (the program's stdio should refer to it as well).
     pub terminal: Option<OwnedFd>,
+    /// Give the sandbox a pty of its own instead (`--tty=pty`, console sockets); not
+    /// together with `terminal`.
+    pub owned_pty: Option<OwnedPty>,
     pub signal_mode: SignalMode,
     /// Install the sandbox's seccomp deny list (the notify filter is always installed).
     pub seccomp: bool,
@@ -97,6 +100,7 @@ impl SandboxSpec {
             binds: Vec::new(),
             share_net: false,
             terminal: None,
+            owned_pty: None,
             signal_mode: SignalMode::Auto,
             seccomp: true,
             spawn_method: SpawnMethod::Clone3,
@@ -106,6 +110,16 @@ impl SandboxSpec {
     }
 }
 
+/// An owned pty: created in the sandbox's own devpts, the sandbox session's real
+/// controlling terminal. Its master goes to `console_socket` (as OCI runtimes hand a
+/// console to their caller) or is proxied to `proxy` (the user's terminal, in raw mode
+/// meanwhile), or both are absent and the pty is only the sandbox's.
+#[derive(Debug, Default)]
+pub struct OwnedPty {
+    pub proxy: Option<OwnedFd>,
+    pub console_socket: Option<PathBuf>,
+}
+
 /// Why the sandbox could not run the program.
 #[derive(Debug, thiserror::Error)]
 pub enum LoaderError {
@@ -113,6 +127,10 @@ pub enum LoaderError {
     NoProgram,
     #[error("invalid argument or environment string (contains NUL): {0:?}")]
     Nul(String),
+    #[error("a borrowed terminal and an owned pty cannot be used together")]
+    TwoTerminals,
+    #[error("console socket {path}: {err}")]
+    ConsoleSocket { path: PathBuf, err: String },
     #[error("the terminal is not usable: {0}")]
     Terminal(nix::Error),
     #[error(transparent)]
@@ -230,6 +248,19 @@ impl Drop for Restore {
     }
 }
 
+fn dup(fd: &OwnedFd) -> Result<OwnedFd, LoaderError> {
+    fd.try_clone()
+        .map_err(|e| LoaderError::Sys("dup", nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))
+}
+
+/// Copies bytes between the user's terminal and an owned pty's master.
+struct Proxy {
+    user: OwnedFd,
+    master: Option<OwnedFd>,
+    raw: libc::termios,
+    cooked: libc::termios,
+}
+
 fn cstrings(v: &[String]) -> Result<Vec<CString>, LoaderError> {
     v.iter()
         .map(|s| CString::new(s.as_bytes()).map_err(|_| LoaderError::Nul(s.clone())))
@@ -246,6 +277,18 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
     let argv = cstrings(&spec.argv)?;
     let env = cstrings(&spec.env)?;
     let terminal = spec.terminal.take();
+    let owned = spec.owned_pty.take();
+    if terminal.is_some() && owned.is_some() {
+        return Err(LoaderError::TwoTerminals);
+    }
+    let proxy = owned.as_ref().and_then(|o| o.proxy.as_ref());
+    let proxy_state = match proxy {
+        Some(fd) => Some((
+            systty::tcgets(fd.as_fd()).map_err(LoaderError::Terminal)?,
+            systty::get_winsize(fd.as_fd()).map_err(LoaderError::Terminal)?,
+        )),
+        None => None,
+    };
     // The borrowed terminal: its device, path, termios and size.
     let tty_info = match &terminal {
         Some(fd) => {
@@ -263,10 +306,10 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
         mask: None,
     };
     if let (Some(fd), Some((t, ..))) = (&terminal, &tty_info) {
-        let dup = fd.try_clone().map_err(|e| {
-            LoaderError::Sys("dup", nix::Error::from_raw(e.raw_os_error().unwrap_or(0)))
-        })?;
-        restore.tty = Some((dup, *t));
+        restore.tty = Some((dup(fd)?, *t));
+    }
+    if let (Some(fd), Some((t, _))) = (proxy, &proxy_state) {
+        restore.tty = Some((dup(fd)?, *t));
     }
 
     let deny = if spec.seccomp {
@@ -294,6 +337,10 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
         control: theirs.as_raw_fd(),
         loader_end: ours.as_raw_fd(),
         wait_for_maps: !nix::unistd::geteuid().is_root(),
+        owned_pty: owned.as_ref().map(|_| crate::init::PtyInit {
+            termios: proxy_state.map(|(t, _)| t),
+            winsize: proxy_state.map(|(_, w)| w),
+        }),
     };
 
     // Take over the forwarded signals before the sandbox exists.
@@ -368,12 +415,9 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
                     ypixel: ws.ws_ypixel,
                 },
             );
-            let fd = fd.try_clone().map_err(|e| {
-                LoaderError::Sys("dup", nix::Error::from_raw(e.raw_os_error().unwrap_or(0)))
-            })?;
             Some(BorrowedTty {
                 id,
-                fd,
+                fd: Some(dup(fd)?),
                 identity: (st.st_dev, st.st_ino),
             })
         }
@@ -392,6 +436,11 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
             nix::sys::eventfd::EfdFlags::EFD_CLOEXEC | nix::sys::eventfd::EfdFlags::EFD_NONBLOCK,
         )
         .ok(),
+        owned: owned.is_some(),
+        winsize_source: match proxy {
+            Some(fd) => Some(dup(fd)?),
+            None => None,
+        },
     }));
     let mut lp = Loop {
         sup: sup.clone(),
@@ -406,7 +455,21 @@ pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
         watch_stop: None,
         stopped_self: false,
         sync_wakeup: false,
+        console_socket: owned.as_ref().and_then(|o| o.console_socket.clone()),
+        proxy: match (proxy, &proxy_state) {
+            (Some(fd), Some((t, _))) => Some(Proxy {
+                user: dup(fd)?,
+                master: None,
+                raw: systty::raw(t),
+                cooked: *t,
+            }),
+            _ => None,
+        },
     };
+    if let Some(p) = &lp.proxy {
+        // The user's keys go to the pty as they are: its line discipline does the rest.
+        let _ = systty::tcsets(p.user.as_fd(), &p.raw);
+    }
     let served = lp.serve(&sigfd, &spawned.pidfd);
     lp.stop_notifier();
     let init_status = served?;
@@ -511,6 +574,10 @@ struct Loop {
     watch_stop: Option<Instant>,
     stopped_self: bool,
     sync_wakeup: bool,
+    /// Owned pty: hand the master to this socket.
+    console_socket: Option<PathBuf>,
+    /// Owned pty: proxy it to the user's terminal.
+    proxy: Option<Proxy>,
 }
 
 impl Loop {
@@ -543,6 +610,14 @@ impl Loop {
                 // Owned by the supervisor for the whole run.
                 fds.push(PollFd::new(crate::sys::fd::borrow(w), PollFlags::POLLIN));
             }
+            let proxy_at = fds.len();
+            let proxying = self.proxy.as_ref().is_some_and(|p| p.master.is_some());
+            if let Some(p) = self.proxy.as_ref().filter(|_| proxying) {
+                fds.push(PollFd::new(p.user.as_fd(), PollFlags::POLLIN));
+                if let Some(m) = &p.master {
+                    fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
+                }
+            }
             let leaders_at = fds.len();
             let leaders: Vec<std::os::fd::RawFd> = self
                 .sup
@@ -564,6 +639,8 @@ impl Loop {
             let init_done = ready(0);
             let sig_ready = ready(1);
             let ctl_ready = ctl_idx.is_some_and(ready);
+            let user_ready = proxying && ready(proxy_at);
+            let master_ready = proxying && ready(proxy_at + 1);
             let dead_leaders: Vec<usize> = (leaders_at..fds.len())
                 .filter(|&i| ready(i))
                 .map(|i| i - leaders_at)
@@ -572,6 +649,12 @@ impl Loop {
 
             if ctl_ready {
                 self.control_message();
+            }
+            if master_ready {
+                self.pty_output();
+            }
+            if user_ready {
+                self.user_input();
             }
             if sig_ready {
                 while let Ok(Some(si)) = sigfd.read_signal() {
@@ -598,6 +681,7 @@ impl Loop {
                 while self.control.is_some() {
                     self.control_message();
                 }
+                self.drain_pty();
                 return wait_pidfd(init_pidfd);
             }
         }
@@ -614,7 +698,129 @@ impl Loop {
             Ok(Some(Message::SetupFailed(e))) => self.setup_error = Some(e),
             Ok(Some(Message::ExecFailed(e))) => self.exec_error = Some(e),
             Ok(Some(Message::Go)) => {}
+            Ok(Some(Message::PtyMaster(fd))) => self.owned_pty(fd),
             Ok(None) | Err(_) => self.control = None,
+        }
+    }
+
+    /// Shows what the sandbox wrote last, before the loader ends.
+    fn drain_pty(&mut self) {
+        for _ in 0..1024 {
+            let Some(m) = self.proxy.as_ref().and_then(|p| p.master.as_ref()) else {
+                return;
+            };
+            let mut fds = [PollFd::new(m.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::ZERO) {
+                Ok(n) if n > 0 => self.pty_output(),
+                _ => return,
+            }
+        }
+    }
+
+    /// The sandbox wrote to its pty: show it on the user's terminal. EIO once every
+    /// slave descriptor is closed: the proxy is done.
+    fn pty_output(&mut self) {
+        let Some(p) = &mut self.proxy else {
+            return;
+        };
+        let Some(m) = &p.master else {
+            return;
+        };
+        let mut buf = [0u8; 8192];
+        match nix::unistd::read(m, &mut buf) {
+            Ok(0) | Err(nix::Error::EIO) => p.master = None,
+            Ok(n) => {
+                if write_all(p.user.as_fd(), &buf[..n]).is_err() {
+                    p.master = None;
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// The user typed: pass it to the pty, whose line discipline makes ^C, ^Z and ^\
+    /// signals for the sandbox natively. A suspend character starts the watch for the
+    /// suspend pass-through. End of file on the user's terminal (it hung up) closes the
+    /// master, which hangs the pty up.
+    fn user_input(&mut self) {
+        let Some(p) = &mut self.proxy else {
+            return;
+        };
+        let Some(m) = &p.master else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(&p.user, &mut buf) {
+            Ok(0) | Err(nix::Error::EIO) => p.master = None,
+            Ok(n) => {
+                let t = systty::tcgets(m.as_fd()).ok();
+                let suspend = t.is_some_and(|t| {
+                    t.c_lflag & libc::ISIG != 0 && buf[..n].contains(&t.c_cc[libc::VSUSP])
+                });
+                let _ = write_all(m.as_fd(), &buf[..n]);
+                if suspend {
+                    self.watch_stop = Some(Instant::now() + Duration::from_secs(2));
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// init created the owned pty: register it in the sentry, then hand the master out
+    /// or proxy it.
+    fn owned_pty(&mut self, master: OwnedFd) {
+        let n = match systty::pty_number(master.as_fd()) {
+            Ok(n) => n,
+            Err(e) => {
+                self.setup_error = Some(format!("the sandbox's pty: {e}"));
+                return;
+            }
+        };
+        let path = format!("/proc/{}/root/dev/pts/{n}", self.sup.lock().procs.init_host);
+        let identity = match std::fs::metadata(&path) {
+            Ok(m) => {
+                use std::os::unix::fs::MetadataExt;
+                (m.dev(), m.ino())
+            }
+            Err(e) => {
+                self.setup_error = Some(format!("the sandbox's pty {path}: {e}"));
+                return;
+            }
+        };
+        let termios = systty::tcgets(master.as_fd()).ok();
+        let ws = systty::get_winsize(master.as_fd()).ok();
+        let keep = if let Some(path) = &self.console_socket {
+            if let Err(e) = send_console(path, &master) {
+                self.setup_error = Some(format!("console socket {}: {e}", path.display()));
+            }
+            None
+        } else {
+            master.try_clone().ok()
+        };
+        let mut sup = self.sup.lock();
+        let id = sup.k.create_host_tty(
+            &format!("pts/{n}"),
+            true,
+            termios
+                .as_ref()
+                .map(termios_from_host)
+                .unwrap_or_else(sandbox_sentry::Termios::linux_default),
+            ws.map(|w| Winsize {
+                rows: w.ws_row,
+                cols: w.ws_col,
+                xpixel: w.ws_xpixel,
+                ypixel: w.ws_ypixel,
+            })
+            .unwrap_or_default(),
+        );
+        sup.tty = Some(BorrowedTty {
+            id,
+            fd: keep,
+            identity,
+        });
+        drop(sup);
+        if let Some(p) = &mut self.proxy {
+            p.master = Some(master);
         }
     }
 
@@ -791,8 +997,34 @@ impl Loop {
         self.watch_stop = None;
         tracing::info!("foreground job stopped without a job-control shell: suspending");
         self.stopped_self = true;
+        if let Some(p) = &self.proxy {
+            let _ = systty::tcsets(p.user.as_fd(), &p.cooked);
+        }
         crate::sys::signal::stop_self(libc::SIGTSTP);
+        // Continued (the user's `fg`): raw again; the SIGCONT itself is forwarded by the
+        // loop.
+        if let Some(p) = &self.proxy {
+            let _ = systty::tcsets(p.user.as_fd(), &p.raw);
+        }
     }
+}
+
+/// Connects to an OCI-style console socket and sends it the pty master (SCM_RIGHTS).
+fn send_console(path: &std::path::Path, master: &OwnedFd) -> std::io::Result<()> {
+    let sock = std::os::unix::net::UnixStream::connect(path)?;
+    control::send_stream(sock.as_raw_fd(), "console", master.as_raw_fd())
+        .map_err(std::io::Error::from)
+}
+
+fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn wait_pidfd(pidfd: &OwnedFd) -> Result<i32, LoaderError> {

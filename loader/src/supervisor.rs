@@ -26,13 +26,14 @@ use crate::seccomp::{Listener, Notification, Response};
 use crate::sys::tty as systty;
 use crate::tracker::{NsThread, Tracker};
 use sandbox_sentry::{Errno, HostTarget, Kernel, Pid, Termios, TtyId, Winsize};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// The borrowed terminal as the supervisor holds it.
 pub(crate) struct BorrowedTty {
     pub id: TtyId,
-    /// The loader's descriptor of it.
-    pub fd: OwnedFd,
+    /// The loader's descriptor of it (none for an owned pty whose master was handed
+    /// out: holding it would keep the pty from hanging up).
+    pub fd: Option<OwnedFd>,
     /// (`st_dev`, `st_ino`) of the device node: how a sandbox descriptor is recognised
     /// as this terminal.
     pub identity: (u64, u64),
@@ -87,6 +88,12 @@ pub(crate) struct Supervisor {
     /// Wakes the main loop (it polls this eventfd) when a notification needs its
     /// attention.
     pub wake: Option<nix::sys::eventfd::EventFd>,
+    /// Owned-pty mode: the terminal is the sandbox session's real controlling terminal,
+    /// so the host enforces the background rules and sends the terminal's own signals;
+    /// the sentry approves each job-control change first and the host then runs it.
+    pub owned: bool,
+    /// Owned-pty mode with a proxied user terminal: where window sizes come from.
+    pub winsize_source: Option<OwnedFd>,
 }
 
 impl Supervisor {
@@ -138,7 +145,7 @@ impl Supervisor {
     }
 
     fn setsid(&mut self, t: NsThread) -> Response {
-        self.procs.reconcile(&mut self.k);
+        self.reconcile();
         match self.k.setsid(t.tid) {
             Ok(_) => {
                 self.procs.approved(t.tid, t.tgid);
@@ -149,7 +156,7 @@ impl Supervisor {
     }
 
     fn setpgid(&mut self, t: NsThread, pid: i32, pgid: i32) -> Response {
-        self.procs.reconcile(&mut self.k);
+        self.reconcile();
         if pid > 0 {
             self.procs.ensure_process(&mut self.k, pid);
         }
@@ -200,7 +207,7 @@ impl Supervisor {
             self.stats.fast_path += 1;
             return Response::Continue;
         };
-        self.procs.reconcile(&mut self.k);
+        self.reconcile();
         self.refresh_signal_state(t, host_tid);
         let r = if write {
             self.refresh_termios();
@@ -232,15 +239,19 @@ impl Supervisor {
             let Some(tty) = &self.tty else {
                 return;
             };
-            match systty::tcgetpgrp(tty.fd.as_fd()) {
+            let Some(tfd) = &tty.fd else {
+                return;
+            };
+            match systty::tcgetpgrp(tfd.as_fd()) {
                 Ok(fg) if fg != self.loader_pgrp => {}
                 _ => return,
             }
+            let tfd = tfd.as_raw_fd();
             if self.is_borrowed_tty(host_tid, fd).is_none() {
                 return;
             }
             let sig = if write {
-                match systty::tcgets(tty.fd.as_fd()) {
+                match systty::tcgets(crate::sys::fd::borrow(tfd)) {
                     Ok(t) if t.c_lflag & libc::TOSTOP != 0 => libc::SIGTTOU,
                     _ => return,
                 }
@@ -270,11 +281,13 @@ impl Supervisor {
                 if !self.in_background_of(t, tty) {
                     return Response::Continue;
                 }
-                self.procs.reconcile(&mut self.k);
+                self.reconcile();
                 self.refresh_signal_state(t, host_tid);
                 let r = self.k.tty_check_change(t.tid, tty);
                 self.answer(r.map(|()| Response::Continue))
             }
+            // Owned pty: the host answers queries (its values are the sentry's).
+            TIOCGPGRP | TIOCGSID if self.owned => Response::Continue,
             TIOCGPGRP => {
                 let r = self.k.tiocgpgrp(t.tid, tty);
                 self.answer_int(host_tid, arg, r)
@@ -288,29 +301,49 @@ impl Supervisor {
                     Ok(v) => v,
                     Err(_) => return Self::errno(Errno::EFAULT),
                 };
-                self.procs.reconcile(&mut self.k);
+                self.reconcile();
                 self.refresh_signal_state(t, host_tid);
                 let r = self.k.tiocspgrp(t.tid, tty, pgrp);
                 if r.is_ok() {
                     self.tiocspgrp_seen = true;
+                    if self.owned {
+                        self.procs.approved(t.tid, crate::tracker::FOREGROUND);
+                    }
                 }
-                self.answer(r.map(|()| Response::Return(0)))
+                let done = self.done();
+                self.answer(r.map(|()| done))
             }
             TIOCSCTTY => {
-                self.procs.reconcile(&mut self.k);
+                self.reconcile();
                 let readable = procfs::fd_readable(host_tid, n.args[0] as i32);
                 let r = self.k.tiocsctty(t.tid, tty, arg == 1, readable);
-                if r.is_ok() {
+                if r.is_ok() && !self.owned {
                     self.watch_leader(t.tgid);
                 }
-                self.answer(r.map(|()| Response::Return(0)))
+                let done = self.done();
+                self.answer(r.map(|()| done))
             }
             TIOCNOTTY => {
-                self.procs.reconcile(&mut self.k);
+                self.reconcile();
                 let r = self.k.tiocnotty(t.tid, tty);
-                self.answer(r.map(|()| Response::Return(0)))
+                if self.owned {
+                    // The host's own TIOCNOTTY sends the session's SIGHUP/SIGCONT.
+                    let _ = self.k.take_host_signals();
+                }
+                let done = self.done();
+                self.answer(r.map(|()| done))
             }
             _ => Response::Continue,
+        }
+    }
+
+    /// The answer to an approved terminal change: emulated entirely on a borrowed
+    /// terminal (the host never sees it), run by the host on an owned pty.
+    fn done(&self) -> Response {
+        if self.owned {
+            Response::Continue
+        } else {
+            Response::Return(0)
         }
     }
 
@@ -322,6 +355,50 @@ impl Supervisor {
                 Err(_) => Self::errno(Errno::EFAULT),
             },
             Err(e) => Self::errno(e),
+        }
+    }
+
+    /// Brings the sentry up to date with the host (see `crate::tracker`). With an owned
+    /// pty, what the observed deaths make the sentry send (a session leader's SIGHUP to
+    /// its terminal's foreground group) the host kernel has sent already.
+    pub fn reconcile(&mut self) {
+        self.procs.reconcile(&mut self.k);
+        if self.owned {
+            let dropped = self.k.take_host_signals();
+            if !dropped.is_empty() {
+                tracing::debug!(?dropped, "sent by the host itself (owned pty)");
+            }
+            self.check_foreground();
+        }
+    }
+
+    /// Owned pty: the host's foreground group (init's terminal's, from /proc) must be
+    /// the sentry's, unless an approved change may not have run yet.
+    fn check_foreground(&mut self) {
+        if self.procs.foreground_in_flight() {
+            return;
+        }
+        let Some(id) = self.tty.as_ref().map(|t| t.id) else {
+            return;
+        };
+        let Ok(init) = procfs::read(self.procs.init_host) else {
+            return;
+        };
+        let host = match init.host_tpgid {
+            h if h > 0 => self.procs.ns_pid(h),
+            _ => None,
+        };
+        let model = self.k.tty(id).and_then(|t| t.pgrp);
+        if host != model
+            && self
+                .k
+                .tty(id)
+                .is_some_and(|t| t.session == Some(Kernel::INIT))
+        {
+            self.procs.violation(format!(
+                "lockstep violation: the pty's foreground group is {host:?} on the host \
+                 but {model:?} in the sentry"
+            ));
         }
     }
 
@@ -351,7 +428,10 @@ impl Supervisor {
         let Some(tty) = &self.tty else {
             return;
         };
-        if let Ok(t) = systty::tcgets(tty.fd.as_fd()) {
+        let Some(fd) = &tty.fd else {
+            return;
+        };
+        if let Ok(t) = systty::tcgets(fd.as_fd()) {
             let id = tty.id;
             let _ = self.k.tty_set_termios_observed(id, termios_from_host(&t));
         }
@@ -375,7 +455,7 @@ impl Supervisor {
         if idx < self.leaders.len() {
             self.leaders.remove(idx);
         }
-        self.procs.reconcile(&mut self.k);
+        self.reconcile();
         self.send_host_signals();
     }
 
@@ -384,7 +464,31 @@ impl Supervisor {
         let Some(tty) = &self.tty else {
             return;
         };
-        if let Ok(ws) = systty::get_winsize(tty.fd.as_fd()) {
+        if self.owned {
+            // The user's size goes to the pty; the host sends SIGWINCH itself.
+            let (Some(src), Some(fd)) = (&self.winsize_source, &tty.fd) else {
+                return;
+            };
+            if let Ok(ws) = systty::get_winsize(src.as_fd()) {
+                let _ = systty::set_winsize(fd.as_fd(), &ws);
+                let id = tty.id;
+                let _ = self.k.tty_set_winsize(
+                    id,
+                    Winsize {
+                        rows: ws.ws_row,
+                        cols: ws.ws_col,
+                        xpixel: ws.ws_xpixel,
+                        ypixel: ws.ws_ypixel,
+                    },
+                );
+                let _ = self.k.take_host_signals();
+            }
+            return;
+        }
+        let Some(fd) = &tty.fd else {
+            return;
+        };
+        if let Ok(ws) = systty::get_winsize(fd.as_fd()) {
             let id = tty.id;
             let _ = self.k.tty_set_winsize(
                 id,

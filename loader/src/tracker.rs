@@ -20,6 +20,9 @@ use crate::procfs::{self, ProcInfo};
 use sandbox_sentry::{ExitStatus, HostProcess, Kernel, Pid, Signal};
 use std::collections::{BTreeSet, HashMap};
 
+/// The `inflight` key of an approved foreground change on an owned pty.
+pub(crate) const FOREGROUND: Pid = -1;
+
 /// A thread as the sentry names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct NsThread {
@@ -150,6 +153,35 @@ impl Tracker {
         self.inflight.insert(target, caller);
     }
 
+    /// Whether an approved foreground change may not have run on the host yet.
+    pub fn foreground_in_flight(&self) -> bool {
+        self.inflight.contains_key(&FOREGROUND)
+    }
+
+    /// The sandbox PID whose host PID is `host` (a process group's ID), if seen.
+    pub fn ns_pid(&self, host: i32) -> Option<Pid> {
+        self.to_host
+            .iter()
+            .find(|(_, &h)| h == host)
+            .map(|(&ns, _)| ns)
+    }
+
+    /// Records a lockstep violation.
+    pub fn violation(&mut self, msg: String) {
+        tracing::error!("{msg}");
+        if let Some(path) = &self.report {
+            use std::io::Write as _;
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = writeln!(f, "{msg}");
+            }
+        }
+        self.violations.push(msg);
+    }
+
     /// `caller` made a new notified call: its earlier approved call has completed.
     pub fn caller_returned(&mut self, caller: Pid) {
         self.inflight.retain(|_, c| *c != caller);
@@ -201,18 +233,7 @@ impl Tracker {
                              host but in group {pgid} session {sid} in the sentry",
                             me.tgid, info.ns_pgid, info.ns_sid
                         );
-                        tracing::error!("{msg}");
-                        if let Some(path) = &self.report {
-                            use std::io::Write as _;
-                            if let Ok(mut f) = std::fs::OpenOptions::new()
-                                .create(true)
-                                .append(true)
-                                .open(path)
-                            {
-                                let _ = writeln!(f, "{msg}");
-                            }
-                        }
-                        self.violations.push(msg);
+                        self.violation(msg);
                     }
                 }
             }

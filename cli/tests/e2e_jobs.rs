@@ -408,37 +408,37 @@ fn nested_shell(l: &Launcher, shell: Shell) {
     assert_eq!(s.last_status().unwrap(), 130);
 }
 
-e2e!(direct_interrupt_bash, sandbox_interrupt_bash: interrupt_and_quit(Shell::Bash));
-e2e!(direct_interrupt_zsh, sandbox_interrupt_zsh: interrupt_and_quit(Shell::Zsh));
-e2e!(direct_interrupt_fish, sandbox_interrupt_fish: interrupt_and_quit(Shell::Fish));
-e2e!(direct_interrupt_dash, sandbox_interrupt_dash: interrupt_and_quit(Shell::Dash));
+e2e!(direct_interrupt_bash, sandbox_interrupt_bash, pty_interrupt_bash: interrupt_and_quit(Shell::Bash));
+e2e!(direct_interrupt_zsh, sandbox_interrupt_zsh, pty_interrupt_zsh: interrupt_and_quit(Shell::Zsh));
+e2e!(direct_interrupt_fish, sandbox_interrupt_fish, pty_interrupt_fish: interrupt_and_quit(Shell::Fish));
+e2e!(direct_interrupt_dash, sandbox_interrupt_dash, pty_interrupt_dash: interrupt_and_quit(Shell::Dash));
 
-e2e!(direct_suspend_bash, sandbox_suspend_bash: suspend_bg_fg(Shell::Bash));
-e2e!(direct_suspend_zsh, sandbox_suspend_zsh: suspend_bg_fg(Shell::Zsh));
-e2e!(direct_suspend_fish, sandbox_suspend_fish: suspend_bg_fg(Shell::Fish));
-e2e!(direct_suspend_dash, sandbox_suspend_dash: suspend_bg_fg(Shell::Dash));
+e2e!(direct_suspend_bash, sandbox_suspend_bash, pty_suspend_bash: suspend_bg_fg(Shell::Bash));
+e2e!(direct_suspend_zsh, sandbox_suspend_zsh, pty_suspend_zsh: suspend_bg_fg(Shell::Zsh));
+e2e!(direct_suspend_fish, sandbox_suspend_fish, pty_suspend_fish: suspend_bg_fg(Shell::Fish));
+e2e!(direct_suspend_dash, sandbox_suspend_dash, pty_suspend_dash: suspend_bg_fg(Shell::Dash));
 
-e2e!(direct_background_read_bash, sandbox_background_read_bash: background_read(Shell::Bash));
-e2e!(direct_background_read_zsh, sandbox_background_read_zsh: background_read(Shell::Zsh));
-e2e!(direct_background_read_fish, sandbox_background_read_fish: background_read(Shell::Fish));
-e2e!(direct_background_read_dash, sandbox_background_read_dash: background_read(Shell::Dash));
+e2e!(direct_background_read_bash, sandbox_background_read_bash, pty_background_read_bash: background_read(Shell::Bash));
+e2e!(direct_background_read_zsh, sandbox_background_read_zsh, pty_background_read_zsh: background_read(Shell::Zsh));
+e2e!(direct_background_read_fish, sandbox_background_read_fish, pty_background_read_fish: background_read(Shell::Fish));
+e2e!(direct_background_read_dash, sandbox_background_read_dash, pty_background_read_dash: background_read(Shell::Dash));
 
-e2e!(direct_background_write_bash, sandbox_background_write_bash: background_write(Shell::Bash));
-e2e!(direct_background_write_zsh, sandbox_background_write_zsh: background_write(Shell::Zsh));
-e2e!(direct_background_write_fish, sandbox_background_write_fish: background_write(Shell::Fish));
-e2e!(direct_background_write_dash, sandbox_background_write_dash: background_write(Shell::Dash));
+e2e!(direct_background_write_bash, sandbox_background_write_bash, pty_background_write_bash: background_write(Shell::Bash));
+e2e!(direct_background_write_zsh, sandbox_background_write_zsh, pty_background_write_zsh: background_write(Shell::Zsh));
+e2e!(direct_background_write_fish, sandbox_background_write_fish, pty_background_write_fish: background_write(Shell::Fish));
+e2e!(direct_background_write_dash, sandbox_background_write_dash, pty_background_write_dash: background_write(Shell::Dash));
 
-e2e!(direct_resize_bash, sandbox_resize_bash: resize(Shell::Bash));
-e2e!(direct_resize_zsh, sandbox_resize_zsh: resize(Shell::Zsh));
-e2e!(direct_resize_fish, sandbox_resize_fish: resize(Shell::Fish));
-e2e!(direct_resize_dash, sandbox_resize_dash: resize(Shell::Dash));
+e2e!(direct_resize_bash, sandbox_resize_bash, pty_resize_bash: resize(Shell::Bash));
+e2e!(direct_resize_zsh, sandbox_resize_zsh, pty_resize_zsh: resize(Shell::Zsh));
+e2e!(direct_resize_fish, sandbox_resize_fish, pty_resize_fish: resize(Shell::Fish));
+e2e!(direct_resize_dash, sandbox_resize_dash, pty_resize_dash: resize(Shell::Dash));
 
-e2e!(direct_pipeline_bash, sandbox_pipeline_bash: pipeline(Shell::Bash));
-e2e!(direct_pipeline_zsh, sandbox_pipeline_zsh: pipeline(Shell::Zsh));
-e2e!(direct_pipeline_fish, sandbox_pipeline_fish: pipeline(Shell::Fish));
-e2e!(direct_pipeline_dash, sandbox_pipeline_dash: pipeline(Shell::Dash));
+e2e!(direct_pipeline_bash, sandbox_pipeline_bash, pty_pipeline_bash: pipeline(Shell::Bash));
+e2e!(direct_pipeline_zsh, sandbox_pipeline_zsh, pty_pipeline_zsh: pipeline(Shell::Zsh));
+e2e!(direct_pipeline_fish, sandbox_pipeline_fish, pty_pipeline_fish: pipeline(Shell::Fish));
+e2e!(direct_pipeline_dash, sandbox_pipeline_dash, pty_pipeline_dash: pipeline(Shell::Dash));
 
-e2e!(direct_nested_bash, sandbox_nested_bash: nested_shell(Shell::Bash));
-e2e!(direct_nested_in_zsh, sandbox_nested_in_zsh: nested_shell(Shell::Zsh));
-e2e!(direct_nested_in_fish, sandbox_nested_in_fish: nested_shell(Shell::Fish));
-e2e!(direct_nested_in_dash, sandbox_nested_in_dash: nested_shell(Shell::Dash));
+e2e!(direct_nested_bash, sandbox_nested_bash, pty_nested_bash: nested_shell(Shell::Bash));
+e2e!(direct_nested_in_zsh, sandbox_nested_in_zsh, pty_nested_in_zsh: nested_shell(Shell::Zsh));
+e2e!(direct_nested_in_fish, sandbox_nested_in_fish, pty_nested_in_fish: nested_shell(Shell::Fish));
+e2e!(direct_nested_in_dash, sandbox_nested_in_dash, pty_nested_in_dash: nested_shell(Shell::Dash));

@@ -167,7 +167,14 @@ fn ps_view(l: &Launcher, shell: Shell) {
     assert_eq!(ps.pgid, ps.pid, "ps leads its own group\n{out}");
     assert_ne!(ps.pgid, sh.pgid, "{out}");
     assert_eq!(ps.sid, sh.sid, "ps in the shell's session\n{out}");
-    if l.is_sandbox() {
+    if l.is_owned_pty() {
+        // The pty is the sandbox session's real controlling terminal: exact.
+        assert_eq!(ps.tpgid, ps.pgid, "ps is the foreground job\n{out}");
+        assert_eq!(
+            sh.tpgid, ps.pgid,
+            "one terminal, one foreground group\n{out}"
+        );
+    } else if l.is_sandbox() {
         for r in [sh, ps] {
             assert!(
                 r.tpgid == ps.pgid || r.tpgid == -1,
@@ -213,27 +220,27 @@ fn killed_by_signal(l: &Launcher, shell: Shell) {
     }
 }
 
-e2e!(direct_less_bash, sandbox_less_bash: pager(Shell::Bash));
-e2e!(direct_less_zsh, sandbox_less_zsh: pager(Shell::Zsh));
-e2e!(direct_less_fish, sandbox_less_fish: pager(Shell::Fish));
-e2e!(direct_less_dash, sandbox_less_dash: pager(Shell::Dash));
+e2e!(direct_less_bash, sandbox_less_bash, pty_less_bash: pager(Shell::Bash));
+e2e!(direct_less_zsh, sandbox_less_zsh, pty_less_zsh: pager(Shell::Zsh));
+e2e!(direct_less_fish, sandbox_less_fish, pty_less_fish: pager(Shell::Fish));
+e2e!(direct_less_dash, sandbox_less_dash, pty_less_dash: pager(Shell::Dash));
 
-e2e!(direct_vim_bash, sandbox_vim_bash: editor(Shell::Bash));
-e2e!(direct_vim_zsh, sandbox_vim_zsh: editor(Shell::Zsh));
-e2e!(direct_vim_fish, sandbox_vim_fish: editor(Shell::Fish));
-e2e!(direct_vim_dash, sandbox_vim_dash: editor(Shell::Dash));
+e2e!(direct_vim_bash, sandbox_vim_bash, pty_vim_bash: editor(Shell::Bash));
+e2e!(direct_vim_zsh, sandbox_vim_zsh, pty_vim_zsh: editor(Shell::Zsh));
+e2e!(direct_vim_fish, sandbox_vim_fish, pty_vim_fish: editor(Shell::Fish));
+e2e!(direct_vim_dash, sandbox_vim_dash, pty_vim_dash: editor(Shell::Dash));
 
-e2e!(direct_ps_bash, sandbox_ps_bash: ps_view(Shell::Bash));
-e2e!(direct_ps_zsh, sandbox_ps_zsh: ps_view(Shell::Zsh));
-e2e!(direct_ps_fish, sandbox_ps_fish: ps_view(Shell::Fish));
-e2e!(direct_ps_dash, sandbox_ps_dash: ps_view(Shell::Dash));
+e2e!(direct_ps_bash, sandbox_ps_bash, pty_ps_bash: ps_view(Shell::Bash));
+e2e!(direct_ps_zsh, sandbox_ps_zsh, pty_ps_zsh: ps_view(Shell::Zsh));
+e2e!(direct_ps_fish, sandbox_ps_fish, pty_ps_fish: ps_view(Shell::Fish));
+e2e!(direct_ps_dash, sandbox_ps_dash, pty_ps_dash: ps_view(Shell::Dash));
 
-e2e!(direct_exit_status_bash, sandbox_exit_status_bash: exit_status(Shell::Bash));
-e2e!(direct_exit_status_zsh, sandbox_exit_status_zsh: exit_status(Shell::Zsh));
-e2e!(direct_exit_status_fish, sandbox_exit_status_fish: exit_status(Shell::Fish));
-e2e!(direct_exit_status_dash, sandbox_exit_status_dash: exit_status(Shell::Dash));
+e2e!(direct_exit_status_bash, sandbox_exit_status_bash, pty_exit_status_bash: exit_status(Shell::Bash));
+e2e!(direct_exit_status_zsh, sandbox_exit_status_zsh, pty_exit_status_zsh: exit_status(Shell::Zsh));
+e2e!(direct_exit_status_fish, sandbox_exit_status_fish, pty_exit_status_fish: exit_status(Shell::Fish));
+e2e!(direct_exit_status_dash, sandbox_exit_status_dash, pty_exit_status_dash: exit_status(Shell::Dash));
 
-e2e!(direct_killed_bash, sandbox_killed_bash: killed_by_signal(Shell::Bash));
-e2e!(direct_killed_zsh, sandbox_killed_zsh: killed_by_signal(Shell::Zsh));
-e2e!(direct_killed_fish, sandbox_killed_fish: killed_by_signal(Shell::Fish));
-e2e!(direct_killed_dash, sandbox_killed_dash: killed_by_signal(Shell::Dash));
+e2e!(direct_killed_bash, sandbox_killed_bash, pty_killed_bash: killed_by_signal(Shell::Bash));
+e2e!(direct_killed_zsh, sandbox_killed_zsh, pty_killed_zsh: killed_by_signal(Shell::Zsh));
+e2e!(direct_killed_fish, sandbox_killed_fish, pty_killed_fish: killed_by_signal(Shell::Fish));
+e2e!(direct_killed_dash, sandbox_killed_dash, pty_killed_dash: killed_by_signal(Shell::Dash));

@@ -2,7 +2,9 @@
 //! exec. Everything here runs in the spawned child.
 //!
 //! init: takes a session of its own (so that no sandbox process is ever in the user's
-//! session: the borrowed terminal can never become its host controlling terminal),
+//! session: the borrowed terminal can never become its host controlling terminal;
+//! with an owned pty, that session's controlling terminal, whose hangup SIGHUP init
+//! passes on to the program's group as a shell passes it to its jobs),
 //! builds the filesystem view, forks the program, reaps every orphan, reports the
 //! program's end, and exits — which kills whatever is left in the namespace. It also
 //! exits when the loader goes away: its control socket hangs up. (PR_SET_PDEATHSIG
@@ -95,6 +97,9 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
     let slave_fd = slave.as_ref().map(|s| s.as_raw_fd());
     let mut chld = SigSet::empty();
     chld.add(Signal::SIGCHLD);
+    // init leads the session that owns the terminal: a hangup sends it SIGHUP, which it
+    // passes to the program's group as a shell passes it to its jobs.
+    chld.add(Signal::SIGHUP);
     if let Err(e) = chld.thread_block() {
         return fail(format!("blocking SIGCHLD: {e}"));
     }
@@ -126,7 +131,13 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
             // The loader is gone: take the namespace down with us.
             return 128 + libc::SIGKILL;
         }
-        while let Ok(Some(_)) = sigfd.read_signal() {}
+        while let Ok(Some(si)) = sigfd.read_signal() {
+            if si.ssi_signo == libc::SIGHUP as u32 {
+                let group = nix::unistd::Pid::from_raw(-program);
+                let _ = nix::sys::signal::kill(group, Signal::SIGHUP);
+                let _ = nix::sys::signal::kill(group, Signal::SIGCONT);
+            }
+        }
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) | Err(_) => break,

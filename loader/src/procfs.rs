@@ -148,9 +148,14 @@ pub fn threads(host_pid: i32) -> io::Result<Vec<i32>> {
 /// (Not `st_rdev`: every devpts instance numbers its ptys the same way, so the sandbox's
 /// own /dev/pts/3 has the same device number as the host's /dev/pts/3.)
 pub fn fd_identity(host_pid: i32, fd: i32) -> io::Result<(u64, u64)> {
+    fd_stat(host_pid, fd).map(|(dev, ino, _)| (dev, ino))
+}
+
+/// (`st_dev`, `st_ino`, `st_rdev`) of what a process's descriptor refers to.
+pub fn fd_stat(host_pid: i32, fd: i32) -> io::Result<(u64, u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let m = fs::metadata(format!("/proc/{host_pid}/fd/{fd}"))?;
-    Ok((m.dev(), m.ino()))
+    Ok((m.dev(), m.ino(), m.rdev()))
 }
 
 /// Whether a process's descriptor is open for reading (`flags` of /proc/PID/fdinfo).

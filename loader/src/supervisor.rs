@@ -170,13 +170,22 @@ impl Supervisor {
         }
     }
 
-    /// Whether the caller's descriptor is the borrowed terminal.
+    /// Whether the caller's descriptor is the sandbox's terminal: its device node, or
+    /// `/dev/tty` (5,0) opened by a process whose controlling terminal it is (the
+    /// kernel resolves /dev/tty at open, but the descriptor keeps /dev/tty's inode).
     fn is_borrowed_tty(&self, host_tid: i32, fd: i32) -> Option<TtyId> {
         let tty = self.tty.as_ref()?;
-        match procfs::fd_identity(host_tid, fd) {
-            Ok(id) if id == tty.identity => Some(tty.id),
-            _ => None,
+        let (dev, ino, rdev) = procfs::fd_stat(host_tid, fd).ok()?;
+        if (dev, ino) == tty.identity {
+            return Some(tty.id);
         }
+        if self.owned && rdev == libc::makedev(5, 0) {
+            let tgid = self.procs.cached(host_tid)?.tgid;
+            if self.k.thread_group(tgid)?.tty == Some(tty.id) {
+                return Some(tty.id);
+            }
+        }
+        None
     }
 
     /// Whether the sentry would check this caller's I/O on `tty` at all: its

@@ -81,6 +81,11 @@ impl Tracker {
         self.to_host.get(&ns).copied()
     }
 
+    /// A thread already translated.
+    pub fn cached(&self, host_tid: i32) -> Option<NsThread> {
+        self.by_host.get(&host_tid).copied()
+    }
+
     /// Translates a notified thread, reading /proc the first time.
     pub fn translate(&mut self, host_tid: i32) -> Option<NsThread> {
         if let Some(t) = self.by_host.get(&host_tid) {

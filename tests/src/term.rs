@@ -1008,8 +1008,10 @@ impl Shell {
 pub enum Launcher {
     /// The program itself is the pty's session leader: real Linux job control.
     Direct,
-    /// `SANDBOX run --tty -- PROGRAM...`.
+    /// `SANDBOX run --tty -- PROGRAM...` (the borrowed terminal).
     Sandbox(PathBuf),
+    /// `SANDBOX run --tty=pty -- PROGRAM...` (a pty of the sandbox's own, proxied).
+    SandboxPty(PathBuf),
 }
 
 impl Launcher {
@@ -1018,19 +1020,35 @@ impl Launcher {
         Launcher::Sandbox(bin.into())
     }
 
+    /// The sandbox launcher with an owned pty (`--tty=pty`).
+    pub fn sandbox_pty(bin: impl Into<PathBuf>) -> Launcher {
+        Launcher::SandboxPty(bin.into())
+    }
+
     pub fn is_sandbox(&self) -> bool {
-        matches!(self, Launcher::Sandbox(_))
+        matches!(self, Launcher::Sandbox(_) | Launcher::SandboxPty(_))
+    }
+
+    /// Through the sandbox with a pty of its own: the host sees the real controlling
+    /// terminal, so TPGID and `tty` are exact.
+    pub fn is_owned_pty(&self) -> bool {
+        matches!(self, Launcher::SandboxPty(_))
     }
 
     /// The argv that runs `program` this way.
     pub fn argv(&self, program: &[String]) -> Vec<String> {
         match self {
             Launcher::Direct => program.to_vec(),
-            Launcher::Sandbox(bin) => {
+            Launcher::Sandbox(bin) | Launcher::SandboxPty(bin) => {
+                let tty = if self.is_owned_pty() {
+                    "--tty=pty"
+                } else {
+                    "--tty"
+                };
                 let mut v = vec![
                     bin.to_string_lossy().into_owned(),
                     "run".to_string(),
-                    "--tty".to_string(),
+                    tty.to_string(),
                     "--".to_string(),
                 ];
                 v.extend_from_slice(program);
@@ -1335,7 +1353,7 @@ pub fn output_with_timeout(
 /// ```
 #[macro_export]
 macro_rules! e2e {
-    ($direct:ident, $sandbox:ident : $scenario:ident ( $($arg:expr),* $(,)? )) => {
+    ($direct:ident, $sandbox:ident, $pty:ident : $scenario:ident ( $($arg:expr),* $(,)? )) => {
         #[test]
         fn $direct() {
             $scenario(&$crate::term::Launcher::Direct $(, $arg)*)
@@ -1347,16 +1365,10 @@ macro_rules! e2e {
                 $(, $arg)*
             )
         }
-    };
-    (ready $direct:ident, $sandbox:ident : $scenario:ident ( $($arg:expr),* $(,)? )) => {
         #[test]
-        fn $direct() {
-            $scenario(&$crate::term::Launcher::Direct $(, $arg)*)
-        }
-        #[test]
-        fn $sandbox() {
+        fn $pty() {
             $scenario(
-                &$crate::term::Launcher::sandbox(env!("CARGO_BIN_EXE_sandbox"))
+                &$crate::term::Launcher::sandbox_pty(env!("CARGO_BIN_EXE_sandbox"))
                 $(, $arg)*
             )
         }

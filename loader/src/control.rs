@@ -4,7 +4,7 @@
 //!
 //! From init: `P <pid>` (the program was forked, its PID in the sandbox),
 //! `E <wait status>` (the program ended; init exits next), `F <text>` (setup failed),
-//! `M` with the owned pty's master.
+//! `M` with the owned pty's master, `S <sig>` / `C` (the program stopped/continued).
 //! From the program, before exec: `L` with the listener descriptor, or
 //! `X <errno>` when exec failed. From the loader: `G` once it has written the uid/gid
 //! maps of a new user namespace.
@@ -28,6 +28,9 @@ pub(crate) enum Message {
     Go,
     /// From init: the owned pty's master.
     PtyMaster(OwnedFd),
+    /// From init: the program stopped (signal) / continued.
+    ProgramStopped(i32),
+    ProgramContinued,
 }
 
 /// Creates the pair (both ends close-on-exec).
@@ -87,6 +90,8 @@ pub(crate) fn recv(fd: RawFd) -> nix::Result<Option<Message>> {
         ("E", _) => Message::ProgramEnded(num()),
         ("X", _) => Message::ExecFailed(num()),
         ("G", _) => Message::Go,
+        ("S", _) => Message::ProgramStopped(num()),
+        ("C", _) => Message::ProgramContinued,
         _ => Message::SetupFailed(rest.to_string()),
     }))
 }

@@ -139,8 +139,16 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
             }
         }
         loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            let flags = WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED | WaitPidFlag::WCONTINUED;
+            match waitpid(None, Some(flags)) {
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(WaitStatus::Stopped(p, sig)) if p.as_raw() == program => {
+                    let _ = control::send(plan.control, &format!("S {}", sig as i32), None);
+                }
+                Ok(WaitStatus::Continued(p)) if p.as_raw() == program => {
+                    let _ = control::send(plan.control, "C", None);
+                }
+                Ok(WaitStatus::Stopped(..)) | Ok(WaitStatus::Continued(..)) => {}
                 Ok(st) => {
                     if st.pid().map(|p| p.as_raw()) == Some(program) {
                         let raw = raw_status(st);

@@ -27,6 +27,8 @@ pub(crate) mod sys;
 pub(crate) mod tracker;
 pub mod userns;
 
-pub use sandbox::{run, LoaderError, OwnedPty, RunOutcome, SandboxSpec, SignalMode};
+pub use sandbox::{
+    run, LoaderError, OwnedPty, RunOutcome, Sandbox, SandboxEvent, SandboxSpec, SignalMode,
+};
 pub use spawn::SpawnMethod;
 pub use supervisor::NotifyStats;

@@ -83,6 +83,15 @@ pub struct SandboxSpec {
     /// `filter.Install`). It stays for the life of the process, so it is off by
     /// default for embedders; the `sandbox` command turns it on.
     pub loader_seccomp: bool,
+    /// Take over the process's signals (SIGINT, SIGQUIT, SIGTSTP, SIGWINCH, SIGHUP,
+    /// SIGTERM, SIGUSR1/2, SIGCONT, SIGTTIN, SIGTTOU, SIGCHLD: blocked in the calling
+    /// thread and every thread started after, and read from a signalfd) and forward
+    /// them by `signal_mode`, as a command-line sandbox does; this also enables the
+    /// suspend pass-through and stopping the loader when the sandbox, as a job of the
+    /// user's shell, reads the terminal from the background. Off by default: an
+    /// embedder's own signal handling is left alone and it signals the sandbox with
+    /// [`Sandbox::signal`].
+    pub forward_signals: bool,
     /// Append every lockstep violation (host and sentry disagree: a bug) to this file
     /// the moment it is found (tests use it; it survives a SIGKILL of the loader).
     pub lockstep_report: Option<PathBuf>,
@@ -106,6 +115,7 @@ impl SandboxSpec {
             spawn_method: SpawnMethod::Clone3,
             loader_seccomp: false,
             lockstep_report: None,
+            forward_signals: false,
         }
     }
 }
@@ -147,6 +157,10 @@ pub enum LoaderError {
     CannotExecute { program: String, errno: nix::Error },
     #[error("the sandbox ended before starting the program")]
     EndedEarly,
+    #[error("the sandbox has ended")]
+    Ended,
+    #[error("the sandbox was already waited for")]
+    AlreadyWaited,
 }
 
 impl LoaderError {
@@ -267,244 +281,393 @@ fn cstrings(v: &[String]) -> Result<Vec<CString>, LoaderError> {
         .collect()
 }
 
-/// Runs the program to completion in a new sandbox. The calling thread must be the
-/// process's only thread (see [`crate::spawn`]); it blocks the forwarded signals while
-/// running and restores its mask and the terminal's termios before returning.
+/// Runs the program to completion in a new sandbox, taking over the process's signals
+/// for the duration (see [`SandboxSpec::forward_signals`]), and returns how it ended.
+/// The calling thread must be the process's only thread (see [`crate::spawn`]).
 pub fn run(mut spec: SandboxSpec) -> Result<RunOutcome, LoaderError> {
-    if spec.argv.is_empty() {
-        return Err(LoaderError::NoProgram);
-    }
-    let argv = cstrings(&spec.argv)?;
-    let env = cstrings(&spec.env)?;
-    let terminal = spec.terminal.take();
-    let owned = spec.owned_pty.take();
-    if terminal.is_some() && owned.is_some() {
-        return Err(LoaderError::TwoTerminals);
-    }
-    let proxy = owned.as_ref().and_then(|o| o.proxy.as_ref());
-    let proxy_state = match proxy {
-        Some(fd) => Some((
-            systty::tcgets(fd.as_fd()).map_err(LoaderError::Terminal)?,
-            systty::get_winsize(fd.as_fd()).map_err(LoaderError::Terminal)?,
-        )),
-        None => None,
-    };
-    // The borrowed terminal: its device, path, termios and size.
-    let tty_info = match &terminal {
-        Some(fd) => {
-            let termios = systty::tcgets(fd.as_fd()).map_err(LoaderError::Terminal)?;
-            let ws = systty::get_winsize(fd.as_fd()).map_err(LoaderError::Terminal)?;
-            let st = nix::sys::stat::fstat(fd.as_fd()).map_err(LoaderError::Terminal)?;
-            let path = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-                .map_err(|_| LoaderError::Terminal(nix::Error::ENOTTY))?;
-            Some((termios, ws, st, path))
+    spec.forward_signals = true;
+    Sandbox::start(spec)?.wait()
+}
+
+impl Sandbox {
+    /// Creates the sandbox and starts the program; supervision runs on a thread of its
+    /// own until the program ends. Spawning clones this process without exec: call it
+    /// while no other thread can hold a lock the child needs (the allocator's), e.g.
+    /// before starting threads, or from a process whose threads are idle.
+    pub fn start(mut spec: SandboxSpec) -> Result<Sandbox, LoaderError> {
+        if spec.argv.is_empty() {
+            return Err(LoaderError::NoProgram);
         }
-        None => None,
-    };
-    let mut restore = Restore {
-        tty: None,
-        mask: None,
-    };
-    if let (Some(fd), Some((t, ..))) = (&terminal, &tty_info) {
-        restore.tty = Some((dup(fd)?, *t));
-    }
-    if let (Some(fd), Some((t, _))) = (proxy, &proxy_state) {
-        restore.tty = Some((dup(fd)?, *t));
-    }
-
-    let deny = if spec.seccomp {
-        Some(seccomp::deny_filter()?)
-    } else {
-        None
-    };
-    let notify = seccomp::notify_filter(&NotifyOptions {
-        tty_io: terminal.is_some(),
-    })?;
-    let fs = FsSpec {
-        rootfs: spec.rootfs.clone(),
-        binds: spec.binds.clone(),
-        terminal: tty_info.as_ref().map(|t| t.3.clone()),
-        hostname: spec.hostname.clone(),
-        cwd: spec.cwd.clone(),
-    };
-    let (ours, theirs) = control::pair().map_err(|e| LoaderError::Sys("socketpair", e))?;
-    let plan = InitPlan {
-        fs,
-        argv,
-        env,
-        deny,
-        notify,
-        control: theirs.as_raw_fd(),
-        loader_end: ours.as_raw_fd(),
-        wait_for_maps: !nix::unistd::geteuid().is_root(),
-        owned_pty: owned.as_ref().map(|_| crate::init::PtyInit {
-            termios: proxy_state.map(|(t, _)| t),
-            winsize: proxy_state.map(|(_, w)| w),
-        }),
-    };
-
-    // Take over the forwarded signals before the sandbox exists.
-    let mut set = SigSet::empty();
-    for &s in FORWARDED {
-        set.add(s);
-    }
-    let old = set
-        .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
-        .map_err(|e| LoaderError::Sys("sigprocmask", e))?;
-    restore.mask = Some(old);
-    let sigfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(|e| LoaderError::Sys("signalfd", e))?;
-
-    let mut ns =
-        (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC) as u64;
-    if !spec.share_net {
-        ns |= libc::CLONE_NEWNET as u64;
-    }
-    if plan.wait_for_maps {
-        // Not root: a user namespace whose root is the caller.
-        ns |= libc::CLONE_NEWUSER as u64;
-    }
-    let spawned = {
-        // The child's copy of the mask is the blocked one; init and the program reset
-        // their own.
-        let mut child = || init::init_main(&plan);
-        spawn::spawn(ns, spec.spawn_method, &mut child)?
-    };
-    drop(theirs);
-    tracing::info!(
-        pid = spawned.pid,
-        method = spawned.method.name(),
-        "sandbox init started"
-    );
-    if plan.wait_for_maps {
-        let maps = crate::userns::write_id_maps(
-            nix::unistd::Pid::from_raw(spawned.pid),
-            nix::unistd::geteuid(),
-            nix::unistd::getegid(),
-        );
-        if let Err(e) = maps {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(spawned.pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            let _ = wait_pidfd(&spawned.pidfd);
-            return Err(LoaderError::Setup(format!("user namespace: {e}")));
+        let argv = cstrings(&spec.argv)?;
+        let env = cstrings(&spec.env)?;
+        let terminal = spec.terminal.take();
+        let owned = spec.owned_pty.take();
+        if terminal.is_some() && owned.is_some() {
+            return Err(LoaderError::TwoTerminals);
         }
-        control::send(ours.as_raw_fd(), "G", None)
-            .map_err(|e| LoaderError::Sys("control channel", e))?;
-    }
-
-    let mut k = Kernel::with_config(KernelConfig {
-        host_signals: true,
-        ..KernelConfig::default()
-    });
-    let tty = match (&terminal, &tty_info) {
-        (Some(fd), Some((t, ws, st, path))) => {
-            let name = path
-                .to_string_lossy()
-                .trim_start_matches("/dev/")
-                .to_string();
-            let id = k.create_host_tty(
-                &name,
-                systty::is_pty_slave(st.st_rdev),
-                termios_from_host(t),
-                Winsize {
-                    rows: ws.ws_row,
-                    cols: ws.ws_col,
-                    xpixel: ws.ws_xpixel,
-                    ypixel: ws.ws_ypixel,
-                },
-            );
-            Some(BorrowedTty {
-                id,
-                fd: Some(dup(fd)?),
-                identity: (st.st_dev, st.st_ino),
-            })
-        }
-        _ => None,
-    };
-    let sup = Arc::new(Mutex::new(Supervisor {
-        k,
-        tty,
-        procs: Tracker::new(spawned.pid).with_report(spec.lockstep_report.clone()),
-        stats: NotifyStats::default(),
-        leaders: Vec::new(),
-        tiocspgrp_seen: false,
-        stop_signal_seen: false,
-        loader_pgrp: nix::unistd::getpgrp().as_raw(),
-        wake: nix::sys::eventfd::EventFd::from_flags(
-            nix::sys::eventfd::EfdFlags::EFD_CLOEXEC | nix::sys::eventfd::EfdFlags::EFD_NONBLOCK,
-        )
-        .ok(),
-        owned: owned.is_some(),
-        winsize_source: match proxy {
-            Some(fd) => Some(dup(fd)?),
+        let proxy = owned.as_ref().and_then(|o| o.proxy.as_ref());
+        let proxy_state = match proxy {
+            Some(fd) => Some((
+                systty::tcgets(fd.as_fd()).map_err(LoaderError::Terminal)?,
+                systty::get_winsize(fd.as_fd()).map_err(LoaderError::Terminal)?,
+            )),
             None => None,
-        },
-    }));
-    let mut lp = Loop {
-        sup: sup.clone(),
-        notifier: None,
-        control: Some(ours),
-        program: None,
-        program_status: None,
-        setup_error: None,
-        exec_error: None,
-        mode: spec.signal_mode,
-        loader_seccomp: spec.loader_seccomp,
-        watch_stop: None,
-        stopped_self: false,
-        sync_wakeup: false,
-        console_socket: owned.as_ref().and_then(|o| o.console_socket.clone()),
-        proxy: match (proxy, &proxy_state) {
-            (Some(fd), Some((t, _))) => Some(Proxy {
-                user: dup(fd)?,
-                master: None,
-                raw: systty::raw(t),
-                cooked: *t,
-            }),
-            _ => None,
-        },
-    };
-    if let Some(p) = &lp.proxy {
-        // The user's keys go to the pty as they are: its line discipline does the rest.
-        let _ = systty::tcsets(p.user.as_fd(), &p.raw);
-    }
-    let served = lp.serve(&sigfd, &spawned.pidfd);
-    lp.stop_notifier();
-    let init_status = served?;
-    let Loop {
-        program_status,
-        setup_error,
-        exec_error,
-        sync_wakeup,
-        ..
-    } = lp;
-    let sup = sup.lock();
-    if let Some(e) = setup_error {
-        return Err(LoaderError::Setup(e));
-    }
-    if let Some(errno) = exec_error {
-        let program = spec.argv[0].clone();
-        let errno = nix::Error::from_raw(errno);
-        return Err(if errno == nix::Error::ENOENT {
-            LoaderError::NotFound { program }
+        };
+        // The borrowed terminal: its device, path, termios and size.
+        let tty_info = match &terminal {
+            Some(fd) => {
+                let termios = systty::tcgets(fd.as_fd()).map_err(LoaderError::Terminal)?;
+                let ws = systty::get_winsize(fd.as_fd()).map_err(LoaderError::Terminal)?;
+                let st = nix::sys::stat::fstat(fd.as_fd()).map_err(LoaderError::Terminal)?;
+                let path = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+                    .map_err(|_| LoaderError::Terminal(nix::Error::ENOTTY))?;
+                Some((termios, ws, st, path))
+            }
+            None => None,
+        };
+        let mut restore = Restore {
+            tty: None,
+            mask: None,
+        };
+        if let (Some(fd), Some((t, ..))) = (&terminal, &tty_info) {
+            restore.tty = Some((dup(fd)?, *t));
+        }
+        if let (Some(fd), Some((t, _))) = (proxy, &proxy_state) {
+            restore.tty = Some((dup(fd)?, *t));
+        }
+
+        let deny = if spec.seccomp {
+            Some(seccomp::deny_filter()?)
         } else {
-            LoaderError::CannotExecute { program, errno }
+            None
+        };
+        let notify = seccomp::notify_filter(&NotifyOptions {
+            tty_io: terminal.is_some(),
+        })?;
+        let fs = FsSpec {
+            rootfs: spec.rootfs.clone(),
+            binds: spec.binds.clone(),
+            terminal: tty_info.as_ref().map(|t| t.3.clone()),
+            hostname: spec.hostname.clone(),
+            cwd: spec.cwd.clone(),
+        };
+        let (ours, theirs) = control::pair().map_err(|e| LoaderError::Sys("socketpair", e))?;
+        let plan = InitPlan {
+            fs,
+            argv,
+            env,
+            deny,
+            notify,
+            control: theirs.as_raw_fd(),
+            loader_end: ours.as_raw_fd(),
+            wait_for_maps: !nix::unistd::geteuid().is_root(),
+            owned_pty: owned.as_ref().map(|_| crate::init::PtyInit {
+                termios: proxy_state.map(|(t, _)| t),
+                winsize: proxy_state.map(|(_, w)| w),
+            }),
+        };
+
+        // Take over the forwarded signals before the sandbox (and any thread of ours)
+        // exists, if asked to.
+        let sigfd = if spec.forward_signals {
+            let mut set = SigSet::empty();
+            for &s in FORWARDED {
+                set.add(s);
+            }
+            let old = set
+                .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
+                .map_err(|e| LoaderError::Sys("sigprocmask", e))?;
+            restore.mask = Some(old);
+            Some(
+                SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+                    .map_err(|e| LoaderError::Sys("signalfd", e))?,
+            )
+        } else {
+            None
+        };
+
+        let mut ns =
+            (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC)
+                as u64;
+        if !spec.share_net {
+            ns |= libc::CLONE_NEWNET as u64;
+        }
+        if plan.wait_for_maps {
+            // Not root: a user namespace whose root is the caller.
+            ns |= libc::CLONE_NEWUSER as u64;
+        }
+        let spawned = {
+            // The child's copy of the mask is the blocked one; init and the program reset
+            // their own.
+            let mut child = || init::init_main(&plan);
+            spawn::spawn(ns, spec.spawn_method, &mut child)?
+        };
+        drop(theirs);
+        tracing::info!(
+            pid = spawned.pid,
+            method = spawned.method.name(),
+            "sandbox init started"
+        );
+        if plan.wait_for_maps {
+            let maps = crate::userns::write_id_maps(
+                nix::unistd::Pid::from_raw(spawned.pid),
+                nix::unistd::geteuid(),
+                nix::unistd::getegid(),
+            );
+            if let Err(e) = maps {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(spawned.pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                let _ = wait_pidfd(&spawned.pidfd);
+                return Err(LoaderError::Setup(format!("user namespace: {e}")));
+            }
+            control::send(ours.as_raw_fd(), "G", None)
+                .map_err(|e| LoaderError::Sys("control channel", e))?;
+        }
+
+        let mut k = Kernel::with_config(KernelConfig {
+            host_signals: true,
+            ..KernelConfig::default()
         });
+        let tty = match (&terminal, &tty_info) {
+            (Some(fd), Some((t, ws, st, path))) => {
+                let name = path
+                    .to_string_lossy()
+                    .trim_start_matches("/dev/")
+                    .to_string();
+                let id = k.create_host_tty(
+                    &name,
+                    systty::is_pty_slave(st.st_rdev),
+                    termios_from_host(t),
+                    Winsize {
+                        rows: ws.ws_row,
+                        cols: ws.ws_col,
+                        xpixel: ws.ws_xpixel,
+                        ypixel: ws.ws_ypixel,
+                    },
+                );
+                Some(BorrowedTty {
+                    id,
+                    fd: Some(dup(fd)?),
+                    identity: (st.st_dev, st.st_ino),
+                })
+            }
+            _ => None,
+        };
+        let sup = Arc::new(Mutex::new(Supervisor {
+            k,
+            tty,
+            procs: Tracker::new(spawned.pid).with_report(spec.lockstep_report.clone()),
+            stats: NotifyStats::default(),
+            leaders: Vec::new(),
+            tiocspgrp_seen: false,
+            stop_signal_seen: false,
+            loader_pgrp: nix::unistd::getpgrp().as_raw(),
+            job_of_user_shell: spec.forward_signals,
+            events: None,
+            wake: nix::sys::eventfd::EventFd::from_flags(
+                nix::sys::eventfd::EfdFlags::EFD_CLOEXEC
+                    | nix::sys::eventfd::EfdFlags::EFD_NONBLOCK,
+            )
+            .ok(),
+            owned: owned.is_some(),
+            winsize_source: match proxy {
+                Some(fd) => Some(dup(fd)?),
+                None => None,
+            },
+        }));
+        let mut lp = Loop {
+            sup: sup.clone(),
+            notifier: None,
+            control: Some(ours),
+            program: None,
+            program_status: None,
+            setup_error: None,
+            exec_error: None,
+            mode: spec.signal_mode,
+            loader_seccomp: spec.loader_seccomp,
+            watch_stop: None,
+            stopped_self: false,
+            sync_wakeup: false,
+            console_socket: owned.as_ref().and_then(|o| o.console_socket.clone()),
+            commands: None,
+            events: None,
+            forward_signals: spec.forward_signals,
+            proxy: match (proxy, &proxy_state) {
+                (Some(fd), Some((t, _))) => Some(Proxy {
+                    user: dup(fd)?,
+                    master: None,
+                    raw: systty::raw(t),
+                    cooked: *t,
+                }),
+                _ => None,
+            },
+        };
+        if let Some(p) = &lp.proxy {
+            // The user's keys go to the pty as they are: its line discipline does the rest.
+            let _ = systty::tcsets(p.user.as_fd(), &p.raw);
+        }
+        let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
+        let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
+        let cmd_wake = Arc::new(
+            nix::sys::eventfd::EventFd::from_flags(
+                nix::sys::eventfd::EfdFlags::EFD_CLOEXEC
+                    | nix::sys::eventfd::EfdFlags::EFD_NONBLOCK,
+            )
+            .map_err(|e| LoaderError::Sys("eventfd", e))?,
+        );
+        lp.commands = Some((cmd_rx, cmd_wake.clone()));
+        lp.events = Some(ev_tx.clone());
+        sup.lock().events = Some(ev_tx);
+        let init_pid = spawned.pid;
+        let pidfd = spawned.pidfd.try_clone().map_err(|e| {
+            LoaderError::Sys("dup", nix::Error::from_raw(e.raw_os_error().unwrap_or(0)))
+        })?;
+        let program_name = spec.argv[0].clone();
+        let old_mask = restore.mask.take();
+        let thread = std::thread::Builder::new()
+            .name("sandbox-supervisor".into())
+            .spawn(move || {
+                // Restores the terminal's termios however the loop ends.
+                let _restore = restore;
+                let served = lp.serve(sigfd.as_ref(), &spawned.pidfd);
+                lp.stop_notifier();
+                let init_status = served?;
+                let sup = sup.lock();
+                if let Some(e) = lp.setup_error.take() {
+                    return Err(LoaderError::Setup(e));
+                }
+                if let Some(errno) = lp.exec_error {
+                    let program = program_name;
+                    let errno = nix::Error::from_raw(errno);
+                    return Err(if errno == nix::Error::ENOENT {
+                        LoaderError::NotFound { program }
+                    } else {
+                        LoaderError::CannotExecute { program, errno }
+                    });
+                }
+                let wait_status = match lp.program_status {
+                    Some(s) => s,
+                    None if init_status == 0 => return Err(LoaderError::EndedEarly),
+                    None => init_status,
+                };
+                Ok(RunOutcome {
+                    wait_status,
+                    spawn_method: spawned.method,
+                    stats: sup.stats,
+                    lockstep_violations: sup.procs.violations.clone(),
+                    sync_wakeup: lp.sync_wakeup,
+                })
+            })
+            .map_err(|e| LoaderError::Setup(format!("cannot start the supervisor thread: {e}")))?;
+        Ok(Sandbox {
+            thread: Mutex::new(Some(thread)),
+            commands: cmd_tx,
+            wake: cmd_wake,
+            events: ev_rx,
+            pidfd,
+            init_pid,
+            old_mask,
+        })
     }
-    let wait_status = match program_status {
-        Some(s) => s,
-        None if init_status == 0 => return Err(LoaderError::EndedEarly),
-        None => init_status,
-    };
-    Ok(RunOutcome {
-        wait_status,
-        spawn_method: spawned.method,
-        stats: sup.stats,
-        lockstep_violations: sup.procs.violations.clone(),
-        sync_wakeup,
-    })
+
+    /// Waits for the program to end and returns how it ended (once; later calls fail
+    /// with [`LoaderError::AlreadyWaited`]). Restores the calling thread's signal mask
+    /// if [`SandboxSpec::forward_signals`] changed it (call it from the thread that
+    /// called [`Sandbox::start`]).
+    pub fn wait(&self) -> Result<RunOutcome, LoaderError> {
+        let thread = self
+            .thread
+            .lock()
+            .take()
+            .ok_or(LoaderError::AlreadyWaited)?;
+        let r = thread
+            .join()
+            .unwrap_or_else(|_| Err(LoaderError::Setup("the supervisor thread panicked".into())));
+        if let Some(m) = &self.old_mask {
+            let _ = m.thread_set_mask();
+        }
+        r
+    }
+
+    /// Sends signal `sig` by delivery mode: to the program ([`SignalMode::Process`]),
+    /// to the foreground process group of its terminal ([`SignalMode::Foreground`],
+    /// [`SignalMode::Auto`] with a terminal), or to every process but init
+    /// ([`SignalMode::All`]).
+    pub fn signal(&self, mode: SignalMode, sig: i32) -> Result<(), LoaderError> {
+        self.command(Command::Signal(mode, sig))
+    }
+
+    /// The terminal was resized (an embedder's console): the sandbox's terminal takes
+    /// the new size and its foreground group gets SIGWINCH if it changed.
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<(), LoaderError> {
+        self.command(Command::Resize(rows, cols))
+    }
+
+    /// Kills every process of the sandbox (SIGKILL to init, which takes its PID
+    /// namespace down with it). [`Sandbox::wait`] then returns.
+    pub fn destroy(&self) -> Result<(), LoaderError> {
+        crate::sys::clone::pidfd_kill(&self.pidfd)
+            .map_err(|e| LoaderError::Sys("pidfd_send_signal", e))
+    }
+
+    /// What happens in the sandbox: the program stopped, continued or exited, the
+    /// terminal's foreground process group changed.
+    pub fn events(&self) -> &crossbeam_channel::Receiver<SandboxEvent> {
+        &self.events
+    }
+
+    /// init's PID in the caller's PID namespace.
+    pub fn init_pid(&self) -> i32 {
+        self.init_pid
+    }
+
+    fn command(&self, c: Command) -> Result<(), LoaderError> {
+        self.commands.send(c).map_err(|_| LoaderError::Ended)?;
+        let _ = self.wake.write(1);
+        Ok(())
+    }
+}
+
+/// A running sandbox (see [`Sandbox::start`]).
+pub struct Sandbox {
+    thread: Mutex<Option<std::thread::JoinHandle<Result<RunOutcome, LoaderError>>>>,
+    commands: crossbeam_channel::Sender<Command>,
+    wake: Arc<nix::sys::eventfd::EventFd>,
+    events: crossbeam_channel::Receiver<SandboxEvent>,
+    pidfd: OwnedFd,
+    init_pid: i32,
+    old_mask: Option<SigSet>,
+}
+
+impl Drop for Sandbox {
+    /// A sandbox dropped while running is destroyed: nothing outlives its handle.
+    fn drop(&mut self) {
+        if self.thread.get_mut().is_some() {
+            let _ = self.destroy();
+            let _ = self.wait();
+        }
+    }
+}
+
+/// An event of a running sandbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SandboxEvent {
+    /// The program (PID 2) stopped by signal `sig`.
+    ProgramStopped { sig: i32 },
+    /// The program continued.
+    ProgramContinued,
+    /// The program ended with this wait status.
+    ProgramExited { wait_status: i32 },
+    /// The foreground process group of the sandbox's terminal changed (sandbox PIDs).
+    ForegroundChanged { pgrp: Option<Pid> },
+}
+
+/// A request to the supervision loop.
+enum Command {
+    Signal(SignalMode, i32),
+    Resize(u16, u16),
 }
 
 /// The notification thread: it does nothing but receive notifications and answer
@@ -578,6 +741,14 @@ struct Loop {
     console_socket: Option<PathBuf>,
     /// Owned pty: proxy it to the user's terminal.
     proxy: Option<Proxy>,
+    /// Requests from the [`Sandbox`] handle, and the eventfd that announces them.
+    commands: Option<(
+        crossbeam_channel::Receiver<Command>,
+        Arc<nix::sys::eventfd::EventFd>,
+    )>,
+    events: Option<crossbeam_channel::Sender<SandboxEvent>>,
+    /// The loader takes over the process's signals (the `sandbox` command).
+    forward_signals: bool,
 }
 
 impl Loop {
@@ -591,7 +762,11 @@ impl Loop {
     }
 
     /// Serves until init exits; returns init's wait status.
-    fn serve(&mut self, sigfd: &SignalFd, init_pidfd: &OwnedFd) -> Result<i32, LoaderError> {
+    fn serve(
+        &mut self,
+        sigfd: Option<&SignalFd>,
+        init_pidfd: &OwnedFd,
+    ) -> Result<i32, LoaderError> {
         loop {
             let timeout = if self.watch_stop.is_some() {
                 PollTimeout::from(20u16)
@@ -600,7 +775,14 @@ impl Loop {
             };
             let mut fds: Vec<PollFd> = Vec::with_capacity(8);
             fds.push(PollFd::new(init_pidfd.as_fd(), PollFlags::POLLIN));
-            fds.push(PollFd::new(sigfd.as_fd(), PollFlags::POLLIN));
+            let sig_idx = sigfd.map(|f| {
+                fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+                fds.len() - 1
+            });
+            let cmd_idx = self.commands.as_ref().map(|(_, w)| {
+                fds.push(PollFd::new(w.as_fd(), PollFlags::POLLIN));
+                fds.len() - 1
+            });
             let ctl_idx = self.control.as_ref().map(|c| {
                 fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
                 fds.len() - 1
@@ -637,7 +819,8 @@ impl Loop {
             }
             let ready = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
             let init_done = ready(0);
-            let sig_ready = ready(1);
+            let sig_ready = sig_idx.is_some_and(ready);
+            let cmd_ready = cmd_idx.is_some_and(ready);
             let ctl_ready = ctl_idx.is_some_and(ready);
             let user_ready = proxying && ready(proxy_at);
             let master_ready = proxying && ready(proxy_at + 1);
@@ -656,10 +839,13 @@ impl Loop {
             if user_ready {
                 self.user_input();
             }
-            if sig_ready {
-                while let Ok(Some(si)) = sigfd.read_signal() {
+            if let (true, Some(f)) = (sig_ready, sigfd) {
+                while let Ok(Some(si)) = f.read_signal() {
                     self.host_signal(si.ssi_signo as i32);
                 }
+            }
+            if cmd_ready {
+                self.commands();
             }
             for i in dead_leaders.into_iter().rev() {
                 self.sup.lock().leader_died(i);
@@ -687,6 +873,27 @@ impl Loop {
         }
     }
 
+    /// Serves the [`Sandbox`] handle's requests.
+    fn commands(&mut self) {
+        let Some((rx, wake)) = &self.commands else {
+            return;
+        };
+        let _ = wake.read();
+        let pending: Vec<Command> = rx.try_iter().collect();
+        for c in pending {
+            match c {
+                Command::Signal(mode, sig) => self.forward_by(mode, sig),
+                Command::Resize(rows, cols) => self.sup.lock().set_size(rows, cols),
+            }
+        }
+    }
+
+    fn event(&self, e: SandboxEvent) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(e);
+        }
+    }
+
     fn control_message(&mut self) {
         let Some(c) = &self.control else {
             return;
@@ -694,7 +901,14 @@ impl Loop {
         match control::recv(c.as_raw_fd()) {
             Ok(Some(Message::Listener(fd))) => self.start_listening(fd),
             Ok(Some(Message::ProgramPid(p))) => self.program = Some(p),
-            Ok(Some(Message::ProgramEnded(st))) => self.program_status = Some(st),
+            Ok(Some(Message::ProgramEnded(st))) => {
+                self.program_status = Some(st);
+                self.event(SandboxEvent::ProgramExited { wait_status: st });
+            }
+            Ok(Some(Message::ProgramStopped(sig))) => {
+                self.event(SandboxEvent::ProgramStopped { sig })
+            }
+            Ok(Some(Message::ProgramContinued)) => self.event(SandboxEvent::ProgramContinued),
             Ok(Some(Message::SetupFailed(e))) => self.setup_error = Some(e),
             Ok(Some(Message::ExecFailed(e))) => self.exec_error = Some(e),
             Ok(Some(Message::Go)) => {}
@@ -902,18 +1116,6 @@ impl Loop {
         }
     }
 
-    fn delivery_mode(&self, has_tty: bool) -> DeliveryMode {
-        let fg = DeliveryMode::ForegroundProcessGroup {
-            fallback_to_process: true,
-        };
-        match self.mode {
-            SignalMode::Auto if has_tty => fg,
-            SignalMode::Auto | SignalMode::Process => DeliveryMode::Process,
-            SignalMode::Foreground => fg,
-            SignalMode::All => DeliveryMode::AllProcesses,
-        }
-    }
-
     fn host_signal(&mut self, signo: i32) {
         let Ok(sig) = Signal::try_from(signo) else {
             return;
@@ -939,12 +1141,16 @@ impl Loop {
     }
 
     fn forward(&mut self, signo: i32) {
+        self.forward_by(self.mode, signo)
+    }
+
+    fn forward_by(&mut self, mode: SignalMode, signo: i32) {
         let Some(program) = self.program else {
             return;
         };
         let mut guard = self.sup.lock();
         let sup = &mut *guard;
-        let mode = self.delivery_mode(sup.tty.is_some());
+        let mode = delivery_mode(mode, sup.tty.is_some());
         sup.procs.reconcile(&mut sup.k);
         let r = if mode == DeliveryMode::AllProcesses {
             // Every process but init: a signal from outside would kill it, and with it
@@ -969,6 +1175,11 @@ impl Loop {
         let Some(deadline) = self.watch_stop else {
             return;
         };
+        if !self.forward_signals {
+            // An embedder's process is never stopped by the sandbox.
+            self.watch_stop = None;
+            return;
+        }
         let sup = self.sup.lock();
         if Instant::now() > deadline || sup.tiocspgrp_seen {
             self.watch_stop = None;
@@ -1006,6 +1217,19 @@ impl Loop {
         if let Some(p) = &self.proxy {
             let _ = systty::tcsets(p.user.as_fd(), &p.raw);
         }
+    }
+}
+
+/// The sentry's delivery mode for a signal mode.
+fn delivery_mode(mode: SignalMode, has_tty: bool) -> DeliveryMode {
+    let fg = DeliveryMode::ForegroundProcessGroup {
+        fallback_to_process: true,
+    };
+    match mode {
+        SignalMode::Auto if has_tty => fg,
+        SignalMode::Auto | SignalMode::Process => DeliveryMode::Process,
+        SignalMode::Foreground => fg,
+        SignalMode::All => DeliveryMode::AllProcesses,
     }
 }
 

@@ -94,6 +94,11 @@ pub(crate) struct Supervisor {
     pub owned: bool,
     /// Owned-pty mode with a proxied user terminal: where window sizes come from.
     pub winsize_source: Option<OwnedFd>,
+    /// The loader is a job of the user's shell (it forwards the process's signals):
+    /// it may stop itself when the sandbox reads the terminal from the background.
+    pub job_of_user_shell: bool,
+    /// Where foreground changes are reported (the [`crate::Sandbox`] handle's events).
+    pub events: Option<crossbeam_channel::Sender<crate::SandboxEvent>>,
 }
 
 impl Supervisor {
@@ -101,6 +106,7 @@ impl Supervisor {
     pub fn handle(&mut self, listener: &Listener, n: &Notification) {
         self.stats.notifications += 1;
         let resp = self.decide(n);
+        self.drain_events();
         tracing::debug!(nr = n.nr, pid = n.pid, args = ?&n.args[..3], ?resp, "notification answered");
         if let Err(e) = listener.respond(n.id, resp) {
             tracing::debug!(%e, "notification answer not delivered (caller gone)");
@@ -242,6 +248,9 @@ impl Supervisor {
     /// carries on once the user's `fg` continues it. One ioctl per call when the loader
     /// is in the foreground.
     fn wait_for_host_foreground(&mut self, host_tid: i32, fd: i32, write: bool) {
+        if !self.job_of_user_shell {
+            return;
+        }
         // Twice at most: a stop that did not happen (an orphaned job's stop signals are
         // discarded) must not spin.
         for _ in 0..2 {
@@ -365,6 +374,54 @@ impl Supervisor {
             },
             Err(e) => Self::errno(e),
         }
+    }
+
+    /// Takes the sentry's events (so that they do not pile up) and reports foreground
+    /// changes.
+    pub fn drain_events(&mut self) {
+        for e in self.k.take_events() {
+            if let sandbox_sentry::Event::ForegroundChanged { pgrp, .. } = e {
+                if let Some(tx) = &self.events {
+                    let _ = tx.send(crate::SandboxEvent::ForegroundChanged { pgrp });
+                }
+            }
+        }
+    }
+
+    /// An embedder resized the sandbox's terminal: an owned pty takes the size (the
+    /// host sends SIGWINCH); a borrowed terminal's size is the embedder's to set, the
+    /// sentry records it and sends SIGWINCH to the foreground group if it changed.
+    pub fn set_size(&mut self, rows: u16, cols: u16) {
+        let Some(tty) = &self.tty else {
+            return;
+        };
+        let id = tty.id;
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        if self.owned {
+            if let Some(fd) = &tty.fd {
+                let _ = systty::set_winsize(fd.as_fd(), &ws);
+            }
+        }
+        let _ = self.k.tty_set_winsize(
+            id,
+            Winsize {
+                rows,
+                cols,
+                xpixel: 0,
+                ypixel: 0,
+            },
+        );
+        if self.owned {
+            let _ = self.k.take_host_signals();
+        } else {
+            self.send_host_signals();
+        }
+        self.drain_events();
     }
 
     /// Brings the sentry up to date with the host (see `crate::tracker`). With an owned

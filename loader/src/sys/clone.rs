@@ -111,6 +111,25 @@ pub(crate) fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
 }
 
+/// `pidfd_send_signal(pidfd, SIGKILL, NULL, 0)`.
+pub(crate) fn pidfd_kill(pidfd: &OwnedFd) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid descriptor, a null siginfo (allowed), no flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
 /// Ends the current process at once, without running Rust or libc exit handlers (for
 /// children of a fork).
 pub(crate) fn exit_now(code: i32) -> ! {

@@ -13,6 +13,36 @@
 //! - [`userns`]: the uid/gid maps of the sandbox's user namespace (non-root loader).
 //! - [`procfs`]: what `/proc` says about a process.
 //! - `sys`: every raw system call wrapper (`unsafe` lives only there).
+//!
+//! # Embedding
+//!
+//! A hypervisor or another runtime starts a sandbox with [`Sandbox::start`], follows
+//! it through [`Sandbox::events`], signals it by delivery mode, resizes its terminal
+//! and destroys it; the embedder's own signal handlers are left alone unless it opts
+//! in to [`SandboxSpec::forward_signals`] (what `sandbox run` does). Needs root, or
+//! user namespaces for an unprivileged caller.
+//!
+//! ```
+//! use sandbox_loader::{Sandbox, SandboxEvent, SandboxSpec, SignalMode};
+//!
+//! let mut spec = SandboxSpec::new(vec!["sh".into(), "-c".into(), "hostname; exit 3".into()]);
+//! spec.hostname = Some("guest".into());
+//! let sandbox = Sandbox::start(spec)?;
+//! // Events arrive as the program runs: here only its end.
+//! let outcome = sandbox.wait()?;
+//! assert_eq!(outcome.exit_code(), 3);
+//! assert!(matches!(
+//!     sandbox.events().try_recv(),
+//!     Ok(SandboxEvent::ProgramExited { .. })
+//! ));
+//! # let _ = SignalMode::Foreground;
+//! # Ok::<(), sandbox_loader::LoaderError>(())
+//! ```
+//!
+//! A terminal comes two ways: [`SandboxSpec::terminal`] borrows one (the sentry
+//! enforces job control on it), [`SandboxSpec::owned_pty`] gives the sandbox a pty of
+//! its own, proxied or handed to a console socket (the host enforces, the sentry
+//! approves). See `docs/LOADER.md`.
 pub use sandbox_sentry as sentry;
 
 pub(crate) mod control;

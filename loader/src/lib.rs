@@ -12,6 +12,8 @@
 //! - [`mounts`]: the sandbox's filesystem view (read-only host root, /tmp, /proc, /dev).
 //! - [`userns`]: the uid/gid maps of the sandbox's user namespace (non-root loader).
 //! - [`procfs`]: what `/proc` says about a process.
+//! - [`tty_listener`]: a process that receives a terminal's signals for the loader when
+//!   the loader is not in that terminal's foreground group.
 //! - `sys`: every raw system call wrapper (`unsafe` lives only there).
 //!
 //! # Embedding
@@ -55,6 +57,7 @@ pub mod spawn;
 pub(crate) mod supervisor;
 pub(crate) mod sys;
 pub(crate) mod tracker;
+pub mod tty_listener;
 pub mod userns;
 
 pub use sandbox::{

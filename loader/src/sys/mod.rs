@@ -3,6 +3,7 @@
 
 pub(crate) mod clone;
 pub(crate) mod fd;
+pub(crate) mod listener;
 pub(crate) mod memory;
 pub(crate) mod mount;
 pub(crate) mod sched;

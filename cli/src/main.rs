@@ -34,7 +34,7 @@ enum Command {
     /// host root read-only with a private /tmp, a fresh /proc and a minimal /dev,
     /// seccomp. Exit status: the program's, 128+N if it was killed by signal N, 125 for
     /// a sandbox error, 126 if PROGRAM cannot be executed, 127 if it is not found.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Play a shell session on the job-control kernel model and show every event:
     /// a foreground job, ^Z, `jobs`, `bg`, `fg`, ^C.
     Demo {
@@ -55,6 +55,13 @@ struct RunArgs {
     /// through untouched.
     #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "borrow")]
     tty: Option<TtyArg>,
+    /// Borrow the terminal open on descriptor N (not necessarily the invoking one) and
+    /// make it the program's stdio. When `sandbox` is not in that terminal's
+    /// foreground group, a small listener process takes it as controlling terminal to
+    /// receive ^C, ^\, ^Z, resizes and hangup, which the sandbox's foreground group
+    /// then gets (the terminal must not be anyone's controlling terminal then).
+    #[arg(long, value_name = "N", conflicts_with_all = ["tty", "console_socket"])]
+    tty_fd: Option<i32>,
     /// Give the sandbox a pty of its own and send its master to the unix socket PATH
     /// (SCM_RIGHTS), as OCI runtimes do; nothing is proxied.
     #[arg(long, value_name = "PATH", conflicts_with = "tty")]
@@ -189,6 +196,26 @@ fn run(args: RunArgs) -> Result<i32> {
             }
         }
     }
+    if let Some(n) = args.tty_fd {
+        // Open the same terminal again through /proc (no unsafe descriptor juggling;
+        // O_NOCTTY: this never makes it the loader's controlling terminal).
+        use std::os::unix::fs::OpenOptionsExt;
+        let fd: std::os::fd::OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(nix::fcntl::OFlag::O_NOCTTY.bits())
+            .open(format!("/proc/self/fd/{n}"))
+            .map_err(|e| anyhow!("--tty-fd {n}: {e}"))?
+            .into();
+        if !nix::unistd::isatty(&fd).unwrap_or(false) {
+            return Err(anyhow!("--tty-fd {n}: not a terminal"));
+        }
+        let ours = nix::unistd::getpgrp();
+        let fronted = nix::unistd::tcgetpgrp(&fd).is_ok_and(|fg| fg == ours);
+        spec.terminal_listener = !fronted;
+        spec.terminal_stdio = true;
+        spec.terminal = Some(fd);
+    }
     if let Some(path) = args.console_socket {
         spec.owned_pty = Some(sandbox_loader::OwnedPty {
             proxy: None,
@@ -259,7 +286,7 @@ fn main() {
     init_logging(cli.log_level.as_deref());
     let result = match cli.command {
         Command::Demo { json } => demo(json),
-        Command::Run(args) => match run(args) {
+        Command::Run(args) => match run(*args) {
             Ok(code) => std::process::exit(code),
             Err(e) => Err(e),
         },

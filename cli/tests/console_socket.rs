@@ -129,3 +129,56 @@ fn closing_the_master_hangs_up_the_sandbox() {
     };
     assert_eq!(c.exit_code(), 128 + libc::SIGHUP);
 }
+
+/// `--tty-fd N`: a terminal nobody fronts (a pty slave passed as fd 3, no session has it)
+/// becomes the program's stdio; the terminal-signal listener makes ^C at the master and a
+/// resize reach the sandbox's foreground group.
+#[test]
+fn tty_fd_that_nobody_fronts_still_delivers_signals() {
+    use std::os::fd::{AsFd, AsRawFd};
+    use std::os::unix::process::CommandExt;
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = pty.slave.as_raw_fd();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandbox"));
+    cmd.args([
+        "run",
+        "--tty-fd",
+        "3",
+        "--",
+        "sh",
+        "-c",
+        "trap 'stty size' WINCH; echo ready; while :; do sleep 0.05; done",
+    ])
+    .stdin(Stdio::null());
+    // SAFETY (test): dup2 is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(slave, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    drop(pty.slave);
+    let mut c = Console {
+        child,
+        master: pty.master.into(),
+        seen: String::new(),
+    };
+    c.expect("ready");
+    let ws = libc::winsize {
+        ws_row: 31,
+        ws_col: 71,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY (test): TIOCSWINSZ reads one winsize through a valid pointer.
+    assert_eq!(
+        unsafe { libc::ioctl(c.master.as_fd().as_raw_fd(), libc::TIOCSWINSZ, &ws) },
+        0
+    );
+    c.expect("31 71");
+    c.master.write_all(b"\x03").unwrap();
+    assert_eq!(c.exit_code(), 130);
+}

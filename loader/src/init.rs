@@ -42,12 +42,11 @@ pub(crate) struct InitPlan {
     pub notify: Filter,
     /// init's end of the control channel.
     pub control: RawFd,
-    /// The loader's end, which init inherits and must close at once: while any copy
-    /// is open, init would not see the loader go away.
-    pub loader_end: RawFd,
     /// init is in a new user namespace: wait for the loader to write its uid/gid maps
     /// (the loader sends `G`) before doing anything that needs its capabilities.
     pub wait_for_maps: bool,
+    /// Make this descriptor (a borrowed terminal) the program's stdio.
+    pub stdio: Option<RawFd>,
     /// Owned-pty mode: init creates a pty in the sandbox's own devpts, makes it the
     /// session's controlling terminal, sends the master to the loader (`M`) and gives
     /// the slave to the program as stdio, with the program's group in the foreground.
@@ -64,7 +63,15 @@ pub(crate) struct PtyInit {
 pub(crate) const SETUP_FAILED: i32 = 125;
 
 pub(crate) fn init_main(plan: &InitPlan) -> i32 {
-    let _ = nix::unistd::close(plan.loader_end);
+    // Nothing of the loader's process stays open here but the control channel and the
+    // terminal (the loader's own end of the channel included: while any copy is open,
+    // init would not see the loader go away).
+    let mut keep = vec![plan.control];
+    keep.extend(plan.stdio);
+    if let Err(e) = crate::sys::fd::close_all_except(&keep) {
+        let _ = control::send(plan.control, &format!("F close_range: {e}"), None);
+        return SETUP_FAILED;
+    }
     let fail = |what: String| {
         let _ = control::send(plan.control, &format!("F {what}"), None);
         SETUP_FAILED
@@ -188,6 +195,11 @@ fn program_main(plan: &InitPlan, pty_slave: Option<RawFd>) -> i32 {
         nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))
     {
         return fail(format!("setpgid: {e}"));
+    }
+    if let Some(fd) = plan.stdio {
+        if let Err(e) = crate::sys::fd::onto_stdio(fd) {
+            return fail(format!("the terminal as stdio: {e}"));
+        }
     }
     if let Some(slave) = pty_slave {
         // The owned pty is the session's real controlling terminal: stdio, and this

@@ -70,6 +70,14 @@ pub struct SandboxSpec {
     pub share_net: bool,
     /// A terminal to borrow (the program's stdio should refer to it as well).
     pub terminal: Option<OwnedFd>,
+    /// Start the terminal-signal listener on the borrowed `terminal`: for a terminal
+    /// the loader is not the foreground of (an embedder's pty slave, `--tty-fd`), whose
+    /// ^C, ^\, ^Z, resizes and hangup would otherwise reach nobody. The terminal must
+    /// not be anyone's controlling terminal yet (see [`crate::tty_listener`]).
+    pub terminal_listener: bool,
+    /// Make the borrowed `terminal` the program's stdin, stdout and stderr (otherwise
+    /// the program inherits the loader's).
+    pub terminal_stdio: bool,
     /// Give the sandbox a pty of its own instead (`--tty=pty`, console sockets); not
     /// together with `terminal`.
     pub owned_pty: Option<OwnedPty>,
@@ -110,6 +118,8 @@ impl SandboxSpec {
             share_net: false,
             terminal: None,
             owned_pty: None,
+            terminal_listener: false,
+            terminal_stdio: false,
             signal_mode: SignalMode::Auto,
             seccomp: true,
             spawn_method: SpawnMethod::Clone3,
@@ -359,8 +369,12 @@ impl Sandbox {
             deny,
             notify,
             control: theirs.as_raw_fd(),
-            loader_end: ours.as_raw_fd(),
             wait_for_maps: !nix::unistd::geteuid().is_root(),
+            stdio: if spec.terminal_stdio {
+                terminal.as_ref().map(|t| t.as_raw_fd())
+            } else {
+                None
+            },
             owned_pty: owned.as_ref().map(|_| crate::init::PtyInit {
                 termios: proxy_state.map(|(t, _)| t),
                 winsize: proxy_state.map(|(_, w)| w),
@@ -384,6 +398,19 @@ impl Sandbox {
             )
         } else {
             None
+        };
+
+        // The terminal-signal listener, before any thread of ours exists and before the
+
+        // loader's own seccomp (it needs setsid and TIOCSCTTY).
+
+        let tty_listener = match (&terminal, spec.terminal_listener) {
+            (Some(fd), true) => Some(
+                crate::tty_listener::TtyListener::start(fd.as_fd())
+                    .map_err(|e| LoaderError::Setup(format!("terminal-signal listener: {e}")))?,
+            ),
+
+            _ => None,
         };
 
         let mut ns =
@@ -494,6 +521,7 @@ impl Sandbox {
             commands: None,
             events: None,
             forward_signals: spec.forward_signals,
+            tty_listener,
             proxy: match (proxy, &proxy_state) {
                 (Some(fd), Some((t, _))) => Some(Proxy {
                     user: dup(fd)?,
@@ -749,6 +777,8 @@ struct Loop {
     events: Option<crossbeam_channel::Sender<SandboxEvent>>,
     /// The loader takes over the process's signals (the `sandbox` command).
     forward_signals: bool,
+    /// Reports the borrowed terminal's signals when the loader is not its foreground.
+    tty_listener: Option<crate::tty_listener::TtyListener>,
 }
 
 impl Loop {
@@ -800,6 +830,10 @@ impl Loop {
                     fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
                 }
             }
+            let listener_idx = self.tty_listener.as_ref().map(|l| {
+                fds.push(PollFd::new(l.fd(), PollFlags::POLLIN));
+                fds.len() - 1
+            });
             let leaders_at = fds.len();
             let leaders: Vec<std::os::fd::RawFd> = self
                 .sup
@@ -821,6 +855,7 @@ impl Loop {
             let init_done = ready(0);
             let sig_ready = sig_idx.is_some_and(ready);
             let cmd_ready = cmd_idx.is_some_and(ready);
+            let listener_ready = listener_idx.is_some_and(ready);
             let ctl_ready = ctl_idx.is_some_and(ready);
             let user_ready = proxying && ready(proxy_at);
             let master_ready = proxying && ready(proxy_at + 1);
@@ -847,6 +882,9 @@ impl Loop {
             if cmd_ready {
                 self.commands();
             }
+            if listener_ready {
+                self.terminal_signals();
+            }
             for i in dead_leaders.into_iter().rev() {
                 self.sup.lock().leader_died(i);
             }
@@ -869,6 +907,29 @@ impl Loop {
                 }
                 self.drain_pty();
                 return wait_pidfd(init_pidfd);
+            }
+        }
+    }
+
+    /// The terminal-signal listener reported what the terminal's line discipline did:
+    /// the sentry's terminal does the same to its foreground group.
+    fn terminal_signals(&mut self) {
+        use crate::tty_listener::TtySignal;
+        let Some(l) = &mut self.tty_listener else {
+            return;
+        };
+        let got = match l.read() {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::info!(%e, "terminal-signal listener gone");
+                self.tty_listener = None;
+                return;
+            }
+        };
+        for s in got {
+            match s {
+                TtySignal::WindowChanged => self.sup.lock().resized(),
+                other => self.forward_by(SignalMode::Foreground, other.signal() as i32),
             }
         }
     }

@@ -24,3 +24,36 @@ pub(crate) fn cloexec_from(first: u32) -> Result<(), nix::Error> {
     };
     nix::errno::Errno::result(r).map(drop)
 }
+
+/// Duplicates `fd` onto descriptors 0, 1 and 2 (not close-on-exec).
+pub(crate) fn onto_stdio(fd: RawFd) -> Result<(), nix::Error> {
+    for target in 0..3 {
+        // SAFETY: dup2 takes two descriptor numbers; `fd` is open.
+        nix::errno::Errno::result(unsafe { libc::dup2(fd, target) })?;
+    }
+    Ok(())
+}
+
+/// Closes every descriptor from 3 up except those in `keep` (close_range over the
+/// gaps). For init, which never execs, so close-on-exec would not do: a descriptor of
+/// the embedder's (a pty master, say) must not stay open in the sandbox.
+pub(crate) fn close_all_except(keep: &[RawFd]) -> Result<(), nix::Error> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|&f| u32::try_from(f).ok())
+        .filter(|&f| f >= 3)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut first: u32 = 3;
+    for k in keep.into_iter().chain(std::iter::once(u32::MAX)) {
+        if k > first {
+            let last = if k == u32::MAX { u32::MAX } else { k - 1 };
+            // SAFETY: close_range closes descriptors only; no memory is passed.
+            let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+            nix::errno::Errno::result(r)?;
+        }
+        first = k.saturating_add(1);
+    }
+    Ok(())
+}

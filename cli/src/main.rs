@@ -90,6 +90,13 @@ struct RunArgs {
     /// inherits sandbox's environment.
     #[arg(long = "env", value_name = "KEY=VALUE")]
     envs: Vec<String>,
+    /// Run the program as UID[:GID] (numeric; GID defaults to UID).
+    #[arg(long, value_name = "UID[:GID]")]
+    user: Option<String>,
+    /// A resource limit for the program: NAME=SOFT[:HARD] with NAME one of nofile,
+    /// nproc, core, cpu, fsize, as, stack, memlock (HARD defaults to SOFT); repeatable.
+    #[arg(long = "rlimit", value_name = "NAME=SOFT[:HARD]")]
+    rlimits: Vec<String>,
     /// Working directory inside the sandbox (default /).
     #[arg(long)]
     cwd: Option<std::path::PathBuf>,
@@ -142,6 +149,31 @@ fn parse_bind(s: &str, read_only: bool) -> Result<sandbox_loader::mounts::Bind> 
     })
 }
 
+/// `NAME=SOFT[:HARD]` → (RLIMIT_*, soft, hard).
+fn parse_rlimit(s: &str) -> Result<(i32, u64, u64)> {
+    let bad = || anyhow!("bad --rlimit {s:?}: expected NAME=SOFT[:HARD]");
+    let (name, value) = s.split_once('=').ok_or_else(bad)?;
+    let resource = match name {
+        "nofile" => nix::sys::resource::Resource::RLIMIT_NOFILE,
+        "nproc" => nix::sys::resource::Resource::RLIMIT_NPROC,
+        "core" => nix::sys::resource::Resource::RLIMIT_CORE,
+        "cpu" => nix::sys::resource::Resource::RLIMIT_CPU,
+        "fsize" => nix::sys::resource::Resource::RLIMIT_FSIZE,
+        "as" => nix::sys::resource::Resource::RLIMIT_AS,
+        "stack" => nix::sys::resource::Resource::RLIMIT_STACK,
+        "memlock" => nix::sys::resource::Resource::RLIMIT_MEMLOCK,
+        _ => return Err(anyhow!("bad --rlimit {s:?}: unknown limit {name:?}")),
+    };
+    let (soft, hard) = match value.split_once(':') {
+        Some((a, b)) => (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?),
+        None => {
+            let v: u64 = value.parse().map_err(|_| bad())?;
+            (v, v)
+        }
+    };
+    Ok((resource as i32, soft, hard))
+}
+
 /// `sandbox run`: returns the exit status.
 fn run(args: RunArgs) -> Result<i32> {
     use sandbox_loader::{SandboxSpec, SignalMode, SpawnMethod};
@@ -160,6 +192,20 @@ fn run(args: RunArgs) -> Result<i32> {
     }
     for b in &args.ro_binds {
         spec.binds.push(parse_bind(b, true)?);
+    }
+    if let Some(u) = &args.user {
+        let bad = || anyhow!("bad --user {u:?}: expected UID[:GID]");
+        let (uid, gid) = match u.split_once(':') {
+            Some((a, b)) => (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?),
+            None => {
+                let id: u32 = u.parse().map_err(|_| bad())?;
+                (id, id)
+            }
+        };
+        spec.user = Some((uid, gid));
+    }
+    for r in &args.rlimits {
+        spec.rlimits.push(parse_rlimit(r)?);
     }
     spec.rootfs = args.rootfs;
     spec.share_net = args.share_net;

@@ -310,3 +310,23 @@ fn signal_modes() {
         assert_eq!(code(&o), 0, "{mode}");
     }
 }
+
+/// `--user` and `--rlimit` apply to the program.
+#[test]
+fn user_and_resource_limits() {
+    let o = sandbox(&[
+        "--user",
+        "65534:65534",
+        "--rlimit",
+        "nofile=64:128",
+        "--",
+        "sh",
+        "-c",
+        "id -u; id -g; ulimit -Sn; ulimit -Hn",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "65534\n65534\n64\n128\n");
+    let o = sandbox(&["--user", "nobody", "--", "true"]);
+    assert_eq!(code(&o), 125);
+    assert!(stderr(&o).contains("UID"), "{}", stderr(&o));
+}

@@ -45,6 +45,10 @@ pub(crate) struct InitPlan {
     /// init is in a new user namespace: wait for the loader to write its uid/gid maps
     /// (the loader sends `G`) before doing anything that needs its capabilities.
     pub wait_for_maps: bool,
+    /// The program's user and group.
+    pub user: Option<(u32, u32)>,
+    /// The program's resource limits (resource, soft, hard).
+    pub rlimits: Vec<(i32, u64, u64)>,
     /// Make this descriptor (a borrowed terminal) the program's stdio.
     pub stdio: Option<RawFd>,
     /// Owned-pty mode: init creates a pty in the sandbox's own devpts, makes it the
@@ -229,6 +233,17 @@ fn program_main(plan: &InitPlan, pty_slave: Option<RawFd>) -> i32 {
         return fail(format!("passing the seccomp listener: {e}"));
     }
     drop(listener);
+    for &(resource, soft, hard) in &plan.rlimits {
+        if let Err(e) = crate::sys::process::set_rlimit(resource, soft, hard) {
+            return fail(format!("setrlimit({resource}): {e}"));
+        }
+    }
+    if let Some((uid, gid)) = plan.user {
+        // Last, after everything that needs privileges (the filters are installed).
+        if let Err(e) = crate::sys::process::become_user(uid, gid) {
+            return fail(format!("running as {uid}:{gid}: {e}"));
+        }
+    }
     let Some(prog) = plan.argv.first() else {
         return fail("no program given".into());
     };

@@ -63,6 +63,11 @@ pub struct SandboxSpec {
     /// The program's whole environment (`KEY=VALUE`).
     pub env: Vec<String>,
     pub cwd: Option<PathBuf>,
+    /// Run the program as this user and group (numeric, inside the sandbox's user
+    /// namespace if it has one); supplementary groups are cleared.
+    pub user: Option<(u32, u32)>,
+    /// Resource limits for the program: (RLIMIT_* resource, soft, hard).
+    pub rlimits: Vec<(i32, u64, u64)>,
     pub hostname: Option<String>,
     pub rootfs: Option<PathBuf>,
     pub binds: Vec<Bind>,
@@ -112,6 +117,8 @@ impl SandboxSpec {
             argv,
             env: std::env::vars().map(|(k, v)| format!("{k}={v}")).collect(),
             cwd: None,
+            user: None,
+            rlimits: Vec::new(),
             hostname: None,
             rootfs: None,
             binds: Vec::new(),
@@ -370,6 +377,8 @@ impl Sandbox {
             notify,
             control: theirs.as_raw_fd(),
             wait_for_maps: !nix::unistd::geteuid().is_root(),
+            user: spec.user,
+            rlimits: spec.rlimits.clone(),
             stdio: if spec.terminal_stdio {
                 terminal.as_ref().map(|t| t.as_raw_fd())
             } else {

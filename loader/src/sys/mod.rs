@@ -6,6 +6,7 @@ pub(crate) mod fd;
 pub(crate) mod listener;
 pub(crate) mod memory;
 pub(crate) mod mount;
+pub(crate) mod process;
 pub(crate) mod sched;
 pub(crate) mod seccomp;
 pub(crate) mod signal;

@@ -198,3 +198,45 @@ fn sandbox_as_a_job_of_the_users_shell() {
     s.wait_prompt_after(line, DEFAULT_TIMEOUT).unwrap();
     assert_eq!(s.last_status().unwrap(), 0);
 }
+
+/// `--tty=pty` puts the user's terminal in raw mode while the sandbox runs and restores
+/// it on every exit path: here SIGTERM and SIGHUP sent to `sandbox` itself (forwarded
+/// to the sandbox's foreground job, which ends, and so does `sandbox`).
+#[test]
+fn pty_mode_restores_the_users_terminal_when_signalled() {
+    let s = Launcher::Direct.shell(Shell::Bash);
+    let bin = env!("CARGO_BIN_EXE_sandbox");
+    for (sig, status) in [(Signal::SIGTERM, 143), (Signal::SIGHUP, 129)] {
+        let line = s
+            .start(&format!("{bin} run --tty=pty -- sleep 1234.5"))
+            .unwrap();
+        let mut loader = 0;
+        s.wait_until("the sandbox running sleep", DEFAULT_TIMEOUT, || {
+            let procs = s.processes();
+            let sleeping = procs
+                .iter()
+                .any(|p| p.cmdline.first().is_some_and(|a| a == "sleep"));
+            if let Some(p) = procs
+                .iter()
+                .find(|p| p.pgrp == p.pid && p.cmdline.first().is_some_and(|a| a == bin))
+            {
+                loader = p.pid;
+            }
+            sleeping && loader > 0
+        })
+        .unwrap();
+        // Raw while it runs.
+        let t = s.termios().unwrap();
+        assert!(!t
+            .local_flags
+            .contains(nix::sys::termios::LocalFlags::ICANON));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(loader), sig).unwrap();
+        s.wait_prompt_after(line, DEFAULT_TIMEOUT).unwrap();
+        assert_eq!(s.last_status().unwrap(), status);
+        let modes = s.run("stty -a").unwrap();
+        assert!(
+            modes.contains(" icanon") && modes.contains(" echo "),
+            "cooked again after {sig:?}: {modes}"
+        );
+    }
+}

@@ -630,6 +630,11 @@ impl Term {
         }
     }
 
+    /// The terminal's current modes (read through the master).
+    pub fn termios(&self) -> io::Result<nix::sys::termios::Termios> {
+        nix::sys::termios::tcgetattr(self.master.as_fd()).map_err(io::Error::from)
+    }
+
     /// Waits until `cond` holds (polled every 10 ms), for conditions outside the
     /// screen (processes, exit). The error shows the screen.
     pub fn wait_until(

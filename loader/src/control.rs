@@ -14,7 +14,7 @@ use nix::sys::socket::{
     SockFlag, SockType,
 };
 use std::io::IoSliceMut;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 
 /// A message on the control channel.
 #[derive(Debug)]
@@ -68,8 +68,7 @@ pub(crate) fn recv(fd: RawFd) -> nix::Result<Option<Message>> {
     for c in msg.cmsgs()? {
         if let ControlMessageOwned::ScmRights(fds) = c {
             for f in fds {
-                // SAFETY: SCM_RIGHTS gave us a new descriptor that nobody else owns.
-                let owned = unsafe { OwnedFd::from_raw_fd(f) };
+                let owned = crate::sys::fd::own_received(f);
                 if passed.is_none() {
                     passed = Some(owned);
                 }

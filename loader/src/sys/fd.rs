@@ -57,3 +57,11 @@ pub(crate) fn close_all_except(keep: &[RawFd]) -> Result<(), nix::Error> {
     }
     Ok(())
 }
+
+/// Takes ownership of a descriptor that SCM_RIGHTS just delivered to this process.
+pub(crate) fn own_received(fd: RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the kernel installed this descriptor for us in recvmsg; nothing else in
+    // the process knows its number, so this is its only owner.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}

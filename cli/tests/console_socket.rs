@@ -95,6 +95,21 @@ impl Console {
     }
 }
 
+/// A pty pair whose master is close-on-exec: the other tests of this binary spawn
+/// processes concurrently, and an inherited copy of the master would keep the pty from
+/// ever hanging up.
+fn cloexec_pty() -> nix::pty::OpenptyResult {
+    let pty = nix::pty::openpty(None, None).unwrap();
+    for fd in [&pty.master, &pty.slave] {
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .unwrap();
+    }
+    pty
+}
+
 #[test]
 fn console_socket_receives_a_working_master() {
     let mut c = start(&["sh", "-c", "tty; echo ready; read x; echo got-$x; exit 3"]);
@@ -137,7 +152,7 @@ fn closing_the_master_hangs_up_the_sandbox() {
 fn tty_fd_that_nobody_fronts_still_delivers_signals() {
     use std::os::fd::{AsFd, AsRawFd};
     use std::os::unix::process::CommandExt;
-    let pty = nix::pty::openpty(None, None).unwrap();
+    let pty = cloexec_pty();
     let slave = pty.slave.as_raw_fd();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandbox"));
     cmd.args([
@@ -181,4 +196,51 @@ fn tty_fd_that_nobody_fronts_still_delivers_signals() {
     c.expect("31 71");
     c.master.write_all(b"\x03").unwrap();
     assert_eq!(c.exit_code(), 130);
+}
+
+/// `--tty=pty`: when the user's terminal hangs up (its master closes), the sandbox's
+/// own pty is hung up too, so the sandbox's session gets SIGHUP and nothing is left
+/// running.
+#[test]
+fn pty_mode_hangs_up_when_the_users_terminal_does() {
+    use std::os::fd::AsRawFd;
+    let pty = cloexec_pty();
+    let slave = pty.slave.as_raw_fd();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandbox"));
+    cmd.args([
+        "run",
+        "--tty=pty",
+        "--",
+        "sh",
+        "-c",
+        "trap 'exit 9' HUP; echo ready; while :; do sleep 0.05; done",
+    ]);
+    // SAFETY (test): dup2 is async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || {
+            for t in 0..3 {
+                if libc::dup2(slave, t) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    drop(pty.slave);
+    let mut c = Console {
+        child,
+        master: pty.master.into(),
+        seen: String::new(),
+    };
+    c.expect("ready");
+    let Console { child, master, .. } = c;
+    drop(master);
+    let c = Console {
+        child,
+        master: std::fs::File::open("/dev/null").unwrap(),
+        seen: String::new(),
+    };
+    assert_eq!(c.exit_code(), 9);
 }

@@ -67,6 +67,9 @@ pub(crate) struct PtyInit {
 pub(crate) const SETUP_FAILED: i32 = 125;
 
 pub(crate) fn init_main(plan: &InitPlan) -> i32 {
+    // No logging from here on: the loader's log file is one of the descriptors closed
+    // below, and a failed log write would be reported on the terminal.
+    let _quiet = tracing::dispatcher::set_default(&tracing::Dispatch::none());
     // Nothing of the loader's process stays open here but the control channel and the
     // terminal (the loader's own end of the channel included: while any copy is open,
     // init would not see the loader go away).

@@ -1035,7 +1035,14 @@ impl Loop {
         };
         let mut buf = [0u8; 4096];
         match nix::unistd::read(&p.user, &mut buf) {
-            Ok(0) | Err(nix::Error::EIO) => p.master = None,
+            Ok(0) | Err(nix::Error::EIO) => {
+                // The user's terminal hung up: hang the sandbox's pty up too (close
+                // every master descriptor the loader holds).
+                p.master = None;
+                if let Some(t) = self.sup.lock().tty.as_mut() {
+                    t.fd = None;
+                }
+            }
             Ok(n) => {
                 let t = systty::tcgets(m.as_fd()).ok();
                 let suspend = t.is_some_and(|t| {

@@ -1,5 +1,7 @@
 //! What running a program under `sandbox run` costs: start-up, a write to the borrowed
-//! terminal (every one a seccomp user notification with `--tty`), and fork+exec.
+//! terminal (every one a seccomp user notification with `--tty`), fork+exec, and the
+//! throughput of `cat` of a large file to the terminal with each terminal mode (none,
+//! `--tty`, `--tty=pty`).
 //!
 //! ```sh
 //! cargo build --release -p sandbox-cli
@@ -20,6 +22,11 @@
 //!
 //! `loader_bench --writer N` (used by the bench itself) makes N one-byte `write(1)`
 //! calls and nothing else in between.
+//!
+//! The `cat` file (100 MB of `x`, 4 MB with `--quick`: no newline, so that the
+//! terminals' output processing changes nothing and every byte can be counted) is
+//! written to a directory of its own under `$TMPDIR` (default `/tmp`), bound read-only
+//! into the sandbox (whose `/tmp` is private), and removed at the end.
 
 use anyhow::{anyhow, bail, Context, Result};
 use std::fs::File;
@@ -45,6 +52,8 @@ struct Plan {
     writes: u64,
     fork_reps: usize,
     forks: u64,
+    cat_reps: usize,
+    cat_bytes: u64,
 }
 
 impl Plan {
@@ -56,6 +65,8 @@ impl Plan {
             writes: 100_000,
             fork_reps: 11,
             forks: 300,
+            cat_reps: 9,
+            cat_bytes: 100_000_000,
         }
     }
 
@@ -67,6 +78,8 @@ impl Plan {
             writes: 20_000,
             fork_reps: 3,
             forks: 30,
+            cat_reps: 3,
+            cat_bytes: 4_000_000,
         }
     }
 }
@@ -146,10 +159,34 @@ fn writer(n: u64, to_null: bool) -> Result<()> {
 }
 
 mod sys {
-    //! The one unsafe operation of the bench: making the child a session leader whose
-    //! controlling terminal is its standard input.
+    //! The bench's unsafe operations: making the child a session leader whose
+    //! controlling terminal is its standard input, and reading the CPU time of the
+    //! children waited for.
     use std::os::unix::process::CommandExt;
     use std::process::Command;
+    use std::time::Duration;
+
+    /// User + system CPU time of every child of this process that has terminated and
+    /// been waited for, and of their own waited-for descendants (`getrusage(2)`,
+    /// `RUSAGE_CHILDREN`: a process's times are added to its parent's children times
+    /// when the parent reaps it).
+    pub fn children_cpu_time() -> std::io::Result<Duration> {
+        let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: getrusage writes one `struct rusage` to the pointer, which points to
+        // a properly sized and aligned buffer that lives across the call.
+        let r = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, ru.as_mut_ptr()) };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: getrusage succeeded, so it filled the structure (which was zeroed,
+        // a valid value of this plain C struct, anyway).
+        let ru = unsafe { ru.assume_init() };
+        let tv = |t: libc::timeval| {
+            Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+                + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+        };
+        Ok(tv(ru.ru_utime) + tv(ru.ru_stime))
+    }
 
     /// In the child, between fork and exec: `setsid()` (a new session, no controlling
     /// terminal), then `ioctl(0, TIOCSCTTY, 0)`: a session leader without a controlling
@@ -228,6 +265,17 @@ struct Drained {
     xs: u64,
     /// Start of anything else (error messages).
     other: Vec<u8>,
+}
+
+/// The terminal mode of a `sandbox run`.
+#[derive(Clone, Copy, PartialEq)]
+enum Term {
+    /// No `--tty`: standard I/O passed through.
+    None,
+    /// `--tty`: the invoking terminal is borrowed; every read and write notified.
+    Borrow,
+    /// `--tty=pty`: a pty of the sandbox's own, proxied by the loader.
+    Pty,
 }
 
 /// How a command is started.
@@ -342,14 +390,24 @@ impl Bench {
         Ok((elapsed, drained))
     }
 
+    /// `sandbox run [--tty] -- PROGRAM...`.
     fn sandbox_argv(&self, tty: bool, program: &[&str]) -> Vec<String> {
+        let term = if tty { Term::Borrow } else { Term::None };
+        self.sandbox_argv_with(term, &[], program)
+    }
+
+    /// `sandbox run` with terminal mode `term`, `ro_binds` (and this program's
+    /// directory) bound read-only, and `program`.
+    fn sandbox_argv_with(&self, term: Term, ro_binds: &[&Path], program: &[&str]) -> Vec<String> {
         let mut v = vec![self.sandbox.display().to_string(), "run".into()];
-        if tty {
-            v.push("--tty".into());
+        match term {
+            Term::None => {}
+            Term::Borrow => v.push("--tty".into()),
+            Term::Pty => v.push("--tty=pty".into()),
         }
         // The sandbox has a private /tmp: when this program lives there (a checkout
         // under /tmp), bind its directory in so that the sandbox can run it.
-        if let Some(dir) = self.me.parent() {
+        for dir in self.me.parent().into_iter().chain(ro_binds.iter().copied()) {
             v.push("--ro-bind".into());
             v.push(dir.display().to_string());
         }
@@ -376,7 +434,9 @@ impl Bench {
         self.startup()?;
         self.terminal_writes()?;
         self.fork_exec()?;
-        self.loader_report()?;
+        let data = CatFile::create(self.plan.cat_bytes)?;
+        self.cat_throughput(&data)?;
+        self.loader_report(&data)?;
         println!(
             "bench time {:.1} s; load average (1 min) {} before, {} after",
             t0.elapsed().as_secs_f64(),
@@ -528,6 +588,87 @@ impl Bench {
         Ok(())
     }
 
+    /// 4. Throughput of `cat` of a large file to the terminal, with each terminal mode.
+    fn cat_throughput(&self, data: &CatFile) -> Result<()> {
+        let reps = self.plan.cat_reps;
+        let bytes = data.bytes;
+        let file = data.path.display().to_string();
+        let binds = [data.dir.as_path()];
+        let cat = |term: Term| self.sandbox_argv_with(term, &binds, &["cat", &file]);
+        let variants: Vec<(&str, Vec<String>)> = vec![
+            ("cat, direct (baseline)", vec!["cat".into(), file.clone()]),
+            ("sandbox run -- cat (stdio passed through)", cat(Term::None)),
+            (
+                "sandbox run --tty -- cat (every read, write notified)",
+                cat(Term::Borrow),
+            ),
+            (
+                "sandbox run --tty=pty -- cat (loader proxies)",
+                cat(Term::Pty),
+            ),
+        ];
+        // One untimed round first: the file and the binaries in the page cache.
+        for (_, argv) in &variants {
+            let (_, d) = self.time(argv, Stdio3::Pty)?;
+            expect_xs(d, bytes)?;
+        }
+        let mut wall = vec![Vec::new(); variants.len()];
+        let mut cpu = vec![Vec::new(); variants.len()];
+        for _ in 0..reps {
+            for (i, (_, argv)) in variants.iter().enumerate() {
+                let before = sys::children_cpu_time().context("getrusage")?;
+                let (t, d) = self.time(argv, Stdio3::Pty)?;
+                let after = sys::children_cpu_time().context("getrusage")?;
+                expect_xs(d, bytes)?;
+                wall[i].push(t.as_secs_f64());
+                cpu[i].push(after.saturating_sub(before).as_secs_f64());
+            }
+        }
+        let mb = bytes as f64 / 1e6;
+        let (base, base_best) = (mb / median(&wall[0]), mb / min(&wall[0]));
+        println!();
+        println!(
+            "4. cat of a {bytes}-byte file (all `x`, no newline) to a pty, {reps} runs each; \
+             every byte checked at the terminal"
+        );
+        println!(
+            "   {:<54} {:>11} {:>10} {:>7} {:>7} {:>10}",
+            "", "median MB/s", "best MB/s", "CPU ms", "ratio", "best ratio"
+        );
+        for (i, (name, _)) in variants.iter().enumerate() {
+            let (rate, best) = (mb / median(&wall[i]), mb / min(&wall[i]));
+            println!(
+                "   {:<54} {:>11.1} {:>10.1} {:>7.1} {:>6.2}x {:>9.2}x",
+                name,
+                rate,
+                best,
+                median(&cpu[i]) * 1e3,
+                rate / base,
+                best / base_best
+            );
+        }
+        println!(
+            "   => MB/s = {mb} MB / wall time of the whole command (best: the fastest run); \
+             CPU = median user+system time of the command and its descendants; \
+             ratio = MB/s / direct's"
+        );
+        let extra = |i: usize| {
+            format!(
+                "{:+.1} ms, {:+.1} ms CPU",
+                (min(&wall[i]) - min(&wall[0])) * 1e3,
+                (median(&cpu[i]) - median(&cpu[0])) * 1e3
+            )
+        };
+        println!(
+            "   => more than direct (fastest runs; CPU medians): no tty {}; --tty {}; \
+             --tty=pty {}",
+            extra(1),
+            extra(2),
+            extra(3)
+        );
+        Ok(())
+    }
+
     /// Measures every variant with `n` operations and with 0, interleaved, and returns
     /// the per-operation costs. `check` validates each run's terminal output.
     fn per_op(
@@ -567,6 +708,12 @@ impl Bench {
 
     /// A `--tty` run of `program` with the loader's log on; returns the log.
     fn logged_tty_run(&self, program: &[String]) -> Result<String> {
+        self.logged_run(Term::Borrow, &[], program)
+    }
+
+    /// A run of `program` on a pty, with terminal mode `term`, `ro_binds` and the
+    /// loader's log on; returns the log.
+    fn logged_run(&self, term: Term, ro_binds: &[&Path], program: &[String]) -> Result<String> {
         let log = std::env::temp_dir().join(format!("loader_bench.{}.log", std::process::id()));
         let _ = std::fs::remove_file(&log);
         let mut argv = vec![
@@ -574,7 +721,11 @@ impl Bench {
             "--log-level".into(),
             "info".into(),
         ];
-        argv.extend(self.sandbox_argv(true, &[]).into_iter().skip(1));
+        argv.extend(
+            self.sandbox_argv_with(term, ro_binds, &[])
+                .into_iter()
+                .skip(1),
+        );
         argv.extend(program.iter().cloned());
         let r = self.time_env(&argv, Stdio3::Pty, &[("SANDBOX_LOG_FILE", &log)]);
         let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -585,7 +736,7 @@ impl Bench {
 
     /// Extra `--tty` runs with the loader's log on: how many notifications it
     /// answered, and whether the kernel offered synchronous wake-up.
-    fn loader_report(&self) -> Result<()> {
+    fn loader_report(&self, data: &CatFile) -> Result<()> {
         let n = self.plan.writes;
         let m = self.plan.forks;
         println!();
@@ -609,6 +760,18 @@ impl Bench {
                  answered, {fast} of them at once"
             );
         }
+        let cat = ["cat".to_string(), data.path.display().to_string()];
+        let binds = [data.dir.as_path()];
+        for (term, flag) in [(Term::Borrow, "--tty"), (Term::Pty, "--tty=pty")] {
+            let log = self.logged_run(term, &binds, &cat)?;
+            if let Some((total, fast)) = stats(&log) {
+                println!(
+                    "loader: a {flag} run of the cat of {} bytes: {total} notifications \
+                     answered, {fast} of them at once",
+                    data.bytes
+                );
+            }
+        }
         let finished = writes.contains("sandbox finished");
         let sync = if writes.contains("SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP") {
             "NO (Linux < 6.6: every notification costs a scheduler round trip)"
@@ -631,6 +794,48 @@ impl Bench {
     }
 }
 
+/// The file that the throughput runs `cat`: `bytes` bytes of `x` in a directory of its
+/// own (bound into the sandbox), removed when dropped.
+struct CatFile {
+    dir: PathBuf,
+    path: PathBuf,
+    bytes: u64,
+}
+
+impl CatFile {
+    fn create(bytes: u64) -> Result<CatFile> {
+        let dir = std::env::temp_dir().join(format!("loader_bench.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
+        // From here on the directory is removed on every path out.
+        let file = CatFile {
+            path: dir.join("x.data"),
+            dir,
+            bytes,
+        };
+        let mut f = std::io::BufWriter::new(
+            File::create(&file.path).with_context(|| format!("{}", file.path.display()))?,
+        );
+        let block = vec![b'x'; 1 << 20];
+        let mut left = bytes;
+        while left > 0 {
+            let k = usize::try_from(left.min(block.len() as u64)).unwrap_or(block.len());
+            f.write_all(&block[..k])
+                .with_context(|| format!("writing {}", file.path.display()))?;
+            left -= k as u64;
+        }
+        f.flush()
+            .with_context(|| format!("writing {}", file.path.display()))?;
+        Ok(file)
+    }
+}
+
+impl Drop for CatFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// `notifications` and `fast_path` from the loader's "sandbox finished" log line.
 fn stats(log: &str) -> Option<(u64, u64)> {
     let line = log.lines().rfind(|l| l.contains("sandbox finished"))?;
@@ -645,10 +850,11 @@ fn stats(log: &str) -> Option<(u64, u64)> {
     Some((field("notifications")?, field("fast_path")?))
 }
 
-/// The terminal must have received exactly `count` bytes from the writer.
+/// The terminal must have received exactly `count` bytes from the writer (or `cat`),
+/// and nothing else.
 fn expect_xs(d: Option<Drained>, count: u64) -> Result<()> {
     let d = d.context("no terminal output collected")?;
-    if d.xs != count {
+    if d.xs != count || !d.other.is_empty() {
         bail!(
             "the terminal received {} bytes of {count} written; it also got {:?}",
             d.xs,
@@ -679,11 +885,16 @@ fn spawn_drain(master: OwnedFd) -> mpsc::Receiver<std::io::Result<Drained>> {
             match f.read(&mut buf) {
                 Ok(0) => break Ok(d),
                 Ok(k) => {
-                    for &b in &buf[..k] {
-                        if b == b'x' {
-                            d.xs += 1;
-                        } else if d.other.len() < 400 {
-                            d.other.push(b);
+                    let chunk = &buf[..k];
+                    // The common case (only `x`s) in one vectorisable pass: the drain
+                    // must keep up with `cat`.
+                    let xs = chunk.iter().filter(|&&b| b == b'x').count();
+                    d.xs += xs as u64;
+                    if xs != k {
+                        for &b in chunk {
+                            if b != b'x' && d.other.len() < 400 {
+                                d.other.push(b);
+                            }
                         }
                     }
                 }

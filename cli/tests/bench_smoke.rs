@@ -1,5 +1,6 @@
 //! The loader benchmark (`cli/examples/loader_bench.rs`) still runs: `--quick` against
-//! this build's `sandbox`, with every table filled and every terminal write notified.
+//! this build's `sandbox`, with every table filled, every terminal write notified, and
+//! the `cat` throughput measured in every terminal mode.
 //!
 //! `cargo test -p sandbox-cli` builds the example before running the tests; with
 //! `--test bench_smoke` alone, build it first (`cargo build -p sandbox-cli --examples`).
@@ -7,6 +8,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 fn example() -> PathBuf {
@@ -23,6 +25,13 @@ fn example() -> PathBuf {
         exe.display()
     );
     exe
+}
+
+/// The example's quick mode, run once for all the tests of this file (two benches at
+/// once would disturb each other, and take twice as long).
+fn quick_output() -> &'static (bool, String, String) {
+    static OUT: OnceLock<(bool, String, String)> = OnceLock::new();
+    OUT.get_or_init(|| run_quick(Duration::from_secs(60)))
 }
 
 /// Runs the example's quick mode, killing it after `limit`.
@@ -58,8 +67,15 @@ fn run_quick(limit: Duration) -> (bool, String, String) {
     )
 }
 
-/// The numbers of the table rows that follow the line starting with `title`.
+/// The numbers of the table rows that follow the line starting with `title`: the last
+/// three words of each row.
 fn table(out: &str, title: &str) -> Vec<(String, Vec<f64>)> {
+    table_n(out, title, 3)
+}
+
+/// The last `cols` words of each row of the table that follows the line starting with
+/// `title`, as numbers (a trailing `x` of a ratio dropped), with the row's name.
+fn table_n(out: &str, title: &str, cols: usize) -> Vec<(String, Vec<f64>)> {
     let mut lines = out.lines().skip_while(|l| !l.starts_with(title)).skip(2); // title, column headers
     let mut rows = Vec::new();
     for l in lines.by_ref() {
@@ -68,23 +84,23 @@ fn table(out: &str, title: &str) -> Vec<(String, Vec<f64>)> {
         }
         let words: Vec<&str> = l.split_whitespace().collect();
         let n = words.len();
-        assert!(n >= 4, "short row {l:?}");
-        let nums: Vec<f64> = words[n - 3..]
+        assert!(n > cols, "short row {l:?}");
+        let nums: Vec<f64> = words[n - cols..]
             .iter()
             .map(|w| w.trim_end_matches('x').parse::<f64>())
             .collect::<Result<_, _>>()
             .unwrap_or_else(|e| panic!("row {l:?}: {e}"));
-        rows.push((words[..n - 3].join(" "), nums));
+        rows.push((words[..n - cols].join(" "), nums));
     }
     rows
 }
 
 #[test]
 fn loader_bench_quick_runs_and_reports_every_measurement() {
-    let (ok, out, err) = run_quick(Duration::from_secs(60));
-    assert!(ok, "loader_bench --quick failed:\n{out}\n{err}");
+    let (ok, out, err) = quick_output();
+    assert!(*ok, "loader_bench --quick failed:\n{out}\n{err}");
 
-    let startup = table(&out, "1. start-up");
+    let startup = table(out, "1. start-up");
     let names: Vec<&str> = startup.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
@@ -107,7 +123,7 @@ fn loader_bench_quick_runs_and_reports_every_measurement() {
     assert_eq!(startup[1].1[2], 1.0, "{out}");
 
     for (title, rows) in [("2. terminal writes", 3), ("2b.", 2), ("3. fork+exec", 3)] {
-        let t = table(&out, title);
+        let t = table(out, title);
         assert_eq!(t.len(), rows, "{title}:\n{out}");
         assert!(
             t.iter().all(|(_, v)| v.iter().all(|x| x.is_finite())),
@@ -131,4 +147,62 @@ fn loader_bench_quick_runs_and_reports_every_measurement() {
     assert!(writes > 0 && total >= writes, "{line}");
     assert_eq!(total, fast, "{line}");
     assert!(out.contains("kernel features:"), "{out}");
+}
+
+/// The numbers in the line that starts with `prefix`.
+fn numbers_of_line(out: &str, prefix: &str) -> Vec<u64> {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line {prefix:?}:\n{out}"));
+    line.split_whitespace()
+        .filter_map(|w| w.trim_end_matches(':').parse().ok())
+        .collect()
+}
+
+#[test]
+fn loader_bench_quick_measures_cat_throughput_in_every_terminal_mode() {
+    let (ok, out, err) = quick_output();
+    // The bench fails unless the terminal received every byte of the file, and nothing
+    // else, in every run.
+    assert!(*ok, "loader_bench --quick failed:\n{out}\n{err}");
+
+    let title = "4. cat of a 4000000-byte file";
+    let t = table_n(out, title, 5);
+    let names: Vec<&str> = t.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "cat, direct (baseline)",
+            "sandbox run -- cat (stdio passed through)",
+            "sandbox run --tty -- cat (every read, write notified)",
+            "sandbox run --tty=pty -- cat (loader proxies)",
+        ],
+        "{out}"
+    );
+    for (name, v) in &t {
+        let [median, best, cpu, ratio, best_ratio] = v[..] else {
+            panic!("{name}: {v:?}");
+        };
+        // Rates of real transfers: positive and finite; the fastest run's rate is at
+        // least the median's; some CPU was spent.
+        assert!(
+            median > 0.0 && median.is_finite() && best >= median && cpu > 0.0,
+            "{name}: {v:?}\n{out}"
+        );
+        assert!(ratio > 0.0 && best_ratio > 0.0, "{name}: {v:?}\n{out}");
+    }
+    // The baseline's ratios to itself.
+    assert_eq!((t[0].1[3], t[0].1[4]), (1.0, 1.0), "{out}");
+
+    // With --tty the loader answers cat's reads and writes (all at once: cat is in the
+    // foreground); with --tty=pty it is notified of none of them.
+    let tty = numbers_of_line(out, "loader: a --tty run of the cat of ");
+    let pty = numbers_of_line(out, "loader: a --tty=pty run of the cat of ");
+    assert_eq!(tty.len(), 3, "{tty:?}\n{out}");
+    assert_eq!(pty.len(), 3, "{pty:?}\n{out}");
+    assert_eq!(tty[0], 4_000_000, "{out}");
+    // At least one read and one write of the file.
+    assert!(tty[1] >= 2 && tty[1] == tty[2], "{out}");
+    assert!(pty[1] < tty[1], "{out}");
 }

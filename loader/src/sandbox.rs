@@ -827,10 +827,11 @@ impl Loop {
                 fds.len() - 1
             });
             let wake = self.sup.lock().wake.as_ref().map(|w| w.as_fd().as_raw_fd());
-            if let Some(w) = wake {
+            let wake_idx = wake.map(|w| {
                 // Owned by the supervisor for the whole run.
                 fds.push(PollFd::new(crate::sys::fd::borrow(w), PollFlags::POLLIN));
-            }
+                fds.len() - 1
+            });
             let proxy_at = fds.len();
             let proxying = self.proxy.as_ref().is_some_and(|p| p.master.is_some());
             if let Some(p) = self.proxy.as_ref().filter(|_| proxying) {
@@ -864,6 +865,7 @@ impl Loop {
             let init_done = ready(0);
             let sig_ready = sig_idx.is_some_and(ready);
             let cmd_ready = cmd_idx.is_some_and(ready);
+            let wake_ready = wake_idx.is_some_and(ready);
             let listener_ready = listener_idx.is_some_and(ready);
             let ctl_ready = ctl_idx.is_some_and(ready);
             let user_ready = proxying && ready(proxy_at);
@@ -897,7 +899,7 @@ impl Loop {
             for i in dead_leaders.into_iter().rev() {
                 self.sup.lock().leader_died(i);
             }
-            {
+            if wake_ready {
                 let mut sup = self.sup.lock();
                 if let Some(w) = &sup.wake {
                     let _ = w.read();

@@ -34,7 +34,7 @@ use crate::exit::ExitStatus;
 use crate::kernel::Kernel;
 use crate::pending::{SiCode, SigInfo};
 use crate::pid::Pid;
-use crate::sigaction::{Handler, SigAction, SA_NOCLDSTOP, SA_RESETHAND, SA_RESTART};
+use crate::sigaction::{Handler, SigAction, SA_NOCLDSTOP, SA_NODEFER, SA_RESETHAND, SA_RESTART};
 use crate::signal::{DefaultAction, Signal};
 
 impl Kernel {
@@ -142,6 +142,11 @@ impl Kernel {
                     (None, Some(sig)) => Some((tid, sig, false)),
                     (None, None) => None,
                 };
+                if let Some((_, sig, _)) = next {
+                    if let Some((stop, private)) = self.stop_before_handler(g, t, sig) {
+                        next = Some((tid, stop, private));
+                    }
+                }
                 break;
             }
             for (tid, on) in woken {
@@ -167,6 +172,52 @@ impl Kernel {
             };
             self.handle_signal(tgid, tid, info);
         }
+    }
+
+    /// A stop that takes effect before the handler of `sig` runs. Linux sets up the
+    /// handler's frame (blocking the action's `sa_mask` and, without SA_NODEFER, the
+    /// signal itself) and keeps dequeuing before it returns to user mode: a pending
+    /// stop signal that this mask does not block (SIGSTOP always, as no mask blocks
+    /// it) stops the group before the handler has run, and the handler runs after
+    /// SIGCONT. The model, which runs one handler at a time, takes the stop first.
+    /// Returns the stop signal and whether it is in the thread's private set.
+    fn stop_before_handler(
+        &self,
+        g: &crate::thread_group::ThreadGroup,
+        t: &crate::task::Task,
+        sig: Signal,
+    ) -> Option<(Signal, bool)> {
+        let act = g.handlers.get(sig);
+        if act.handler != Handler::Catch {
+            return None;
+        }
+        let mut mask = t.blocked.union(act.mask);
+        if !act.has_flag(SA_NODEFER) {
+            mask.add(sig);
+        }
+        let stops = [
+            Signal::SIGSTOP,
+            Signal::SIGTSTP,
+            Signal::SIGTTIN,
+            Signal::SIGTTOU,
+        ];
+        let would_stop = |s: Signal| {
+            !mask.contains(s)
+                && (s == Signal::SIGSTOP
+                    || (g.handlers.get(s).handler == Handler::Default
+                        && g.tgid != Kernel::INIT
+                        && !self.is_orphaned_pgrp(g.pgid)))
+        };
+        // Private signals are dequeued before shared ones, lowest first.
+        let first_in = |set: &crate::pending::SigPending| {
+            stops
+                .iter()
+                .copied()
+                .find(|&s| set.contains(s) && would_stop(s))
+        };
+        first_in(&t.pending)
+            .map(|s| (s, true))
+            .or_else(|| first_in(&g.shared_pending).map(|s| (s, false)))
     }
 
     /// Whether delivering `sig` would kill the group (SIG_DFL with a terminating

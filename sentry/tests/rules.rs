@@ -383,6 +383,60 @@ fn unblocking_delivers_pending_lowest_first_private_before_shared() {
 }
 
 #[test]
+fn a_stop_the_handler_mask_lets_through_acts_before_the_handler_runs() {
+    // Linux sets up a handler's frame (blocking its sa_mask) and keeps dequeuing before
+    // it returns to user mode: SIGSTOP, which no mask blocks, or a default-action stop
+    // signal the handler's sa_mask leaves unblocked, stops the process before the
+    // handler has run; the handler runs after SIGCONT.
+    for (stop, mask, stop_first) in [
+        (Signal::SIGSTOP, SigSet::FULL, true),
+        (Signal::SIGTSTP, SigSet::EMPTY, true),
+        (Signal::SIGTSTP, SigSet::of(&[Signal::SIGTSTP]), false),
+    ] {
+        let mut k = Kernel::new();
+        let sh = k.fork(Kernel::INIT).unwrap();
+        k.setsid(sh).unwrap();
+        let job = k.fork(sh).unwrap();
+        k.setpgid(job, 0, 0).unwrap();
+        let _child = k.fork(job).unwrap();
+        let act = SigAction {
+            handler: Handler::Catch,
+            flags: 0,
+            mask,
+        };
+        k.sigaction(job, Signal::SIGUSR1.number(), Some(act))
+            .unwrap();
+        // Both signals arrive while the job sleeps in wait; its retry delivers them.
+        assert!(matches!(k.wait4(job, -1, 0), Ok(Blocking::WouldBlock(_))));
+        k.kill(Kernel::INIT, job, Signal::SIGUSR1.number()).unwrap();
+        k.kill(Kernel::INIT, job, stop.number()).unwrap();
+        k.take_events();
+        assert_eq!(k.wait4(job, -1, 0), Err(Errno::ERESTARTSYS));
+        let acted: Vec<(Signal, Disposition)> = k
+            .take_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::SignalDelivered {
+                    tid,
+                    sig,
+                    disposition,
+                } if tid == job => Some((sig, disposition)),
+                _ => None,
+            })
+            .collect();
+        let handler = (Signal::SIGUSR1, Disposition::Handler { restart: false });
+        if stop_first {
+            assert_eq!(acted, vec![(stop, Disposition::Stop)], "{stop:?}");
+            k.kill(Kernel::INIT, job, Signal::SIGCONT.number()).unwrap();
+            assert_eq!(delivered(&mut k, job), vec![Signal::SIGUSR1]);
+        } else {
+            assert_eq!(acted, vec![handler, (stop, Disposition::Stop)]);
+        }
+        assert_eq!(k.thread_group(job).unwrap().stopped, !stop_first);
+    }
+}
+
+#[test]
 fn realtime_signals_queue_every_instance_standard_ones_coalesce() {
     let mut k = Kernel::new();
     let p = k.fork(Kernel::INIT).unwrap();

@@ -14,7 +14,14 @@
 //!   restart forever);
 //! - a process-directed signal to a process with more than one live thread when a
 //!   handler could run in either thread (which thread Linux picks depends on which
-//!   one already has a signal pending) — threads only make calls of their own.
+//!   one already has a signal pending) — threads only make calls of their own;
+//! - a step whose outcome depends on which of several woken processes runs first (the
+//!   sentry executor marks it, [`crate::trace::StepRecord`]'s `race`): a process
+//!   blocked in a wait killed while a child of it dies or stops (the woken waiter
+//!   rescans its children before it acts on its fatal signal, so whether it reaps the
+//!   child first is scheduling), or a blocked wait returning while several of the
+//!   waiter's children change state (it returns the first one to change). Such a
+//!   step is dropped and another drawn.
 //!
 //! The same seed always gives the same scenario: [`scenario`] is a pure function of the
 //! seed (the generator's PRNG is SplitMix64).
@@ -111,6 +118,8 @@ const TYPED: [&[u8]; 14] = [
 ];
 
 const MAX_PROCESSES: usize = 6;
+/// Most steps dropped from one scenario because they would race on Linux.
+const MAX_DROPPED: usize = 64;
 const MAX_THREADS: usize = 2;
 
 struct Actors {
@@ -163,11 +172,28 @@ pub fn scenario(seed: u64, len: usize) -> Scenario {
         ));
     }
     let mut hung_up = false;
-    while s.steps.len() < len {
+    let mut dropped = 0;
+    loop {
         let trace = sentry_exec::run(&s);
         let Some(last) = trace.steps.last() else {
             break;
         };
+        if last.race.is_some() && dropped < MAX_DROPPED {
+            // The step's outcome would be scheduling on Linux: draw another one.
+            dropped += 1;
+            match s.steps.pop() {
+                Some(Step::Hangup) => hung_up = false,
+                Some(Step::Actor {
+                    op: Op::Fork { child } | Op::Thread { child },
+                    ..
+                }) => actors.list.retain(|(n, _)| *n != child),
+                _ => {}
+            }
+            continue;
+        }
+        if s.steps.len() >= len {
+            break;
+        }
         let running: Vec<String> = last
             .states
             .iter()
@@ -494,5 +520,51 @@ fn gen_op(rng: &mut Rng, actor: &str, actors: &mut Actors, alive: &[String]) -> 
             _ => continue,
         };
         return op;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn a_waiter_killed_with_its_child_is_marked_racy() {
+        // ^C kills the shell blocked in wait and its child together: whether the woken
+        // shell reaps the child before it dies is scheduling on Linux.
+        let s = Scenario::parse(
+            "scenario r\ninit fork sh\nsh setsid\nsh open tty\nsh fork p1\n\
+             sh wait4 0 untraced\ntype ^C\n",
+        )
+        .unwrap();
+        let t = sentry_exec::run(&s);
+        assert!(t.steps[4].race.is_none());
+        assert!(t.steps[5].race.is_some(), "{:?}", t.steps[5]);
+    }
+
+    #[test]
+    fn a_wait_returning_while_two_children_change_is_marked_racy() {
+        // Two children of init die of one kill(-1) while init waits for any child:
+        // which one the wait returns is the first to die on Linux.
+        let s = Scenario::parse(
+            "scenario r\ninit fork sh\ninit fork a\ninit fork b\n\
+             init wait4 -1 none\nsh kill -1 SIGKILL\n",
+        )
+        .unwrap();
+        let t = sentry_exec::run(&s);
+        assert!(t.steps[4].race.is_some(), "{:?}", t.steps[4]);
+    }
+
+    #[test]
+    fn generated_scenarios_have_no_racy_step() {
+        for i in 0..300 {
+            let s = scenario(scenario_seed(7, i), 24);
+            let t = sentry_exec::run(&s);
+            assert!(
+                t.steps.iter().all(|st| st.race.is_none()),
+                "{s}\n{:?}",
+                t.steps.iter().find(|st| st.race.is_some())
+            );
+        }
     }
 }

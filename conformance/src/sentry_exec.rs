@@ -21,6 +21,14 @@ use std::collections::BTreeMap;
 /// (Linux would spin forever: e.g. a background read with a SA_RESTART SIGTTIN handler).
 const MAX_RESTARTS: u32 = 8;
 
+/// What the race check needs from the start of a step.
+struct StepStart {
+    /// Actors blocked in wait4/waitid, with their process.
+    waiters: Vec<(String, Pid)>,
+    /// Every live process: whether it is stopped, and its parent.
+    live: BTreeMap<Pid, (bool, Option<Pid>)>,
+}
+
 /// The TID of an actor whose thread is gone for good (no process has it).
 const GONE_TID: Pid = i32::MAX;
 
@@ -81,8 +89,10 @@ pub fn run(s: &Scenario) -> Trace {
             step: step.to_string(),
             ..StepRecord::default()
         };
+        let waiters = r.blocked_waiters();
         r.rec.result = r.step(step);
         r.process_events();
+        r.rec.race = r.waiter_race(&waiters);
         if let Ok(out) = r.k.master_read(r.tty) {
             r.rec.output = crate::scenario::encode_text(&out);
         }
@@ -219,6 +229,77 @@ impl Run {
                 }
             }
         }
+    }
+
+    /// Actors blocked in wait4/waitid, and every live process (and whether it is
+    /// stopped), at the start of a step.
+    fn blocked_waiters(&self) -> StepStart {
+        let mut waiters = Vec::new();
+        for (name, p) in &self.pending {
+            if p.deferred.is_some() || !matches!(p.op, Op::Wait4 { .. } | Op::Waitid { .. }) {
+                continue;
+            }
+            if let Some(t) = self.actor(name).and_then(|a| self.k.task(a.tid)) {
+                waiters.push((name.clone(), t.tgid));
+            }
+        }
+        let live = self
+            .k
+            .processes()
+            .into_iter()
+            .filter_map(|p| self.k.thread_group(p))
+            .filter(|g| !g.is_zombie())
+            .map(|g| (g.tgid, (g.stopped, g.parent)))
+            .collect();
+        StepStart { waiters, live }
+    }
+
+    /// Whether the step's outcome on Linux depends on which woken process ran first:
+    /// - a process blocked in a wait died while a child of it died or stopped (the
+    ///   woken waiter rescans its children before it acts on its fatal signal: it
+    ///   reaps the child first or not);
+    /// - a blocked wait returned while two or more children changed state (it returns
+    ///   the first to change, which is scheduling).
+    ///
+    /// Children are the waiter's at the start of the step or at its end (a child that
+    /// was reparented to it during the step counts).
+    fn waiter_race(&self, start: &StepStart) -> Option<String> {
+        let dead = |p: Pid| self.k.thread_group(p).is_none_or(|g| g.is_zombie());
+        let changed = |p: Pid, was_stopped: bool| {
+            dead(p)
+                || self
+                    .k
+                    .thread_group(p)
+                    .is_some_and(|g| g.stopped != was_stopped)
+        };
+        for (actor, tgid) in &start.waiters {
+            let changed: Vec<Pid> = start
+                .live
+                .iter()
+                .filter(|&(&c, &(was_stopped, parent))| {
+                    let child_now = self
+                        .k
+                        .thread_group(c)
+                        .is_some_and(|g| g.parent == Some(*tgid));
+                    (child_now || parent == Some(*tgid)) && changed(c, was_stopped)
+                })
+                .map(|(&c, _)| c)
+                .collect();
+            if dead(*tgid) && !changed.is_empty() {
+                return Some(format!(
+                    "{actor} died blocked in a wait while its child {} changed state",
+                    self.pid_text(changed[0])
+                ));
+            }
+            let returned = self.pending.get(actor).is_none_or(|p| p.deferred.is_some());
+            if returned && changed.len() >= 2 {
+                return Some(format!(
+                    "{actor}'s wait returned while {} of its children changed state",
+                    changed.len()
+                ));
+            }
+        }
+        None
     }
 
     fn wait_text(&self, w: Option<WaitInfo>) -> String {

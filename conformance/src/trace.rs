@@ -73,6 +73,9 @@ pub struct StepRecord {
     pub signals: Vec<(String, String)>,
     pub output: String,
     pub states: Vec<(String, ActorState)>,
+    /// Set by the sentry executor when the step's outcome on Linux depends on
+    /// scheduling (not part of the trace's lines; the generator leaves such steps out).
+    pub race: Option<String>,
 }
 
 impl StepRecord {

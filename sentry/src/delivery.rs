@@ -7,7 +7,10 @@
 //! - Each thread dequeues its private signals before the shared ones, lowest number
 //!   first; the leader (then the other threads in creation order) takes shared signals
 //!   it does not block. Handlers are taken to run to completion one at a time (what a
-//!   handler installed with a full `sa_mask` sees on Linux).
+//!   handler installed with a full `sa_mask` sees on Linux), except that a pending stop
+//!   signal the handler's mask leaves unblocked (SIGSTOP always) acts first: Linux
+//!   sets up the handler's frame, keeps dequeuing and stops before returning to user
+//!   mode, so the handler runs only after SIGCONT.
 //! - SIGKILL kills the group even when it is stopped. Other signals wait while the
 //!   group is stopped.
 //! - Default action stop (SIGSTOP; SIGTSTP/SIGTTIN/SIGTTOU with SIG_DFL): the whole

@@ -437,6 +437,55 @@ fn a_stop_the_handler_mask_lets_through_acts_before_the_handler_runs() {
 }
 
 #[test]
+fn the_sender_of_a_group_signal_acts_on_it_first() {
+    // kill(0, SIGTSTP) by a child: it stops on its way out of kill(), before its
+    // parent in the same group (asleep, woken by the signal) acts; the parent then has
+    // the child's CLD_STOPPED SIGCHLD pending with its SIGTSTP, and its handler (full
+    // mask: SIGTSTP blocked while it runs) runs before it stops. The same holds for a
+    // background tcsetpgrp's SIGTTOU.
+    for tcsetpgrp in [false, true] {
+        let mut k = Kernel::new();
+        let tty = k.create_pty();
+        let sh = k.fork(Kernel::INIT).unwrap();
+        k.setsid(sh).unwrap();
+        let fd = k.open_tty(sh, tty, OpenFlags::RDWR).unwrap();
+        let p1 = k.fork(sh).unwrap();
+        k.setpgid(p1, 0, 0).unwrap();
+        let act = SigAction {
+            handler: Handler::Catch,
+            flags: 0,
+            mask: SigSet::FULL,
+        };
+        k.sigaction(p1, Signal::SIGCHLD.number(), Some(act))
+            .unwrap();
+        let p2 = k.fork(p1).unwrap();
+        k.take_events();
+        let stop = if tcsetpgrp {
+            assert_eq!(k.tcsetpgrp(p2, fd, p2), Err(Errno::ERESTARTSYS));
+            Signal::SIGTTOU
+        } else {
+            k.kill(p2, 0, Signal::SIGTSTP.number()).unwrap();
+            Signal::SIGTSTP
+        };
+        let acted: Vec<(Pid, Signal)> = k
+            .take_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::SignalDelivered { tid, sig, .. } if tid == p1 || tid == p2 => {
+                    Some((tid, sig))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            acted,
+            vec![(p2, stop), (p1, Signal::SIGCHLD), (p1, stop)],
+            "tcsetpgrp: {tcsetpgrp}"
+        );
+    }
+}
+
+#[test]
 fn realtime_signals_queue_every_instance_standard_ones_coalesce() {
     let mut k = Kernel::new();
     let p = k.fork(Kernel::INIT).unwrap();

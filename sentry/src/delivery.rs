@@ -75,6 +75,17 @@ impl Kernel {
         self.batch_depth = 0;
     }
 
+    /// Inside a batch: `tgid` acts on its signals now and, if they kill it, finishes
+    /// dying, before the other targets of the batch act.
+    pub(crate) fn act_first(&mut self, tgid: Pid) {
+        self.dirty.retain(|&p| p != tgid);
+        self.run_delivery(tgid);
+        if let Some(i) = self.doomed.iter().position(|&p| p == tgid) {
+            self.doomed.remove(i);
+            self.finish_group_exit(tgid);
+        }
+    }
+
     /// `tgid` has signals to act on: now, or at the end of the batch.
     pub(crate) fn mark_for_delivery(&mut self, tgid: Pid) {
         if self.batch_depth == 0 {
@@ -268,6 +279,11 @@ impl Kernel {
             sig,
             disposition,
         });
+        if disposition != Disposition::Ignored {
+            // User code runs, or the process stops or dies, before an interrupted read
+            // could restart: it loses its turn among the terminal's readers.
+            self.lose_read_turns(tgid, tid, disposition == Disposition::Stop);
+        }
         match disposition {
             Disposition::Handler { .. } => {
                 if act.has_flag(SA_RESETHAND) {
@@ -309,11 +325,21 @@ impl Kernel {
         if let Some(t) = self.tasks.get_mut(&tid) {
             t.signal_wakeup = false;
             if deliverable {
+                // A reader interrupted in its turn may keep it (see `crate::tty`).
+                t.kept_turn = match on {
+                    BlockOn::TtyRead(tty) if t.blocked_on == Some(on) => Some((tty, t.block_seq)),
+                    _ => None,
+                };
                 t.blocked_on = None;
             } else if t.blocked_on != Some(on) {
                 t.blocked_on = Some(on);
-                t.block_seq = seq;
-                self.next_block_seq += 1;
+                t.block_seq = match (t.kept_turn.take(), on) {
+                    (Some((kept_tty, kept)), BlockOn::TtyRead(tty)) if kept_tty == tty => kept,
+                    _ => {
+                        self.next_block_seq += 1;
+                        seq
+                    }
+                };
             }
         }
         if deliverable {
@@ -331,6 +357,7 @@ impl Kernel {
         };
         t.blocked_on = None;
         t.signal_wakeup = false;
+        t.kept_turn = None;
         let tgid = t.tgid;
         self.run_delivery(tgid);
     }

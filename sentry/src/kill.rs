@@ -22,12 +22,13 @@
 //! - A process that is exiting or dead ignores signals.
 
 use crate::errno::{Errno, SysResult};
-use crate::event::{Event, SignalTarget};
+use crate::event::{Disposition, Event, SignalTarget};
+use crate::exit::ExitStatus;
 use crate::kernel::Kernel;
 use crate::pending::{SiCode, SigInfo};
 use crate::pid::Pid;
 use crate::sigaction::{Handler, SigAction};
-use crate::signal::{SigSet, Signal};
+use crate::signal::{DefaultAction, SigSet, Signal};
 
 /// `sigprocmask`'s `how`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,19 +104,19 @@ impl Kernel {
     }
 
     /// One signal to several processes, as one batch (see [`Kernel::begin_batch`]).
-    /// The sender, if it is one of them, acts on it first: it is running, and takes
-    /// its signal on its way out of the system call, while the others were asleep and
-    /// act once woken (Linux 6.18 on the conformance harness: a child sending its group
-    /// SIGSTOP or SIGTTOU stops, and its parent in the group gets the SIGCHLD, before
-    /// the parent acts on its own signal).
-    fn send_to_members(&mut self, mut members: Vec<Pid>, info: SigInfo, sender: Option<Pid>) {
-        if let Some(i) = sender.and_then(|s| members.iter().position(|&m| m == s)) {
-            let s = members.remove(i);
-            members.insert(0, s);
-        }
+    /// The sender, if it is one of them, acts on it first, and dies first if it kills
+    /// it: it is running, and takes its signal on its way out of the system call, while
+    /// the others were asleep and act once woken (Linux 6.18 on the conformance
+    /// harness: a child sending its group SIGTSTP or SIGTTOU stops, and its parent in
+    /// the group gets the SIGCHLD, before the parent acts on its own signal; a session
+    /// leader sending its group SIGQUIT dies, and its child dies of the leader's SIGHUP).
+    fn send_to_members(&mut self, members: Vec<Pid>, info: SigInfo, sender: Option<Pid>) {
         self.begin_batch();
-        for p in members {
+        for &p in &members {
             self.send_signal(SignalTarget::Process(p), info, false);
+        }
+        if let Some(s) = sender.filter(|s| members.contains(s)) {
+            self.act_first(s);
         }
         self.end_batch();
     }
@@ -288,7 +289,15 @@ impl Kernel {
                 None => return,
             },
         };
-        let queued = self.prepare_signal(tgid, mask_tid, sig, force)
+        let prepared = self.prepare_signal(tgid, mask_tid, sig, force);
+        // Whether a thread takes it at once (before it is queued, so that the test
+        // sees only signals that were pending before this one).
+        let fatal_taker = if prepared {
+            self.fatal_at_generation(target, tgid, sig)
+        } else {
+            None
+        };
+        let queued = prepared
             && match target {
                 SignalTarget::Process(p) => self
                     .groups
@@ -306,8 +315,54 @@ impl Kernel {
             queued,
         });
         self.begin_batch();
+        if let (true, Some(tid)) = (queued, fatal_taker) {
+            self.emit(Event::SignalDelivered {
+                tid,
+                sig,
+                disposition: Disposition::Terminate,
+            });
+            self.do_group_exit(tgid, ExitStatus::Signaled { sig, core: false });
+        }
         self.mark_for_delivery(tgid);
         self.end_batch();
+    }
+
+    /// `complete_signal`: a fatal signal (SIG_DFL, default action terminate without a
+    /// core dump) takes the whole process down as it is generated, when a thread would
+    /// take it now: one that does not block it and, unless it is SIGKILL, is not
+    /// stopped and has no other signal pending (Linux's `wants_signal`; the leader is
+    /// tried first, a thread-directed signal only tries its thread). From then on the
+    /// process ignores every other signal, such as the SIGHUP a dying session leader
+    /// sends it. A core-dumping signal, or one that finds no such thread, is left to
+    /// delivery. Returns the thread that takes it.
+    fn fatal_at_generation(&self, target: SignalTarget, tgid: Pid, sig: Signal) -> Option<Pid> {
+        let g = self.groups.get(&tgid)?;
+        if g.group_exit.is_some() || !g.is_alive() {
+            return None;
+        }
+        if g.handlers.get(sig).handler != Handler::Default
+            || sig.default_action() != DefaultAction::Terminate
+        {
+            return None;
+        }
+        let wants = |tid: Pid| {
+            let Some(t) = self.tasks.get(&tid) else {
+                return false;
+            };
+            if t.has_exited() || t.blocked.contains(sig) {
+                return false;
+            }
+            if sig == Signal::SIGKILL {
+                return true;
+            }
+            !g.stopped
+                && t.pending.next_unblocked(t.blocked).is_none()
+                && g.shared_pending.next_unblocked(t.blocked).is_none()
+        };
+        match target {
+            SignalTarget::Thread(t) => wants(t).then_some(t),
+            SignalTarget::Process(_) => g.threads.iter().copied().find(|&t| wants(t)),
+        }
     }
 
     /// `prepare_signal`: stop/continue side effects at generation, then whether the

@@ -2,7 +2,7 @@
 //! controlling terminals and delivery modes. Each test states the Linux rule.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use sandbox_sentry::sigaction::{SA_NOCLDWAIT, SA_RESETHAND};
+use sandbox_sentry::sigaction::{SA_NOCLDWAIT, SA_RESETHAND, SA_RESTART};
 use sandbox_sentry::wait::*;
 use sandbox_sentry::*;
 
@@ -486,6 +486,30 @@ fn the_sender_of_a_group_signal_acts_on_it_first() {
 }
 
 #[test]
+fn a_sender_dies_first_and_a_fatal_signal_without_core_makes_the_others_ignore_its_hangup() {
+    // A session leader sends its foreground group a fatal signal. It dies first, on
+    // its way out of kill(), and its exit sends the group SIGHUP. SIGTERM made the
+    // child a dying process when it was generated (complete_signal): the SIGHUP is
+    // ignored. SIGQUIT dumps core, so it waits for delivery: the SIGHUP (lower) wins.
+    for (sig, dies_of) in [
+        (Signal::SIGTERM, Signal::SIGTERM),
+        (Signal::SIGQUIT, Signal::SIGHUP),
+    ] {
+        let mut k = Kernel::new();
+        let tty = k.create_pty();
+        let sh = k.fork(Kernel::INIT).unwrap();
+        k.setsid(sh).unwrap();
+        k.open_tty(sh, tty, OpenFlags::RDWR).unwrap();
+        let child = k.fork(sh).unwrap();
+        k.kill(sh, 0, sig.number()).unwrap();
+        let w = ready(k.wait4(Kernel::INIT, child, 0)).unwrap();
+        assert_eq!(w.wait_status, dies_of.number(), "{sig:?}");
+        let w = ready(k.wait4(Kernel::INIT, sh, 0)).unwrap();
+        assert_eq!(w.wait_status, sig.number());
+    }
+}
+
+#[test]
 fn realtime_signals_queue_every_instance_standard_ones_coalesce() {
     let mut k = Kernel::new();
     let p = k.fork(Kernel::INIT).unwrap();
@@ -872,6 +896,42 @@ fn tcsetpgrp_errors() {
         k.read(outsider, ofd, 1),
         Ok(Blocking::WouldBlock(_))
     ));
+}
+
+#[test]
+fn an_interrupted_reader_keeps_its_turn_unless_a_handler_runs() {
+    // n_tty_read holds the read lock while it sleeps. A reader interrupted by a signal
+    // that has no effect (SIGTSTP in an orphaned group) restarts at once and takes the
+    // lock again before the next reader; one that runs a handler first loses its turn.
+    for handler in [false, true] {
+        let mut k = Kernel::new();
+        let tty = k.create_pty();
+        let sh = k.fork(Kernel::INIT).unwrap();
+        k.setsid(sh).unwrap();
+        assert_eq!(k.open_tty(sh, tty, OpenFlags::RDWR), Ok(0));
+        let p1 = k.fork(sh).unwrap();
+        k.set_handler(p1, Signal::SIGUSR1, Handler::Catch, SA_RESTART)
+            .unwrap();
+        assert!(matches!(k.read(p1, 0, 16), Ok(Blocking::WouldBlock(_))));
+        assert!(matches!(k.read(sh, 0, 16), Ok(Blocking::WouldBlock(_))));
+        let sig = if handler {
+            Signal::SIGUSR1
+        } else {
+            Signal::SIGTSTP
+        };
+        k.kill(Kernel::INIT, p1, sig.number()).unwrap();
+        // The woken read fails with ERESTARTSYS and its caller restarts it.
+        assert_eq!(k.read(p1, 0, 16), Err(Errno::ERESTARTSYS));
+        assert!(matches!(k.read(p1, 0, 16), Ok(Blocking::WouldBlock(_))));
+        k.master_write(tty, b"line\n").unwrap();
+        let (first, second) = if handler { (sh, p1) } else { (p1, sh) };
+        assert_eq!(
+            k.read(first, 0, 16),
+            Ok(Blocking::Ready(b"line\n".to_vec())),
+            "handler: {handler}"
+        );
+        assert!(matches!(k.read(second, 0, 16), Ok(Blocking::WouldBlock(_))));
+    }
 }
 
 #[test]

@@ -20,6 +20,11 @@
 //!   namespace; from outside, SIGKILL and SIGSTOP still work (SIGNAL_UNKILLABLE).
 //! - A second instance of a pending standard signal is dropped; real-time signals queue.
 //! - A process that is exiting or dead ignores signals.
+//! - A fatal signal without a core dump (SIG_DFL, default action terminate) kills the
+//!   process as it is generated when a thread would take it at once
+//!   (`complete_signal`); the process then ignores every later signal.
+//! - A signal for several processes is queued to all of them before any acts; the
+//!   sender, if it is one of them, acts first (and dies first if it is killed).
 
 use crate::errno::{Errno, SysResult};
 use crate::event::{Disposition, Event, SignalTarget};

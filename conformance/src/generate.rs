@@ -19,9 +19,13 @@
 //!   sentry executor marks it, [`crate::trace::StepRecord`]'s `race`): a process
 //!   blocked in a wait killed while a child of it dies or stops (the woken waiter
 //!   rescans its children before it acts on its fatal signal, so whether it reaps the
-//!   child first is scheduling), or a blocked wait returning while several of the
-//!   waiter's children change state (it returns the first one to change). Such a
-//!   step is dropped and another drawn.
+//!   child first is scheduling), a blocked wait returning while several of the
+//!   waiter's children change state (it returns the first one to change), a signal
+//!   interrupting one of several readers waiting on the terminal (whether it takes the
+//!   read lock back before the next reader is scheduling), or processes dying together
+//!   whose children go to one new parent (the order of its children, which later waits
+//!   follow, is the order in which they died). Such a step is dropped and another
+//!   drawn.
 //!
 //! The same seed always gives the same scenario: [`scenario`] is a pure function of the
 //! seed (the generator's PRNG is SplitMix64).
@@ -553,6 +557,34 @@ mod tests {
         .unwrap();
         let t = sentry_exec::run(&s);
         assert!(t.steps[4].race.is_some(), "{:?}", t.steps[4]);
+    }
+
+    #[test]
+    fn interrupting_one_of_two_waiting_readers_is_marked_racy() {
+        // ^Z wakes the session leader's reader; SIGTSTP is discarded (orphaned group)
+        // and the read restarts: before or after init's read is scheduling.
+        let s = Scenario::parse(
+            "scenario r\ninit fork sh\nsh setsid\nsh open tty\ninit open tty noctty\n\
+             sh read 0 2\ninit read 0 3\ntype ^Z\n",
+        )
+        .unwrap();
+        let t = sentry_exec::run(&s);
+        assert!(t.steps[5].race.is_none());
+        assert!(t.steps[6].race.is_some(), "{:?}", t.steps[6]);
+    }
+
+    #[test]
+    fn children_of_parents_dying_together_handed_to_init_is_marked_racy() {
+        // ^C kills the shell, its child and its grandchild: the child and the
+        // grandchild reach init in the order their parents died.
+        let s = Scenario::parse(
+            "scenario r\ninit fork sh\nsh setsid\nsh open tty\nsh fork p1\n\
+             p1 fork p2\ntype ^C\n",
+        )
+        .unwrap();
+        let t = sentry_exec::run(&s);
+        assert!(t.steps[4].race.is_none());
+        assert!(t.steps[5].race.is_some(), "{:?}", t.steps[5]);
     }
 
     #[test]

@@ -66,6 +66,8 @@ struct Run {
     actors: Vec<Actor>,
     pending: BTreeMap<String, Pending>,
     rec: StepRecord,
+    /// Pending reads that a signal interrupted during the current step.
+    interrupted_reads: usize,
 }
 
 /// Runs `s` on a fresh kernel.
@@ -82,6 +84,7 @@ pub fn run(s: &Scenario) -> Trace {
         }],
         pending: BTreeMap::new(),
         rec: StepRecord::default(),
+        interrupted_reads: 0,
     };
     let mut trace = Trace::default();
     for step in &s.steps {
@@ -90,9 +93,19 @@ pub fn run(s: &Scenario) -> Trace {
             ..StepRecord::default()
         };
         let waiters = r.blocked_waiters();
+        let readers = r.pending_reads();
+        r.interrupted_reads = 0;
         r.rec.result = r.step(step);
         r.process_events();
-        r.rec.race = r.waiter_race(&waiters);
+        r.rec.race = r
+            .waiter_race(&waiters)
+            .or_else(|| r.reparent_race(&waiters));
+        if r.rec.race.is_none() && readers >= 2 && r.interrupted_reads > 0 {
+            // n_tty_read holds the terminal's read lock while it sleeps; an interrupted
+            // reader drops it, and whether it takes it back before the next reader
+            // (woken by the unlock) is scheduling.
+            r.rec.race = Some("a signal interrupted one of several waiting readers".into());
+        }
         if let Ok(out) = r.k.master_read(r.tty) {
             r.rec.output = crate::scenario::encode_text(&out);
         }
@@ -252,6 +265,39 @@ impl Run {
             .map(|g| (g.tgid, (g.stopped, g.parent)))
             .collect();
         StepStart { waiters, live }
+    }
+
+    /// Processes of different parents handed to one new parent during the step (their
+    /// parents died together): the order of that parent's children list, which later
+    /// waits report in, is the order in which the parents died, which is scheduling.
+    fn reparent_race(&self, start: &StepStart) -> Option<String> {
+        let mut from: BTreeMap<Pid, std::collections::BTreeSet<Pid>> = BTreeMap::new();
+        for (&p, &(_, old_parent)) in &start.live {
+            let Some(g) = self.k.thread_group(p) else {
+                continue;
+            };
+            if let (Some(new), Some(old)) = (g.parent, old_parent) {
+                if new != old {
+                    from.entry(new).or_default().insert(old);
+                }
+            }
+        }
+        from.into_iter()
+            .find(|(_, olds)| olds.len() >= 2)
+            .map(|(new, _)| {
+                format!(
+                    "children of processes that died together were handed to {}",
+                    self.pid_text(new)
+                )
+            })
+    }
+
+    /// Reads pending (blocked, not stopped) at the start of a step.
+    fn pending_reads(&self) -> usize {
+        self.pending
+            .values()
+            .filter(|p| p.deferred.is_none() && matches!(p.op, Op::Read { .. }))
+            .count()
     }
 
     /// Whether the step's outcome on Linux depends on which woken process ran first:
@@ -521,6 +567,9 @@ impl Run {
 
     /// The kernel signalled the caller's group and answered ERESTARTSYS.
     fn after_restartsys(&mut self, a: &Actor, op: &Op, restarts: u32) -> Outcome {
+        if matches!(op, Op::Read { .. }) && self.pending.contains_key(&a.name) {
+            self.interrupted_reads += 1;
+        }
         // A handler that ran on this thread decides: EINTR, or restart with SA_RESTART.
         let handled = self.k.events().iter().rev().find_map(|e| match e {
             Event::SignalDelivered {

@@ -75,6 +75,21 @@ impl Kernel {
         self.batch_depth = 0;
     }
 
+    /// Inside a batch: the processes that got signals to act on (or were killed) since
+    /// the dirty and doomed lists had the given lengths act (and die) in `order`; the
+    /// others keep their places after them.
+    pub(crate) fn order_batch_tail(&mut self, dirty: usize, doomed: usize, order: &[Pid]) {
+        let ranks: std::collections::BTreeMap<Pid, usize> =
+            order.iter().enumerate().map(|(i, &p)| (p, i)).collect();
+        let rank = |p: &Pid| ranks.get(p).copied().unwrap_or(usize::MAX);
+        if let Some(tail) = self.dirty.get_mut(dirty..) {
+            tail.sort_by_key(rank);
+        }
+        if let Some(tail) = self.doomed.get_mut(doomed..) {
+            tail.sort_by_key(rank);
+        }
+    }
+
     /// Inside a batch: `tgid` acts on its signals now and, if they kill it, finishes
     /// dying, before the other targets of the batch act.
     pub(crate) fn act_first(&mut self, tgid: Pid) {
@@ -279,11 +294,6 @@ impl Kernel {
             sig,
             disposition,
         });
-        if disposition != Disposition::Ignored {
-            // User code runs, or the process stops or dies, before an interrupted read
-            // could restart: it loses its turn among the terminal's readers.
-            self.lose_read_turns(tgid, tid, disposition == Disposition::Stop);
-        }
         match disposition {
             Disposition::Handler { .. } => {
                 if act.has_flag(SA_RESETHAND) {
@@ -325,21 +335,11 @@ impl Kernel {
         if let Some(t) = self.tasks.get_mut(&tid) {
             t.signal_wakeup = false;
             if deliverable {
-                // A reader interrupted in its turn may keep it (see `crate::tty`).
-                t.kept_turn = match on {
-                    BlockOn::TtyRead(tty) if t.blocked_on == Some(on) => Some((tty, t.block_seq)),
-                    _ => None,
-                };
                 t.blocked_on = None;
             } else if t.blocked_on != Some(on) {
                 t.blocked_on = Some(on);
-                t.block_seq = match (t.kept_turn.take(), on) {
-                    (Some((kept_tty, kept)), BlockOn::TtyRead(tty)) if kept_tty == tty => kept,
-                    _ => {
-                        self.next_block_seq += 1;
-                        seq
-                    }
-                };
+                t.block_seq = seq;
+                self.next_block_seq += 1;
             }
         }
         if deliverable {
@@ -357,7 +357,6 @@ impl Kernel {
         };
         t.blocked_on = None;
         t.signal_wakeup = false;
-        t.kept_turn = None;
         let tgid = t.tgid;
         self.run_delivery(tgid);
     }

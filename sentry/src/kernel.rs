@@ -155,6 +155,8 @@ impl Kernel {
                 pgid: init,
                 sid: init,
                 members: BTreeSet::from([init]),
+                joined: BTreeMap::from([(init, 0)]),
+                next_join: 1,
             },
         );
         k.sessions.insert(

@@ -24,7 +24,9 @@
 //!   process as it is generated when a thread would take it at once
 //!   (`complete_signal`); the process then ignores every later signal.
 //! - A signal for several processes is queued to all of them before any acts; the
-//!   sender, if it is one of them, acts first (and dies first if it is killed).
+//!   sender, if it is one of them, acts first (and dies first if it is killed), then
+//!   the others in the order Linux reaches and wakes them: a process group's most
+//!   recent member first (`kill_pgrp`), every process in creation order (`kill(-1)`).
 
 use crate::errno::{Errno, SysResult};
 use crate::event::{Disposition, Event, SignalTarget};
@@ -98,7 +100,7 @@ impl Kernel {
         } else {
             -pid
         };
-        let members = self.pgrp_members(pgid);
+        let members = self.pgrp_wake_order(pgid);
         if members.is_empty() {
             return Err(Errno::ESRCH);
         }
@@ -115,11 +117,18 @@ impl Kernel {
     /// harness: a child sending its group SIGTSTP or SIGTTOU stops, and its parent in
     /// the group gets the SIGCHLD, before the parent acts on its own signal; a session
     /// leader sending its group SIGQUIT dies, and its child dies of the leader's SIGHUP).
+    ///
+    /// `members` is the order in which they act (and die); the signal is queued to
+    /// them in ascending PID order, which nothing observes.
     fn send_to_members(&mut self, members: Vec<Pid>, info: SigInfo, sender: Option<Pid>) {
         self.begin_batch();
-        for &p in &members {
+        let (dirty, doomed) = (self.dirty.len(), self.doomed.len());
+        let mut queue = members.clone();
+        queue.sort_unstable();
+        for &p in &queue {
             self.send_signal(SignalTarget::Process(p), info, false);
         }
+        self.order_batch_tail(dirty, doomed, &members);
         if let Some(s) = sender.filter(|s| members.contains(s)) {
             self.act_first(s);
         }
@@ -273,7 +282,7 @@ impl Kernel {
         info: SigInfo,
         sender: Option<Pid>,
     ) -> bool {
-        let members = self.pgrp_members(pgid);
+        let members = self.pgrp_wake_order(pgid);
         let any = !members.is_empty();
         self.send_to_members(members, info, sender);
         any

@@ -31,11 +31,6 @@ pub struct Task {
     /// readers of one terminal are served in this order.
     #[serde(default)]
     pub block_seq: u64,
-    /// A read of this terminal interrupted by a signal while it was the thread's turn
-    /// (with that turn's `block_seq`): the restarted read keeps the turn unless the
-    /// signal ran a handler or stopped the process (see [`crate::tty`]).
-    #[serde(default)]
-    pub kept_turn: Option<(crate::tty::TtyId, u64)>,
     /// While blocked in wait: the children whose changes wake it.
     #[serde(default)]
     pub wait_filter: Option<crate::wait::WaitFilter>,
@@ -52,7 +47,6 @@ impl Task {
             blocked_on: None,
             signal_wakeup: false,
             block_seq: 0,
-            kept_turn: None,
             wait_filter: None,
         }
     }

@@ -19,11 +19,6 @@
 //!   The signalled call has no effect.
 //! - A caller whose controlling terminal is another one (or none) is never checked.
 //! - "Blocked" means SIGTTIN/SIGTTOU is a member of the thread's mask.
-//! - Readers of one terminal take turns in the order they started waiting (n_tty_read
-//!   holds `atomic_read_lock` while it sleeps). A reader interrupted by a signal that
-//!   has no effect (discarded at delivery, e.g. SIGTSTP in an orphaned group) restarts
-//!   at once and takes the lock again before a woken waiter can: it keeps its turn. A
-//!   signal that runs a handler, stops or kills the process makes it lose the turn.
 //!
 //! Lock order, for a reader used to Linux: the model has no locks; each call runs to
 //! completion, which is what Linux's tasklist_lock → siglock → ctrl.lock order ensures.
@@ -484,43 +479,19 @@ impl Kernel {
     }
 
     /// The reader of `tty` that has waited longest, other than `tid` if `tid` came
-    /// earlier (or is not waiting). A restarted read that kept its turn counts from
-    /// when it first waited.
+    /// earlier (or is not waiting).
     fn earlier_reader(&self, tty: TtyId, tid: Pid) -> Option<Pid> {
         let on = BlockOn::TtyRead(tty);
-        let mine = self.tasks.get(&tid).map_or(u64::MAX, |t| {
-            if t.blocked_on == Some(on) {
-                t.block_seq
-            } else {
-                match t.kept_turn {
-                    Some((kept_tty, seq)) if kept_tty == tty => seq,
-                    _ => u64::MAX,
-                }
-            }
-        });
+        let mine = self
+            .tasks
+            .get(&tid)
+            .filter(|t| t.blocked_on == Some(on))
+            .map_or(u64::MAX, |t| t.block_seq);
         self.tasks
             .values()
             .filter(|t| t.tid != tid && t.blocked_on == Some(on) && t.block_seq < mine)
             .min_by_key(|t| t.block_seq)
             .map(|t| t.tid)
-    }
-
-    /// A signal that ran a handler on `tid` (or stopped or killed its process) makes
-    /// an interrupted read lose its turn: only a read restarted at once keeps it.
-    pub(crate) fn lose_read_turns(&mut self, tgid: Pid, tid: Pid, whole_process: bool) {
-        let threads = if whole_process {
-            self.groups
-                .get(&tgid)
-                .map(|g| g.threads.clone())
-                .unwrap_or_default()
-        } else {
-            vec![tid]
-        };
-        for t in threads {
-            if let Some(task) = self.tasks.get_mut(&t) {
-                task.kept_turn = None;
-            }
-        }
     }
 
     /// After a reader took its turn: the next one may find input left.
@@ -664,12 +635,7 @@ impl Kernel {
             };
         }
         if !continuing {
-            if let Err(e) = self.tty_check_read(tid, tty) {
-                if let Some(t) = self.tasks.get_mut(&tid) {
-                    t.kept_turn = None;
-                }
-                return Err(e);
-            }
+            self.tty_check_read(tid, tty)?;
         }
         if self.tty_ref(tty)?.kind != TtyKind::Emulated {
             return Err(Errno::EINVAL);

@@ -6,7 +6,9 @@
 //! user mode would. Rules:
 //! - Each thread dequeues its private signals before the shared ones, lowest number
 //!   first; the leader (then the other threads in creation order) takes shared signals
-//!   it does not block. Handlers are taken to run to completion one at a time (what a
+//!   it does not block, but a shared signal that woke a thread blocked in a call waits
+//!   for that thread (Linux wakes one thread for it; the others, asleep, do not take
+//!   it). Handlers are taken to run to completion one at a time (what a
 //!   handler installed with a full `sa_mask` sees on Linux), except that a pending stop
 //!   signal the handler's mask leaves unblocked (SIGSTOP always) acts first: Linux
 //!   sets up the handler's frame, keeps dequeuing and stops before returning to user
@@ -146,12 +148,21 @@ impl Kernel {
             }
             let mut next = None;
             let mut woken = Vec::new();
+            // Shared signals left to a thread woken in its blocking call: Linux wakes
+            // one thread for a shared signal (`complete_signal`), and the others, asleep,
+            // do not take it.
+            let mut claimed = crate::signal::SigSet::EMPTY;
             for &tid in &g.threads {
                 let Some(t) = self.tasks.get(&tid) else {
                     continue;
                 };
                 let private = t.pending.next_unblocked(t.blocked);
-                let shared = g.shared_pending.next_unblocked(t.blocked);
+                let shared = g
+                    .shared_pending
+                    .set()
+                    .difference(claimed)
+                    .difference(t.blocked)
+                    .first();
                 if private.is_none() && shared.is_none() {
                     continue;
                 }
@@ -164,6 +175,7 @@ impl Kernel {
                     if !t.signal_wakeup {
                         woken.push((tid, on));
                     }
+                    claimed = claimed.union(g.shared_pending.set().difference(t.blocked));
                     continue;
                 }
                 next = match (private, shared) {

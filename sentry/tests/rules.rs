@@ -541,6 +541,25 @@ fn a_group_signal_reaches_the_most_recent_member_first() {
 }
 
 #[test]
+fn a_shared_signal_that_woke_a_thread_blocked_in_a_call_waits_for_it() {
+    // complete_signal wakes one thread for a process-directed signal; the other
+    // threads, asleep, do not take it. The leader, blocked in wait4, is woken by its
+    // child's SIGCHLD: its wait returns the child, then its handler runs.
+    let mut k = Kernel::new();
+    let sh = k.fork(Kernel::INIT).unwrap();
+    k.set_handler(sh, Signal::SIGCHLD, Handler::Catch, 0)
+        .unwrap();
+    let t1 = k.spawn_thread(sh).unwrap();
+    let c = k.fork(sh).unwrap();
+    assert!(matches!(k.wait4(sh, -1, 0), Ok(Blocking::WouldBlock(_))));
+    k.take_events();
+    k.kill(t1, c, Signal::SIGKILL.number()).unwrap();
+    assert!(delivered(&mut k, t1).is_empty());
+    assert_eq!(ready(k.wait4(sh, -1, 0)).unwrap().pid, c);
+    assert_eq!(delivered(&mut k, sh), vec![Signal::SIGCHLD]);
+}
+
+#[test]
 fn realtime_signals_queue_every_instance_standard_ones_coalesce() {
     let mut k = Kernel::new();
     let p = k.fork(Kernel::INIT).unwrap();

@@ -274,8 +274,9 @@ impl Kernel {
         self.kill_pgrp_info_from(pgid, info, None)
     }
 
-    /// [`Kernel::kill_pgrp_info`] on behalf of `sender` (a process of the group whose
-    /// background terminal access raised the signal: it acts on it first).
+    /// [`Kernel::kill_pgrp_info`] on behalf of `sender`, the process whose system call
+    /// raised the signal (a background terminal access, a session leader's TIOCNOTTY):
+    /// if it is in the group, it acts on the signal first.
     pub(crate) fn kill_pgrp_info_from(
         &mut self,
         pgid: Pid,

@@ -574,6 +574,29 @@ mod tests {
     }
 
     #[test]
+    fn outcomes_that_depend_on_the_order_of_deaths_are_marked_racy() {
+        // A session leader's SIGQUIT to its group: whether its child dies of it or of
+        // the SIGHUP the dying leader sends depends on who dies first.
+        let quit = "scenario r\ninit fork sh\nsh setsid\nsh open tty\nsh fork p1\n\
+                    sh kill 0 SIGQUIT\n";
+        // TIOCNOTTY kills the leader, which ignores SIGCHLD, and its child: the child
+        // is reaped at once if it dies first, else it is init's zombie.
+        let notty = "scenario r\ninit fork sh\nsh setsid\nsh open tty\n\
+                     sh sigaction SIGCHLD ignore\nsh fork p1\nsh tiocnotty 0\n";
+        for (text, step) in [(quit, 4), (notty, 5)] {
+            let t = sentry_exec::run(&Scenario::parse(text).unwrap());
+            assert!(t.steps[step - 1].race.is_none());
+            assert!(t.steps[step].race.is_some(), "{:?}", t.steps[step]);
+        }
+        // SIGTERM makes each target a dying process as it is generated: the leader's
+        // SIGHUP is ignored whatever the order, so the outcome is not a race.
+        let term = "scenario r\ninit fork sh\nsh setsid\nsh open tty\nsh fork p1\n\
+                    sh kill 0 SIGTERM\n";
+        let t = sentry_exec::run(&Scenario::parse(term).unwrap());
+        assert!(t.steps[4].race.is_none(), "{:?}", t.steps[4]);
+    }
+
+    #[test]
     fn children_of_parents_dying_together_handed_to_init_is_marked_racy() {
         // ^C kills the shell, its child and its grandchild: the child and the
         // grandchild reach init in the order their parents died.

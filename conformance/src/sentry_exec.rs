@@ -60,6 +60,7 @@ enum Outcome {
     NoReturn,
 }
 
+#[derive(Clone)]
 struct Run {
     k: Kernel,
     tty: TtyId,
@@ -88,30 +89,16 @@ pub fn run(s: &Scenario) -> Trace {
     };
     let mut trace = Trace::default();
     for step in &s.steps {
-        r.rec = StepRecord {
-            step: step.to_string(),
-            ..StepRecord::default()
-        };
-        let waiters = r.blocked_waiters();
-        let readers = r.pending_reads();
-        r.interrupted_reads = 0;
-        r.rec.result = r.step(step);
-        r.process_events();
-        r.rec.race = r
-            .waiter_race(&waiters)
-            .or_else(|| r.reparent_race(&waiters));
-        if r.rec.race.is_none() && readers >= 2 && r.interrupted_reads > 0 {
-            // n_tty_read holds the terminal's read lock while it sleeps; an interrupted
-            // reader drops it, and whether it takes it back before the next reader
-            // (woken by the unlock) is scheduling.
-            r.rec.race = Some("a signal interrupted one of several waiting readers".into());
+        // The same step with the processes it kills dying in the opposite order: if
+        // anything differs, the outcome on Linux is scheduling.
+        let mut alt = r.clone();
+        alt.k.reverse_deaths_in_batches(true);
+        let mut rec = r.play(step);
+        let alt_rec = alt.play(step);
+        if rec.race.is_none() && (rec.lines() != alt_rec.lines() || r.digest() != alt.digest()) {
+            rec.race = Some("the outcome depends on the order in which processes die".into());
         }
-        if let Ok(out) = r.k.master_read(r.tty) {
-            r.rec.output = crate::scenario::encode_text(&out);
-        }
-        r.rec.states = r.states();
-        r.rec.normalize();
-        trace.steps.push(std::mem::take(&mut r.rec));
+        trace.steps.push(rec);
     }
     trace
 }
@@ -121,6 +108,65 @@ fn errno_text(e: Errno) -> String {
 }
 
 impl Run {
+    /// Performs one step and records it.
+    fn play(&mut self, step: &Step) -> StepRecord {
+        self.rec = StepRecord {
+            step: step.to_string(),
+            ..StepRecord::default()
+        };
+        let waiters = self.blocked_waiters();
+        let readers = self.pending_reads();
+        self.interrupted_reads = 0;
+        self.rec.result = self.step(step);
+        self.process_events();
+        self.rec.race = self.waiter_race(&waiters);
+        if self.rec.race.is_none() && readers >= 2 && self.interrupted_reads > 0 {
+            // n_tty_read holds the terminal's read lock while it sleeps; an interrupted
+            // reader drops it, and whether it takes it back before the next reader
+            // (woken by the unlock) is scheduling.
+            self.rec.race = Some("a signal interrupted one of several waiting readers".into());
+        }
+        if let Ok(out) = self.k.master_read(self.tty) {
+            self.rec.output = crate::scenario::encode_text(&out);
+        }
+        self.rec.states = self.states();
+        self.rec.normalize();
+        std::mem::take(&mut self.rec)
+    }
+
+    /// What later steps could observe of the kernel: each process's state, exit
+    /// status, parent, groups, stop and continue reports, pending signals, and the
+    /// order of its children (which waits follow).
+    fn digest(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in self.k.processes() {
+            let Some(g) = self.k.thread_group(p) else {
+                continue;
+            };
+            let children: Vec<Pid> = g.children.values().copied().collect();
+            let mut pending = g.shared_pending.set();
+            for t in &g.threads {
+                if let Some(task) = self.k.task(*t) {
+                    pending = pending.union(task.pending.set());
+                }
+            }
+            out.push(format!(
+                "{p}: zombie {:?} exit {:?} parent {:?} pgid {} sid {} stopped {} report {:?} \
+                 continued {} pending {:?} children {children:?}",
+                g.zombie,
+                g.group_exit,
+                g.parent,
+                g.pgid,
+                g.sid,
+                g.stopped,
+                g.stop_report,
+                g.continued_report,
+                pending,
+            ));
+        }
+        out
+    }
+
     fn actor(&self, name: &str) -> Option<&Actor> {
         self.actors.iter().find(|a| a.name == name)
     }
@@ -265,31 +311,6 @@ impl Run {
             .map(|g| (g.tgid, (g.stopped, g.parent)))
             .collect();
         StepStart { waiters, live }
-    }
-
-    /// Processes of different parents handed to one new parent during the step (their
-    /// parents died together): the order of that parent's children list, which later
-    /// waits report in, is the order in which the parents died, which is scheduling.
-    fn reparent_race(&self, start: &StepStart) -> Option<String> {
-        let mut from: BTreeMap<Pid, std::collections::BTreeSet<Pid>> = BTreeMap::new();
-        for (&p, &(_, old_parent)) in &start.live {
-            let Some(g) = self.k.thread_group(p) else {
-                continue;
-            };
-            if let (Some(new), Some(old)) = (g.parent, old_parent) {
-                if new != old {
-                    from.entry(new).or_default().insert(old);
-                }
-            }
-        }
-        from.into_iter()
-            .find(|(_, olds)| olds.len() >= 2)
-            .map(|(new, _)| {
-                format!(
-                    "children of processes that died together were handed to {}",
-                    self.pid_text(new)
-                )
-            })
     }
 
     /// Reads pending (blocked, not stopped) at the start of a step.

@@ -66,7 +66,10 @@ impl Kernel {
             for &tgid in &round {
                 self.run_delivery(tgid);
             }
-            let exits = std::mem::take(&mut self.doomed);
+            let mut exits = std::mem::take(&mut self.doomed);
+            if self.deaths_reversed {
+                exits.reverse();
+            }
             if round.is_empty() && exits.is_empty() {
                 break;
             }
@@ -75,6 +78,15 @@ impl Kernel {
             }
         }
         self.batch_depth = 0;
+    }
+
+    /// For differential testing: processes killed by one batch of signals die in the
+    /// opposite order (a sender it kills dies last, not first). Linux's order is the
+    /// order in which the woken processes run, which is scheduling; a harness that
+    /// runs a step both ways learns whether its outcome depends on it.
+    #[doc(hidden)]
+    pub fn reverse_deaths_in_batches(&mut self, on: bool) {
+        self.deaths_reversed = on;
     }
 
     /// Inside a batch: the processes that got signals to act on (or were killed) since
@@ -99,7 +111,12 @@ impl Kernel {
         self.run_delivery(tgid);
         if let Some(i) = self.doomed.iter().position(|&p| p == tgid) {
             self.doomed.remove(i);
-            self.finish_group_exit(tgid);
+            if self.deaths_reversed {
+                // Last of all once the list is reversed.
+                self.doomed.insert(0, tgid);
+            } else {
+                self.finish_group_exit(tgid);
+            }
         }
     }
 

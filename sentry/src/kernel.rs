@@ -84,6 +84,9 @@ pub struct Kernel {
     /// Groups killed during the batch whose threads exit at its end.
     #[serde(skip)]
     pub(crate) doomed: Vec<Pid>,
+    /// See [`Kernel::reverse_deaths_in_batches`].
+    #[serde(skip)]
+    pub(crate) deaths_reversed: bool,
 }
 
 /// A serialized kernel state.
@@ -116,6 +119,7 @@ impl Kernel {
             batch_depth: 0,
             dirty: Vec::new(),
             doomed: Vec::new(),
+            deaths_reversed: false,
         };
         let init = k.alloc_pid().unwrap_or(1);
         k.tasks.insert(init, Task::new(init, init, SigSet::EMPTY));

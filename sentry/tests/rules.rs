@@ -560,6 +560,25 @@ fn a_shared_signal_that_woke_a_thread_blocked_in_a_call_waits_for_it() {
 }
 
 #[test]
+fn a_session_leaders_tiocnotty_lets_it_die_before_the_rest_of_its_group() {
+    // TIOCNOTTY by a session leader sends SIGHUP to the foreground group, its own: the
+    // leader takes it on its way out of the ioctl and dies first, so its child (killed
+    // too) has been handed to init, which does not ignore SIGCHLD, and stays a zombie.
+    let mut k = Kernel::new();
+    let tty = k.create_pty();
+    let sh = k.fork(Kernel::INIT).unwrap();
+    k.setsid(sh).unwrap();
+    let fd = k.open_tty(sh, tty, OpenFlags::RDWR).unwrap();
+    k.set_handler(sh, Signal::SIGCHLD, Handler::Ignore, 0)
+        .unwrap();
+    let p1 = k.fork(sh).unwrap();
+    k.ioctl_tiocnotty(sh, fd).unwrap();
+    let g = k.thread_group(p1).unwrap();
+    assert!(g.is_zombie());
+    assert_eq!(g.parent, Some(Kernel::INIT));
+}
+
+#[test]
 fn realtime_signals_queue_every_instance_standard_ones_coalesce() {
     let mut k = Kernel::new();
     let p = k.fork(Kernel::INIT).unwrap();

@@ -574,7 +574,7 @@ mod tests {
     }
 
     #[test]
-    fn outcomes_that_depend_on_the_order_of_deaths_are_marked_racy() {
+    fn outcomes_that_depend_on_the_order_in_which_woken_processes_run_are_marked_racy() {
         // A session leader's SIGQUIT to its group: whether its child dies of it or of
         // the SIGHUP the dying leader sends depends on who dies first.
         let quit = "scenario r\ninit fork sh\nsh setsid\nsh open tty\nsh fork p1\n\
@@ -583,7 +583,11 @@ mod tests {
         // is reaped at once if it dies first, else it is init's zombie.
         let notty = "scenario r\ninit fork sh\nsh setsid\nsh open tty\n\
                      sh sigaction SIGCHLD ignore\nsh fork p1\nsh tiocnotty 0\n";
-        for (text, step) in [(quit, 4), (notty, 5)] {
+        // SIGTSTP from outside to a job whose leader has a SIGCHLD handler: the leader
+        // runs its handler for its child's stop only if the child stopped first.
+        let tstp = "scenario r\ninit fork sh\nsh setsid\nsh fork a\na setpgid 0 0\n\
+                    a sigaction SIGCHLD handler\na fork b\ninit kill -pgid:a SIGTSTP\n";
+        for (text, step) in [(quit, 4), (notty, 5), (tstp, 6)] {
             let t = sentry_exec::run(&Scenario::parse(text).unwrap());
             assert!(t.steps[step - 1].race.is_none());
             assert!(t.steps[step].race.is_some(), "{:?}", t.steps[step]);

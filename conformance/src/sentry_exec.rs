@@ -89,14 +89,15 @@ pub fn run(s: &Scenario) -> Trace {
     };
     let mut trace = Trace::default();
     for step in &s.steps {
-        // The same step with the processes it kills dying in the opposite order: if
-        // anything differs, the outcome on Linux is scheduling.
+        // The same step with the targets of each signal sent to several processes
+        // acting and dying in the opposite order: if anything differs, the outcome on
+        // Linux is scheduling.
         let mut alt = r.clone();
-        alt.k.reverse_deaths_in_batches(true);
+        alt.k.reverse_batch_order(true);
         let mut rec = r.play(step);
         let alt_rec = alt.play(step);
         if rec.race.is_none() && (rec.lines() != alt_rec.lines() || r.digest() != alt.digest()) {
-            rec.race = Some("the outcome depends on the order in which processes die".into());
+            rec.race = Some("the outcome depends on the order in which woken processes run".into());
         }
         trace.steps.push(rec);
     }

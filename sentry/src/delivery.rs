@@ -66,10 +66,7 @@ impl Kernel {
             for &tgid in &round {
                 self.run_delivery(tgid);
             }
-            let mut exits = std::mem::take(&mut self.doomed);
-            if self.deaths_reversed {
-                exits.reverse();
-            }
+            let exits = std::mem::take(&mut self.doomed);
             if round.is_empty() && exits.is_empty() {
                 break;
             }
@@ -80,13 +77,13 @@ impl Kernel {
         self.batch_depth = 0;
     }
 
-    /// For differential testing: processes killed by one batch of signals die in the
-    /// opposite order (a sender it kills dies last, not first). Linux's order is the
-    /// order in which the woken processes run, which is scheduling; a harness that
+    /// For differential testing: the targets of a signal sent to several processes
+    /// act and die in the opposite order (the sender last, not first). Linux's order is
+    /// the order in which the woken processes run, which is scheduling; a harness that
     /// runs a step both ways learns whether its outcome depends on it.
     #[doc(hidden)]
-    pub fn reverse_deaths_in_batches(&mut self, on: bool) {
-        self.deaths_reversed = on;
+    pub fn reverse_batch_order(&mut self, on: bool) {
+        self.batch_order_reversed = on;
     }
 
     /// Inside a batch: the processes that got signals to act on (or were killed) since
@@ -111,12 +108,7 @@ impl Kernel {
         self.run_delivery(tgid);
         if let Some(i) = self.doomed.iter().position(|&p| p == tgid) {
             self.doomed.remove(i);
-            if self.deaths_reversed {
-                // Last of all once the list is reversed.
-                self.doomed.insert(0, tgid);
-            } else {
-                self.finish_group_exit(tgid);
-            }
+            self.finish_group_exit(tgid);
         }
     }
 

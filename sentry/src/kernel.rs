@@ -84,9 +84,9 @@ pub struct Kernel {
     /// Groups killed during the batch whose threads exit at its end.
     #[serde(skip)]
     pub(crate) doomed: Vec<Pid>,
-    /// See [`Kernel::reverse_deaths_in_batches`].
+    /// See [`Kernel::reverse_batch_order`].
     #[serde(skip)]
-    pub(crate) deaths_reversed: bool,
+    pub(crate) batch_order_reversed: bool,
 }
 
 /// A serialized kernel state.
@@ -119,7 +119,7 @@ impl Kernel {
             batch_depth: 0,
             dirty: Vec::new(),
             doomed: Vec::new(),
-            deaths_reversed: false,
+            batch_order_reversed: false,
         };
         let init = k.alloc_pid().unwrap_or(1);
         k.tasks.insert(init, Task::new(init, init, SigSet::EMPTY));

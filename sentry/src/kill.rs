@@ -87,11 +87,7 @@ impl Kernel {
                 return Err(Errno::ESRCH);
             }
             if let Some(sig) = parsed? {
-                self.begin_batch();
-                for p in targets {
-                    self.send_signal(SignalTarget::Process(p), user(sig), false);
-                }
-                self.end_batch();
+                self.send_to_members(targets, user(sig), None);
             }
             return Ok(());
         }
@@ -121,15 +117,27 @@ impl Kernel {
     /// `members` is the order in which they act (and die); the signal is queued to
     /// them in ascending PID order, which nothing observes.
     fn send_to_members(&mut self, members: Vec<Pid>, info: SigInfo, sender: Option<Pid>) {
+        let sender = sender.filter(|s| members.contains(s));
+        let mut order: Vec<Pid> = members
+            .iter()
+            .copied()
+            .filter(|&m| Some(m) != sender)
+            .collect();
+        if self.batch_order_reversed {
+            order.reverse();
+            order.extend(sender);
+        } else if let Some(s) = sender {
+            order.insert(0, s);
+        }
         self.begin_batch();
         let (dirty, doomed) = (self.dirty.len(), self.doomed.len());
-        let mut queue = members.clone();
+        let mut queue = members;
         queue.sort_unstable();
         for &p in &queue {
             self.send_signal(SignalTarget::Process(p), info, false);
         }
-        self.order_batch_tail(dirty, doomed, &members);
-        if let Some(s) = sender.filter(|s| members.contains(s)) {
+        self.order_batch_tail(dirty, doomed, &order);
+        if let (Some(s), false) = (sender, self.batch_order_reversed) {
             self.act_first(s);
         }
         self.end_batch();

@@ -146,14 +146,16 @@ impl Run {
             };
             let children: Vec<Pid> = g.children.values().copied().collect();
             let mut pending = g.shared_pending.set();
+            let mut frames = Vec::new();
             for t in &g.threads {
                 if let Some(task) = self.k.task(*t) {
                     pending = pending.union(task.pending.set());
+                    frames.extend(task.frame.map(|f| f.signo));
                 }
             }
             out.push(format!(
                 "{p}: zombie {:?} exit {:?} parent {:?} pgid {} sid {} stopped {} report {:?} \
-                 continued {} pending {:?} children {children:?}",
+                 continued {} pending {:?} frames {frames:?} children {children:?}",
                 g.zombie,
                 g.group_exit,
                 g.parent,

@@ -9,10 +9,10 @@
 //!   it does not block, but a shared signal that woke a thread blocked in a call waits
 //!   for that thread (Linux wakes one thread for it; the others, asleep, do not take
 //!   it). Handlers are taken to run to completion one at a time (what a
-//!   handler installed with a full `sa_mask` sees on Linux), except that a pending stop
-//!   signal the handler's mask leaves unblocked (SIGSTOP always) acts first: Linux
-//!   sets up the handler's frame, keeps dequeuing and stops before returning to user
-//!   mode, so the handler runs only after SIGCONT.
+//!   handler installed with a full `sa_mask` sees on Linux), except when a stop signal
+//!   the handler's mask leaves unblocked (SIGSTOP always) is pending too: Linux sets
+//!   up the handler's frame, keeps dequeuing and stops before returning to user mode,
+//!   so the handler runs only after SIGCONT, before any signal its mask blocks.
 //! - SIGKILL kills the group even when it is stopped. Other signals wait while the
 //!   group is stopped.
 //! - Default action stop (SIGSTOP; SIGTSTP/SIGTTIN/SIGTTOU with SIG_DFL): the whole
@@ -40,7 +40,19 @@ use crate::kernel::Kernel;
 use crate::pending::{SiCode, SigInfo};
 use crate::pid::Pid;
 use crate::sigaction::{Handler, SigAction, SA_NOCLDSTOP, SA_NODEFER, SA_RESETHAND, SA_RESTART};
-use crate::signal::{DefaultAction, Signal};
+use crate::signal::{DefaultAction, SigSet, Signal};
+use serde::{Deserialize, Serialize};
+
+/// A handler whose frame is set up but which has not run yet: the thread stopped on
+/// its way back to user mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    pub signo: Signal,
+    /// Blocked until the handler returns (on top of the thread's mask).
+    pub mask: SigSet,
+    /// The action's SA_RESTART: whether the interrupted call is restarted.
+    pub restart: bool,
+}
 
 impl Kernel {
     /// Starts a batch: signals generated until the matching [`Kernel::end_batch`] are
@@ -161,18 +173,26 @@ impl Kernel {
             // one thread for a shared signal (`complete_signal`), and the others, asleep,
             // do not take it.
             let mut claimed = crate::signal::SigSet::EMPTY;
+            let mut run_frame = None;
+            let mut set_up_frame = None;
             for &tid in &g.threads {
                 let Some(t) = self.tasks.get(&tid) else {
                     continue;
                 };
-                let private = t.pending.next_unblocked(t.blocked);
+                // A handler frame set up before a stop blocks its mask until it runs.
+                let blocked = t.frame.map_or(t.blocked, |f| t.blocked.union(f.mask));
+                let private = t.pending.next_unblocked(blocked);
                 let shared = g
                     .shared_pending
                     .set()
                     .difference(claimed)
-                    .difference(t.blocked)
+                    .difference(blocked)
                     .first();
                 if private.is_none() && shared.is_none() {
+                    if t.frame.is_some() {
+                        run_frame = Some(tid);
+                        break;
+                    }
                     continue;
                 }
                 let candidate = private.or(shared);
@@ -193,8 +213,8 @@ impl Kernel {
                     (None, None) => None,
                 };
                 if let Some((_, sig, _)) = next {
-                    if let Some((stop, private)) = self.stop_before_handler(g, t, sig) {
-                        next = Some((tid, stop, private));
+                    if t.frame.is_none() && self.stop_before_handler(g, t, sig) {
+                        set_up_frame = next.take();
                     }
                 }
                 break;
@@ -204,6 +224,22 @@ impl Kernel {
                     t.signal_wakeup = true;
                 }
                 self.emit(Event::Wakeup { tid, on });
+            }
+            if let Some(tid) = run_frame {
+                // Back in user mode after SIGCONT: the handler whose frame was set up
+                // before the stop runs now.
+                if let Some(f) = self.tasks.get_mut(&tid).and_then(|t| t.frame.take()) {
+                    self.emit(Event::SignalDelivered {
+                        tid,
+                        sig: f.signo,
+                        disposition: Disposition::Handler { restart: f.restart },
+                    });
+                }
+                continue;
+            }
+            if let Some((tid, sig, private)) = set_up_frame {
+                self.set_up_frame(tgid, tid, sig, private);
+                continue;
             }
             let Some((tid, sig, private)) = next else {
                 return;
@@ -224,33 +260,33 @@ impl Kernel {
         }
     }
 
-    /// A stop that takes effect before the handler of `sig` runs. Linux sets up the
-    /// handler's frame (blocking the action's `sa_mask` and, without SA_NODEFER, the
-    /// signal itself) and keeps dequeuing before it returns to user mode: a pending
-    /// stop signal that this mask does not block (SIGSTOP always, as no mask blocks
-    /// it) stops the group before the handler has run, and the handler runs after
-    /// SIGCONT. The model, which runs one handler at a time, takes the stop first.
-    /// Returns the stop signal and whether it is in the thread's private set.
+    /// The signals a handler's frame blocks until the handler returns: the action's
+    /// `sa_mask` and, without SA_NODEFER, the signal itself.
+    fn handler_mask(act: &SigAction, sig: Signal) -> SigSet {
+        let mut mask = act.mask;
+        if !act.has_flag(SA_NODEFER) {
+            mask.add(sig);
+        }
+        mask
+    }
+
+    /// Whether a stop takes effect before the handler of `sig` runs. Returning to user
+    /// mode, Linux sets up the handler's frame (blocking the handler's mask) and keeps
+    /// dequeuing: a pending stop signal that this mask does not block (SIGSTOP always,
+    /// as no mask blocks it) stops the group before the handler has run. The handler
+    /// runs after SIGCONT, before any signal its mask blocks (one that arrived while
+    /// the process was stopped waits for it too).
     fn stop_before_handler(
         &self,
         g: &crate::thread_group::ThreadGroup,
         t: &crate::task::Task,
         sig: Signal,
-    ) -> Option<(Signal, bool)> {
+    ) -> bool {
         let act = g.handlers.get(sig);
         if act.handler != Handler::Catch {
-            return None;
+            return false;
         }
-        let mut mask = t.blocked.union(act.mask);
-        if !act.has_flag(SA_NODEFER) {
-            mask.add(sig);
-        }
-        let stops = [
-            Signal::SIGSTOP,
-            Signal::SIGTSTP,
-            Signal::SIGTTIN,
-            Signal::SIGTTOU,
-        ];
+        let mask = t.blocked.union(Self::handler_mask(&act, sig));
         let would_stop = |s: Signal| {
             !mask.contains(s)
                 && (s == Signal::SIGSTOP
@@ -258,16 +294,49 @@ impl Kernel {
                         && g.tgid != Kernel::INIT
                         && !self.is_orphaned_pgrp(g.pgid)))
         };
-        // Private signals are dequeued before shared ones, lowest first.
-        let first_in = |set: &crate::pending::SigPending| {
-            stops
-                .iter()
-                .copied()
-                .find(|&s| set.contains(s) && would_stop(s))
+        [
+            Signal::SIGSTOP,
+            Signal::SIGTSTP,
+            Signal::SIGTTIN,
+            Signal::SIGTTOU,
+        ]
+        .into_iter()
+        .any(|s| (t.pending.contains(s) || g.shared_pending.contains(s)) && would_stop(s))
+    }
+
+    /// Dequeues `sig` and sets up its handler's frame on `tid` (see
+    /// [`Kernel::stop_before_handler`]): the handler runs once the thread gets back to
+    /// user mode. SA_RESETHAND resets the action now, as setting up the frame does.
+    fn set_up_frame(&mut self, tgid: Pid, tid: Pid, sig: Signal, private: bool) {
+        let info = if private {
+            self.tasks
+                .get_mut(&tid)
+                .and_then(|t| t.pending.dequeue(sig))
+        } else {
+            self.groups
+                .get_mut(&tgid)
+                .and_then(|g| g.shared_pending.dequeue(sig))
         };
-        first_in(&t.pending)
-            .map(|s| (s, true))
-            .or_else(|| first_in(&g.shared_pending).map(|s| (s, false)))
+        let (Some(_), Some(g)) = (info, self.groups.get_mut(&tgid)) else {
+            return;
+        };
+        let act = g.handlers.get(sig);
+        if act.has_flag(SA_RESETHAND) {
+            g.handlers.set(
+                sig,
+                SigAction {
+                    handler: Handler::Default,
+                    ..act
+                },
+            );
+        }
+        if let Some(t) = self.tasks.get_mut(&tid) {
+            t.frame = Some(Frame {
+                signo: sig,
+                mask: Self::handler_mask(&act, sig),
+                restart: act.has_flag(SA_RESTART),
+            });
+        }
     }
 
     /// Whether delivering `sig` would kill the group (SIG_DFL with a terminating

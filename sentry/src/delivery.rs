@@ -238,7 +238,9 @@ impl Kernel {
                 continue;
             }
             if let Some((tid, sig, private)) = set_up_frame {
-                self.set_up_frame(tgid, tid, sig, private);
+                if !self.set_up_frame(tgid, tid, sig, private) {
+                    return;
+                }
                 continue;
             }
             let Some((tid, sig, private)) = next else {
@@ -307,7 +309,8 @@ impl Kernel {
     /// Dequeues `sig` and sets up its handler's frame on `tid` (see
     /// [`Kernel::stop_before_handler`]): the handler runs once the thread gets back to
     /// user mode. SA_RESETHAND resets the action now, as setting up the frame does.
-    fn set_up_frame(&mut self, tgid: Pid, tid: Pid, sig: Signal, private: bool) {
+    /// Returns whether the frame was set up.
+    fn set_up_frame(&mut self, tgid: Pid, tid: Pid, sig: Signal, private: bool) -> bool {
         let info = if private {
             self.tasks
                 .get_mut(&tid)
@@ -318,7 +321,7 @@ impl Kernel {
                 .and_then(|g| g.shared_pending.dequeue(sig))
         };
         let (Some(_), Some(g)) = (info, self.groups.get_mut(&tgid)) else {
-            return;
+            return false;
         };
         let act = g.handlers.get(sig);
         if act.has_flag(SA_RESETHAND) {
@@ -330,13 +333,15 @@ impl Kernel {
                 },
             );
         }
-        if let Some(t) = self.tasks.get_mut(&tid) {
-            t.frame = Some(Frame {
-                signo: sig,
-                mask: Self::handler_mask(&act, sig),
-                restart: act.has_flag(SA_RESTART),
-            });
-        }
+        let Some(t) = self.tasks.get_mut(&tid) else {
+            return false;
+        };
+        t.frame = Some(Frame {
+            signo: sig,
+            mask: Self::handler_mask(&act, sig),
+            restart: act.has_flag(SA_RESTART),
+        });
+        true
     }
 
     /// Whether delivering `sig` would kill the group (SIG_DFL with a terminating

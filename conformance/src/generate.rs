@@ -14,7 +14,18 @@
 //!   restart forever);
 //! - a process-directed signal to a process with more than one live thread when a
 //!   handler could run in either thread (which thread Linux picks depends on which
-//!   one already has a signal pending) — threads only make calls of their own.
+//!   one already has a signal pending) — threads only make calls of their own;
+//! - a step whose outcome depends on which of several woken processes runs first (the
+//!   sentry executor marks it, [`crate::trace::StepRecord`]'s `race`): a process
+//!   blocked in a wait killed while a child of it dies or stops (the woken waiter
+//!   rescans its children before it acts on its fatal signal, so whether it reaps the
+//!   child first is scheduling), a blocked wait returning while several of the
+//!   waiter's children change state (it returns the first one to change), a signal
+//!   interrupting one of several readers waiting on the terminal (whether it takes the
+//!   read lock back before the next reader is scheduling), or processes dying together
+//!   whose children go to one new parent (the order of its children, which later waits
+//!   follow, is the order in which they died). Such a step is dropped and another
+//!   drawn.
 //!
 //! The same seed always gives the same scenario: [`scenario`] is a pure function of the
 //! seed (the generator's PRNG is SplitMix64).
@@ -111,6 +122,8 @@ const TYPED: [&[u8]; 14] = [
 ];
 
 const MAX_PROCESSES: usize = 6;
+/// Most steps dropped from one scenario because they would race on Linux.
+const MAX_DROPPED: usize = 64;
 const MAX_THREADS: usize = 2;
 
 struct Actors {
@@ -163,11 +176,28 @@ pub fn scenario(seed: u64, len: usize) -> Scenario {
         ));
     }
     let mut hung_up = false;
-    while s.steps.len() < len {
+    let mut dropped = 0;
+    loop {
         let trace = sentry_exec::run(&s);
         let Some(last) = trace.steps.last() else {
             break;
         };
+        if last.race.is_some() && dropped < MAX_DROPPED {
+            // The step's outcome would be scheduling on Linux: draw another one.
+            dropped += 1;
+            match s.steps.pop() {
+                Some(Step::Hangup) => hung_up = false,
+                Some(Step::Actor {
+                    op: Op::Fork { child } | Op::Thread { child },
+                    ..
+                }) => actors.list.retain(|(n, _)| *n != child),
+                _ => {}
+            }
+            continue;
+        }
+        if s.steps.len() >= len {
+            break;
+        }
         let running: Vec<String> = last
             .states
             .iter()
@@ -494,5 +524,106 @@ fn gen_op(rng: &mut Rng, actor: &str, actors: &mut Actors, alive: &[String]) -> 
             _ => continue,
         };
         return op;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn a_waiter_killed_with_its_child_is_marked_racy() {
+        // ^C kills the shell blocked in wait and its child together: whether the woken
+        // shell reaps the child before it dies is scheduling on Linux.
+        let s = Scenario::parse(
+            "scenario r\ninit fork sh\nsh setsid\nsh open tty\nsh fork p1\n\
+             sh wait4 0 untraced\ntype ^C\n",
+        )
+        .unwrap();
+        let t = sentry_exec::run(&s);
+        assert!(t.steps[4].race.is_none());
+        assert!(t.steps[5].race.is_some(), "{:?}", t.steps[5]);
+    }
+
+    #[test]
+    fn a_wait_returning_while_two_children_change_is_marked_racy() {
+        // Two children of init die of one kill(-1) while init waits for any child:
+        // which one the wait returns is the first to die on Linux.
+        let s = Scenario::parse(
+            "scenario r\ninit fork sh\ninit fork a\ninit fork b\n\
+             init wait4 -1 none\nsh kill -1 SIGKILL\n",
+        )
+        .unwrap();
+        let t = sentry_exec::run(&s);
+        assert!(t.steps[4].race.is_some(), "{:?}", t.steps[4]);
+    }
+
+    #[test]
+    fn interrupting_one_of_two_waiting_readers_is_marked_racy() {
+        // ^Z wakes the session leader's reader; SIGTSTP is discarded (orphaned group)
+        // and the read restarts: before or after init's read is scheduling.
+        let s = Scenario::parse(
+            "scenario r\ninit fork sh\nsh setsid\nsh open tty\ninit open tty noctty\n\
+             sh read 0 2\ninit read 0 3\ntype ^Z\n",
+        )
+        .unwrap();
+        let t = sentry_exec::run(&s);
+        assert!(t.steps[5].race.is_none());
+        assert!(t.steps[6].race.is_some(), "{:?}", t.steps[6]);
+    }
+
+    #[test]
+    fn outcomes_that_depend_on_the_order_in_which_woken_processes_run_are_marked_racy() {
+        // A session leader's SIGQUIT to its group: whether its child dies of it or of
+        // the SIGHUP the dying leader sends depends on who dies first.
+        let quit = "scenario r\ninit fork sh\nsh setsid\nsh open tty\nsh fork p1\n\
+                    sh kill 0 SIGQUIT\n";
+        // TIOCNOTTY kills the leader, which ignores SIGCHLD, and its child: the child
+        // is reaped at once if it dies first, else it is init's zombie.
+        let notty = "scenario r\ninit fork sh\nsh setsid\nsh open tty\n\
+                     sh sigaction SIGCHLD ignore\nsh fork p1\nsh tiocnotty 0\n";
+        // SIGTSTP from outside to a job whose leader has a SIGCHLD handler: the leader
+        // runs its handler for its child's stop only if the child stopped first.
+        let tstp = "scenario r\ninit fork sh\nsh setsid\nsh fork a\na setpgid 0 0\n\
+                    a sigaction SIGCHLD handler\na fork b\ninit kill -pgid:a SIGTSTP\n";
+        for (text, step) in [(quit, 4), (notty, 5), (tstp, 6)] {
+            let t = sentry_exec::run(&Scenario::parse(text).unwrap());
+            assert!(t.steps[step - 1].race.is_none());
+            assert!(t.steps[step].race.is_some(), "{:?}", t.steps[step]);
+        }
+        // SIGTERM makes each target a dying process as it is generated: the leader's
+        // SIGHUP is ignored whatever the order, so the outcome is not a race.
+        let term = "scenario r\ninit fork sh\nsh setsid\nsh open tty\nsh fork p1\n\
+                    sh kill 0 SIGTERM\n";
+        let t = sentry_exec::run(&Scenario::parse(term).unwrap());
+        assert!(t.steps[4].race.is_none(), "{:?}", t.steps[4]);
+    }
+
+    #[test]
+    fn children_of_parents_dying_together_handed_to_init_is_marked_racy() {
+        // ^C kills the shell, its child and its grandchild: the child and the
+        // grandchild reach init in the order their parents died.
+        let s = Scenario::parse(
+            "scenario r\ninit fork sh\nsh setsid\nsh open tty\nsh fork p1\n\
+             p1 fork p2\ntype ^C\n",
+        )
+        .unwrap();
+        let t = sentry_exec::run(&s);
+        assert!(t.steps[4].race.is_none());
+        assert!(t.steps[5].race.is_some(), "{:?}", t.steps[5]);
+    }
+
+    #[test]
+    fn generated_scenarios_have_no_racy_step() {
+        for i in 0..300 {
+            let s = scenario(scenario_seed(7, i), 24);
+            let t = sentry_exec::run(&s);
+            assert!(
+                t.steps.iter().all(|st| st.race.is_none()),
+                "{s}\n{:?}",
+                t.steps.iter().find(|st| st.race.is_some())
+            );
+        }
     }
 }

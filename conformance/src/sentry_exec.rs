@@ -21,6 +21,14 @@ use std::collections::BTreeMap;
 /// (Linux would spin forever: e.g. a background read with a SA_RESTART SIGTTIN handler).
 const MAX_RESTARTS: u32 = 8;
 
+/// What the race check needs from the start of a step.
+struct StepStart {
+    /// Actors blocked in wait4/waitid, with their process.
+    waiters: Vec<(String, Pid)>,
+    /// Every live process: whether it is stopped, and its parent.
+    live: BTreeMap<Pid, (bool, Option<Pid>)>,
+}
+
 /// The TID of an actor whose thread is gone for good (no process has it).
 const GONE_TID: Pid = i32::MAX;
 
@@ -52,12 +60,15 @@ enum Outcome {
     NoReturn,
 }
 
+#[derive(Clone)]
 struct Run {
     k: Kernel,
     tty: TtyId,
     actors: Vec<Actor>,
     pending: BTreeMap<String, Pending>,
     rec: StepRecord,
+    /// Pending reads that a signal interrupted during the current step.
+    interrupted_reads: usize,
 }
 
 /// Runs `s` on a fresh kernel.
@@ -74,21 +85,21 @@ pub fn run(s: &Scenario) -> Trace {
         }],
         pending: BTreeMap::new(),
         rec: StepRecord::default(),
+        interrupted_reads: 0,
     };
     let mut trace = Trace::default();
     for step in &s.steps {
-        r.rec = StepRecord {
-            step: step.to_string(),
-            ..StepRecord::default()
-        };
-        r.rec.result = r.step(step);
-        r.process_events();
-        if let Ok(out) = r.k.master_read(r.tty) {
-            r.rec.output = crate::scenario::encode_text(&out);
+        // The same step with the targets of each signal sent to several processes
+        // acting and dying in the opposite order: if anything differs, the outcome on
+        // Linux is scheduling.
+        let mut alt = r.clone();
+        alt.k.reverse_batch_order(true);
+        let mut rec = r.play(step);
+        let alt_rec = alt.play(step);
+        if rec.race.is_none() && (rec.lines() != alt_rec.lines() || r.digest() != alt.digest()) {
+            rec.race = Some("the outcome depends on the order in which woken processes run".into());
         }
-        r.rec.states = r.states();
-        r.rec.normalize();
-        trace.steps.push(std::mem::take(&mut r.rec));
+        trace.steps.push(rec);
     }
     trace
 }
@@ -98,6 +109,67 @@ fn errno_text(e: Errno) -> String {
 }
 
 impl Run {
+    /// Performs one step and records it.
+    fn play(&mut self, step: &Step) -> StepRecord {
+        self.rec = StepRecord {
+            step: step.to_string(),
+            ..StepRecord::default()
+        };
+        let waiters = self.blocked_waiters();
+        let readers = self.pending_reads();
+        self.interrupted_reads = 0;
+        self.rec.result = self.step(step);
+        self.process_events();
+        self.rec.race = self.waiter_race(&waiters);
+        if self.rec.race.is_none() && readers >= 2 && self.interrupted_reads > 0 {
+            // n_tty_read holds the terminal's read lock while it sleeps; an interrupted
+            // reader drops it, and whether it takes it back before the next reader
+            // (woken by the unlock) is scheduling.
+            self.rec.race = Some("a signal interrupted one of several waiting readers".into());
+        }
+        if let Ok(out) = self.k.master_read(self.tty) {
+            self.rec.output = crate::scenario::encode_text(&out);
+        }
+        self.rec.states = self.states();
+        self.rec.normalize();
+        std::mem::take(&mut self.rec)
+    }
+
+    /// What later steps could observe of the kernel: each process's state, exit
+    /// status, parent, groups, stop and continue reports, pending signals, and the
+    /// order of its children (which waits follow).
+    fn digest(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in self.k.processes() {
+            let Some(g) = self.k.thread_group(p) else {
+                continue;
+            };
+            let children: Vec<Pid> = g.children.values().copied().collect();
+            let mut pending = g.shared_pending.set();
+            let mut frames = Vec::new();
+            for t in &g.threads {
+                if let Some(task) = self.k.task(*t) {
+                    pending = pending.union(task.pending.set());
+                    frames.extend(task.frame.map(|f| f.signo));
+                }
+            }
+            out.push(format!(
+                "{p}: zombie {:?} exit {:?} parent {:?} pgid {} sid {} stopped {} report {:?} \
+                 continued {} pending {:?} frames {frames:?} children {children:?}",
+                g.zombie,
+                g.group_exit,
+                g.parent,
+                g.pgid,
+                g.sid,
+                g.stopped,
+                g.stop_report,
+                g.continued_report,
+                pending,
+            ));
+        }
+        out
+    }
+
     fn actor(&self, name: &str) -> Option<&Actor> {
         self.actors.iter().find(|a| a.name == name)
     }
@@ -219,6 +291,85 @@ impl Run {
                 }
             }
         }
+    }
+
+    /// Actors blocked in wait4/waitid, and every live process (and whether it is
+    /// stopped), at the start of a step.
+    fn blocked_waiters(&self) -> StepStart {
+        let mut waiters = Vec::new();
+        for (name, p) in &self.pending {
+            if p.deferred.is_some() || !matches!(p.op, Op::Wait4 { .. } | Op::Waitid { .. }) {
+                continue;
+            }
+            if let Some(t) = self.actor(name).and_then(|a| self.k.task(a.tid)) {
+                waiters.push((name.clone(), t.tgid));
+            }
+        }
+        let live = self
+            .k
+            .processes()
+            .into_iter()
+            .filter_map(|p| self.k.thread_group(p))
+            .filter(|g| !g.is_zombie())
+            .map(|g| (g.tgid, (g.stopped, g.parent)))
+            .collect();
+        StepStart { waiters, live }
+    }
+
+    /// Reads pending (blocked, not stopped) at the start of a step.
+    fn pending_reads(&self) -> usize {
+        self.pending
+            .values()
+            .filter(|p| p.deferred.is_none() && matches!(p.op, Op::Read { .. }))
+            .count()
+    }
+
+    /// Whether the step's outcome on Linux depends on which woken process ran first:
+    /// - a process blocked in a wait died while a child of it died or stopped (the
+    ///   woken waiter rescans its children before it acts on its fatal signal: it
+    ///   reaps the child first or not);
+    /// - a blocked wait returned while two or more children changed state (it returns
+    ///   the first to change, which is scheduling).
+    ///
+    /// Children are the waiter's at the start of the step or at its end (a child that
+    /// was reparented to it during the step counts).
+    fn waiter_race(&self, start: &StepStart) -> Option<String> {
+        let dead = |p: Pid| self.k.thread_group(p).is_none_or(|g| g.is_zombie());
+        let changed = |p: Pid, was_stopped: bool| {
+            dead(p)
+                || self
+                    .k
+                    .thread_group(p)
+                    .is_some_and(|g| g.stopped != was_stopped)
+        };
+        for (actor, tgid) in &start.waiters {
+            let changed: Vec<Pid> = start
+                .live
+                .iter()
+                .filter(|&(&c, &(was_stopped, parent))| {
+                    let child_now = self
+                        .k
+                        .thread_group(c)
+                        .is_some_and(|g| g.parent == Some(*tgid));
+                    (child_now || parent == Some(*tgid)) && changed(c, was_stopped)
+                })
+                .map(|(&c, _)| c)
+                .collect();
+            if dead(*tgid) && !changed.is_empty() {
+                return Some(format!(
+                    "{actor} died blocked in a wait while its child {} changed state",
+                    self.pid_text(changed[0])
+                ));
+            }
+            let returned = self.pending.get(actor).is_none_or(|p| p.deferred.is_some());
+            if returned && changed.len() >= 2 {
+                return Some(format!(
+                    "{actor}'s wait returned while {} of its children changed state",
+                    changed.len()
+                ));
+            }
+        }
+        None
     }
 
     fn wait_text(&self, w: Option<WaitInfo>) -> String {
@@ -440,6 +591,9 @@ impl Run {
 
     /// The kernel signalled the caller's group and answered ERESTARTSYS.
     fn after_restartsys(&mut self, a: &Actor, op: &Op, restarts: u32) -> Outcome {
+        if matches!(op, Op::Read { .. }) && self.pending.contains_key(&a.name) {
+            self.interrupted_reads += 1;
+        }
         // A handler that ran on this thread decides: EINTR, or restart with SA_RESTART.
         let handled = self.k.events().iter().rev().find_map(|e| match e {
             Event::SignalDelivered {

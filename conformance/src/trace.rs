@@ -73,9 +73,21 @@ pub struct StepRecord {
     pub signals: Vec<(String, String)>,
     pub output: String,
     pub states: Vec<(String, ActorState)>,
+    /// Set by the sentry executor when the step's outcome on Linux depends on
+    /// scheduling (not part of the trace's lines; the generator leaves such steps out).
+    pub race: Option<String>,
 }
 
 impl StepRecord {
+    /// The step's lines as [`Trace::lines`] shows them.
+    pub fn lines(&self) -> Vec<String> {
+        let t = Trace {
+            steps: vec![self.clone()],
+            error: None,
+        };
+        t.lines()
+    }
+
     /// Removes what is a race on Linux rather than semantics: when an actor is dead at
     /// the end of the step, whether its call's reply got out before it died depends on
     /// scheduling (it may die from another process's exit, e.g. a session leader's

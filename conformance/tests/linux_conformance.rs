@@ -75,7 +75,6 @@ fn corpus_agrees_with_linux() {
 }
 
 #[test]
-#[ignore = "open: 2 divergences in 2000 (seed 1), see docs/CONFORMANCE.md 'Open divergences'; run with --ignored"]
 fn random_scenarios_agree_with_linux() {
     let scenarios: Vec<Scenario> = (0..RANDOM_COUNT)
         .map(|i| generate::scenario(generate::scenario_seed(RANDOM_SEED, i), RANDOM_STEPS))

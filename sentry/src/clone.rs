@@ -135,7 +135,7 @@ impl Kernel {
         );
         self.group_mut(parent)?.children.insert(key, new);
         if let Some(pg) = self.pgrps.get_mut(&pgid) {
-            pg.members.insert(new);
+            pg.join(new);
         }
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.members.insert(new);

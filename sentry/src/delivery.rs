@@ -6,8 +6,13 @@
 //! user mode would. Rules:
 //! - Each thread dequeues its private signals before the shared ones, lowest number
 //!   first; the leader (then the other threads in creation order) takes shared signals
-//!   it does not block. Handlers are taken to run to completion one at a time (what a
-//!   handler installed with a full `sa_mask` sees on Linux).
+//!   it does not block, but a shared signal that woke a thread blocked in a call waits
+//!   for that thread (Linux wakes one thread for it; the others, asleep, do not take
+//!   it). Handlers are taken to run to completion one at a time (what a
+//!   handler installed with a full `sa_mask` sees on Linux), except when a stop signal
+//!   the handler's mask leaves unblocked (SIGSTOP always) is pending too: Linux sets
+//!   up the handler's frame, keeps dequeuing and stops before returning to user mode,
+//!   so the handler runs only after SIGCONT, before any signal its mask blocks.
 //! - SIGKILL kills the group even when it is stopped. Other signals wait while the
 //!   group is stopped.
 //! - Default action stop (SIGSTOP; SIGTSTP/SIGTTIN/SIGTTOU with SIG_DFL): the whole
@@ -34,8 +39,20 @@ use crate::exit::ExitStatus;
 use crate::kernel::Kernel;
 use crate::pending::{SiCode, SigInfo};
 use crate::pid::Pid;
-use crate::sigaction::{Handler, SigAction, SA_NOCLDSTOP, SA_RESETHAND, SA_RESTART};
-use crate::signal::{DefaultAction, Signal};
+use crate::sigaction::{Handler, SigAction, SA_NOCLDSTOP, SA_NODEFER, SA_RESETHAND, SA_RESTART};
+use crate::signal::{DefaultAction, SigSet, Signal};
+use serde::{Deserialize, Serialize};
+
+/// A handler whose frame is set up but which has not run yet: the thread stopped on
+/// its way back to user mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    pub signo: Signal,
+    /// Blocked until the handler returns (on top of the thread's mask).
+    pub mask: SigSet,
+    /// The action's SA_RESTART: whether the interrupted call is restarted.
+    pub restart: bool,
+}
 
 impl Kernel {
     /// Starts a batch: signals generated until the matching [`Kernel::end_batch`] are
@@ -70,6 +87,41 @@ impl Kernel {
             }
         }
         self.batch_depth = 0;
+    }
+
+    /// For differential testing: the targets of a signal sent to several processes
+    /// act and die in the opposite order (the sender last, not first). Linux's order is
+    /// the order in which the woken processes run, which is scheduling; a harness that
+    /// runs a step both ways learns whether its outcome depends on it.
+    #[doc(hidden)]
+    pub fn reverse_batch_order(&mut self, on: bool) {
+        self.batch_order_reversed = on;
+    }
+
+    /// Inside a batch: the processes that got signals to act on (or were killed) since
+    /// the dirty and doomed lists had the given lengths act (and die) in `order`; the
+    /// others keep their places after them.
+    pub(crate) fn order_batch_tail(&mut self, dirty: usize, doomed: usize, order: &[Pid]) {
+        let ranks: std::collections::BTreeMap<Pid, usize> =
+            order.iter().enumerate().map(|(i, &p)| (p, i)).collect();
+        let rank = |p: &Pid| ranks.get(p).copied().unwrap_or(usize::MAX);
+        if let Some(tail) = self.dirty.get_mut(dirty..) {
+            tail.sort_by_key(rank);
+        }
+        if let Some(tail) = self.doomed.get_mut(doomed..) {
+            tail.sort_by_key(rank);
+        }
+    }
+
+    /// Inside a batch: `tgid` acts on its signals now and, if they kill it, finishes
+    /// dying, before the other targets of the batch act.
+    pub(crate) fn act_first(&mut self, tgid: Pid) {
+        self.dirty.retain(|&p| p != tgid);
+        self.run_delivery(tgid);
+        if let Some(i) = self.doomed.iter().position(|&p| p == tgid) {
+            self.doomed.remove(i);
+            self.finish_group_exit(tgid);
+        }
     }
 
     /// `tgid` has signals to act on: now, or at the end of the batch.
@@ -117,13 +169,30 @@ impl Kernel {
             }
             let mut next = None;
             let mut woken = Vec::new();
+            // Shared signals left to a thread woken in its blocking call: Linux wakes
+            // one thread for a shared signal (`complete_signal`), and the others, asleep,
+            // do not take it.
+            let mut claimed = crate::signal::SigSet::EMPTY;
+            let mut run_frame = None;
+            let mut set_up_frame = None;
             for &tid in &g.threads {
                 let Some(t) = self.tasks.get(&tid) else {
                     continue;
                 };
-                let private = t.pending.next_unblocked(t.blocked);
-                let shared = g.shared_pending.next_unblocked(t.blocked);
+                // A handler frame set up before a stop blocks its mask until it runs.
+                let blocked = t.frame.map_or(t.blocked, |f| t.blocked.union(f.mask));
+                let private = t.pending.next_unblocked(blocked);
+                let shared = g
+                    .shared_pending
+                    .set()
+                    .difference(claimed)
+                    .difference(blocked)
+                    .first();
                 if private.is_none() && shared.is_none() {
+                    if t.frame.is_some() {
+                        run_frame = Some(tid);
+                        break;
+                    }
                     continue;
                 }
                 let candidate = private.or(shared);
@@ -135,6 +204,7 @@ impl Kernel {
                     if !t.signal_wakeup {
                         woken.push((tid, on));
                     }
+                    claimed = claimed.union(g.shared_pending.set().difference(t.blocked));
                     continue;
                 }
                 next = match (private, shared) {
@@ -142,6 +212,11 @@ impl Kernel {
                     (None, Some(sig)) => Some((tid, sig, false)),
                     (None, None) => None,
                 };
+                if let Some((_, sig, _)) = next {
+                    if t.frame.is_none() && self.stop_before_handler(g, t, sig) {
+                        set_up_frame = next.take();
+                    }
+                }
                 break;
             }
             for (tid, on) in woken {
@@ -149,6 +224,24 @@ impl Kernel {
                     t.signal_wakeup = true;
                 }
                 self.emit(Event::Wakeup { tid, on });
+            }
+            if let Some(tid) = run_frame {
+                // Back in user mode after SIGCONT: the handler whose frame was set up
+                // before the stop runs now.
+                if let Some(f) = self.tasks.get_mut(&tid).and_then(|t| t.frame.take()) {
+                    self.emit(Event::SignalDelivered {
+                        tid,
+                        sig: f.signo,
+                        disposition: Disposition::Handler { restart: f.restart },
+                    });
+                }
+                continue;
+            }
+            if let Some((tid, sig, private)) = set_up_frame {
+                if !self.set_up_frame(tgid, tid, sig, private) {
+                    return;
+                }
+                continue;
             }
             let Some((tid, sig, private)) = next else {
                 return;
@@ -167,6 +260,88 @@ impl Kernel {
             };
             self.handle_signal(tgid, tid, info);
         }
+    }
+
+    /// The signals a handler's frame blocks until the handler returns: the action's
+    /// `sa_mask` and, without SA_NODEFER, the signal itself.
+    fn handler_mask(act: &SigAction, sig: Signal) -> SigSet {
+        let mut mask = act.mask;
+        if !act.has_flag(SA_NODEFER) {
+            mask.add(sig);
+        }
+        mask
+    }
+
+    /// Whether a stop takes effect before the handler of `sig` runs. Returning to user
+    /// mode, Linux sets up the handler's frame (blocking the handler's mask) and keeps
+    /// dequeuing: a pending stop signal that this mask does not block (SIGSTOP always,
+    /// as no mask blocks it) stops the group before the handler has run. The handler
+    /// runs after SIGCONT, before any signal its mask blocks (one that arrived while
+    /// the process was stopped waits for it too).
+    fn stop_before_handler(
+        &self,
+        g: &crate::thread_group::ThreadGroup,
+        t: &crate::task::Task,
+        sig: Signal,
+    ) -> bool {
+        let act = g.handlers.get(sig);
+        if act.handler != Handler::Catch {
+            return false;
+        }
+        let mask = t.blocked.union(Self::handler_mask(&act, sig));
+        let would_stop = |s: Signal| {
+            !mask.contains(s)
+                && (s == Signal::SIGSTOP
+                    || (g.handlers.get(s).handler == Handler::Default
+                        && g.tgid != Kernel::INIT
+                        && !self.is_orphaned_pgrp(g.pgid)))
+        };
+        [
+            Signal::SIGSTOP,
+            Signal::SIGTSTP,
+            Signal::SIGTTIN,
+            Signal::SIGTTOU,
+        ]
+        .into_iter()
+        .any(|s| (t.pending.contains(s) || g.shared_pending.contains(s)) && would_stop(s))
+    }
+
+    /// Dequeues `sig` and sets up its handler's frame on `tid` (see
+    /// [`Kernel::stop_before_handler`]): the handler runs once the thread gets back to
+    /// user mode. SA_RESETHAND resets the action now, as setting up the frame does.
+    /// Returns whether the frame was set up.
+    fn set_up_frame(&mut self, tgid: Pid, tid: Pid, sig: Signal, private: bool) -> bool {
+        let info = if private {
+            self.tasks
+                .get_mut(&tid)
+                .and_then(|t| t.pending.dequeue(sig))
+        } else {
+            self.groups
+                .get_mut(&tgid)
+                .and_then(|g| g.shared_pending.dequeue(sig))
+        };
+        let (Some(_), Some(g)) = (info, self.groups.get_mut(&tgid)) else {
+            return false;
+        };
+        let act = g.handlers.get(sig);
+        if act.has_flag(SA_RESETHAND) {
+            g.handlers.set(
+                sig,
+                SigAction {
+                    handler: Handler::Default,
+                    ..act
+                },
+            );
+        }
+        let Some(t) = self.tasks.get_mut(&tid) else {
+            return false;
+        };
+        t.frame = Some(Frame {
+            signo: sig,
+            mask: Self::handler_mask(&act, sig),
+            restart: act.has_flag(SA_RESTART),
+        });
+        true
     }
 
     /// Whether delivering `sig` would kill the group (SIG_DFL with a terminating

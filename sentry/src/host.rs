@@ -164,13 +164,8 @@ impl Kernel {
             .insert(p.pid);
         self.pgrps
             .entry(p.pgid)
-            .or_insert_with(|| ProcessGroup {
-                pgid: p.pgid,
-                sid: p.sid,
-                members: BTreeSet::new(),
-            })
-            .members
-            .insert(p.pid);
+            .or_insert_with(|| ProcessGroup::new(p.pgid, p.sid))
+            .join(p.pid);
         Ok(())
     }
 

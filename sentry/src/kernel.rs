@@ -92,6 +92,9 @@ pub struct Kernel {
     /// Host mode: signals for the loader to send (see [`crate::host`]).
     #[serde(default)]
     pub(crate) host_outbox: Vec<crate::host::HostSignal>,
+    /// See [`Kernel::reverse_batch_order`].
+    #[serde(skip)]
+    pub(crate) batch_order_reversed: bool,
 }
 
 /// A serialized kernel state.
@@ -125,6 +128,7 @@ impl Kernel {
             dirty: Vec::new(),
             doomed: Vec::new(),
             host_outbox: Vec::new(),
+            batch_order_reversed: false,
         };
         let init = k.alloc_pid().unwrap_or(1);
         k.tasks.insert(init, Task::new(init, init, SigSet::EMPTY));
@@ -164,6 +168,8 @@ impl Kernel {
                 pgid: init,
                 sid: init,
                 members: BTreeSet::from([init]),
+                joined: BTreeMap::from([(init, 0)]),
+                next_join: 1,
             },
         );
         k.sessions.insert(

@@ -11,7 +11,7 @@ use crate::errno::{Errno, SysResult};
 use crate::kernel::Kernel;
 use crate::pid::Pid;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessGroup {
@@ -19,6 +19,38 @@ pub struct ProcessGroup {
     pub sid: Pid,
     /// Thread-group IDs of the members.
     pub members: BTreeSet<Pid>,
+    /// When each member joined (fork or setpgid; larger is later). Linux adds a
+    /// process to the head of its group's PID list, so `kill_pgrp` reaches the most
+    /// recent member first: the order in which the members are woken, act and die.
+    #[serde(default)]
+    pub joined: BTreeMap<Pid, u64>,
+    /// The next value of `joined`.
+    #[serde(default)]
+    pub next_join: u64,
+}
+
+impl ProcessGroup {
+    pub(crate) fn new(pgid: Pid, sid: Pid) -> ProcessGroup {
+        ProcessGroup {
+            pgid,
+            sid,
+            members: BTreeSet::new(),
+            joined: BTreeMap::new(),
+            next_join: 0,
+        }
+    }
+
+    pub(crate) fn join(&mut self, tgid: Pid) {
+        if self.members.insert(tgid) {
+            self.joined.insert(tgid, self.next_join);
+            self.next_join += 1;
+        }
+    }
+
+    pub(crate) fn leave(&mut self, tgid: Pid) {
+        self.members.remove(&tgid);
+        self.joined.remove(&tgid);
+    }
 }
 
 impl Kernel {
@@ -93,17 +125,16 @@ impl Kernel {
         };
         let old = std::mem::replace(&mut g.pgid, pgid);
         self.detach_from_pgrp(tgid, old);
-        let pg = self.pgrps.entry(pgid).or_insert_with(|| ProcessGroup {
-            pgid,
-            sid,
-            members: BTreeSet::new(),
-        });
-        pg.members.insert(tgid);
+        let pg = self
+            .pgrps
+            .entry(pgid)
+            .or_insert_with(|| ProcessGroup::new(pgid, sid));
+        pg.join(tgid);
     }
 
     pub(crate) fn detach_from_pgrp(&mut self, tgid: Pid, pgid: Pid) {
         if let Some(pg) = self.pgrps.get_mut(&pgid) {
-            pg.members.remove(&tgid);
+            pg.leave(tgid);
             if pg.members.is_empty() {
                 self.pgrps.remove(&pgid);
             }
@@ -160,5 +191,17 @@ impl Kernel {
             .get(&pgid)
             .map(|pg| pg.members.iter().copied().collect())
             .unwrap_or_default()
+    }
+
+    /// Members of a process group in the order `kill_pgrp` reaches them: the most
+    /// recent to join first (members without a join time, as in a snapshot taken
+    /// before it was kept, last, ascending).
+    pub(crate) fn pgrp_wake_order(&self, pgid: Pid) -> Vec<Pid> {
+        let Some(pg) = self.pgrps.get(&pgid) else {
+            return Vec::new();
+        };
+        let mut order: Vec<Pid> = pg.members.iter().copied().collect();
+        order.sort_by_key(|m| std::cmp::Reverse(pg.joined.get(m).copied()));
+        order
     }
 }

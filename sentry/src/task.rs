@@ -31,6 +31,10 @@ pub struct Task {
     /// readers of one terminal are served in this order.
     #[serde(default)]
     pub block_seq: u64,
+    /// A handler frame set up before the thread stopped: the handler runs after
+    /// SIGCONT (see [`crate::delivery`]).
+    #[serde(default)]
+    pub frame: Option<crate::delivery::Frame>,
     /// While blocked in wait: the children whose changes wake it.
     #[serde(default)]
     pub wait_filter: Option<crate::wait::WaitFilter>,
@@ -47,6 +51,7 @@ impl Task {
             blocked_on: None,
             signal_wakeup: false,
             block_seq: 0,
+            frame: None,
             wait_filter: None,
         }
     }

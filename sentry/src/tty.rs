@@ -188,7 +188,7 @@ impl Kernel {
         if self.is_orphaned_pgrp(pgid) {
             return Err(Errno::EIO);
         }
-        self.kill_pgrp_info(pgid, SigInfo::kernel(sig));
+        self.kill_pgrp_info_from(pgid, SigInfo::kernel(sig), Some(tgid));
         Err(Errno::ERESTARTSYS)
     }
 
@@ -380,14 +380,17 @@ impl Kernel {
                 if on_exit && !is_pty {
                     self.tty_hangup_inner(tty, true);
                 } else if let Some(fg) = self.ttys.get(&tty).and_then(|t| t.pgrp) {
-                    self.kill_pgrp_info(fg, sender);
+                    // TIOCNOTTY: the caller, if it is in that group, acts first.
+                    let caller = (!on_exit).then_some(tgid);
+                    self.kill_pgrp_info_from(fg, sender, caller);
                     if !on_exit {
-                        self.kill_pgrp_info(
+                        self.kill_pgrp_info_from(
                             fg,
                             SigInfo {
                                 signo: Signal::SIGCONT,
                                 ..sender
                             },
+                            caller,
                         );
                     }
                 }

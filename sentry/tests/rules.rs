@@ -383,6 +383,214 @@ fn unblocking_delivers_pending_lowest_first_private_before_shared() {
 }
 
 #[test]
+fn a_stop_the_handler_mask_lets_through_acts_before_the_handler_runs() {
+    // Linux sets up a handler's frame (blocking its sa_mask) and keeps dequeuing before
+    // it returns to user mode: SIGSTOP, which no mask blocks, or a default-action stop
+    // signal the handler's sa_mask leaves unblocked, stops the process before the
+    // handler has run; the handler runs after SIGCONT.
+    for (stop, mask, stop_first) in [
+        (Signal::SIGSTOP, SigSet::FULL, true),
+        (Signal::SIGTSTP, SigSet::EMPTY, true),
+        (Signal::SIGTSTP, SigSet::of(&[Signal::SIGTSTP]), false),
+    ] {
+        let mut k = Kernel::new();
+        let sh = k.fork(Kernel::INIT).unwrap();
+        k.setsid(sh).unwrap();
+        let job = k.fork(sh).unwrap();
+        k.setpgid(job, 0, 0).unwrap();
+        let _child = k.fork(job).unwrap();
+        let act = SigAction {
+            handler: Handler::Catch,
+            flags: 0,
+            mask,
+        };
+        k.sigaction(job, Signal::SIGUSR1.number(), Some(act))
+            .unwrap();
+        // Both signals arrive while the job sleeps in wait; its retry delivers them.
+        assert!(matches!(k.wait4(job, -1, 0), Ok(Blocking::WouldBlock(_))));
+        k.kill(Kernel::INIT, job, Signal::SIGUSR1.number()).unwrap();
+        k.kill(Kernel::INIT, job, stop.number()).unwrap();
+        k.take_events();
+        assert_eq!(k.wait4(job, -1, 0), Err(Errno::ERESTARTSYS));
+        let acted: Vec<(Signal, Disposition)> = k
+            .take_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::SignalDelivered {
+                    tid,
+                    sig,
+                    disposition,
+                } if tid == job => Some((sig, disposition)),
+                _ => None,
+            })
+            .collect();
+        let handler = (Signal::SIGUSR1, Disposition::Handler { restart: false });
+        if stop_first {
+            assert_eq!(acted, vec![(stop, Disposition::Stop)], "{stop:?}");
+            // The frame blocks the handler's mask until the handler has run: a
+            // SIGTERM sent meanwhile waits for it when the mask has it, and kills the
+            // process before the handler runs when it does not.
+            k.kill(Kernel::INIT, job, Signal::SIGTERM.number()).unwrap();
+            k.kill(Kernel::INIT, job, Signal::SIGCONT.number()).unwrap();
+            let mask_blocks_term = mask.contains(Signal::SIGTERM);
+            let ran: Vec<Signal> = if mask_blocks_term {
+                vec![Signal::SIGUSR1]
+            } else {
+                vec![]
+            };
+            assert_eq!(delivered(&mut k, job), ran, "{stop:?}");
+            assert!(k.thread_group(job).unwrap().is_zombie());
+            continue;
+        } else {
+            assert_eq!(acted, vec![handler, (stop, Disposition::Stop)]);
+        }
+        assert!(k.thread_group(job).unwrap().stopped);
+    }
+}
+
+#[test]
+fn the_sender_of_a_group_signal_acts_on_it_first() {
+    // kill(0, SIGTSTP) by a child: it stops on its way out of kill(), before its
+    // parent in the same group (asleep, woken by the signal) acts; the parent then has
+    // the child's CLD_STOPPED SIGCHLD pending with its SIGTSTP, and its handler (full
+    // mask: SIGTSTP blocked while it runs) runs before it stops. The same holds for a
+    // background tcsetpgrp's SIGTTOU.
+    for tcsetpgrp in [false, true] {
+        let mut k = Kernel::new();
+        let tty = k.create_pty();
+        let sh = k.fork(Kernel::INIT).unwrap();
+        k.setsid(sh).unwrap();
+        let fd = k.open_tty(sh, tty, OpenFlags::RDWR).unwrap();
+        let p1 = k.fork(sh).unwrap();
+        k.setpgid(p1, 0, 0).unwrap();
+        let act = SigAction {
+            handler: Handler::Catch,
+            flags: 0,
+            mask: SigSet::FULL,
+        };
+        k.sigaction(p1, Signal::SIGCHLD.number(), Some(act))
+            .unwrap();
+        let p2 = k.fork(p1).unwrap();
+        k.take_events();
+        let stop = if tcsetpgrp {
+            assert_eq!(k.tcsetpgrp(p2, fd, p2), Err(Errno::ERESTARTSYS));
+            Signal::SIGTTOU
+        } else {
+            k.kill(p2, 0, Signal::SIGTSTP.number()).unwrap();
+            Signal::SIGTSTP
+        };
+        let acted: Vec<(Pid, Signal)> = k
+            .take_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::SignalDelivered { tid, sig, .. } if tid == p1 || tid == p2 => {
+                    Some((tid, sig))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            acted,
+            vec![(p2, stop), (p1, Signal::SIGCHLD), (p1, stop)],
+            "tcsetpgrp: {tcsetpgrp}"
+        );
+    }
+}
+
+#[test]
+fn a_sender_dies_first_and_a_fatal_signal_without_core_makes_the_others_ignore_its_hangup() {
+    // A session leader sends its foreground group a fatal signal. It dies first, on
+    // its way out of kill(), and its exit sends the group SIGHUP. SIGTERM made the
+    // child a dying process when it was generated (complete_signal): the SIGHUP is
+    // ignored. SIGQUIT dumps core, so it waits for delivery: the SIGHUP (lower) wins.
+    for (sig, dies_of) in [
+        (Signal::SIGTERM, Signal::SIGTERM),
+        (Signal::SIGQUIT, Signal::SIGHUP),
+    ] {
+        let mut k = Kernel::new();
+        let tty = k.create_pty();
+        let sh = k.fork(Kernel::INIT).unwrap();
+        k.setsid(sh).unwrap();
+        k.open_tty(sh, tty, OpenFlags::RDWR).unwrap();
+        let child = k.fork(sh).unwrap();
+        k.kill(sh, 0, sig.number()).unwrap();
+        let w = ready(k.wait4(Kernel::INIT, child, 0)).unwrap();
+        assert_eq!(w.wait_status, dies_of.number(), "{sig:?}");
+        let w = ready(k.wait4(Kernel::INIT, sh, 0)).unwrap();
+        assert_eq!(w.wait_status, sig.number());
+    }
+}
+
+#[test]
+fn a_group_signal_reaches_the_most_recent_member_first() {
+    // kill_pgrp walks the group's PID list from its head, where Linux adds each
+    // process that joins: ^C wakes the grandchild, the child, then the shell, and they
+    // die in that order (Linux runs them in about that order; which one dies first is
+    // scheduling, so the conformance generator avoids depending on it).
+    let mut k = Kernel::new();
+    let tty = k.create_pty();
+    let sh = k.fork(Kernel::INIT).unwrap();
+    k.setsid(sh).unwrap();
+    k.open_tty(sh, tty, OpenFlags::RDWR).unwrap();
+    let p1 = k.fork(sh).unwrap();
+    let p2 = k.fork(p1).unwrap();
+    k.take_events();
+    k.master_write(tty, b"\x03").unwrap();
+    let died: Vec<Pid> = k
+        .take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Exited { pid, .. } => Some(pid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(died, vec![p2, p1, sh]);
+    // The grandchild reached init (when the child died) before the child did.
+    let order: Vec<Pid> = (0..3)
+        .map(|_| ready(k.wait4(Kernel::INIT, -1, 0)).unwrap().pid)
+        .collect();
+    assert_eq!(order, vec![sh, p2, p1]);
+}
+
+#[test]
+fn a_shared_signal_that_woke_a_thread_blocked_in_a_call_waits_for_it() {
+    // complete_signal wakes one thread for a process-directed signal; the other
+    // threads, asleep, do not take it. The leader, blocked in wait4, is woken by its
+    // child's SIGCHLD: its wait returns the child, then its handler runs.
+    let mut k = Kernel::new();
+    let sh = k.fork(Kernel::INIT).unwrap();
+    k.set_handler(sh, Signal::SIGCHLD, Handler::Catch, 0)
+        .unwrap();
+    let t1 = k.spawn_thread(sh).unwrap();
+    let c = k.fork(sh).unwrap();
+    assert!(matches!(k.wait4(sh, -1, 0), Ok(Blocking::WouldBlock(_))));
+    k.take_events();
+    k.kill(t1, c, Signal::SIGKILL.number()).unwrap();
+    assert!(delivered(&mut k, t1).is_empty());
+    assert_eq!(ready(k.wait4(sh, -1, 0)).unwrap().pid, c);
+    assert_eq!(delivered(&mut k, sh), vec![Signal::SIGCHLD]);
+}
+
+#[test]
+fn a_session_leaders_tiocnotty_lets_it_die_before_the_rest_of_its_group() {
+    // TIOCNOTTY by a session leader sends SIGHUP to the foreground group, its own: the
+    // leader takes it on its way out of the ioctl and dies first, so its child (killed
+    // too) has been handed to init, which does not ignore SIGCHLD, and stays a zombie.
+    let mut k = Kernel::new();
+    let tty = k.create_pty();
+    let sh = k.fork(Kernel::INIT).unwrap();
+    k.setsid(sh).unwrap();
+    let fd = k.open_tty(sh, tty, OpenFlags::RDWR).unwrap();
+    k.set_handler(sh, Signal::SIGCHLD, Handler::Ignore, 0)
+        .unwrap();
+    let p1 = k.fork(sh).unwrap();
+    k.ioctl_tiocnotty(sh, fd).unwrap();
+    let g = k.thread_group(p1).unwrap();
+    assert!(g.is_zombie());
+    assert_eq!(g.parent, Some(Kernel::INIT));
+}
+
+#[test]
 fn realtime_signals_queue_every_instance_standard_ones_coalesce() {
     let mut k = Kernel::new();
     let p = k.fork(Kernel::INIT).unwrap();

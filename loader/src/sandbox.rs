@@ -26,14 +26,16 @@ use crate::mounts::{Bind, FsSpec};
 use crate::procfs;
 use crate::seccomp::{self, Listener, NotifyOptions};
 use crate::spawn::{self, SpawnError, SpawnMethod};
-use crate::supervisor::{termios_from_host, BorrowedTty, NotifyStats, Supervisor};
+use crate::supervisor::{
+    termios_from_host, winsize_from_host, BorrowedTty, NotifyStats, Supervisor,
+};
 use crate::sys::tty as systty;
 use crate::tracker::Tracker;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use parking_lot::Mutex;
-use sandbox_sentry::{DeliveryMode, HostProcess, Kernel, KernelConfig, OpenFlags, Pid, Winsize};
+use sandbox_sentry::{DeliveryMode, HostProcess, Kernel, KernelConfig, OpenFlags, Pid};
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -476,12 +478,7 @@ impl Sandbox {
                     &name,
                     systty::is_pty_slave(st.st_rdev),
                     termios_from_host(t),
-                    Winsize {
-                        rows: ws.ws_row,
-                        cols: ws.ws_col,
-                        xpixel: ws.ws_xpixel,
-                        ypixel: ws.ws_ypixel,
-                    },
+                    winsize_from_host(ws),
                 );
                 Some(BorrowedTty {
                     id,
@@ -1098,13 +1095,7 @@ impl Loop {
                 .as_ref()
                 .map(termios_from_host)
                 .unwrap_or_else(sandbox_sentry::Termios::linux_default),
-            ws.map(|w| Winsize {
-                rows: w.ws_row,
-                cols: w.ws_col,
-                xpixel: w.ws_xpixel,
-                ypixel: w.ws_ypixel,
-            })
-            .unwrap_or_default(),
+            ws.as_ref().map(winsize_from_host).unwrap_or_default(),
         );
         sup.tty = Some(BorrowedTty {
             id,

@@ -392,30 +392,28 @@ impl Supervisor {
     /// host sends SIGWINCH); a borrowed terminal's size is the embedder's to set, the
     /// sentry records it and sends SIGWINCH to the foreground group if it changed.
     pub fn set_size(&mut self, rows: u16, cols: u16) {
-        let Some(tty) = &self.tty else {
-            return;
-        };
-        let id = tty.id;
-        let ws = libc::winsize {
+        self.apply_winsize(libc::winsize {
             ws_row: rows,
             ws_col: cols,
             ws_xpixel: 0,
             ws_ypixel: 0,
+        });
+    }
+
+    /// A new window size for the sandbox's terminal: an owned pty's master takes it
+    /// (the host then signals the foreground itself); the sentry records it and, for a
+    /// borrowed terminal, sends SIGWINCH to the foreground group if it changed.
+    fn apply_winsize(&mut self, ws: libc::winsize) {
+        let Some(tty) = &self.tty else {
+            return;
         };
+        let id = tty.id;
         if self.owned {
             if let Some(fd) = &tty.fd {
                 let _ = systty::set_winsize(fd.as_fd(), &ws);
             }
         }
-        let _ = self.k.tty_set_winsize(
-            id,
-            Winsize {
-                rows,
-                cols,
-                xpixel: 0,
-                ypixel: 0,
-            },
-        );
+        let _ = self.k.tty_set_winsize(id, winsize_from_host(&ws));
         if self.owned {
             let _ = self.k.take_host_signals();
         } else {
@@ -525,48 +523,17 @@ impl Supervisor {
         self.send_host_signals();
     }
 
-    /// The terminal's window size changed (SIGWINCH at the loader).
+    /// The terminal's window size changed (SIGWINCH at the loader): the size is read
+    /// from the user's terminal proxied to an owned pty, or from the borrowed terminal.
     pub fn resized(&mut self) {
-        let Some(tty) = &self.tty else {
-            return;
+        let source = if self.owned {
+            self.winsize_source.as_ref()
+        } else {
+            self.tty.as_ref().and_then(|t| t.fd.as_ref())
         };
-        if self.owned {
-            // The user's size goes to the pty; the host sends SIGWINCH itself.
-            let (Some(src), Some(fd)) = (&self.winsize_source, &tty.fd) else {
-                return;
-            };
-            if let Ok(ws) = systty::get_winsize(src.as_fd()) {
-                let _ = systty::set_winsize(fd.as_fd(), &ws);
-                let id = tty.id;
-                let _ = self.k.tty_set_winsize(
-                    id,
-                    Winsize {
-                        rows: ws.ws_row,
-                        cols: ws.ws_col,
-                        xpixel: ws.ws_xpixel,
-                        ypixel: ws.ws_ypixel,
-                    },
-                );
-                let _ = self.k.take_host_signals();
-            }
-            return;
+        if let Some(ws) = source.and_then(|fd| systty::get_winsize(fd.as_fd()).ok()) {
+            self.apply_winsize(ws);
         }
-        let Some(fd) = &tty.fd else {
-            return;
-        };
-        if let Ok(ws) = systty::get_winsize(fd.as_fd()) {
-            let id = tty.id;
-            let _ = self.k.tty_set_winsize(
-                id,
-                Winsize {
-                    rows: ws.ws_row,
-                    cols: ws.ws_col,
-                    xpixel: ws.ws_xpixel,
-                    ypixel: ws.ws_ypixel,
-                },
-            );
-        }
-        self.send_host_signals();
     }
 
     /// Sends every signal in the sentry's host outbox.
@@ -617,6 +584,15 @@ fn tgkill(tgid: i32, tid: i32, sig: i32) -> nix::Result<()> {
 /// /proc's signal sets and the sentry's both have bit N-1 for signal N.
 fn sigset_from_proc(mask: u64) -> sandbox_sentry::SigSet {
     sandbox_sentry::SigSet(mask)
+}
+
+pub(crate) fn winsize_from_host(ws: &libc::winsize) -> Winsize {
+    Winsize {
+        rows: ws.ws_row,
+        cols: ws.ws_col,
+        xpixel: ws.ws_xpixel,
+        ypixel: ws.ws_ypixel,
+    }
 }
 
 pub(crate) fn termios_from_host(t: &libc::termios) -> Termios {

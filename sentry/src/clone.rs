@@ -18,13 +18,11 @@
 
 use crate::errno::{Errno, SysResult};
 use crate::kernel::Kernel;
-use crate::pending::SigPending;
 use crate::pid::Pid;
 use crate::signal::Signal;
 use crate::task::Task;
 use crate::thread_group::ThreadGroup;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// What `clone` creates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,31 +104,16 @@ impl Kernel {
         self.groups.insert(
             new,
             ThreadGroup {
-                tgid: new,
-                threads: vec![new],
                 parent: Some(parent),
                 parent_thread,
-                children: BTreeMap::new(),
                 child_key: key,
-                pgid,
-                sid,
-                session_leader: false,
                 tty,
-                tty_old_pgrp: None,
                 exit_signal,
-                did_exec: false,
-                exec_id: 0,
                 parent_exec_id,
-                subreaper: false,
                 privileged,
                 handlers,
-                shared_pending: SigPending::default(),
-                stopped: false,
-                stop_report: None,
-                continued_report: false,
-                group_exit: None,
-                zombie: None,
                 fds,
+                ..ThreadGroup::new(new, pgid, sid)
             },
         );
         self.group_mut(parent)?.children.insert(key, new);

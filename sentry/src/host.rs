@@ -32,9 +32,7 @@
 
 use crate::errno::{Errno, SysResult};
 use crate::exit::ExitStatus;
-use crate::file::FdTable;
 use crate::kernel::Kernel;
-use crate::pending::SigPending;
 use crate::pid::Pid;
 use crate::process_group::ProcessGroup;
 use crate::session::Session;
@@ -43,7 +41,7 @@ use crate::signal::{SigSet, Signal};
 use crate::task::Task;
 use crate::thread_group::ThreadGroup;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// Who a host signal goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,31 +122,17 @@ impl Kernel {
         self.groups.insert(
             p.pid,
             ThreadGroup {
-                tgid: p.pid,
-                threads: vec![p.pid],
                 parent: p.parent,
                 parent_thread,
-                children: BTreeMap::new(),
                 child_key: key,
-                pgid: p.pgid,
-                sid: p.sid,
                 session_leader: p.pid == p.sid,
                 tty,
-                tty_old_pgrp: None,
                 exit_signal: Some(Signal::SIGCHLD),
                 did_exec: p.did_exec,
-                exec_id: 0,
                 parent_exec_id,
-                subreaper: false,
                 privileged,
                 handlers,
-                shared_pending: SigPending::default(),
-                stopped: false,
-                stop_report: None,
-                continued_report: false,
-                group_exit: None,
-                zombie: None,
-                fds: FdTable::default(),
+                ..ThreadGroup::new(p.pid, p.pgid, p.sid)
             },
         );
         if let Some(parent) = p.parent {

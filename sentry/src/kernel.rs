@@ -15,12 +15,10 @@
 
 use crate::errno::{Errno, SysResult};
 use crate::event::Event;
-use crate::file::{FdTable, FileId, OpenFile};
-use crate::pending::SigPending;
+use crate::file::{FileId, OpenFile};
 use crate::pid::{Pid, PID_MAX_DEFAULT, RESERVED_PIDS};
 use crate::process_group::ProcessGroup;
 use crate::session::Session;
-use crate::sigaction::SigHandlers;
 use crate::signal::SigSet;
 use crate::task::Task;
 use crate::thread_group::ThreadGroup;
@@ -135,31 +133,10 @@ impl Kernel {
         k.groups.insert(
             init,
             ThreadGroup {
-                tgid: init,
-                threads: vec![init],
-                parent: None,
-                parent_thread: 0,
-                children: BTreeMap::new(),
-                child_key: 0,
-                pgid: init,
-                sid: init,
                 session_leader: true,
-                tty: None,
-                tty_old_pgrp: None,
-                exit_signal: None,
                 did_exec: true,
-                exec_id: 0,
-                parent_exec_id: 0,
-                subreaper: false,
                 privileged: true,
-                handlers: SigHandlers::default(),
-                shared_pending: SigPending::default(),
-                stopped: false,
-                stop_report: None,
-                continued_report: false,
-                group_exit: None,
-                zombie: None,
-                fds: FdTable::default(),
+                ..ThreadGroup::new(init, init, init)
             },
         );
         k.pgrps.insert(

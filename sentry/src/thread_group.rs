@@ -70,6 +70,40 @@ pub struct ThreadGroup {
 }
 
 impl ThreadGroup {
+    /// A process with one thread (`tgid`) in group `pgid` of session `sid`, and every
+    /// other field in its initial state: no parent, children, terminal or exit signal,
+    /// default handlers, nothing pending, running, no descriptors. Creators set what
+    /// differs (see `clone.rs`, the host's adoption in `host.rs`, init in `kernel.rs`).
+    pub(crate) fn new(tgid: Pid, pgid: Pid, sid: Pid) -> ThreadGroup {
+        ThreadGroup {
+            tgid,
+            threads: vec![tgid],
+            parent: None,
+            parent_thread: 0,
+            children: BTreeMap::new(),
+            child_key: 0,
+            pgid,
+            sid,
+            session_leader: false,
+            tty: None,
+            tty_old_pgrp: None,
+            exit_signal: None,
+            did_exec: false,
+            exec_id: 0,
+            parent_exec_id: 0,
+            subreaper: false,
+            privileged: false,
+            handlers: SigHandlers::default(),
+            shared_pending: SigPending::default(),
+            stopped: false,
+            stop_report: None,
+            continued_report: false,
+            group_exit: None,
+            zombie: None,
+            fds: FdTable::default(),
+        }
+    }
+
     /// Whether at least one thread is alive.
     pub fn is_alive(&self) -> bool {
         self.zombie.is_none() && !self.threads.is_empty()

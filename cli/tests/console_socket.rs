@@ -4,20 +4,14 @@
 //! line discipline, closing the master hangs the pty up.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-use std::io::{IoSliceMut, Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use sandbox_tests::console::{exit_code, recv_fd, PtyReader};
+use std::io::Write;
 use std::os::unix::net::UnixListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-struct Console {
-    child: Child,
-    master: std::fs::File,
-    seen: String,
-}
-
-fn start(program: &[&str]) -> Console {
+/// `sandbox run --console-socket PATH -- PROGRAM`, and the master it sends.
+fn start(program: &[&str]) -> (Child, PtyReader) {
     let dir = std::env::temp_dir().join(format!(
         "sandbox-console-{}-{}",
         std::process::id(),
@@ -36,63 +30,9 @@ fn start(program: &[&str]) -> Console {
         .spawn()
         .unwrap();
     let (conn, _) = listener.accept().unwrap();
-    let mut buf = [0u8; 64];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    use std::os::fd::AsRawFd;
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::empty(),
-    )
-    .unwrap();
-    let mut fd = None;
-    for c in msg.cmsgs().unwrap() {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            fd = fds.first().copied();
-        }
-    }
-    let fd = fd.expect("a descriptor on the console socket");
-    // SAFETY (test): SCM_RIGHTS gave us this descriptor.
-    let master: std::fs::File = unsafe { OwnedFd::from_raw_fd(fd) }.into();
+    let master = recv_fd(&conn).expect("a descriptor on the console socket");
     let _ = std::fs::remove_dir_all(&dir);
-    Console {
-        child,
-        master,
-        seen: String::new(),
-    }
-}
-
-impl Console {
-    /// Reads the pty until `want` appears (10 s at most).
-    fn expect(&mut self, want: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut buf = [0u8; 4096];
-        while !self.seen.contains(want) {
-            assert!(Instant::now() < deadline, "no {want:?} in {:?}", self.seen);
-            let fd = std::os::fd::AsFd::as_fd(&self.master);
-            let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
-            if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16)).unwrap() == 0 {
-                continue;
-            }
-            match self.master.read(&mut buf) {
-                Ok(0) | Err(_) => panic!("pty closed before {want:?}: {:?}", self.seen),
-                Ok(n) => self.seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-            }
-        }
-    }
-
-    fn exit_code(mut self) -> i32 {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st.code().unwrap_or(-1);
-            }
-            assert!(Instant::now() < deadline, "sandbox did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+    (child, PtyReader::new(master))
 }
 
 /// A pty pair whose master is close-on-exec: the other tests of this binary spawn
@@ -112,37 +52,31 @@ fn cloexec_pty() -> nix::pty::OpenptyResult {
 
 #[test]
 fn console_socket_receives_a_working_master() {
-    let mut c = start(&["sh", "-c", "tty; echo ready; read x; echo got-$x; exit 3"]);
+    let (mut child, mut c) = start(&["sh", "-c", "tty; echo ready; read x; echo got-$x; exit 3"]);
     // The pty is the sandbox's own: /dev/pts/0 of its devpts.
     c.expect("/dev/pts/0");
     c.expect("ready");
     c.master.write_all(b"typed\n").unwrap();
     c.expect("got-typed");
-    assert_eq!(c.exit_code(), 3);
+    assert_eq!(exit_code(&mut child), 3);
 }
 
 #[test]
 fn ctrl_c_written_to_the_master_interrupts_the_foreground() {
-    let mut c = start(&["sh", "-c", "echo ready; sleep 100"]);
+    let (mut child, mut c) = start(&["sh", "-c", "echo ready; sleep 100"]);
     c.expect("ready");
     std::thread::sleep(Duration::from_millis(200));
     c.master.write_all(b"\x03").unwrap();
     // sh and sleep are the foreground group: SIGINT from the line discipline.
-    assert_eq!(c.exit_code(), 130);
+    assert_eq!(exit_code(&mut child), 130);
 }
 
 #[test]
 fn closing_the_master_hangs_up_the_sandbox() {
-    let mut c = start(&["sh", "-c", "echo ready; sleep 100"]);
+    let (mut child, mut c) = start(&["sh", "-c", "echo ready; sleep 100"]);
     c.expect("ready");
-    let Console { child, master, .. } = c;
-    drop(master);
-    let c = Console {
-        child,
-        master: std::fs::File::open("/dev/null").unwrap(),
-        seen: String::new(),
-    };
-    assert_eq!(c.exit_code(), 128 + libc::SIGHUP);
+    drop(c);
+    assert_eq!(exit_code(&mut child), 128 + libc::SIGHUP);
 }
 
 /// `--tty-fd N`: a terminal nobody fronts (a pty slave passed as fd 3, no session has it)
@@ -174,13 +108,9 @@ fn tty_fd_that_nobody_fronts_still_delivers_signals() {
             Ok(())
         });
     }
-    let child = cmd.spawn().unwrap();
+    let mut child = cmd.spawn().unwrap();
     drop(pty.slave);
-    let mut c = Console {
-        child,
-        master: pty.master.into(),
-        seen: String::new(),
-    };
+    let mut c = PtyReader::new(pty.master);
     c.expect("ready");
     let ws = libc::winsize {
         ws_row: 31,
@@ -195,7 +125,7 @@ fn tty_fd_that_nobody_fronts_still_delivers_signals() {
     );
     c.expect("31 71");
     c.master.write_all(b"\x03").unwrap();
-    assert_eq!(c.exit_code(), 130);
+    assert_eq!(exit_code(&mut child), 130);
 }
 
 /// `--tty=pty`: when the user's terminal hangs up (its master closes), the sandbox's
@@ -227,20 +157,10 @@ fn pty_mode_hangs_up_when_the_users_terminal_does() {
             Ok(())
         });
     }
-    let child = cmd.spawn().unwrap();
+    let mut child = cmd.spawn().unwrap();
     drop(pty.slave);
-    let mut c = Console {
-        child,
-        master: pty.master.into(),
-        seen: String::new(),
-    };
+    let mut c = PtyReader::new(pty.master);
     c.expect("ready");
-    let Console { child, master, .. } = c;
-    drop(master);
-    let c = Console {
-        child,
-        master: std::fs::File::open("/dev/null").unwrap(),
-        seen: String::new(),
-    };
-    assert_eq!(c.exit_code(), 9);
+    drop(c);
+    assert_eq!(exit_code(&mut child), 9);
 }

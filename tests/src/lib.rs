@@ -13,6 +13,7 @@
 //!   the shell takes the terminal back (`tcsetpgrp` to its own group).
 //! - `fg`: terminal to the job, then SIGCONT to its group; `bg`: SIGCONT only.
 
+pub mod console;
 pub mod term;
 
 use sandbox_sentry::sigaction::SA_RESTART;

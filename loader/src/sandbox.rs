@@ -232,36 +232,11 @@ const FORWARDED: &[Signal] = &[
 /// System calls the supervision needs beyond [`seccomp::LOADER_SYSCALLS`] (found with
 /// `strace -f` on `sandbox run --tty`; a missing one fails with EPERM, not a kill).
 const LOADER_EXTRA_SYSCALLS: &[libc::c_long] = &[
-    libc::SYS_waitid,
-    libc::SYS_wait4,
-    libc::SYS_kill,
-    libc::SYS_tgkill,
-    libc::SYS_pidfd_open,
-    libc::SYS_process_vm_readv,
-    libc::SYS_process_vm_writev,
-    libc::SYS_statx,
-    libc::SYS_newfstatat,
     libc::SYS_readlink,
-    libc::SYS_readlinkat,
-    libc::SYS_getdents64,
-    libc::SYS_recvmsg,
-    libc::SYS_sched_getaffinity,
-    libc::SYS_sched_yield,
+    // The notification thread becomes real-time after the loader may be confined.
     libc::SYS_sched_setscheduler,
     // SECCOMP_GET_NOTIF_SIZES on the first receive; a filter can only restrict further.
     libc::SYS_seccomp,
-    libc::SYS_rt_sigaction,
-    libc::SYS_rt_sigprocmask,
-    libc::SYS_rt_sigreturn,
-    libc::SYS_futex,
-    libc::SYS_madvise,
-    libc::SYS_munmap,
-    libc::SYS_exit,
-    libc::SYS_exit_group,
-    libc::SYS_getpid,
-    libc::SYS_gettid,
-    libc::SYS_clock_gettime,
-    libc::SYS_clock_nanosleep,
 ];
 
 /// Restores the terminal's termios and the loader's signal mask on every exit path.

@@ -246,15 +246,7 @@ impl Kernel {
             let Some((tid, sig, private)) = next else {
                 return;
             };
-            let info = if private {
-                self.tasks
-                    .get_mut(&tid)
-                    .and_then(|t| t.pending.dequeue(sig))
-            } else {
-                self.groups
-                    .get_mut(&tgid)
-                    .and_then(|g| g.shared_pending.dequeue(sig))
-            };
+            let info = self.dequeue(tgid, tid, sig, private);
             let Some(info) = info else {
                 return;
             };
@@ -306,12 +298,9 @@ impl Kernel {
         .any(|s| (t.pending.contains(s) || g.shared_pending.contains(s)) && would_stop(s))
     }
 
-    /// Dequeues `sig` and sets up its handler's frame on `tid` (see
-    /// [`Kernel::stop_before_handler`]): the handler runs once the thread gets back to
-    /// user mode. SA_RESETHAND resets the action now, as setting up the frame does.
-    /// Returns whether the frame was set up.
-    fn set_up_frame(&mut self, tgid: Pid, tid: Pid, sig: Signal, private: bool) -> bool {
-        let info = if private {
+    /// Takes `sig` off thread `tid`'s private pending set or its process's shared one.
+    fn dequeue(&mut self, tgid: Pid, tid: Pid, sig: Signal, private: bool) -> Option<SigInfo> {
+        if private {
             self.tasks
                 .get_mut(&tid)
                 .and_then(|t| t.pending.dequeue(sig))
@@ -319,7 +308,15 @@ impl Kernel {
             self.groups
                 .get_mut(&tgid)
                 .and_then(|g| g.shared_pending.dequeue(sig))
-        };
+        }
+    }
+
+    /// Dequeues `sig` and sets up its handler's frame on `tid` (see
+    /// [`Kernel::stop_before_handler`]): the handler runs once the thread gets back to
+    /// user mode. SA_RESETHAND resets the action now, as setting up the frame does.
+    /// Returns whether the frame was set up.
+    fn set_up_frame(&mut self, tgid: Pid, tid: Pid, sig: Signal, private: bool) -> bool {
+        let info = self.dequeue(tgid, tid, sig, private);
         let (Some(_), Some(g)) = (info, self.groups.get_mut(&tgid)) else {
             return false;
         };

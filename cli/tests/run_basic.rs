@@ -287,27 +287,59 @@ fn inherited_descriptors_do_not_reach_the_program() {
 /// only, `all` to every sandbox process. (`auto` without a terminal is `process`.)
 #[test]
 fn signal_modes() {
-    let script = "trap 'echo program-got; exit 0' USR1; \
-                  sh -c \"trap 'echo child-got; exit 0' USR1; while :; do sleep 0.02; done\" & \
-                  while :; do sleep 0.02; done";
+    use std::io::{BufRead, BufReader};
+    // Each shell prints a ready line once its trap is set; the test signals only after
+    // both lines arrived (a deadline guards against a hang).
+    // When the child is signalled too ("all"), the program waits for it before
+    // exiting: the sandbox ends with the program, and the child's trap runs only after
+    // its current `sleep`.
+    let child = "sh -c \"trap 'echo child-got; exit 0' USR1; echo child-ready; while :; do sleep 0.02; done\" &";
     for (mode, want_child) in [("process", false), ("all", true), ("auto", false)] {
-        let child = Command::new(env!("CARGO_BIN_EXE_sandbox"))
-            .args(["run", "--signal-mode", mode, "--", "sh", "-c", script])
+        let on_usr1 = if want_child {
+            "echo program-got; wait; exit 0"
+        } else {
+            "echo program-got; exit 0"
+        };
+        let script = format!(
+            "trap '{on_usr1}' USR1; {child} echo program-ready; while :; do sleep 0.02; done"
+        );
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+            .args(["run", "--signal-mode", mode, "--", "sh", "-c", &script])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGUSR1,
-        )
-        .unwrap();
-        let o = child.wait_with_output().unwrap();
-        let out = stdout(&o);
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines.by_ref() {
+                if tx.send(line.unwrap_or_default()).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut seen = Vec::new();
+        while !(seen.iter().any(|l| l == "program-ready")
+            && seen.iter().any(|l| l == "child-ready"))
+        {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) => seen.push(l),
+                Err(e) => {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    panic!("{mode}: no ready lines ({e}); got {seen:?}");
+                }
+            }
+        }
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR1).unwrap();
+        let status = child.wait().unwrap();
+        seen.extend(rx.iter());
+        let out = seen.join("\n");
         assert!(out.contains("program-got"), "{mode}: {out}");
         assert_eq!(out.contains("child-got"), want_child, "{mode}: {out}");
-        assert_eq!(code(&o), 0, "{mode}");
+        assert_eq!(status.code(), Some(0), "{mode}");
     }
 }
 

@@ -362,3 +362,77 @@ fn user_and_resource_limits() {
     assert_eq!(code(&o), 125);
     assert!(stderr(&o).contains("UID"), "{}", stderr(&o));
 }
+
+/// Where user namespaces are refused to an unprivileged caller, the error names the
+/// cause and what to check (as bubblewrap does), not an internal step of a fallback.
+#[test]
+fn refused_user_namespaces_are_explained() {
+    use seccompiler::{
+        BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+        SeccompRule, TargetArch,
+    };
+    use std::collections::BTreeMap;
+    use std::os::unix::process::CommandExt;
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (to drop to an unprivileged user with setpriv)"
+    );
+    let newuser = libc::CLONE_NEWUSER as u64;
+    let has_newuser = || {
+        SeccompRule::new(vec![SeccompCondition::new(
+            0,
+            SeccompCmpArgLen::Qword,
+            SeccompCmpOp::MaskedEq(newuser),
+            newuser,
+        )
+        .unwrap()])
+        .unwrap()
+    };
+    // What a system without unprivileged user namespaces answers: clone3 unknown to the
+    // filter (so glibc and the loader fall back), clone and unshare with CLONE_NEWUSER
+    // refused with EPERM.
+    let refuse_clone3: BpfProgram = SeccompFilter::new(
+        BTreeMap::from([(libc::SYS_clone3, vec![])]),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        TargetArch::x86_64,
+    )
+    .unwrap()
+    .try_into()
+    .unwrap();
+    let refuse_userns: BpfProgram = SeccompFilter::new(
+        BTreeMap::from([
+            (libc::SYS_clone, vec![has_newuser()]),
+            (libc::SYS_unshare, vec![has_newuser()]),
+        ]),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        TargetArch::x86_64,
+    )
+    .unwrap()
+    .try_into()
+    .unwrap();
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_sandbox"))
+        .args(["run", "--", "true"])
+        .stdin(Stdio::null());
+    // SAFETY (test): apply_filter only makes prctl/seccomp calls on prebuilt programs.
+    unsafe {
+        cmd.pre_exec(move || {
+            for p in [&refuse_clone3, &refuse_userns] {
+                seccompiler::apply_filter(p).map_err(|_| std::io::Error::other("seccomp"))?;
+            }
+            Ok(())
+        });
+    }
+    let o = cmd.output().expect("setpriv (util-linux)");
+    let err = stderr(&o);
+    assert_eq!(code(&o), 125, "{err}");
+    assert!(
+        err.contains("cannot create the sandbox's namespaces: EPERM"),
+        "{err}"
+    );
+    assert!(err.contains("max_user_namespaces"), "{err}");
+    assert!(!err.contains("intermediate"), "{err}");
+}

@@ -50,6 +50,28 @@ pub enum SpawnError {
     Pidfd(Errno),
     #[error("the intermediate process of the fork fallback failed: {0}")]
     Intermediate(String),
+    /// Every method failed to create the namespaces (the last one's errno).
+    #[error("cannot create the sandbox's namespaces: {errno}{}", namespace_hint(*.errno, *.user_namespace))]
+    Namespaces { errno: Errno, user_namespace: bool },
+}
+
+/// What to check when namespaces are refused, as bubblewrap explains it.
+fn namespace_hint(errno: Errno, user_namespace: bool) -> &'static str {
+    match errno {
+        Errno::EPERM | Errno::EACCES | Errno::ENOSPC if user_namespace => {
+            " (this system does not let unprivileged users create user namespaces: \
+             check /proc/sys/user/max_user_namespaces, the sysctls \
+             kernel.unprivileged_userns_clone and \
+             kernel.apparmor_restrict_unprivileged_userns, or run sandbox as root)"
+        }
+        Errno::EPERM | Errno::EACCES => {
+            " (creating namespaces needs CAP_SYS_ADMIN; a container or seccomp profile \
+             around sandbox may refuse it)"
+        }
+        Errno::ENOSPC => " (a namespace limit in /proc/sys/user/ is exhausted)",
+        Errno::EINVAL | Errno::ENOSYS => " (the kernel lacks a namespace type sandbox needs)",
+        _ => "",
+    }
 }
 
 /// The spawned process, seen from the loader.
@@ -162,7 +184,7 @@ fn spawn_fork(ns_flags: u64, child: &mut dyn FnMut() -> i32) -> Result<Spawned, 
             signal::clear_caught_handlers();
             let flags = nix::sched::CloneFlags::from_bits_truncate(ns_flags as i32);
             if let Err(e) = nix::sched::unshare(flags) {
-                let _ = wr.write_all(format!("E unshare: {e}").as_bytes());
+                let _ = wr.write_all(format!("U {}", e as i32).as_bytes());
                 clone::exit_now(1);
             }
             if !needs_grandchild {
@@ -197,6 +219,13 @@ fn spawn_fork(ns_flags: u64, child: &mut dyn FnMut() -> i32) -> Result<Spawned, 
             }
             read.map_err(|e| SpawnError::Intermediate(e.to_string()))?;
             let pid = match msg.split_once(' ') {
+                Some(("U", errno)) => {
+                    let errno = errno.parse().map(Errno::from_raw).unwrap_or(Errno::EINVAL);
+                    return Err(SpawnError::Namespaces {
+                        errno,
+                        user_namespace: ns_flags & libc::CLONE_NEWUSER as u64 != 0,
+                    });
+                }
                 Some(("P", "0")) => mid,
                 Some(("P", p)) => p
                     .parse()

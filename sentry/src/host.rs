@@ -7,7 +7,7 @@
 //! whether a read, write or termios change from the background must stop the caller,
 //! and what a session leader's exit or a window change sends. The split:
 //!
-//! - [`KernelConfig::host_signals`] is set: a signal the sentry *generates* is not
+//! - [`KernelConfig::host_signals`](crate::KernelConfig::host_signals) is set: a signal the sentry *generates* is not
 //!   queued or acted on in the model (the host will deliver it, running whatever
 //!   handler the program really has); it is put in the host outbox
 //!   ([`Kernel::take_host_signals`]) for the loader to send. A signal to a whole process

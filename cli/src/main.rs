@@ -20,12 +20,25 @@ use std::io::Write;
     about = "A process sandbox with Linux-exact job control"
 )]
 struct Cli {
-    /// Log level (error, warn, info, debug, trace); RUST_LOG works too. Logs go to
-    /// stderr, or to the file named by SANDBOX_LOG_FILE.
-    #[arg(long, global = true)]
+    /// Log level: error, warn, info, debug, trace or off (default: warn, so warnings
+    /// are shown). RUST_LOG works too. Logs go to stderr, or to the file named by
+    /// SANDBOX_LOG_FILE.
+    #[arg(long, global = true, value_name = "LEVEL", value_parser = ["error", "warn", "info", "debug", "trace", "off"])]
     log_level: Option<String>,
+    /// Show errors only (the same as --log-level error).
+    #[arg(short, long, global = true, conflicts_with = "log_level")]
+    quiet: bool,
+    /// Log format: text for people, json (one object a line) for machines.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -295,11 +308,15 @@ fn run(args: RunArgs) -> Result<i32> {
     }
 }
 
-fn init_logging(level: Option<&str>) {
+fn init_logging(cli: &Cli) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = match level {
-        Some(l) => EnvFilter::new(l),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("off")),
+    let filter = match (cli.quiet, cli.log_level.as_deref()) {
+        (true, _) => EnvFilter::new("error"),
+        (false, Some(l)) => EnvFilter::new(l),
+        (false, None) => {
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"))
+        }
     };
     // SANDBOX_LOG_FILE: log to a file (appending) instead of stderr, which with --tty
     // is the user's screen.
@@ -310,26 +327,38 @@ fn init_logging(level: Option<&str>) {
             .open(p)
             .ok()
     });
-    match file {
-        Some(f) => {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(f))
-                .try_init();
-        }
-        None => {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr)
-                .try_init();
-        }
-    }
+    // Colour only on a terminal, never in a file or a pipe.
+    let ansi = file.is_none() && std::io::stderr().is_terminal();
+    let writer = match file {
+        Some(f) => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::sync::Mutex::new(f)),
+        None => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(writer);
+    let _ = match cli.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
+/// Exit status for the sandbox's own errors, usage errors included (as Docker's).
+const EXIT_SANDBOX_ERROR: i32 = 125;
+
 fn main() {
-    let cli = Cli::parse();
-    init_logging(cli.log_level.as_deref());
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() {
+                EXIT_SANDBOX_ERROR
+            } else {
+                0
+            });
+        }
+    };
+    init_logging(&cli);
     let result = match cli.command {
         Command::Demo { json } => demo(json),
         Command::Run(args) => match run(*args) {
@@ -338,9 +367,23 @@ fn main() {
         },
     };
     if let Err(e) = result {
+        // `sandbox demo | head`: the reader went away; end quietly, as a process
+        // killed by SIGPIPE would (128 + 13).
+        let broken_pipe = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        });
+        if broken_pipe {
+            std::process::exit(128 + libc_sigpipe());
+        }
         eprintln!("sandbox: {e:#}");
-        std::process::exit(125);
+        std::process::exit(EXIT_SANDBOX_ERROR);
     }
+}
+
+/// SIGPIPE's number.
+fn libc_sigpipe() -> i32 {
+    nix::sys::signal::Signal::SIGPIPE as i32
 }
 
 /// Converts a model errno into an error naming the step.

@@ -1,0 +1,108 @@
+//! The command line behaves as users of docker, runc and bubblewrap expect: usage
+//! errors exit 125 and name what is wrong, logging is visible and machine-readable on
+//! request, no colour codes in pipes, and a closed pipe ends `sandbox` quietly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output, Stdio};
+
+fn sandbox(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sandbox")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn usage_errors_exit_125_and_name_the_problem() {
+    for (args, names) in [
+        (&["--bogus"][..], "--bogus"),
+        (&["run"][..], "PROGRAM"),
+        (
+            &["run", "--signal-mode", "nope", "--", "true"][..],
+            "--signal-mode",
+        ),
+        (
+            &["--log-level", "bogus", "run", "--", "true"][..],
+            "--log-level",
+        ),
+        (
+            &["--log-format", "xml", "run", "--", "true"][..],
+            "--log-format",
+        ),
+        (&["frobnicate"][..], "frobnicate"),
+    ] {
+        let o = sandbox(args);
+        assert_eq!(o.status.code(), Some(125), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(names), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn help_and_version_exit_0_on_stdout() {
+    for args in [&["--help"][..], &["run", "--help"][..], &["--version"][..]] {
+        let o = sandbox(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        assert!(!o.stdout.is_empty(), "{args:?}");
+        assert!(o.stderr.is_empty(), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn json_logs_are_one_object_a_line_without_colour() {
+    let o = sandbox(&[
+        "--log-format",
+        "json",
+        "--log-level",
+        "info",
+        "run",
+        "--",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stderr(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(!lines.is_empty(), "info logging produced nothing");
+    for l in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v.get("level").is_some(), "{l}");
+    }
+}
+
+#[test]
+fn no_colour_codes_into_a_pipe() {
+    let o = sandbox(&["--log-level", "info", "run", "--", "true"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("INFO"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains('\u{1b}'), "{:?}", stderr(&o));
+}
+
+#[test]
+fn quiet_silences_info_and_warnings() {
+    let o = sandbox(&["-q", "run", "--", "true"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    let o = sandbox(&["-q", "--log-level", "info", "run", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125), "-q and --log-level conflict");
+}
+
+/// `sandbox demo | head`: the reader is gone; `sandbox` ends as a process killed by
+/// SIGPIPE would (status 141), printing nothing.
+#[test]
+fn closed_pipe_ends_quietly() {
+    let (rd, wr) = std::io::pipe().unwrap();
+    drop(rd);
+    let o = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .args(["demo", "--json"])
+        .stdin(Stdio::null())
+        .stdout(wr)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(141), "{}", stderr(&o));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+}

@@ -55,6 +55,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script for SHELL (bash, zsh, fish, elvish, powershell)
+    /// on standard output, e.g. `sandbox completions bash >
+    /// /usr/share/bash-completion/completions/sandbox`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print a manual page (roff) on standard output: `sandbox man >
+    /// /usr/local/share/man/man1/sandbox.1`, `sandbox man run > .../sandbox-run.1`.
+    Man {
+        /// The subcommand whose page to print (default: the main page).
+        subcommand: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -343,6 +356,24 @@ fn init_logging(cli: &Cli) {
     };
 }
 
+/// Renders the main manual page, or that of one subcommand (`sandbox-run(1)`).
+fn man_page(subcommand: Option<&str>) -> Result<()> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let page = match subcommand {
+        None => cmd,
+        Some(name) => {
+            let sub = cmd
+                .find_subcommand(name)
+                .ok_or_else(|| anyhow!("man: no subcommand {name:?}"))?
+                .clone();
+            sub.name(format!("sandbox-{name}"))
+        }
+    };
+    clap_mangen::Man::new(page)
+        .render(&mut std::io::stdout())
+        .map_err(anyhow::Error::from)
+}
+
 /// Exit status for the sandbox's own errors, usage errors included (as Docker's).
 const EXIT_SANDBOX_ERROR: i32 = 125;
 
@@ -361,6 +392,12 @@ fn main() {
     init_logging(&cli);
     let result = match cli.command {
         Command::Demo { json } => demo(json),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "sandbox", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man { subcommand } => man_page(subcommand.as_deref()),
         Command::Run(args) => match run(*args) {
             Ok(code) => std::process::exit(code),
             Err(e) => Err(e),

@@ -106,3 +106,26 @@ fn closed_pipe_ends_quietly() {
     assert_eq!(o.status.code(), Some(141), "{}", stderr(&o));
     assert!(o.stderr.is_empty(), "{}", stderr(&o));
 }
+
+/// Completions and manual pages come from the CLI definition itself, so they list the
+/// options `sandbox` really has.
+#[test]
+fn completions_and_man_pages_are_generated() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = sandbox(&["completions", shell]);
+        assert_eq!(o.status.code(), Some(0), "{shell}: {}", stderr(&o));
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("signal-mode"), "{shell}");
+    }
+    let o = sandbox(&["man"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(".TH sandbox 1"));
+    let o = sandbox(&["man", "run"]);
+    assert_eq!(o.status.code(), Some(0));
+    let page = String::from_utf8_lossy(&o.stdout);
+    assert!(page.contains(".TH sandbox-run 1"), "{page}");
+    assert!(page.contains("signal\\-mode"), "{page}");
+    let o = sandbox(&["man", "nope"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("nope"));
+}

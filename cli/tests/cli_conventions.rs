@@ -129,3 +129,15 @@ fn completions_and_man_pages_are_generated() {
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("nope"));
 }
+
+/// A console socket that cannot be reached is reported as such, not as a consequence
+/// (the pty's foreground group failing after the master was dropped).
+#[test]
+fn unreachable_console_socket_is_named() {
+    let o = sandbox(&["run", "--console-socket", "/nonexistent/sock", "--", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("console socket /nonexistent/sock"), "{err}");
+    assert!(err.contains("No such file or directory"), "{err}");
+    assert!(!err.contains("ENOTTY"), "{err}");
+}

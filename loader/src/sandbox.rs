@@ -299,6 +299,20 @@ impl Sandbox {
         if terminal.is_some() && owned.is_some() {
             return Err(LoaderError::TwoTerminals);
         }
+        // The console socket is connected before anything starts (as runc does), so a
+        // wrong path is reported as such rather than as its consequences.
+        let console_socket = match owned.as_ref().and_then(|o| o.console_socket.as_ref()) {
+            Some(path) => Some(ConsoleSocket {
+                stream: std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+                    LoaderError::ConsoleSocket {
+                        path: path.clone(),
+                        err: e.to_string(),
+                    }
+                })?,
+                path: path.clone(),
+            }),
+            None => None,
+        };
         let proxy = owned.as_ref().and_then(|o| o.proxy.as_ref());
         let proxy_state = match proxy {
             Some(fd) => Some((
@@ -498,7 +512,7 @@ impl Sandbox {
             watch_stop: None,
             stopped_self: false,
             sync_wakeup: false,
-            console_socket: owned.as_ref().and_then(|o| o.console_socket.clone()),
+            console_socket,
             commands: None,
             events: None,
             forward_signals: spec.forward_signals,
@@ -746,8 +760,8 @@ struct Loop {
     watch_stop: Option<Instant>,
     stopped_self: bool,
     sync_wakeup: bool,
-    /// Owned pty: hand the master to this socket.
-    console_socket: Option<PathBuf>,
+    /// Owned pty: hand the master to this socket (connected at start).
+    console_socket: Option<ConsoleSocket>,
     /// Owned pty: proxy it to the user's terminal.
     proxy: Option<Proxy>,
     /// Requests from the [`Sandbox`] handle, and the eventfd that announces them.
@@ -953,7 +967,7 @@ impl Loop {
                 self.event(SandboxEvent::ProgramStopped { sig })
             }
             Ok(Some(Message::ProgramContinued)) => self.event(SandboxEvent::ProgramContinued),
-            Ok(Some(Message::SetupFailed(e))) => self.setup_error = Some(e),
+            Ok(Some(Message::SetupFailed(e))) => self.fail_setup(e),
             Ok(Some(Message::ExecFailed(e))) => self.exec_error = Some(e),
             Ok(Some(Message::Go)) => {}
             Ok(Some(Message::PtyMaster(fd))) => self.owned_pty(fd),
@@ -1037,7 +1051,7 @@ impl Loop {
         let n = match systty::pty_number(master.as_fd()) {
             Ok(n) => n,
             Err(e) => {
-                self.setup_error = Some(format!("the sandbox's pty: {e}"));
+                self.fail_setup(format!("the sandbox's pty: {e}"));
                 return;
             }
         };
@@ -1048,15 +1062,17 @@ impl Loop {
                 (m.dev(), m.ino())
             }
             Err(e) => {
-                self.setup_error = Some(format!("the sandbox's pty {path}: {e}"));
+                self.fail_setup(format!("the sandbox's pty {path}: {e}"));
                 return;
             }
         };
         let termios = systty::tcgets(master.as_fd()).ok();
         let ws = systty::get_winsize(master.as_fd()).ok();
-        let keep = if let Some(path) = &self.console_socket {
-            if let Err(e) = send_console(path, &master) {
-                self.setup_error = Some(format!("console socket {}: {e}", path.display()));
+        let keep = if let Some(console) = &self.console_socket {
+            if let Err(e) =
+                control::send_stream(console.stream.as_raw_fd(), "console", master.as_raw_fd())
+            {
+                self.fail_setup(format!("console socket {}: {e}", console.path.display()));
             }
             None
         } else {
@@ -1080,6 +1096,16 @@ impl Loop {
         drop(sup);
         if let Some(p) = &mut self.proxy {
             p.master = Some(master);
+        }
+    }
+
+    /// Records why set-up failed; the first cause is kept (what fails after it is
+    /// usually its consequence).
+    fn fail_setup(&mut self, e: String) {
+        if self.setup_error.is_none() {
+            self.setup_error = Some(e);
+        } else {
+            tracing::debug!(later = %e, "set-up failure after the first");
         }
     }
 
@@ -1145,7 +1171,7 @@ impl Loop {
             }
             Err(e) => {
                 tracing::error!(%e, "cannot start the notification thread");
-                self.setup_error = Some(format!("cannot start the notification thread: {e}"));
+                self.fail_setup(format!("cannot start the notification thread: {e}"));
             }
         }
     }
@@ -1279,10 +1305,10 @@ fn delivery_mode(mode: SignalMode, has_tty: bool) -> DeliveryMode {
 }
 
 /// Connects to an OCI-style console socket and sends it the pty master (SCM_RIGHTS).
-fn send_console(path: &std::path::Path, master: &OwnedFd) -> std::io::Result<()> {
-    let sock = std::os::unix::net::UnixStream::connect(path)?;
-    control::send_stream(sock.as_raw_fd(), "console", master.as_raw_fd())
-        .map_err(std::io::Error::from)
+/// A console socket (`--console-socket`), connected before the sandbox starts.
+struct ConsoleSocket {
+    path: PathBuf,
+    stream: std::os::unix::net::UnixStream,
 }
 
 fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {

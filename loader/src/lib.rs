@@ -48,6 +48,7 @@
 pub use sandbox_sentry as sentry;
 
 pub(crate) mod control;
+pub mod host_kernel;
 pub(crate) mod init;
 pub mod mounts;
 pub mod procfs;

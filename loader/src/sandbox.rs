@@ -154,6 +154,8 @@ pub struct OwnedPty {
 pub enum LoaderError {
     #[error("no program given")]
     NoProgram,
+    #[error(transparent)]
+    KernelTooOld(#[from] crate::host_kernel::TooOld),
     #[error("invalid argument or environment string (contains NUL): {0:?}")]
     Nul(String),
     #[error("a borrowed terminal and an owned pty cannot be used together")]
@@ -289,6 +291,7 @@ impl Sandbox {
     /// while no other thread can hold a lock the child needs (the allocator's), e.g.
     /// before starting threads, or from a process whose threads are idle.
     pub fn start(mut spec: SandboxSpec) -> Result<Sandbox, LoaderError> {
+        crate::host_kernel::check()?;
         if spec.argv.is_empty() {
             return Err(LoaderError::NoProgram);
         }

@@ -44,8 +44,8 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Run PROGRAM in a sandbox: new PID, mount, UTS, IPC and network namespaces, the
-    /// host root read-only with a private /tmp, a fresh /proc and a minimal /dev,
-    /// seccomp. Exit status: the program's, 128+N if it was killed by signal N, 125 for
+    /// host root behind a throwaway writable overlay (read-only with --read-only or
+    /// without root) with a private /tmp, a fresh /proc and a minimal /dev, seccomp. Exit status: the program's, 128+N if it was killed by signal N, 125 for
     /// a sandbox error, 126 if PROGRAM cannot be executed, 127 if it is not found.
     Run(Box<RunArgs>),
     /// Play a shell session on the job-control kernel model and show every event:
@@ -123,6 +123,11 @@ struct RunArgs {
     /// nproc, core, cpu, fsize, as, stack, memlock (HARD defaults to SOFT); repeatable.
     #[arg(long = "rlimit", value_name = "NAME=SOFT[:HARD]")]
     rlimits: Vec<String>,
+    /// Keep the root read-only (by default, as root, writes anywhere succeed and
+    /// vanish with the sandbox: a tmpfs overlay over the host root or --rootfs;
+    /// without root the root is always read-only).
+    #[arg(long)]
+    read_only: bool,
     /// Working directory inside the sandbox (default /).
     #[arg(long)]
     cwd: Option<std::path::PathBuf>,
@@ -234,6 +239,9 @@ fn run(args: RunArgs) -> Result<i32> {
         spec.rlimits.push(parse_rlimit(r)?);
     }
     spec.rootfs = args.rootfs;
+    if args.read_only {
+        spec.root_mode = sandbox_loader::mounts::RootMode::ReadOnly;
+    }
     spec.share_net = args.share_net;
     spec.hostname = args.hostname;
     spec.cwd = args.cwd;

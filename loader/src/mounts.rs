@@ -7,7 +7,7 @@
 //!
 //! | path | what | why |
 //! |------|------|-----|
-//! | `/` | recursive bind of the host root (or [`FsSpec::rootfs`]), read-only recursively | programs see the host's files but cannot change them |
+//! | `/` | [`RootMode::Overlay`] (the default as root): an overlay whose lower layer is a read-only copy of the host root's own filesystem (or [`FsSpec::rootfs`]'s) and whose upper layer is a tmpfs; the filesystems mounted below the root are attached on it read-only. [`RootMode::ReadOnly`] (`--read-only`, and always without root): a recursive copy of the root, read-only recursively | programs see the host's files; writes succeed and vanish with the sandbox, or fail with `EROFS`; the host's files never change |
 //! | `/tmp` | private tmpfs, mode 1777, `nosuid,nodev` | a writable scratch area that vanishes with the sandbox |
 //! | `/proc` | a fresh proc of the sandbox's PID namespace, `nosuid,nodev,noexec` | `ps`, `/proc/self` and PID 1 are the sandbox's |
 //! | `/dev` | tmpfs (`nosuid,noexec`), read-only once built; contents below | only the devices programs need |
@@ -42,7 +42,12 @@
 //! gets no `/sys`: it is meant to be self-contained.
 //!
 //! The host root is copied with the mounts below it (e.g. a separate `/home`), all
-//! read-only; `/tmp`, `/proc` and `/dev` are covered by the sandbox's own.
+//! read-only; `/tmp`, `/proc` and `/dev` are covered by the sandbox's own. With the
+//! overlay, only the root's own filesystem is writable (overlayfs does not look into
+//! mounts below its lower layer, so each of those is attached on the merged view at its
+//! place, read-only). Without root the overlay is not used: overlayfs refuses a lower
+//! layer holding mounts locked by the user namespace, and files of unmapped owners
+//! could not be copied up anyway.
 //!
 //! How it is built (order matters):
 //! 1. Every mount in the namespace becomes private, recursively, so no later mount
@@ -54,8 +59,10 @@
 //!    while the host view is still there; read-only copies are made read-only
 //!    (`mount_setattr`, recursively) before they are attached. A missing bind source is
 //!    reported here, before anything is mounted.
-//! 3. The root copy is attached on the host's `/tmp` (in this namespace only),
-//!    `pivot_root(".", ".")` makes it the root, a fresh `/proc` is mounted, and the old
+//! 3. The root copy is attached on the host's `/tmp` (in this namespace only) — with
+//!    the overlay, a tmpfs is mounted there holding the lower copy, the upper and work
+//!    directories and the merged view, on which the filesystems below the root are
+//!    attached — then `pivot_root(".", ".")` makes it the root, a fresh `/proc` is mounted, and the old
 //!    root is detached (`umount2(MNT_DETACH)`). `/proc` comes before the detach because
 //!    in a user namespace the kernel only allows a new proc mount while a fully visible
 //!    one exists in the namespace; the old root holds one even when `rootfs` has none.
@@ -65,10 +72,10 @@
 //! 5. `/dev` is made read-only, the hostname is set, and the working directory changed.
 //!
 //! A bind target that does not exist is created (directories for a directory source,
-//! an empty file otherwise, with missing parents) — but only where the sandbox may
-//! write: the root is read-only by then, so a target missing from the host root fails
-//! with [`MountError::BindTarget`] (`EROFS`) instead of creating anything on the host.
-//! Targets under `/tmp`, or under an earlier writable bind, can be created. A
+//! an empty file otherwise, with missing parents) inside the sandbox: on the overlay
+//! (never on the host), under `/tmp`, or under an earlier writable bind. With a
+//! read-only root a target missing from the host root fails with
+//! [`MountError::BindTarget`] (`EROFS`) instead of creating anything on the host. A
 //! [`FsSpec::rootfs`] must contain the directories `/proc`, `/dev` and `/tmp`.
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -92,11 +99,27 @@ pub struct Bind {
     pub read_only: bool,
 }
 
+/// How the root is made visible.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RootMode {
+    /// Writes anywhere succeed and vanish with the sandbox: an overlay whose upper
+    /// layer is a tmpfs over the read-only root (as runsc's default, or Docker's
+    /// writable layer). Filesystems mounted below the root (a separate `/home`, `/sys`)
+    /// stay read-only. Where the root holds mounts locked by a user namespace (the
+    /// loader is not root), overlayfs cannot use it and the root is read-only instead.
+    #[default]
+    Overlay,
+    /// The root and everything below it read-only (`--read-only`).
+    ReadOnly,
+}
+
 /// What the sandbox's filesystem view contains.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FsSpec {
-    /// Directory to use as `/`; `None`: the host root. Read-only in both cases.
+    /// Directory to use as `/`; `None`: the host root. Never written: see [`RootMode`].
     pub rootfs: Option<PathBuf>,
+    /// Read-only, or writable through a throwaway overlay.
+    pub root_mode: RootMode,
     /// Binds applied inside the new root, in order (a later one may sit inside an
     /// earlier one).
     pub binds: Vec<Bind>,
@@ -258,9 +281,23 @@ pub fn setup_filesystem(spec: &FsSpec) -> Result<(), MountError> {
 /// Every host path the view needs, copied as detached mounts (step 2).
 struct HostCopies {
     root_path: PathBuf,
-    root: OwnedFd,
+    root: RootCopy,
     dev: dev::HostNodes,
     binds: Vec<HeldBind>,
+}
+
+/// The root, copied for its [`RootMode`].
+enum RootCopy {
+    /// The root with every mount below it, read-only.
+    ReadOnly(OwnedFd),
+    /// The root's own mount alone (the overlay's lower layer: overlayfs does not look
+    /// into mounts below its layers), and each filesystem mounted directly below the
+    /// root, with the mounts below it, all read-only, to be attached on the overlay at
+    /// the same relative path.
+    Overlay {
+        lower: OwnedFd,
+        submounts: Vec<(PathBuf, OwnedFd)>,
+    },
 }
 
 impl HostCopies {
@@ -271,9 +308,35 @@ impl HostCopies {
             step,
             source,
         };
-        let root = raw::clone_tree(&root_path, true).map_err(|e| root_err("open_tree", e))?;
-        raw::set_read_only_fd(root.as_fd(), true)
-            .map_err(|e| root_err("mount_setattr(RDONLY, recursive)", e))?;
+        let read_only_copy = |path: &Path, recursive: bool| -> Result<OwnedFd, MountError> {
+            let tree = raw::clone_tree(path, recursive).map_err(|e| root_err("open_tree", e))?;
+            raw::set_read_only_fd(tree.as_fd(), true)
+                .map_err(|e| root_err("mount_setattr(RDONLY, recursive)", e))?;
+            Ok(tree)
+        };
+        let root = match spec.root_mode {
+            RootMode::ReadOnly => RootCopy::ReadOnly(read_only_copy(&root_path, true)?),
+            RootMode::Overlay => match raw::clone_tree(&root_path, false) {
+                // In a user namespace the mounts below the root are locked to it, and
+                // the root's mount alone cannot be copied (EINVAL): read-only root.
+                Err(Errno::EINVAL) => RootCopy::ReadOnly(read_only_copy(&root_path, true)?),
+                Err(e) => return Err(root_err("open_tree", e)),
+                Ok(lower) => {
+                    raw::set_read_only_fd(lower.as_fd(), true)
+                        .map_err(|e| root_err("mount_setattr(RDONLY, recursive)", e))?;
+                    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+                        .map_err(|e| root_err("reading /proc/self/mountinfo", io_errno(&e)))?;
+                    let submounts = top_submounts(&mountinfo, &root_path)
+                        .into_iter()
+                        .map(|rel| {
+                            let tree = read_only_copy(&root_path.join(&rel), true)?;
+                            Ok((rel, tree))
+                        })
+                        .collect::<Result<_, MountError>>()?;
+                    RootCopy::Overlay { lower, submounts }
+                }
+            },
+        };
         let dev = dev::HostNodes::take(spec.terminal.as_deref())?;
         let binds = spec
             .binds
@@ -290,17 +353,63 @@ impl HostCopies {
 }
 
 /// Step 3: the root copy becomes `/`, with a fresh `/proc`, and the old root goes.
-fn enter_new_root(root: OwnedFd, root_path: &Path) -> Result<(), MountError> {
-    raw::attach(root, Path::new(ANCHOR)).map_err(|source| MountError::Attach {
-        from: root_path.to_path_buf(),
-        target: PathBuf::from(ANCHOR),
-        source,
-    })?;
+fn enter_new_root(root: RootCopy, root_path: &Path) -> Result<(), MountError> {
+    let attach = |tree: OwnedFd, from: &Path, target: &Path| {
+        raw::attach(tree, target).map_err(|source| MountError::Attach {
+            from: from.to_path_buf(),
+            target: target.to_path_buf(),
+            source,
+        })
+    };
+    let new_root = match root {
+        RootCopy::ReadOnly(tree) => {
+            attach(tree, root_path, Path::new(ANCHOR))?;
+            PathBuf::from(ANCHOR)
+        }
+        RootCopy::Overlay { lower, submounts } => {
+            // A tmpfs on the anchor holds the layers: the lower copy, the (empty)
+            // upper layer and overlayfs's work directory, and the merged view. It is
+            // detached with the old root below; the overlay keeps what it uses.
+            mount_fs(
+                "tmpfs",
+                ANCHOR,
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                "mode=0700",
+            )?;
+            let anchor = Path::new(ANCHOR);
+            for dir in ["lower", "upper", "work", "root"] {
+                let path = anchor.join(dir);
+                nix::unistd::mkdir(&path, Mode::from_bits_truncate(0o755))
+                    .map_err(|source| MountError::Create { path, source })?;
+            }
+            attach(lower, root_path, &anchor.join("lower"))?;
+            let data =
+                format!("lowerdir={ANCHOR}/lower,upperdir={ANCHOR}/upper,workdir={ANCHOR}/work");
+            let merged = anchor.join("root");
+            tracing::debug!(data, "mount overlay");
+            mount(
+                Some("overlay"),
+                &merged,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(data.as_str()),
+            )
+            .map_err(|source| MountError::Mount {
+                fstype: "overlay",
+                target: merged.clone(),
+                source,
+            })?;
+            for (rel, tree) in submounts {
+                attach(tree, &root_path.join(&rel), &merged.join(&rel))?;
+            }
+            merged
+        }
+    };
     let pivot_err = |source| MountError::PivotRoot {
         root: root_path.to_path_buf(),
         source,
     };
-    nix::unistd::chdir(ANCHOR).map_err(pivot_err)?;
+    nix::unistd::chdir(&new_root).map_err(pivot_err)?;
     // With new_root == put_old the old root ends up stacked on the new one, at "/";
     // lookups start below it, and "." (our working directory) reaches it for umount2.
     nix::unistd::pivot_root(".", ".").map_err(pivot_err)?;
@@ -380,6 +489,55 @@ impl HeldBind {
     }
 }
 
+/// The mount points of the filesystems mounted directly below `root` (none of them
+/// below another), relative to `root`, from a `/proc/PID/mountinfo` text. Copying each
+/// recursively copies the rest.
+fn top_submounts(mountinfo: &str, root: &Path) -> Vec<PathBuf> {
+    let mut points: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|p| PathBuf::from(unescape_mountinfo(p)))
+        .filter_map(|p| p.strip_prefix(root).ok().map(Path::to_path_buf))
+        .filter(|rel| !rel.as_os_str().is_empty())
+        .collect();
+    points.sort();
+    points.dedup();
+    let mut top: Vec<PathBuf> = Vec::new();
+    for p in points {
+        if !top.iter().any(|t| p.starts_with(t)) {
+            top.push(p);
+        }
+    }
+    top
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space, `\011`, `\012`, `\134`).
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (bytes[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn io_errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
 /// Creates `path` (a directory, or an empty file) and its missing parents.
 fn create_mount_point(path: &Path, dir: bool) -> Result<(), Errno> {
     let errno = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
@@ -402,4 +560,43 @@ fn create_empty_file(path: &Path) -> Result<(), Errno> {
         Mode::from_bits_truncate(0o644),
     )
     .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+22 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+23 22 0:5 / /dev rw - devtmpfs devtmpfs rw
+24 23 0:6 / /dev/pts rw - devpts devpts rw
+25 22 0:7 / /proc rw - proc proc rw
+26 25 0:8 / /proc/sys/fs/binfmt_misc rw - autofs systemd-1 rw
+27 22 0:9 / /home/my\\040files rw - ext4 /dev/vdb rw
+28 22 0:10 / /srv/root-a rw - tmpfs tmpfs rw
+29 22 0:11 / /srv/root-a rw - tmpfs tmpfs rw
+";
+
+    #[test]
+    fn top_submounts_are_the_outermost_below_the_root() {
+        let got = top_submounts(MOUNTINFO, Path::new("/"));
+        let want: Vec<PathBuf> = ["dev", "home/my files", "proc", "srv/root-a"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(got, want);
+        // Below another root: only what is under it, relative to it.
+        assert_eq!(
+            top_submounts(MOUNTINFO, Path::new("/proc")),
+            vec![PathBuf::from("sys/fs/binfmt_misc")]
+        );
+        assert!(top_submounts(MOUNTINFO, Path::new("/srv/root-a")).is_empty());
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape_mountinfo("/a\\040b\\011c\\134d"), "/a b\tc\\d");
+        assert_eq!(unescape_mountinfo("/plain\\"), "/plain\\");
+        assert_eq!(unescape_mountinfo("/x\\09"), "/x\\09");
+    }
 }

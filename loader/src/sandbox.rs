@@ -22,7 +22,7 @@
 
 use crate::control::{self, Message};
 use crate::init::{self, InitPlan};
-use crate::mounts::{Bind, FsSpec};
+use crate::mounts::{Bind, FsSpec, RootMode};
 use crate::procfs;
 use crate::seccomp::{self, Listener, NotifyOptions};
 use crate::spawn::{self, SpawnError, SpawnMethod};
@@ -72,6 +72,9 @@ pub struct SandboxSpec {
     pub rlimits: Vec<(i32, u64, u64)>,
     pub hostname: Option<String>,
     pub rootfs: Option<PathBuf>,
+    /// Writable through a throwaway overlay (the default, as root), or read-only
+    /// (always read-only when the loader is not root: see [`RootMode`]).
+    pub root_mode: RootMode,
     pub binds: Vec<Bind>,
     /// Stay in the host's network namespace.
     pub share_net: bool,
@@ -123,6 +126,7 @@ impl SandboxSpec {
             rlimits: Vec::new(),
             hostname: None,
             rootfs: None,
+            root_mode: RootMode::Overlay,
             binds: Vec::new(),
             share_net: false,
             terminal: None,
@@ -357,6 +361,7 @@ impl Sandbox {
         })?;
         let fs = FsSpec {
             rootfs: spec.rootfs.clone(),
+            root_mode: spec.root_mode,
             binds: spec.binds.clone(),
             terminal: tty_info.as_ref().map(|t| t.3.clone()),
             hostname: spec.hostname.clone(),

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::unistd::{Gid, Pid, Uid};
-use sandbox_loader::mounts::{setup_filesystem, Bind, FsSpec, MountError};
+use sandbox_loader::mounts::{setup_filesystem, Bind, FsSpec, MountError, RootMode};
 use sandbox_loader::userns::write_id_maps;
 
 const CHILD_ENV: &str = "SANDBOX_MOUNTS_CHILD";
@@ -683,8 +683,11 @@ mod child {
             read_only,
         };
         match scenario {
+            // The read-only root (`--read-only`); the overlay is tested end to end in
+            // cli/tests/filesystem.rs.
             "host" => FsSpec {
                 rootfs: None,
+                root_mode: RootMode::ReadOnly,
                 binds: vec![
                     bind("rw", "/tmp/work/rw", false),
                     bind("ro", "/tmp/work/ro", true),
@@ -696,6 +699,7 @@ mod child {
             },
             "rootfs" => FsSpec {
                 rootfs: Some(dir.join("rootfs")),
+                root_mode: RootMode::ReadOnly,
                 binds: vec![bind("ro", "/data", true)],
                 ..FsSpec::default()
             },
@@ -704,6 +708,7 @@ mod child {
                 ..FsSpec::default()
             },
             "missing_target" => FsSpec {
+                root_mode: RootMode::ReadOnly,
                 binds: vec![bind("ro", "/no-such-dir/x", true)],
                 ..FsSpec::default()
             },

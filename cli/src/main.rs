@@ -128,7 +128,8 @@ struct RunArgs {
     /// without root the root is always read-only).
     #[arg(long)]
     read_only: bool,
-    /// Working directory inside the sandbox (default /).
+    /// Working directory inside the sandbox (default: the caller's, when the sandbox
+    /// shows it, else /).
     #[arg(long)]
     cwd: Option<std::path::PathBuf>,
     /// Do not install the seccomp deny list (the job-control notify filter stays).
@@ -245,6 +246,7 @@ fn run(args: RunArgs) -> Result<i32> {
     spec.share_net = args.share_net;
     spec.hostname = args.hostname;
     spec.cwd = args.cwd;
+    spec.caller_cwd = std::env::current_dir().ok();
     spec.seccomp = !args.no_seccomp;
     spec.loader_seccomp = !args.no_loader_seccomp;
     // Tests collect lockstep violations in a file (the screen is not checked).

@@ -125,3 +125,31 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// The program starts in the caller's working directory when the sandbox shows it (as
+/// bubblewrap keeps it), else in `/`; `--cwd` is exact.
+#[test]
+fn working_directory_is_the_callers_when_visible() {
+    let run_in = |dir: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["run"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "pwd"]);
+        let o = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+            .args(&args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    assert_eq!(
+        run_in(std::path::Path::new("/usr/share"), &[]),
+        "/usr/share\n"
+    );
+    // The caller's /tmp directory is not visible (the sandbox's /tmp is its own).
+    let private = tempdir("cwd");
+    assert_eq!(run_in(&private, &[]), "/\n");
+    assert_eq!(run_in(&private, &["--cwd", "/etc"]), "/etc\n");
+    std::fs::remove_dir_all(&private).unwrap();
+}

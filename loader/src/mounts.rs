@@ -128,8 +128,12 @@ pub struct FsSpec {
     pub terminal: Option<PathBuf>,
     /// Hostname of the sandbox's UTS namespace.
     pub hostname: Option<String>,
-    /// Working directory after the switch, inside the sandbox (default `/`).
+    /// Working directory after the switch, inside the sandbox; failing to enter it is
+    /// an error.
     pub cwd: Option<PathBuf>,
+    /// Without `cwd`: the caller's working directory, entered if it exists inside the
+    /// sandbox (as bubblewrap keeps it when visible), else `/`.
+    pub caller_cwd: Option<PathBuf>,
 }
 
 /// A step of [`setup_filesystem`] that failed, with the path it was working on.
@@ -269,7 +273,15 @@ pub fn setup_filesystem(spec: &FsSpec) -> Result<(), MountError> {
             source,
         })?;
     }
-    let cwd = spec.cwd.as_deref().unwrap_or(Path::new("/"));
+    let visible = |p: &&PathBuf| {
+        nix::sys::stat::stat(p.as_path())
+            .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
+    };
+    let cwd = match (&spec.cwd, spec.caller_cwd.as_ref().filter(visible)) {
+        (Some(cwd), _) => cwd.as_path(),
+        (None, Some(caller)) => caller.as_path(),
+        (None, None) => Path::new("/"),
+    };
     nix::unistd::chdir(cwd).map_err(|source| MountError::Chdir {
         path: cwd.to_path_buf(),
         source,

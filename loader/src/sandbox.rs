@@ -65,6 +65,9 @@ pub struct SandboxSpec {
     /// The program's whole environment (`KEY=VALUE`).
     pub env: Vec<String>,
     pub cwd: Option<PathBuf>,
+    /// Without `cwd`: start in this directory if the sandbox shows it, else in `/`
+    /// (`sandbox run` passes the caller's working directory).
+    pub caller_cwd: Option<PathBuf>,
     /// Run the program as this user and group (numeric, inside the sandbox's user
     /// namespace if it has one); supplementary groups are cleared.
     pub user: Option<(u32, u32)>,
@@ -122,6 +125,7 @@ impl SandboxSpec {
             argv,
             env: std::env::vars().map(|(k, v)| format!("{k}={v}")).collect(),
             cwd: None,
+            caller_cwd: None,
             user: None,
             rlimits: Vec::new(),
             hostname: None,
@@ -366,6 +370,7 @@ impl Sandbox {
             terminal: tty_info.as_ref().map(|t| t.3.clone()),
             hostname: spec.hostname.clone(),
             cwd: spec.cwd.clone(),
+            caller_cwd: spec.caller_cwd.clone(),
         };
         let (ours, theirs) = control::pair().map_err(|e| LoaderError::Sys("socketpair", e))?;
         let plan = InitPlan {

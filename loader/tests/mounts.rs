@@ -696,6 +696,7 @@ mod child {
                 terminal: std::env::var_os(TERM_ENV).map(PathBuf::from),
                 hostname: Some(HOSTNAME.to_string()),
                 cwd: Some(PathBuf::from("/tmp/work/rw")),
+                caller_cwd: None,
             },
             "rootfs" => FsSpec {
                 rootfs: Some(dir.join("rootfs")),

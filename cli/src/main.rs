@@ -274,6 +274,8 @@ fn run(args: RunArgs) -> Result<i32> {
                 spec.owned_pty = Some(sandbox_loader::OwnedPty {
                     proxy: Some(fd),
                     console_socket: None,
+                    // `> file` captures the output, as with `docker run -t`.
+                    output: Some(std::io::stdout().as_fd().try_clone_to_owned()?),
                 })
             }
         }
@@ -302,6 +304,7 @@ fn run(args: RunArgs) -> Result<i32> {
         spec.owned_pty = Some(sandbox_loader::OwnedPty {
             proxy: None,
             console_socket: Some(path),
+            output: None,
         });
     }
     match sandbox_loader::run(spec) {

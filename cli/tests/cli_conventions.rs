@@ -141,3 +141,38 @@ fn unreachable_console_socket_is_named() {
     assert!(err.contains("No such file or directory"), "{err}");
     assert!(!err.contains("ENOTTY"), "{err}");
 }
+
+/// `sandbox run --tty=pty -- echo x > file` writes the file, as `docker run -t … >
+/// file` does: the pty's output goes to standard output, the terminal only gives input.
+#[test]
+fn pty_output_follows_standard_output() {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let out = std::env::temp_dir().join(format!("sandbox-pty-out-{}", std::process::id()));
+    let file = std::fs::File::create(&out).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .args(["run", "--tty=pty", "--", "echo", "to-the-file"])
+        .stdin(pty.slave.as_fd().try_clone_to_owned().unwrap())
+        .stdout(file)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let written = std::fs::read_to_string(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    assert_eq!(written, "to-the-file\r\n");
+    // Nothing reached the terminal: the master has nothing to read.
+    drop(pty.slave);
+    nix::fcntl::fcntl(
+        pty.master.as_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .unwrap();
+    let mut screen = Vec::new();
+    let _ = std::fs::File::from(pty.master).read_to_end(&mut screen);
+    assert!(
+        !String::from_utf8_lossy(&screen).contains("to-the-file"),
+        "{screen:?}"
+    );
+}

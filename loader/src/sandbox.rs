@@ -155,6 +155,10 @@ impl SandboxSpec {
 pub struct OwnedPty {
     pub proxy: Option<OwnedFd>,
     pub console_socket: Option<PathBuf>,
+    /// Where the proxied pty's output goes, when not to `proxy` itself: `sandbox run
+    /// --tty=pty` passes its standard output, so that `> file` captures the program's
+    /// output as with `docker run -t` (input still comes from `proxy`).
+    pub output: Option<OwnedFd>,
 }
 
 /// Why the sandbox could not run the program.
@@ -273,7 +277,10 @@ fn dup(fd: &OwnedFd) -> Result<OwnedFd, LoaderError> {
 
 /// Copies bytes between the user's terminal and an owned pty's master.
 struct Proxy {
+    /// The user's terminal: input, raw mode, window size.
     user: OwnedFd,
+    /// Where the pty's output is written (the user's terminal, or the caller's stdout).
+    output: OwnedFd,
     master: Option<OwnedFd>,
     raw: libc::termios,
     cooked: libc::termios,
@@ -533,6 +540,10 @@ impl Sandbox {
             proxy: match (proxy, &proxy_state) {
                 (Some(fd), Some((t, _))) => Some(Proxy {
                     user: dup(fd)?,
+                    output: match owned.as_ref().and_then(|o| o.output.as_ref()) {
+                        Some(out) => dup(out)?,
+                        None => dup(fd)?,
+                    },
                     master: None,
                     raw: systty::raw(t),
                     cooked: *t,
@@ -1015,7 +1026,7 @@ impl Loop {
         match nix::unistd::read(m, &mut buf) {
             Ok(0) | Err(nix::Error::EIO) => p.master = None,
             Ok(n) => {
-                if write_all(p.user.as_fd(), &buf[..n]).is_err() {
+                if write_all(p.output.as_fd(), &buf[..n]).is_err() {
                     p.master = None;
                 }
             }
@@ -1068,17 +1079,16 @@ impl Loop {
                 return;
             }
         };
-        let path = format!("/proc/{}/root/dev/pts/{n}", self.sup.lock().procs.init_host);
-        let identity = match std::fs::metadata(&path) {
-            Ok(m) => {
-                use std::os::unix::fs::MetadataExt;
-                (m.dev(), m.ino())
-            }
-            Err(e) => {
-                self.fail_setup(format!("the sandbox's pty {path}: {e}"));
-                return;
-            }
-        };
+        // The slave's identity, from the master itself: init (and /proc/<init>) may
+        // already be gone when the program is quick.
+        let identity =
+            match systty::open_peer(master.as_fd()).and_then(|peer| nix::sys::stat::fstat(&peer)) {
+                Ok(st) => (st.st_dev, st.st_ino),
+                Err(e) => {
+                    self.fail_setup(format!("the sandbox's pty (pts/{n}): {e}"));
+                    return;
+                }
+            };
         let termios = systty::tcgets(master.as_fd()).ok();
         let ws = systty::get_winsize(master.as_fd()).ok();
         let keep = if let Some(console) = &self.console_socket {

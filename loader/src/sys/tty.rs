@@ -1,7 +1,7 @@
 //! Terminal ioctls on the loader's own descriptor of the borrowed terminal.
 
 use nix::errno::Errno;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// `TCGETS`: the kernel's `struct termios` (not glibc's wider one).
 pub(crate) fn tcgets(fd: BorrowedFd<'_>) -> Result<libc::termios, Errno> {
@@ -114,6 +114,18 @@ pub(crate) fn pty_number(master: BorrowedFd<'_>) -> Result<u32, Errno> {
     let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) };
     Errno::result(r)?;
     Ok(n)
+}
+
+/// `TIOCGPTPEER` (Linux 4.13): opens the slave of `master` (`O_RDWR | O_NOCTTY |
+/// O_CLOEXEC`) without a path, so it works whatever mount namespace the pty's devpts
+/// lives in, and whether or not its creator still exists.
+pub(crate) fn open_peer(master: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: TIOCGPTPEER takes the open flags by value and returns a new descriptor.
+    let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) };
+    let fd = Errno::result(r)?;
+    // SAFETY: the kernel just returned `fd` as a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The raw-mode version of `t` (cfmakeraw), for a terminal proxied to a pty.

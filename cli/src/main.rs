@@ -81,6 +81,12 @@ struct RunArgs {
     /// through untouched.
     #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "borrow")]
     tty: Option<TtyArg>,
+    /// The same as --tty=pty (docker's -t: a pseudo-terminal of the sandbox's own).
+    #[arg(short = 't', conflicts_with_all = ["tty", "tty_fd", "console_socket"])]
+    pty: bool,
+    /// Accepted for docker's `-it`: standard input is always passed to the program.
+    #[arg(short = 'i', long)]
+    interactive: bool,
     /// Borrow the terminal open on descriptor N (not necessarily the invoking one) and
     /// make it the program's stdio. When `sandbox` is not in that terminal's
     /// foreground group, a small listener process takes it as controlling terminal to
@@ -97,12 +103,13 @@ struct RunArgs {
     /// (every sandbox process).
     #[arg(long, value_enum, default_value = "auto")]
     signal_mode: SignalModeArg,
-    /// Bind-mount a host path read-write: SRC[:DST] (DST defaults to SRC).
-    #[arg(long = "bind", value_name = "SRC[:DST]")]
-    binds: Vec<String>,
-    /// Bind-mount a host path read-only: SRC[:DST].
-    #[arg(long = "ro-bind", value_name = "SRC[:DST]")]
-    ro_binds: Vec<String>,
+    /// Bind-mount a host path: `SRC[:DST][:ro|rw]` (DST defaults to SRC; read-write
+    /// unless `:ro`); a missing DST is created inside the sandbox. Repeatable.
+    #[arg(short = 'v', long = "bind", value_name = "SRC[:DST][:ro]", value_parser = parse_bind_rw)]
+    binds: Vec<sandbox_loader::mounts::Bind>,
+    /// Bind-mount a host path read-only: `SRC[:DST]`. Repeatable.
+    #[arg(long = "ro-bind", value_name = "SRC[:DST]", value_parser = parse_bind_ro)]
+    ro_binds: Vec<sandbox_loader::mounts::Bind>,
     /// Use DIR as the root filesystem instead of the host's (mounted read-only).
     #[arg(long, value_name = "DIR")]
     rootfs: Option<std::path::PathBuf>,
@@ -114,15 +121,17 @@ struct RunArgs {
     hostname: Option<String>,
     /// Set an environment variable (KEY=VALUE); repeatable. The program otherwise
     /// inherits sandbox's environment.
-    #[arg(long = "env", value_name = "KEY=VALUE")]
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     envs: Vec<String>,
-    /// Run the program as UID[:GID] (numeric; GID defaults to UID).
-    #[arg(long, value_name = "UID[:GID]")]
+    /// Run the program as `UID[:GID]` (numeric; GID defaults to UID).
+    #[arg(short = 'u', long, value_name = "UID[:GID]")]
     user: Option<String>,
-    /// A resource limit for the program: NAME=SOFT[:HARD] with NAME one of nofile,
-    /// nproc, core, cpu, fsize, as, stack, memlock (HARD defaults to SOFT); repeatable.
-    #[arg(long = "rlimit", value_name = "NAME=SOFT[:HARD]")]
-    rlimits: Vec<String>,
+    /// A resource limit for the program: `NAME=SOFT[:HARD]` with NAME one of as, core,
+    /// cpu, data, fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio,
+    /// rttime, sigpending, stack (any case, with or without RLIMIT_); SOFT and HARD are
+    /// numbers or `unlimited` (HARD defaults to SOFT). Repeatable.
+    #[arg(long = "rlimit", value_name = "NAME=SOFT[:HARD]", value_parser = parse_rlimit)]
+    rlimits: Vec<(i32, u64, u64)>,
     /// Keep the root read-only (by default, as root, writes anywhere succeed and
     /// vanish with the sandbox: a tmpfs overlay over the host root or --rootfs;
     /// without root the root is always read-only).
@@ -130,7 +139,7 @@ struct RunArgs {
     read_only: bool,
     /// Working directory inside the sandbox (default: the caller's, when the sandbox
     /// shows it, else /).
-    #[arg(long)]
+    #[arg(short = 'w', long)]
     cwd: Option<std::path::PathBuf>,
     /// Do not install the seccomp deny list (the job-control notify filter stays).
     #[arg(long)]
@@ -168,12 +177,39 @@ enum SpawnArg {
     Fork,
 }
 
-fn parse_bind(s: &str, read_only: bool) -> Result<sandbox_loader::mounts::Bind> {
-    let (src, dst) = match s.split_once(':') {
-        Some((a, b)) if !a.is_empty() && !b.is_empty() => (a, b),
-        Some(_) => return Err(anyhow!("bad bind {s:?}: expected SRC[:DST]")),
-        None => (s, s),
+/// `SRC[:DST][:ro|rw]` for `--bind`/`-v`.
+fn parse_bind_rw(s: &str) -> Result<sandbox_loader::mounts::Bind, String> {
+    parse_bind(s, false)
+}
+
+/// `SRC[:DST]` for `--ro-bind` (always read-only).
+fn parse_bind_ro(s: &str) -> Result<sandbox_loader::mounts::Bind, String> {
+    parse_bind(s, true)
+}
+
+fn parse_bind(s: &str, read_only: bool) -> Result<sandbox_loader::mounts::Bind, String> {
+    let mut parts: Vec<&str> = s.split(':').collect();
+    let mut read_only = read_only;
+    if parts.len() > 1 {
+        match parts.last().copied() {
+            Some("ro") => {
+                read_only = true;
+                parts.pop();
+            }
+            Some("rw") if !read_only => {
+                parts.pop();
+            }
+            _ => {}
+        }
+    }
+    let (src, dst) = match parts.as_slice() {
+        [src] if !src.is_empty() => (*src, *src),
+        [src, dst] if !src.is_empty() && !dst.is_empty() => (*src, *dst),
+        _ => return Err("expected SRC[:DST][:ro] (paths cannot contain ':')".into()),
     };
+    if !dst.starts_with('/') {
+        return Err(format!("the target {dst:?} must be an absolute path"));
+    }
     Ok(sandbox_loader::mounts::Bind {
         source: src.into(),
         target: dst.into(),
@@ -181,29 +217,66 @@ fn parse_bind(s: &str, read_only: bool) -> Result<sandbox_loader::mounts::Bind> 
     })
 }
 
+/// `KEY=VALUE` with a non-empty key.
+fn parse_env(s: &str) -> Result<String, String> {
+    match s.split_once('=') {
+        Some((key, _)) if !key.is_empty() && !key.contains('\0') => Ok(s.to_string()),
+        Some(_) => Err("the name before '=' is empty".into()),
+        None => Err("expected KEY=VALUE".into()),
+    }
+}
+
 /// `NAME=SOFT[:HARD]` → (RLIMIT_*, soft, hard).
-fn parse_rlimit(s: &str) -> Result<(i32, u64, u64)> {
-    let bad = || anyhow!("bad --rlimit {s:?}: expected NAME=SOFT[:HARD]");
-    let (name, value) = s.split_once('=').ok_or_else(bad)?;
-    let resource = match name {
-        "nofile" => nix::sys::resource::Resource::RLIMIT_NOFILE,
-        "nproc" => nix::sys::resource::Resource::RLIMIT_NPROC,
-        "core" => nix::sys::resource::Resource::RLIMIT_CORE,
-        "cpu" => nix::sys::resource::Resource::RLIMIT_CPU,
-        "fsize" => nix::sys::resource::Resource::RLIMIT_FSIZE,
-        "as" => nix::sys::resource::Resource::RLIMIT_AS,
-        "stack" => nix::sys::resource::Resource::RLIMIT_STACK,
-        "memlock" => nix::sys::resource::Resource::RLIMIT_MEMLOCK,
-        _ => return Err(anyhow!("bad --rlimit {s:?}: unknown limit {name:?}")),
+fn parse_rlimit(s: &str) -> Result<(i32, u64, u64), String> {
+    use nix::sys::resource::Resource as R;
+    let (name, value) = s.split_once('=').ok_or("expected NAME=SOFT[:HARD]")?;
+    let lower = name.to_ascii_lowercase();
+    let short = lower.strip_prefix("rlimit_").unwrap_or(&lower);
+    let resource = match short {
+        "as" => R::RLIMIT_AS,
+        "core" => R::RLIMIT_CORE,
+        "cpu" => R::RLIMIT_CPU,
+        "data" => R::RLIMIT_DATA,
+        "fsize" => R::RLIMIT_FSIZE,
+        "locks" => R::RLIMIT_LOCKS,
+        "memlock" => R::RLIMIT_MEMLOCK,
+        "msgqueue" => R::RLIMIT_MSGQUEUE,
+        "nice" => R::RLIMIT_NICE,
+        "nofile" => R::RLIMIT_NOFILE,
+        "nproc" => R::RLIMIT_NPROC,
+        "rss" => R::RLIMIT_RSS,
+        "rtprio" => R::RLIMIT_RTPRIO,
+        "rttime" => R::RLIMIT_RTTIME,
+        "sigpending" => R::RLIMIT_SIGPENDING,
+        "stack" => R::RLIMIT_STACK,
+        _ => return Err(format!("unknown limit {name:?}")),
+    };
+    let number = |v: &str| -> Result<u64, String> {
+        if v.eq_ignore_ascii_case("unlimited") {
+            Ok(libc_rlim_infinity())
+        } else {
+            v.parse()
+                .map_err(|_| format!("{v:?} is not a number or 'unlimited'"))
+        }
     };
     let (soft, hard) = match value.split_once(':') {
-        Some((a, b)) => (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?),
+        Some((a, b)) => (number(a)?, number(b)?),
         None => {
-            let v: u64 = value.parse().map_err(|_| bad())?;
+            let v = number(value)?;
             (v, v)
         }
     };
+    if soft > hard {
+        return Err(format!(
+            "the soft limit {soft} is above the hard limit {hard}"
+        ));
+    }
     Ok((resource as i32, soft, hard))
+}
+
+/// `RLIM_INFINITY`.
+fn libc_rlim_infinity() -> u64 {
+    nix::sys::resource::RLIM_INFINITY
 }
 
 /// `sandbox run`: returns the exit status.
@@ -212,19 +285,12 @@ fn run(args: RunArgs) -> Result<i32> {
     use std::os::fd::AsFd;
     let mut spec = SandboxSpec::new(args.command);
     for e in &args.envs {
-        if !e.contains('=') {
-            return Err(anyhow!("bad --env {e:?}: expected KEY=VALUE"));
-        }
         let key = e.split('=').next().unwrap_or_default();
         spec.env.retain(|kv| kv.split('=').next() != Some(key));
         spec.env.push(e.clone());
     }
-    for b in &args.binds {
-        spec.binds.push(parse_bind(b, false)?);
-    }
-    for b in &args.ro_binds {
-        spec.binds.push(parse_bind(b, true)?);
-    }
+    spec.binds.extend(args.binds);
+    spec.binds.extend(args.ro_binds);
     if let Some(u) = &args.user {
         let bad = || anyhow!("bad --user {u:?}: expected UID[:GID]");
         let (uid, gid) = match u.split_once(':') {
@@ -236,9 +302,7 @@ fn run(args: RunArgs) -> Result<i32> {
         };
         spec.user = Some((uid, gid));
     }
-    for r in &args.rlimits {
-        spec.rlimits.push(parse_rlimit(r)?);
-    }
+    spec.rlimits = args.rlimits;
     spec.rootfs = args.rootfs;
     if args.read_only {
         spec.root_mode = sandbox_loader::mounts::RootMode::ReadOnly;
@@ -262,7 +326,12 @@ fn run(args: RunArgs) -> Result<i32> {
         SpawnArg::Clone => SpawnMethod::Clone,
         SpawnArg::Fork => SpawnMethod::Fork,
     };
-    if let Some(mode) = args.tty {
+    let tty = if args.pty {
+        Some(TtyArg::Pty)
+    } else {
+        args.tty
+    };
+    if let Some(mode) = tty {
         let stdin = std::io::stdin();
         if !nix::unistd::isatty(stdin.as_fd()).unwrap_or(false) {
             return Err(anyhow!("--tty needs a terminal on standard input"));

@@ -176,3 +176,63 @@ fn pty_output_follows_standard_output() {
         "{screen:?}"
     );
 }
+
+/// Structured options are checked when parsed, and the error names the option.
+#[test]
+fn structured_options_are_validated_by_name() {
+    for (args, option, why) in [
+        (&["--env", "=x"][..], "--env", "empty"),
+        (&["-e", "NOEQUALS"][..], "--env", "KEY=VALUE"),
+        (
+            &["--rlimit", "nofile=10:5"][..],
+            "--rlimit",
+            "above the hard limit",
+        ),
+        (&["--rlimit", "bogus=1"][..], "--rlimit", "unknown limit"),
+        (&["--rlimit", "nofile=lots"][..], "--rlimit", "not a number"),
+        (&["-v", "/tmp:relative"][..], "--bind", "absolute"),
+        (&["--bind", "a:b:c:d"][..], "--bind", "SRC[:DST][:ro]"),
+        (&["--ro-bind", "/a:/b:rw"][..], "--ro-bind", "SRC[:DST]"),
+    ] {
+        let mut all = vec!["run"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--", "true"]);
+        let o = sandbox(&all);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(125), "{args:?}: {err}");
+        assert!(err.contains(option) && err.contains(why), "{args:?}: {err}");
+    }
+}
+
+/// Short flags as docker users type them, and limit names in any case.
+#[test]
+fn short_flags_and_limit_names_work() {
+    let src = std::env::temp_dir().join(format!("sandbox-short-{}", std::process::id()));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), "bound\n").unwrap();
+    let bind = format!("{}:/mnt/short:ro", src.display());
+    let o = sandbox(&[
+        "run",
+        "-e",
+        "SHORT=yes",
+        "-w",
+        "/etc",
+        "-v",
+        &bind,
+        "--rlimit",
+        "RLIMIT_NOFILE=64:128",
+        "--rlimit",
+        "Core=unlimited",
+        "--",
+        "sh",
+        "-c",
+        "echo $SHORT; pwd; cat /mnt/short/f; (echo x > /mnt/short/g) 2>/dev/null || echo ro; \
+         ulimit -Sn; ulimit -Hn; ulimit -c",
+    ]);
+    std::fs::remove_dir_all(&src).unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "yes\n/etc\nbound\nro\n64\n128\nunlimited\n"
+    );
+}

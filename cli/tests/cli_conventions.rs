@@ -236,3 +236,28 @@ fn short_flags_and_limit_names_work() {
         "yes\n/etc\nbound\nro\n64\n128\nunlimited\n"
     );
 }
+
+/// Rootless, the only mapped id is 0 (the caller): `--user 0` works, other ids are
+/// refused with the reason.
+#[test]
+fn rootless_user_option() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (to drop to an unprivileged user with setpriv)"
+    );
+    let rootless = |user: &str| {
+        Command::new("setpriv")
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_sandbox"))
+            .args(["run", "--user", user, "--", "id", "-u"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("setpriv (util-linux)")
+    };
+    let o = rootless("0");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "0\n");
+    let o = rootless("5:5");
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("maps only 0:0"), "{}", stderr(&o));
+}

@@ -170,6 +170,11 @@ pub enum LoaderError {
     KernelTooOld(#[from] crate::host_kernel::TooOld),
     #[error("invalid argument or environment string (contains NUL): {0:?}")]
     Nul(String),
+    #[error(
+        "cannot run as {uid}:{gid} without root: the sandbox's user namespace maps only \
+         0:0 (which is you)"
+    )]
+    UnmappedUser { uid: u32, gid: u32 },
     #[error("a borrowed terminal and an owned pty cannot be used together")]
     TwoTerminals,
     #[error("console socket {path}: {err}")]
@@ -309,6 +314,11 @@ impl Sandbox {
         crate::host_kernel::check()?;
         if spec.argv.is_empty() {
             return Err(LoaderError::NoProgram);
+        }
+        if let Some((uid, gid)) = spec.user {
+            if (uid, gid) != (0, 0) && !nix::unistd::geteuid().is_root() {
+                return Err(LoaderError::UnmappedUser { uid, gid });
+            }
         }
         let argv = cstrings(&spec.argv)?;
         let env = cstrings(&spec.env)?;

@@ -16,9 +16,19 @@ pub(crate) fn set_rlimit(resource: i32, soft: u64, hard: u64) -> Result<(), Errn
 /// Clears supplementary groups, then sets the real, effective and saved group and user
 /// IDs (group first: afterwards the privilege to change it is gone).
 pub(crate) fn become_user(uid: u32, gid: u32) -> Result<(), Errno> {
-    nix::unistd::setgroups(&[])?;
+    match nix::unistd::setgroups(&[]) {
+        // In a user namespace whose setgroups is "deny" (rootless sandboxes) the
+        // supplementary groups cannot change; they stay as they were.
+        Err(Errno::EPERM) if setgroups_denied() => {}
+        r => r?,
+    }
     let g = nix::unistd::Gid::from_raw(gid);
     nix::unistd::setresgid(g, g, g)?;
     let u = nix::unistd::Uid::from_raw(uid);
     nix::unistd::setresuid(u, u, u)
+}
+
+/// `/proc/self/setgroups` says `deny`: setgroups(2) is refused in this user namespace.
+fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
 }

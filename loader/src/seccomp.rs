@@ -108,6 +108,7 @@
 
 mod bpf;
 mod listener;
+mod program;
 mod stack;
 mod tables;
 
@@ -121,6 +122,7 @@ pub use bpf::{
     AUDIT_ARCH_NATIVE, MAX_INSTRUCTIONS, X32_SYSCALL_BIT,
 };
 pub use listener::{recv_listener, send_listener, Listener, Notification, Response, ERESTARTSYS};
+pub use program::{init_filter, program_filter, syscall_by_name, ALLOW_SYSCALLS, INIT_SYSCALLS};
 pub use tables::{
     allow_filter, deny_filter, ioctls, notify_filter, NotifyOptions, DENY_IOCTLS, DENY_SYSCALLS,
     LOADER_IOCTLS, LOADER_SYSCALLS, NOTIFY_IOCTLS, NOTIFY_SYSCALLS, TTY_IO_SYSCALLS,
@@ -132,6 +134,9 @@ pub enum SeccompError {
     /// A rule names a negative, x32 or otherwise impossible syscall number.
     #[error("{0} is not a valid syscall number for a seccomp rule")]
     InvalidSyscall(i64),
+    /// A syscall name the tables do not classify (or this architecture lacks).
+    #[error("{0:?} is not a system call the sandbox's seccomp tables know")]
+    UnknownSyscall(String),
     /// A rule tests an argument index above 5.
     #[error("rule for syscall {nr} tests argument {arg}; syscalls have arguments 0..=5")]
     InvalidArgument {

@@ -231,6 +231,11 @@ impl Filter {
         Filter { programs }
     }
 
+    /// The programs, in install order.
+    pub(crate) fn into_programs(self) -> Vec<Vec<Instruction>> {
+        self.programs
+    }
+
     /// Number of instructions, over all programs.
     pub fn len(&self) -> usize {
         self.programs.iter().map(Vec::len).sum()

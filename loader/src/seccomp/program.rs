@@ -21,7 +21,9 @@
 //! and ioctl, so the kernel's per-syscall action cache lets every other allowed syscall
 //! through without running the programs.
 
-use super::bpf::{Action, Filter, SyscallRule, ABSENT};
+use std::collections::BTreeSet;
+
+use super::bpf::{number_set, syscall_number, Action, Filter, SyscallRule, When, ABSENT};
 use super::stack::StackBuilder;
 use super::tables::{allow, arch, x86_64_only, DENY_IOCTLS, DENY_SYSCALLS, ENOSYS, EPERM};
 use super::SeccompError;
@@ -649,16 +651,17 @@ pub fn program_filter<S: AsRef<str>>(allow: &[S]) -> Result<Filter, SeccompError
         }
         lifted.push(rule.nr);
     }
-    let mut allowed = StackBuilder::new(Action::Allow, ENOSYS);
-    for rule in ALLOW_SYSCALLS {
-        allowed.rule(rule)?;
+    // Allowed whatever the arguments: the allow-list, the calls a conditioned denial
+    // allows otherwise, and the lifted ones. An ENOSYS row (clone3) is the guard's.
+    let mut allowed = BTreeSet::new();
+    let conditioned = DENY_SYSCALLS
+        .iter()
+        .filter(|r| r.when != When::Always && r.action == EPERM);
+    for rule in ALLOW_SYSCALLS.iter().chain(conditioned) {
+        allowed.extend(syscall_number(rule.nr)?);
     }
-    for rule in DENY_SYSCALLS {
-        // A conditioned denial allows the call otherwise; an ENOSYS row (clone3) is
-        // answered by the guard.
-        if rule.when != super::When::Always && rule.action == EPERM {
-            allowed.always(rule.nr)?;
-        }
+    for &nr in &lifted {
+        allowed.extend(syscall_number(nr)?);
     }
     let mut denied = StackBuilder::new(EPERM, Action::Allow);
     denied.ioctls(DENY_IOCTLS.iter().map(|r| r.cmd))?;
@@ -667,15 +670,15 @@ pub fn program_filter<S: AsRef<str>>(allow: &[S]) -> Result<Filter, SeccompError
             denied.rule(rule)?;
         }
     }
-    for &nr in &lifted {
-        allowed.always(nr)?;
-    }
     let mut deny = denied.compile()?.into_programs();
     let deny_program = deny.pop();
     let guard = deny.pop();
     match (guard, deny_program) {
         (Some(guard), Some(deny_program)) => Ok(Filter::stack(
-            Filter::stack(Filter::single(guard), allowed.compile_unguarded()?),
+            Filter::stack(
+                Filter::single(guard),
+                number_set(&allowed, Action::Allow, ENOSYS)?,
+            ),
             Filter::single(deny_program),
         )),
         _ => Err(SeccompError::Inexpressible {

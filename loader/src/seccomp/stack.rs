@@ -238,23 +238,6 @@ impl StackBuilder {
     /// Compiles the stack (the guard, then seccompiler's program).
     pub(crate) fn compile(self) -> Result<Filter, SeccompError> {
         self.check_guarded()?;
-        let guard = self.guard.compile()?;
-        Ok(Filter::stack(guard, self.compile_program()?))
-    }
-
-    /// Compiles seccompiler's program alone, for a stack whose guard comes from another
-    /// table; refuses rows that needed a guard of their own.
-    pub(crate) fn compile_unguarded(self) -> Result<Filter, SeccompError> {
-        if let Some(&(nr, action)) = self.guarded.first() {
-            return Err(SeccompError::Overridden {
-                nr: i64::from(nr),
-                action,
-            });
-        }
-        self.compile_program()
-    }
-
-    fn compile_program(self) -> Result<Filter, SeccompError> {
         let rules = self
             .rules
             .into_iter()
@@ -273,7 +256,7 @@ impl StackBuilder {
             TARGET,
         )?;
         let program = BpfProgram::try_from(filter)?;
-        Ok(Filter::from(program))
+        Ok(Filter::stack(self.guard.compile()?, Filter::from(program)))
     }
 }
 

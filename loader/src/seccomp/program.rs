@@ -744,6 +744,31 @@ mod tests {
     }
 
     #[test]
+    fn notified_syscalls_are_allowed_by_the_policy() {
+        let f = program_filter::<&str>(&[]).unwrap();
+        let notified = super::super::NOTIFY_SYSCALLS
+            .iter()
+            .chain(super::super::TTY_IO_SYSCALLS);
+        for rule in notified.filter(|r| r.nr != ABSENT) {
+            assert_eq!(
+                act(&f, rule.nr, [0; 6]),
+                Some(Action::Allow),
+                "{}",
+                rule.name
+            );
+        }
+        for rule in super::super::NOTIFY_IOCTLS {
+            let args = [0, u64::from(rule.cmd), 0, 0, 0, 0];
+            assert_eq!(
+                act(&f, libc::SYS_ioctl, args),
+                Some(Action::Allow),
+                "{}",
+                rule.name
+            );
+        }
+    }
+
+    #[test]
     fn program_filter_decisions() {
         let f = program_filter::<&str>(&[]).unwrap();
         assert_eq!(f.programs().len(), 3);

@@ -224,3 +224,58 @@ fn no_seccomp_switches_the_policy_off() {
     assert_eq!(r["nr_1000"], ENOSYS, "{r:?}");
     assert_eq!(r["modify_ldt"], 0, "{r:?}");
 }
+
+#[test]
+fn ordinary_programs_keep_what_they_need() {
+    let body = r#"
+import signal, socket, subprocess, threading
+# ptrace on its own child (gdb, strace).
+pid = os.fork()
+if pid == 0:
+    signal.pause()
+    os._exit(0)
+res["ptrace_seize_own_child"] = sc(101, 0x4206, pid, 0, 0)
+os.kill(pid, signal.SIGKILL)
+os.waitpid(pid, 0)
+# Threads, sockets, pipes, a shell pipeline.
+t = threading.Thread(target=lambda: None); t.start(); t.join()
+a, b = socket.socketpair(); a.send(b"x"); res["socketpair"] = len(b.recv(1))
+res["pipeline"] = int(subprocess.run(["sh", "-c", "echo 41 | (read n; exit $((n + 1)))"]).returncode)
+# fork as glibc makes it (clone3 ENOSYS, then clone) and a plain unshare of files.
+res["unshare_files"] = sc(272, 0x400)
+report()
+"#;
+    let r = results(&[], body);
+    assert_eq!(r["ptrace_seize_own_child"], 0, "{r:?}");
+    assert_eq!(r["socketpair"], 1, "{r:?}");
+    assert_eq!(r["pipeline"], 42, "{r:?}");
+    assert_eq!(r["unshare_files"], 0, "{r:?}");
+}
+
+/// init (PID 1 of the sandbox) runs under its own filter: /proc/1/status counts it.
+#[test]
+fn init_runs_under_its_own_filter() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .args([
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "grep ^Seccomp /proc/1/status; exit 5",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sandbox");
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert_eq!(field("Seccomp:"), "2", "filter mode: {text}");
+    // The guard and the allow-list (more if init inherited others); 0 without it.
+    let filters: u32 = field("Seccomp_filters:").parse().unwrap();
+    assert!(filters >= 2, "{text}");
+}

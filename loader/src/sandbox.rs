@@ -339,6 +339,9 @@ impl Sandbox {
         }
 
         let deny = if spec.seccomp {
+            if !spec.seccomp_allow.is_empty() {
+                tracing::info!(allow = ?spec.seccomp_allow, "seccomp policy: denials lifted");
+            }
             Some(seccomp::program_filter(&spec.seccomp_allow)?)
         } else {
             None

@@ -17,8 +17,7 @@
 //! [`ALLOW_SYSCALLS`] and [`DENY_SYSCALLS`] classify every syscall of Linux 6.18 on
 //! x86_64 ([`syscall_by_name`] finds a row; a test checks them against the kernel
 //! headers and the `libc` crate). On aarch64 the syscalls of the old x86_64 table
-//! (open, fork, ...) are [`ABSENT`] rows, and the few numbers the `libc` crate lacks
-//! there (io_pgetevents) get ENOSYS.
+//! (open, fork, ...) are [`ABSENT`] rows; that build is not tested here.
 //!
 //! # Two compilers
 //!

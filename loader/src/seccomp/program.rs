@@ -169,7 +169,7 @@ pub const ALLOW_SYSCALLS: &[SyscallRule] = &[
     allow("chmod", x86_64_only!(SYS_chmod), PATH),
     allow("fchmod", libc::SYS_fchmod, PATH),
     allow("fchmodat", libc::SYS_fchmodat, PATH),
-    allow("fchmodat2", libc::SYS_fchmodat2, PATH),
+    allow("fchmodat2", arch::FCHMODAT2, PATH),
     allow("chown", x86_64_only!(SYS_chown), PATH),
     allow("fchown", libc::SYS_fchown, PATH),
     allow("lchown", x86_64_only!(SYS_lchown), PATH),

@@ -133,7 +133,7 @@ pub(super) mod arch {
         pub const POLL: c_long = libc::SYS_poll;
         pub const DUP2: c_long = libc::SYS_dup2;
         pub const ARCH_PRCTL: c_long = libc::SYS_arch_prctl;
-        /// io_pgetevents (Linux 4.18), which the libc crate does not name on x86_64.
+        /// io_pgetevents (Linux 4.18), which the libc crate does not name.
         pub const IO_PGETEVENTS: c_long = 333;
         // Obsolete module syscalls the libc crate does not name (syscall_64.tbl).
         pub const CREATE_MODULE: c_long = 174;
@@ -150,7 +150,8 @@ pub(super) mod arch {
         pub const POLL: c_long = ABSENT;
         pub const DUP2: c_long = ABSENT;
         pub const ARCH_PRCTL: c_long = ABSENT;
-        pub const IO_PGETEVENTS: c_long = ABSENT;
+        /// io_pgetevents in include/uapi/asm-generic/unistd.h.
+        pub const IO_PGETEVENTS: c_long = 292;
         pub const CREATE_MODULE: c_long = ABSENT;
         pub const GET_KERNEL_SYMS: c_long = ABSENT;
         pub const QUERY_MODULE: c_long = ABSENT;
@@ -159,6 +160,7 @@ pub(super) mod arch {
     /// Syscalls newer than the `libc` crate's tables (numbers ≥ 424 are the same on
     /// every architecture: include/uapi/asm-generic/unistd.h).
     pub const CACHESTAT: c_long = 451;
+    pub const FCHMODAT2: c_long = 452;
     pub const MAP_SHADOW_STACK: c_long = 453;
     pub const FUTEX_WAKE: c_long = 454;
     pub const FUTEX_WAIT: c_long = 455;
@@ -233,7 +235,7 @@ macro_rules! x86_64_only {
 #[cfg(not(target_arch = "x86_64"))]
 macro_rules! x86_64_only {
     ($sys:ident) => {
-        super::bpf::ABSENT
+        $crate::seccomp::ABSENT
     };
 }
 pub(super) use x86_64_only;

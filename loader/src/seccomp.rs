@@ -4,7 +4,7 @@
 //!
 //! | filter | installed on | programs | listed syscalls | everything else |
 //! |---|---|---|---|---|
-//! | [`program_filter`] | every sandboxed process, just before exec | guard + allow set + seccompiler deny | ALLOW ([`ALLOW_SYSCALLS`], the argument-conditioned rows of [`DENY_SYSCALLS`] when their condition fails, `--seccomp-allow` names); EPERM ([`DENY_SYSCALLS`], [`DENY_IOCTLS`]); clone3: ENOSYS (guard) | ENOSYS (numbers the tables do not know, x32 numbers) |
+//! | [`program_filter`] | every sandboxed process, just before exec | allow set (ours) + seccompiler deny | ALLOW ([`ALLOW_SYSCALLS`], the argument-conditioned rows of [`DENY_SYSCALLS`] when their condition fails, `--seccomp-allow` names); EPERM ([`DENY_SYSCALLS`], [`DENY_IOCTLS`]); clone3: ENOSYS | ENOSYS (numbers the tables do not know, x32 numbers) |
 //! | [`notify_filter`] | the sandbox's first process, with a listener | ours | USER_NOTIF ([`NOTIFY_SYSCALLS`], [`NOTIFY_IOCTLS`], with `tty_io` also [`TTY_IO_SYSCALLS`]) | ALLOW |
 //! | [`init_filter`] | init, right after it forks the program | guard + seccompiler | ALLOW ([`INIT_SYSCALLS`]) | EPERM |
 //! | [`allow_filter`] | the loader itself once set up | guard + seccompiler | ALLOW ([`LOADER_SYSCALLS`], [`LOADER_IOCTLS`], extras); clone3: ENOSYS (guard) | EPERM |
@@ -45,14 +45,17 @@
 //! get the allow-list's EPERM: of two ERRNOs the later-installed filter's wins). The
 //! `stack` module refuses a table where a guard row would lose.
 //!
-//! The program's policy is three programs: the deny list's guard, the allow set (ours:
-//! ALLOW for the allowed numbers, ENOSYS for every other), then seccompiler's deny
-//! program (EPERM for the denied rows, ALLOW otherwise). A denied syscall gets ENOSYS
-//! from the allow set and EPERM from the deny program: two ERRNOs, the later-installed
-//! deny program's EPERM wins. An unknown number gets ENOSYS and ALLOW: ENOSYS. Every
-//! program but the deny program's ioctl and argument-conditioned rows (and the notify
-//! filter's) decides on the number alone, so the kernel's per-syscall action cache
-//! (Linux ≥ 5.11) skips the programs entirely for every other allowed syscall.
+//! The program's policy is two programs: the allow set (ours: ALLOW for the allowed
+//! numbers, ENOSYS for every other — clone3 and x32 numbers included, so it also does
+//! the guard's work), then seccompiler's deny program (EPERM for the denied rows, ALLOW
+//! otherwise). A denied syscall gets ENOSYS from the allow set and EPERM from the deny
+//! program: two ERRNOs, the later-installed deny program's EPERM wins. An unknown
+//! number gets ENOSYS and ALLOW: ENOSYS. Both programs decide on the number alone except
+//! for the deny program's ioctl and argument-conditioned rows (and the notify filter's
+//! rows), so the kernel's per-syscall action cache (Linux ≥ 5.11) skips the programs
+//! entirely for every other allowed syscall. Measured (x86_64, Linux 6.18, best of
+//! runs): getppid and a 1-byte read of /dev/zero cost the same as under the old deny
+//! list (cached), ioctl(TCGETS) too (about 230 ns against 180 ns without the policy).
 //!
 //! Every program refuses foreign architectures (KILL_PROCESS: e.g. `int 0x80` from an
 //! x86_64 process, which reports AUDIT_ARCH_I386 and different numbers). Argument tests

@@ -3,14 +3,16 @@
 //! Every syscall number of the architecture is classified once: allowed
 //! ([`ALLOW_SYSCALLS`]) or denied ([`DENY_SYSCALLS`]; rows with an argument condition
 //! deny only when it holds). [`program_filter`] compiles the classification into a stack
-//! of three programs, installed in this order:
+//! of two programs, installed in this order:
 //!
-//! 1. the deny table's guard (ours): foreign architectures KILL_PROCESS, x32 numbers
-//!    ENOSYS, clone3 ENOSYS, else ALLOW;
-//! 2. the allow program (seccompiler): [`ALLOW_SYSCALLS`], the argument-conditioned rows
-//!    of [`DENY_SYSCALLS`] and the caller's extras ALLOW; everything else ENOSYS;
-//! 3. the deny program (seccompiler): the rows of [`DENY_SYSCALLS`] and [`DENY_IOCTLS`]
-//!    EPERM; everything else ALLOW.
+//! 1. the allow set (ours, `bpf::number_set`): foreign architectures KILL_PROCESS;
+//!    [`ALLOW_SYSCALLS`], the argument-conditioned rows of [`DENY_SYSCALLS`] and the
+//!    caller's extras ALLOW; every other number ENOSYS — x32 numbers and clone3 (whose
+//!    flags are out of a filter's reach: glibc then falls back to clone) included;
+//! 2. the deny program (seccompiler): the rows of [`DENY_SYSCALLS`] and [`DENY_IOCTLS`]
+//!    EPERM; everything else ALLOW. The guard the deny list has when installed alone
+//!    ([`deny_filter`](super::deny_filter)) is left out: the allow set answers what it
+//!    would (architecture, x32, clone3).
 //!
 //! The kernel applies the most severe result and, of two ERRNOs, the later-installed
 //! filter's. So a denied syscall gets EPERM (the deny program's EPERM beats the allow
@@ -666,26 +668,39 @@ pub fn program_filter<S: AsRef<str>>(allow: &[S]) -> Result<Filter, SeccompError
     let mut denied = StackBuilder::new(EPERM, Action::Allow);
     denied.ioctls(DENY_IOCTLS.iter().map(|r| r.cmd))?;
     for rule in DENY_SYSCALLS {
-        if !lifted.contains(&rule.nr) {
-            denied.rule(rule)?;
+        if lifted.contains(&rule.nr) {
+            continue;
         }
+        if rule.action != EPERM {
+            // Rows the deny stack's guard would answer: the allow set answers them
+            // (ENOSYS for a number it lacks), so the guard is left out. Only such
+            // rows can be.
+            let answered = rule.action == ENOSYS
+                && rule.when == When::Always
+                && syscall_number(rule.nr)?.is_none_or(|nr| !allowed.contains(&nr));
+            if !answered {
+                return Err(SeccompError::Overridden {
+                    nr: rule.nr,
+                    action: rule.action,
+                });
+            }
+        }
+        denied.rule(rule)?;
     }
-    let mut deny = denied.compile()?.into_programs();
-    let deny_program = deny.pop();
-    let guard = deny.pop();
-    match (guard, deny_program) {
-        (Some(guard), Some(deny_program)) => Ok(Filter::stack(
-            Filter::stack(
-                Filter::single(guard),
-                number_set(&allowed, Action::Allow, ENOSYS)?,
-            ),
-            Filter::single(deny_program),
-        )),
-        _ => Err(SeccompError::Inexpressible {
-            nr: None,
-            what: "a deny stack without its guard",
-        }),
-    }
+    // [guard, deny program]: keep the deny program.
+    let deny_program =
+        denied
+            .compile()?
+            .into_programs()
+            .pop()
+            .ok_or(SeccompError::Inexpressible {
+                nr: None,
+                what: "an empty deny stack",
+            })?;
+    Ok(Filter::stack(
+        number_set(&allowed, Action::Allow, ENOSYS)?,
+        Filter::single(deny_program),
+    ))
 }
 
 /// init's filter ([`INIT_SYSCALLS`]; everything else EPERM, foreign architectures
@@ -771,7 +786,7 @@ mod tests {
     #[test]
     fn program_filter_decisions() {
         let f = program_filter::<&str>(&[]).unwrap();
-        assert_eq!(f.programs().len(), 3);
+        assert_eq!(f.programs().len(), 2);
         let z = [0u64; 6];
         for rule in ALLOW_SYSCALLS.iter().filter(|r| r.nr != ABSENT) {
             assert_eq!(act(&f, rule.nr, z), Some(Action::Allow), "{}", rule.name);

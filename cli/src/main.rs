@@ -141,9 +141,14 @@ struct RunArgs {
     /// shows it, else /).
     #[arg(short = 'w', long)]
     cwd: Option<std::path::PathBuf>,
-    /// Do not install the seccomp deny list (the job-control notify filter stays).
+    /// Do not install the program's seccomp policy (the job-control notify filter
+    /// stays).
     #[arg(long)]
     no_seccomp: bool,
+    /// Let the program make system call NAME although the seccomp policy denies it
+    /// (e.g. bpf, perf_event_open); repeatable.
+    #[arg(long = "seccomp-allow", value_name = "NAME")]
+    seccomp_allow: Vec<String>,
     /// Do not confine the loader itself with its seccomp allow-list (debugging: lets
     /// strace, gdb and extra logging work inside the loader).
     #[arg(long)]
@@ -312,6 +317,17 @@ fn run(args: RunArgs) -> Result<i32> {
     spec.cwd = args.cwd;
     spec.caller_cwd = std::env::current_dir().ok();
     spec.seccomp = !args.no_seccomp;
+    for name in &args.seccomp_allow {
+        match sandbox_loader::seccomp::syscall_by_name(name) {
+            Some(rule) if rule.nr != sandbox_loader::seccomp::ABSENT => {}
+            _ => {
+                return Err(anyhow!(
+                    "bad --seccomp-allow {name:?}: not a system call name the sandbox knows"
+                ))
+            }
+        }
+    }
+    spec.seccomp_allow = args.seccomp_allow;
     spec.loader_seccomp = !args.no_loader_seccomp;
     // Tests collect lockstep violations in a file (the screen is not checked).
     spec.lockstep_report = std::env::var_os("SANDBOX_LOCKSTEP_REPORT").map(Into::into);

@@ -5,14 +5,16 @@
 //! session: the borrowed terminal can never become its host controlling terminal;
 //! with an owned pty, that session's controlling terminal, whose hangup SIGHUP init
 //! passes on to the program's group as a shell passes it to its jobs),
-//! builds the filesystem view, forks the program, reaps every orphan, reports the
-//! program's end, and exits — which kills whatever is left in the namespace. It also
+//! builds the filesystem view, forks the program, confines itself to its own seccomp
+//! allow-list ([`seccomp::init_filter`]: waiting, reaping, signalling, reporting),
+//! reaps every orphan, reports the program's end, and exits — which kills whatever is left in the namespace. It also
 //! exits when the loader goes away: its control socket hangs up. (PR_SET_PDEATHSIG
 //! would not do: with the fork fallback init's parent is an intermediate process that
 //! exits at once.)
 //!
 //! The program: a process group of its own in init's session, default signal
-//! dispositions and an empty mask, the deny filter, then the notify filter whose
+//! dispositions and an empty mask, its seccomp policy ([`seccomp::program_filter`]),
+//! then the notify filter whose
 //! listener goes to the loader, then exec. In the sentry, init's session has the
 //! borrowed terminal as controlling terminal and the program's group in the
 //! foreground. The program is deliberately not a session leader: its group's parent
@@ -38,8 +40,12 @@ pub(crate) struct InitPlan {
     pub fs: FsSpec,
     pub argv: Vec<CString>,
     pub env: Vec<CString>,
+    /// The program's policy ([`seccomp::program_filter`]), unless switched off.
     pub deny: Option<Filter>,
     pub notify: Filter,
+    /// init's own allow-list ([`seccomp::init_filter`]), installed once the program is
+    /// forked.
+    pub init_filter: Filter,
     /// init's end of the control channel.
     pub control: RawFd,
     /// init is in a new user namespace: wait for the loader to write its uid/gid maps
@@ -126,6 +132,10 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
         Ok(Forked::Parent { pid, .. }) => pid,
         Err(e) => return fail(format!("fork: {e}")),
     };
+    // From here on init only waits, reaps, signals and reports.
+    if let Err(e) = seccomp::install(&plan.init_filter) {
+        return fail(format!("installing init's seccomp filter: {e}"));
+    }
     let _ = control::send(plan.control, &format!("P {program}"), None);
     loop {
         let ctl = crate::sys::fd::borrow(plan.control);
@@ -220,7 +230,7 @@ fn program_main(plan: &InitPlan, pty_slave: Option<RawFd>) -> i32 {
     let _ = signal::set_mask(&SigSet::empty());
     if let Some(deny) = &plan.deny {
         if let Err(e) = seccomp::install(deny) {
-            return fail(format!("installing the seccomp deny filter: {e}"));
+            return fail(format!("installing the program's seccomp filter: {e}"));
         }
     }
     // Nothing the loader's caller left open reaches the program: every descriptor but

@@ -95,8 +95,15 @@ pub struct SandboxSpec {
     /// together with `terminal`.
     pub owned_pty: Option<OwnedPty>,
     pub signal_mode: SignalMode,
-    /// Install the sandbox's seccomp deny list (the notify filter is always installed).
+    /// Install the program's seccomp policy ([`seccomp::program_filter`]: an
+    /// allow-list, known dangerous syscalls EPERM, unknown numbers ENOSYS); the notify
+    /// filter is always installed.
     pub seccomp: bool,
+    /// Syscalls (names as in [`seccomp::ALLOW_SYSCALLS`] and
+    /// [`seccomp::DENY_SYSCALLS`], e.g. `"bpf"`) the program may make although the
+    /// policy denies them; an unknown name fails the spawn
+    /// ([`seccomp::SeccompError::UnknownSyscall`]).
+    pub seccomp_allow: Vec<String>,
     /// The first spawn method tried.
     pub spawn_method: SpawnMethod,
     /// Once the sandbox runs, confine the loader process itself to the system calls
@@ -139,6 +146,7 @@ impl SandboxSpec {
             terminal_stdio: false,
             signal_mode: SignalMode::Auto,
             seccomp: true,
+            seccomp_allow: Vec::new(),
             spawn_method: SpawnMethod::Clone3,
             loader_seccomp: false,
             lockstep_report: None,
@@ -373,7 +381,10 @@ impl Sandbox {
         }
 
         let deny = if spec.seccomp {
-            Some(seccomp::deny_filter()?)
+            if !spec.seccomp_allow.is_empty() {
+                tracing::info!(allow = ?spec.seccomp_allow, "seccomp policy: denials lifted");
+            }
+            Some(seccomp::program_filter(&spec.seccomp_allow)?)
         } else {
             None
         };
@@ -396,6 +407,7 @@ impl Sandbox {
             env,
             deny,
             notify,
+            init_filter: seccomp::init_filter()?,
             control: theirs.as_raw_fd(),
             wait_for_maps: !nix::unistd::geteuid().is_root(),
             user: spec.user,

@@ -1285,3 +1285,275 @@ fn process_memory_round_trip_and_errors() {
         Err(MemoryError::Invalid { .. })
     ));
 }
+
+// ---------------------------------------------------------------------------------
+// program_filter: the program's allow-list policy
+
+/// Syscalls of Linux 6.18 newer than Debian 12's kernel headers (which stop at 450),
+/// with their x86_64 numbers (arch/x86/entry/syscalls/syscall_64.tbl; every number
+/// from 424 on is the asm-generic one).
+const NEWER_THAN_THE_HEADERS: &[(&str, i64)] = &[
+    ("cachestat", 451),
+    ("fchmodat2", 452),
+    ("map_shadow_stack", 453),
+    ("futex_wake", 454),
+    ("futex_wait", 455),
+    ("futex_requeue", 456),
+    ("statmount", 457),
+    ("listmount", 458),
+    ("lsm_get_self_attr", 459),
+    ("lsm_set_self_attr", 460),
+    ("lsm_list_modules", 461),
+    ("mseal", 462),
+    ("setxattrat", 463),
+    ("getxattrat", 464),
+    ("listxattrat", 465),
+    ("removexattrat", 466),
+    ("open_tree_attr", 467),
+    ("file_getattr", 468),
+    ("file_setattr", 469),
+];
+
+const UNISTD_64: &str = "/usr/include/x86_64-linux-gnu/asm/unistd_64.h";
+
+/// `#define __NR_name nr` lines of the kernel headers (linux-libc-dev).
+fn header_syscalls() -> Vec<(String, i64)> {
+    let text = std::fs::read_to_string(UNISTD_64).unwrap_or_else(|e| {
+        panic!(
+            "cannot check that the seccomp tables classify every syscall: {UNISTD_64}: \
+             {e} (failing, not skipping: install linux-libc-dev)"
+        )
+    });
+    let list: Vec<(String, i64)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            match (w.next(), w.next(), w.next()) {
+                (Some("#define"), Some(name), Some(nr)) => {
+                    Some((name.strip_prefix("__NR_")?.to_string(), nr.parse().ok()?))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    assert!(
+        list.len() > 300,
+        "{UNISTD_64}: only {} syscalls",
+        list.len()
+    );
+    list
+}
+
+/// The `SYS_*` constants of every `libc` crate in the build (x86_64 glibc), read from
+/// its sources as located by `cargo metadata`.
+fn libc_crate_syscalls() -> Vec<(String, i64)> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "metadata",
+            "--offline",
+            "--format-version",
+            "1",
+            "--manifest-path",
+        ])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .output()
+        .expect("cargo metadata");
+    assert!(out.status.success(), "cargo metadata: {:?}", out);
+    let json = String::from_utf8(out.stdout).unwrap();
+    let mut list = Vec::new();
+    let mut dirs = Vec::new();
+    for piece in json.split("\"manifest_path\":\"").skip(1) {
+        let Some(path) = piece.split('"').next() else {
+            continue;
+        };
+        let dir = std::path::Path::new(path).parent().unwrap().to_path_buf();
+        let is_libc = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.strip_prefix("libc-").is_some_and(|v| v.starts_with('0')));
+        if is_libc && !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    assert!(!dirs.is_empty(), "no libc crate in cargo metadata");
+    for dir in dirs {
+        let file = dir.join("src/unix/linux_like/linux/gnu/b64/x86_64/not_x32.rs");
+        let text =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        for line in text.lines() {
+            // pub const SYS_read: c_long = 0;
+            let Some(rest) = line.trim().strip_prefix("pub const SYS_") else {
+                continue;
+            };
+            let Some((name, value)) = rest.split_once(": c_long = ") else {
+                continue;
+            };
+            let Ok(nr) = value.trim_end_matches(';').trim().parse() else {
+                continue;
+            };
+            list.push((name.to_string(), nr));
+        }
+    }
+    assert!(list.len() > 300, "libc crate: only {} syscalls", list.len());
+    list
+}
+
+/// Fails when the kernel headers, the `libc` crate or the hand list of newer syscalls
+/// know a syscall that ALLOW_SYSCALLS and DENY_SYSCALLS do not classify (or classify
+/// under another number), and when a table row names no known syscall.
+#[cfg(all(target_arch = "x86_64", target_env = "gnu"))]
+#[test]
+fn every_known_syscall_is_classified_by_the_program_policy() {
+    let mut known: Vec<(String, i64)> = header_syscalls();
+    known.extend(libc_crate_syscalls());
+    known.extend(
+        NEWER_THAN_THE_HEADERS
+            .iter()
+            .map(|&(n, nr)| (n.to_string(), nr)),
+    );
+    let mut missing = Vec::new();
+    for (name, nr) in &known {
+        match seccomp::syscall_by_name(name) {
+            Some(rule) if rule.nr == *nr => {}
+            Some(rule) => missing.push(format!("{name}: table {} but known as {nr}", rule.nr)),
+            None => missing.push(format!("{name} ({nr}) is not classified")),
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(
+        missing.is_empty(),
+        "unclassified syscalls:\n{}",
+        missing.join("\n")
+    );
+    for rule in seccomp::ALLOW_SYSCALLS.iter().chain(DENY_SYSCALLS) {
+        assert!(
+            known.iter().any(|(n, _)| n == rule.name),
+            "table row {} names no known syscall",
+            rule.name
+        );
+    }
+    // The classification covers exactly the known numbers: the highest is 469.
+    let max = known.iter().map(|&(_, nr)| nr).max().unwrap();
+    assert_eq!(max, 469, "a syscall newer than file_setattr: classify it");
+}
+
+/// The policy installed for real: listed denials EPERM, unknown numbers ENOSYS,
+/// x32 numbers ENOSYS, allowed calls run (python itself starts under it).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn program_filter_answers_eperm_enosys_and_runs_the_rest() {
+    let body = r#"
+res["mount"] = sc(165, 0, 0, 0, 0, 0)
+res["bpf"] = sc(321, 0, 0, 0)
+res["name_to_handle_at"] = sc(303, -100, 0, 0, 0, 0)
+res["modify_ldt"] = sc(154, 0, 0, 0)
+res["unshare_user"] = sc(272, 0x10000000)
+res["nr_1000"] = sc(1000)
+res["nr_400"] = sc(400)
+res["nr_470"] = sc(470)
+res["x32_getpid"] = sc(0x40000000 | 39)
+res["clone3"] = sc(435, 0, 0)
+res["getppid_runs"] = 1 if sc(110) > 0 else 0
+res["fchmodat2_runs"] = sc(452, -100, b"/nonexistent-sandbox-seccomp-test", 0o644, 0)
+report()
+"#;
+    let r = run_python(body, Some(seccomp::program_filter::<&str>(&[]).unwrap()));
+    for k in [
+        "mount",
+        "bpf",
+        "name_to_handle_at",
+        "modify_ldt",
+        "unshare_user",
+    ] {
+        assert_eq!(r[k], EPERM, "{k}: {r:?}");
+    }
+    for k in ["nr_1000", "nr_400", "nr_470", "x32_getpid", "clone3"] {
+        assert_eq!(r[k], ENOSYS, "{k}: {r:?}");
+    }
+    assert_eq!(r["getppid_runs"], 1, "{r:?}");
+    // fchmodat2 (Linux 6.6, newer than the libc crate's x86_64 list) reaches the kernel.
+    assert_eq!(r["fchmodat2_runs"], -(libc::ENOENT as i64), "{r:?}");
+
+    let lifted = run_python(
+        "res['name_to_handle_at'] = sc(303, -100, b'/', 0, 0, 0)\nreport()",
+        Some(seccomp::program_filter(&["name_to_handle_at"]).unwrap()),
+    );
+    // Run by the kernel: a NULL handle is EFAULT (not the filter's EPERM).
+    assert_eq!(
+        lifted["name_to_handle_at"],
+        -(libc::EFAULT as i64),
+        "{lifted:?}"
+    );
+}
+
+/// init's filter installed for real in a forked child of the test (raw syscalls
+/// only, results through a pipe): what init does still works, anything else fails
+/// with EPERM.
+#[test]
+fn init_filter_refuses_what_init_does_not_do() {
+    let filter = seccomp::init_filter().unwrap();
+    let (r, w) = nix::unistd::pipe().unwrap();
+    let path = c"/";
+    // SAFETY: the child makes bare syscalls only (install is async-signal-safe, the
+    // filter was compiled before the fork), writes a stack buffer and ends with _exit.
+    match unsafe { nix::unistd::fork() }.unwrap() {
+        nix::unistd::ForkResult::Child => unsafe {
+            if install(&filter).is_err() {
+                libc::_exit(2);
+            }
+            let err = |ret: libc::c_long| {
+                if ret < 0 {
+                    -i64::from(*libc::__errno_location())
+                } else {
+                    ret
+                }
+            };
+            let out: [i64; 6] = [
+                err(libc::syscall(libc::SYS_getpid)),
+                err(libc::syscall(
+                    libc::SYS_openat,
+                    libc::AT_FDCWD,
+                    path.as_ptr(),
+                    0,
+                )),
+                err(libc::syscall(
+                    libc::SYS_socket,
+                    libc::AF_UNIX,
+                    libc::SOCK_STREAM,
+                    0,
+                )),
+                err(libc::syscall(
+                    libc::SYS_ptrace,
+                    libc::PTRACE_TRACEME,
+                    0,
+                    0,
+                    0,
+                )),
+                err(libc::syscall(libc::SYS_execve, path.as_ptr(), 0, 0)),
+                err(libc::syscall(libc::SYS_kill, 0, 0)),
+            ];
+            libc::write(w.as_raw_fd(), out.as_ptr().cast(), 48);
+            libc::_exit(0);
+        },
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(w);
+            let mut buf = [0u8; 48];
+            let mut f = std::fs::File::from(r);
+            io::Read::read_exact(&mut f, &mut buf).unwrap();
+            let st = nix::sys::wait::waitpid(child, None).unwrap();
+            assert_eq!(st, nix::sys::wait::WaitStatus::Exited(child, 0));
+            let v: Vec<i64> = buf
+                .chunks(8)
+                .map(|c| i64::from_ne_bytes(c.try_into().unwrap()))
+                .collect();
+            assert_eq!(v[0], i64::from(child.as_raw()), "getpid runs");
+            assert_eq!(v[1], EPERM, "openat");
+            assert_eq!(v[2], EPERM, "socket");
+            assert_eq!(v[3], EPERM, "ptrace");
+            assert_eq!(v[4], EPERM, "execve");
+            assert_eq!(v[5], 0, "kill runs");
+        }
+    }
+}

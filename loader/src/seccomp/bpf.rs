@@ -231,6 +231,11 @@ impl Filter {
         Filter { programs }
     }
 
+    /// The programs, in install order.
+    pub(crate) fn into_programs(self) -> Vec<Vec<Instruction>> {
+        self.programs
+    }
+
     /// Number of instructions, over all programs.
     pub fn len(&self) -> usize {
         self.programs.iter().map(Vec::len).sum()
@@ -567,6 +572,73 @@ impl ProgramBuilder {
     }
 }
 
+/// A program deciding on the syscall number alone: `member` for the numbers of
+/// `numbers`, `other` for every other number (x32 numbers included, which are never
+/// members), KILL_PROCESS for a foreign architecture. The numbers are grouped into
+/// runs of consecutive members and found by binary search over the run boundaries
+/// (`JGE`), so a lookup costs about 2·log2(boundaries) instructions whatever the
+/// number, where a chain of `JEQ`s costs one per listed syscall before it. The result
+/// depends on the number only, so the kernel's action cache applies.
+pub(crate) fn number_set(
+    numbers: &std::collections::BTreeSet<u32>,
+    member: Action,
+    other: Action,
+) -> Result<Filter, SeccompError> {
+    // Boundaries where the answer changes, with the answer from there on: the
+    // answer below the first boundary is `other`.
+    let mut steps: Vec<(u32, Action)> = Vec::new();
+    let mut previous: Option<u32> = None;
+    for &n in numbers {
+        if n & X32_SYSCALL_BIT != 0 {
+            continue;
+        }
+        match previous {
+            Some(p) if p.checked_add(1) == Some(n) => {}
+            _ => {
+                if let Some(p) = previous {
+                    steps.push((p + 1, other));
+                }
+                steps.push((n, member));
+            }
+        }
+        previous = Some(n);
+    }
+    if let Some(p) = previous {
+        steps.push((p + 1, other));
+    }
+    let mut program = vec![
+        stmt(LD_W_ABS, DATA_ARCH),
+        jump(JMP_JEQ_K, AUDIT_ARCH_NATIVE, 1, 0),
+        ret(Action::KillProcess),
+        stmt(LD_W_ABS, DATA_NR),
+    ];
+    program.extend(search(&steps, other));
+    if program.len() > MAX_INSTRUCTIONS {
+        return Err(SeccompError::FilterTooLarge(program.len()));
+    }
+    Ok(Filter::single(program))
+}
+
+/// The decision over `steps` (sorted boundaries, the answer from each one on) for a
+/// number below which the answer is `below`.
+fn search(steps: &[(u32, Action)], below: Action) -> Vec<Instruction> {
+    if steps.is_empty() {
+        return vec![ret(below)];
+    }
+    let mid = steps.len() / 2;
+    let (at, from_mid) = steps[mid];
+    let left = search(&steps[..mid], below);
+    let right = search(&steps[mid + 1..], from_mid);
+    // A >= boundary: over the JA into the right half; else through it into the left.
+    // JA's 32-bit offset has no 255 limit.
+    let mut code = Vec::with_capacity(left.len() + right.len() + 2);
+    code.push(jump(JMP_JGE_K, at, 0, 1));
+    code.push(stmt(JMP_JA, left.len() as u32));
+    code.extend(left);
+    code.extend(right);
+    code
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -739,5 +811,39 @@ mod tests {
             b.compile(),
             Err(SeccompError::GroupTooLarge { len: 300, .. })
         ));
+    }
+
+    #[test]
+    fn number_set_finds_members_by_binary_search() {
+        let numbers: std::collections::BTreeSet<u32> =
+            [0, 1, 2, 5, 7, 8, 9, 100, 334, 424, 425, 469, 4000].into();
+        let allow = Action::Allow;
+        let enosys = Action::Errno(libc::ENOSYS as u16);
+        let f = number_set(&numbers, allow, enosys).unwrap();
+        for n in 0..5000u32 {
+            let want = if numbers.contains(&n) { allow } else { enosys };
+            assert_eq!(f.action_for(NATIVE, n as i32, [0; 6]), Some(want), "{n}");
+        }
+        for n in [u32::MAX, X32_SYSCALL_BIT, X32_SYSCALL_BIT | 1, 0x8000_0000] {
+            assert_eq!(
+                f.action_for(NATIVE, n as i32, [0; 6]),
+                Some(enosys),
+                "{n:#x}"
+            );
+        }
+        assert_eq!(
+            f.action_for(AUDIT_ARCH_I386, 1, [0; 6]),
+            Some(Action::KillProcess)
+        );
+        // A few dozen instructions, however many numbers.
+        let many: std::collections::BTreeSet<u32> = (0..1000).filter(|n| n % 3 != 0).collect();
+        let g = number_set(&many, allow, enosys).unwrap();
+        assert!(g.len() < 2600, "{}", g.len());
+        for n in 0..1100u32 {
+            let want = if many.contains(&n) { allow } else { enosys };
+            assert_eq!(g.action_for(NATIVE, n as i32, [0; 6]), Some(want), "{n}");
+        }
+        let empty = number_set(&std::collections::BTreeSet::new(), allow, enosys).unwrap();
+        assert_eq!(empty.action_for(NATIVE, 0, [0; 6]), Some(enosys));
     }
 }

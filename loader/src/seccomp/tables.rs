@@ -121,7 +121,7 @@ const DEVICE_NODE_TYPES: &[u32] = &[0o020_000 /* S_IFCHR */, 0o060_000 /* S_IFBL
 const SAFE_PERSONALITIES: &[u32] = &[0x0, 0x8, 0x2_0000, 0x2_0008, 0xffff_ffff];
 
 /// Syscall numbers that only some architectures have.
-mod arch {
+pub(super) mod arch {
     use libc::c_long;
 
     #[cfg(target_arch = "x86_64")]
@@ -133,6 +133,12 @@ mod arch {
         pub const POLL: c_long = libc::SYS_poll;
         pub const DUP2: c_long = libc::SYS_dup2;
         pub const ARCH_PRCTL: c_long = libc::SYS_arch_prctl;
+        /// io_pgetevents (Linux 4.18), which the libc crate does not name.
+        pub const IO_PGETEVENTS: c_long = 333;
+        // Obsolete module syscalls the libc crate does not name (syscall_64.tbl).
+        pub const CREATE_MODULE: c_long = 174;
+        pub const GET_KERNEL_SYMS: c_long = 177;
+        pub const QUERY_MODULE: c_long = 178;
     }
     #[cfg(not(target_arch = "x86_64"))]
     mod imp {
@@ -144,16 +150,44 @@ mod arch {
         pub const POLL: c_long = ABSENT;
         pub const DUP2: c_long = ABSENT;
         pub const ARCH_PRCTL: c_long = ABSENT;
+        /// io_pgetevents in include/uapi/asm-generic/unistd.h.
+        pub const IO_PGETEVENTS: c_long = 292;
+        pub const CREATE_MODULE: c_long = ABSENT;
+        pub const GET_KERNEL_SYMS: c_long = ABSENT;
+        pub const QUERY_MODULE: c_long = ABSENT;
     }
     pub use imp::*;
-    /// open_tree_attr (Linux 6.15; numbers ≥ 424 are the same on every architecture).
+    /// Syscalls newer than the `libc` crate's tables (numbers ≥ 424 are the same on
+    /// every architecture: include/uapi/asm-generic/unistd.h).
+    pub const CACHESTAT: c_long = 451;
+    pub const FCHMODAT2: c_long = 452;
+    pub const MAP_SHADOW_STACK: c_long = 453;
+    pub const FUTEX_WAKE: c_long = 454;
+    pub const FUTEX_WAIT: c_long = 455;
+    pub const FUTEX_REQUEUE: c_long = 456;
+    pub const STATMOUNT: c_long = 457;
+    pub const LISTMOUNT: c_long = 458;
+    pub const LSM_GET_SELF_ATTR: c_long = 459;
+    pub const LSM_SET_SELF_ATTR: c_long = 460;
+    pub const LSM_LIST_MODULES: c_long = 461;
+    pub const SETXATTRAT: c_long = 463;
+    pub const GETXATTRAT: c_long = 464;
+    pub const LISTXATTRAT: c_long = 465;
+    pub const REMOVEXATTRAT: c_long = 466;
+    /// open_tree_attr (Linux 6.15).
     pub const OPEN_TREE_ATTR: c_long = 467;
+    pub const FILE_GETATTR: c_long = 468;
+    pub const FILE_SETATTR: c_long = 469;
 }
 
-const EPERM: Action = Action::Errno(libc::EPERM as u16);
-const ENOSYS: Action = Action::Errno(libc::ENOSYS as u16);
+pub(super) const EPERM: Action = Action::Errno(libc::EPERM as u16);
+pub(super) const ENOSYS: Action = Action::Errno(libc::ENOSYS as u16);
 
-const fn deny(name: &'static str, nr: libc::c_long, reason: &'static str) -> SyscallRule {
+pub(super) const fn deny(
+    name: &'static str,
+    nr: libc::c_long,
+    reason: &'static str,
+) -> SyscallRule {
     SyscallRule {
         name,
         nr,
@@ -163,7 +197,11 @@ const fn deny(name: &'static str, nr: libc::c_long, reason: &'static str) -> Sys
     }
 }
 
-const fn allow(name: &'static str, nr: libc::c_long, reason: &'static str) -> SyscallRule {
+pub(super) const fn allow(
+    name: &'static str,
+    nr: libc::c_long,
+    reason: &'static str,
+) -> SyscallRule {
     SyscallRule {
         name,
         nr,
@@ -184,17 +222,36 @@ const MODULES: &str = "loading or unloading kernel code";
 const IO_URING: &str = "large kernel attack surface, and its reads and writes would bypass the \
      notify filter's tty_io interception";
 const QUOTA: &str = "disk quotas are host-wide";
+const OBSOLETE: &str = "removed from Linux or never implemented (ENOSYS from the kernel)";
 
-/// The deny list (modelled on Docker's default profile, as a deny list): syscalls a
-/// sandboxed program must not make once the sandbox is set up. Installed by
-/// [`deny_filter`] with everything else allowed. Deliberately NOT here:
+/// `libc::SYS_<name>` on x86_64, [`ABSENT`](super::ABSENT) elsewhere: for the syscalls
+/// of the old x86_64 table that the asm-generic table (aarch64) does not have.
+#[cfg(target_arch = "x86_64")]
+macro_rules! x86_64_only {
+    ($sys:ident) => {
+        libc::$sys
+    };
+}
+#[cfg(not(target_arch = "x86_64"))]
+macro_rules! x86_64_only {
+    ($sys:ident) => {
+        $crate::seccomp::ABSENT
+    };
+}
+pub(super) use x86_64_only;
+
+/// The deny list (modelled on Docker's default profile): syscalls a sandboxed program
+/// must not make once the sandbox is set up, EPERM (clone3: ENOSYS). Together with
+/// [`ALLOW_SYSCALLS`](super::ALLOW_SYSCALLS) it classifies every syscall of the
+/// architecture (see [`program_filter`](super::program_filter)); a row with an argument
+/// condition (clone, unshare, mknod, mknodat, personality) denies only when the
+/// condition holds and allows the call otherwise. [`deny_filter`] installs it alone,
+/// with everything else allowed. Deliberately NOT here (allowed):
 /// - `ptrace`, `process_vm_readv/writev`: since Linux 4.8 seccomp re-checks a syscall
 ///   after a tracer changes it, so tracing cannot bypass the filters, and the kernel
 ///   confines them to processes the caller may trace (Docker allows them likewise);
 /// - `chroot`, `sethostname`, `setdomainname`: confined by the sandbox's mount and UTS
 ///   namespaces;
-/// - `name_to_handle_at`: harmless on its own (systemd reads mount ids with it); its
-///   dangerous partner `open_by_handle_at` is denied;
 /// - `setpgid`, `setsid` and job-control ioctls: those go to the sentry
 ///   ([`notify_filter`]).
 pub const DENY_SYSCALLS: &[SyscallRule] = &[
@@ -374,6 +431,47 @@ pub const DENY_SYSCALLS: &[SyscallRule] = &[
         libc::SYS_syslog,
         "reads or clears the host's kernel log",
     ),
+    deny(
+        "name_to_handle_at",
+        libc::SYS_name_to_handle_at,
+        "file handles only serve open_by_handle_at (denied); a handle names a file \
+             outside any mount's view",
+    ),
+    deny(
+        "modify_ldt",
+        x86_64_only!(SYS_modify_ldt),
+        "16-bit segments (x86): old kernel attack surface no 64-bit program needs",
+    ),
+    deny(
+        "migrate_pages",
+        libc::SYS_migrate_pages,
+        "moves another process's memory between NUMA nodes",
+    ),
+    deny(
+        "move_pages",
+        libc::SYS_move_pages,
+        "moves or inspects another process's pages on NUMA nodes",
+    ),
+    deny(
+        "lsm_set_self_attr",
+        arch::LSM_SET_SELF_ATTR,
+        "changes the caller's LSM (AppArmor, SELinux) context",
+    ),
+    // Gone or never implemented: nothing a program can use, classified so that they
+    // are refused as known.
+    deny("create_module", arch::CREATE_MODULE, OBSOLETE),
+    deny("get_kernel_syms", arch::GET_KERNEL_SYMS, OBSOLETE),
+    deny("query_module", arch::QUERY_MODULE, OBSOLETE),
+    deny("uselib", x86_64_only!(SYS_uselib), OBSOLETE),
+    deny("_sysctl", x86_64_only!(SYS__sysctl), OBSOLETE),
+    deny("getpmsg", x86_64_only!(SYS_getpmsg), OBSOLETE),
+    deny("putpmsg", x86_64_only!(SYS_putpmsg), OBSOLETE),
+    deny("afs_syscall", x86_64_only!(SYS_afs_syscall), OBSOLETE),
+    deny("tuxcall", x86_64_only!(SYS_tuxcall), OBSOLETE),
+    deny("security", x86_64_only!(SYS_security), OBSOLETE),
+    deny("vserver", x86_64_only!(SYS_vserver), OBSOLETE),
+    deny("epoll_ctl_old", x86_64_only!(SYS_epoll_ctl_old), OBSOLETE),
+    deny("epoll_wait_old", x86_64_only!(SYS_epoll_wait_old), OBSOLETE),
 ];
 
 /// Terminal ioctls refused by [`deny_filter`] (EPERM), compared on the request's low

@@ -239,16 +239,29 @@ const LOADER_EXTRA_SYSCALLS: &[libc::c_long] = &[
     libc::SYS_seccomp,
 ];
 
-/// Restores the terminal's termios and the loader's signal mask on every exit path.
+/// Restores the user's terminal (everything [`systty::SavedTerminal`] holds) and the
+/// loader's signal mask on every exit path the loader lives through: the program's
+/// end, whatever ended it, a setup failure (dropped with the error), SIGTERM/SIGHUP at
+/// the loader (forwarded; the loader restores when the sandbox ends).
 struct Restore {
-    tty: Option<(OwnedFd, libc::termios)>,
+    tty: Option<(OwnedFd, systty::SavedTerminal)>,
     mask: Option<SigSet>,
 }
 
 impl Drop for Restore {
     fn drop(&mut self) {
-        if let Some((fd, t)) = &self.tty {
-            let _ = systty::tcsets(fd.as_fd(), t);
+        if let Some((fd, saved)) = &self.tty {
+            // From a background job a termios change would stop us: SIGTTOU blocked.
+            let mut ttou = SigSet::empty();
+            ttou.add(nix::sys::signal::Signal::SIGTTOU);
+            let old = ttou.thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK);
+            let report = saved.restore(fd.as_fd());
+            if report != systty::RestoreReport::default() {
+                tracing::warn!(?report, "the terminal could not be restored entirely");
+            }
+            if let Ok(old) = old {
+                let _ = old.thread_set_mask();
+            }
         }
         if let Some(m) = &self.mask {
             let _ = m.thread_set_mask();
@@ -323,11 +336,16 @@ impl Sandbox {
             tty: None,
             mask: None,
         };
-        if let (Some(fd), Some((t, ..))) = (&terminal, &tty_info) {
-            restore.tty = Some((dup(fd)?, *t));
+        if let Some(fd) = &terminal {
+            let saved =
+                systty::SavedTerminal::save(fd.as_fd(), true).map_err(LoaderError::Terminal)?;
+            restore.tty = Some((dup(fd)?, saved));
         }
-        if let (Some(fd), Some((t, _))) = (proxy, &proxy_state) {
-            restore.tty = Some((dup(fd)?, *t));
+        if let Some(fd) = proxy {
+            // The proxy only switches raw mode on and off; the size is the user's.
+            let saved =
+                systty::SavedTerminal::save(fd.as_fd(), false).map_err(LoaderError::Terminal)?;
+            restore.tty = Some((dup(fd)?, saved));
         }
 
         let deny = if spec.seccomp {
@@ -1041,14 +1059,12 @@ impl Loop {
                 return;
             }
         };
-        let path = format!("/proc/{}/root/dev/pts/{n}", self.sup.lock().procs.init_host);
-        let identity = match std::fs::metadata(&path) {
-            Ok(m) => {
-                use std::os::unix::fs::MetadataExt;
-                (m.dev(), m.ino())
-            }
+        // Through the master, not /proc/INIT/root/dev/pts/N: init may be gone already
+        // (a program that exits at once).
+        let identity = match systty::peer_identity(master.as_fd()) {
+            Ok(id) => id,
             Err(e) => {
-                self.setup_error = Some(format!("the sandbox's pty {path}: {e}"));
+                self.setup_error = Some(format!("the sandbox's pty pts/{n}: {e}"));
                 return;
             }
         };

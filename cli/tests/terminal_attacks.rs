@@ -12,7 +12,8 @@
 //! - Linux AIO cannot reach a borrowed terminal (io_setup/io_submit: ENOSYS, decided by
 //!   the filter); preadv2 and splice from the background stop with SIGTTIN like read;
 //! - whatever the program did to the terminal's modes is undone when the sandbox ends,
-//!   normally or by a signal sent to `sandbox`;
+//!   normally or by a signal sent to `sandbox`, SIGKILL included (the restorer
+//!   process, `loader/src/tty_restorer.rs`);
 //! - with `--tty=pty` no sandbox process holds the user's terminal at all, so a racing
 //!   background reader gets nothing typed.
 
@@ -296,6 +297,12 @@ fn damage_undone(tty: &str, end: Option<Signal>) {
     }
     t.wait_for("EXITED:", DEFAULT_TIMEOUT)
         .unwrap_or_else(|e| panic!("{tty} {end:?}: {e}"));
+    // After a SIGKILL the restorer process acts when the loader's descriptors close,
+    // which may be just after the shell learns of the death.
+    let deadline = Instant::now() + DEFAULT_TIMEOUT;
+    while state(&t) != before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(
         state(&t),
         before,
@@ -314,6 +321,12 @@ fn terminal_restored_after_sigterm_and_sighup_to_sandbox() {
     damage_undone("--tty", Some(Signal::SIGHUP));
 }
 
+/// SIGKILL leaves the loader no chance: its restorer process puts the terminal back.
+#[test]
+fn terminal_restored_after_sigkill_of_sandbox() {
+    damage_undone("--tty", Some(Signal::SIGKILL));
+}
+
 /// `--tty=pty`: the attacker damages only its own pty; the user's terminal leaves the
 /// proxy's raw mode however `sandbox` ends.
 #[test]
@@ -321,6 +334,7 @@ fn pty_mode_restores_the_user_terminal() {
     damage_undone("--tty=pty", None);
     damage_undone("--tty=pty", Some(Signal::SIGTERM));
     damage_undone("--tty=pty", Some(Signal::SIGHUP));
+    damage_undone("--tty=pty", Some(Signal::SIGKILL));
 }
 
 /// `--tty=pty`: no descriptor of any sandbox process refers to the user's terminal

@@ -31,6 +31,7 @@ use crate::supervisor::{
 };
 use crate::sys::tty as systty;
 use crate::tracker::Tracker;
+use crate::tty_restorer::Restorer;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -243,8 +244,10 @@ const LOADER_EXTRA_SYSCALLS: &[libc::c_long] = &[
 /// loader's signal mask on every exit path the loader lives through: the program's
 /// end, whatever ended it, a setup failure (dropped with the error), SIGTERM/SIGHUP at
 /// the loader (forwarded; the loader restores when the sandbox ends).
+/// A loader killed with SIGKILL is covered by the [`Restorer`] process.
 struct Restore {
     tty: Option<(OwnedFd, systty::SavedTerminal)>,
+    restorer: Option<Restorer>,
     mask: Option<SigSet>,
 }
 
@@ -262,6 +265,9 @@ impl Drop for Restore {
             if let Ok(old) = old {
                 let _ = old.thread_set_mask();
             }
+        }
+        if let Some(r) = &mut self.restorer {
+            r.dismiss();
         }
         if let Some(m) = &self.mask {
             let _ = m.thread_set_mask();
@@ -334,6 +340,7 @@ impl Sandbox {
         };
         let mut restore = Restore {
             tty: None,
+            restorer: None,
             mask: None,
         };
         if let Some(fd) = &terminal {
@@ -346,6 +353,14 @@ impl Sandbox {
             let saved =
                 systty::SavedTerminal::save(fd.as_fd(), false).map_err(LoaderError::Terminal)?;
             restore.tty = Some((dup(fd)?, saved));
+        }
+        // Before any thread of ours and before the sandbox: restores the terminal if
+        // the loader is killed with SIGKILL.
+        if let Some((fd, saved)) = &restore.tty {
+            restore.restorer = Some(
+                Restorer::start(fd.as_fd(), *saved)
+                    .map_err(|e| LoaderError::Setup(format!("terminal restorer: {e}")))?,
+            );
         }
 
         let deny = if spec.seccomp {

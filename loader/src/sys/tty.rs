@@ -269,3 +269,14 @@ pub(crate) fn peer_identity(master: BorrowedFd<'_>) -> Result<(u64, u64), Errno>
     let st = nix::sys::stat::fstat(&fd)?;
     Ok((st.st_dev, st.st_ino))
 }
+
+/// One blocking `read` of one byte: `None` at end of file. Async-signal-safe.
+pub(crate) fn read_byte(fd: BorrowedFd<'_>) -> Result<Option<u8>, Errno> {
+    let mut b = 0u8;
+    // SAFETY: read writes at most one byte into the valid local.
+    let r = unsafe { libc::read(fd.as_raw_fd(), (&mut b as *mut u8).cast(), 1) };
+    match Errno::result(r)? {
+        0 => Ok(None),
+        _ => Ok(Some(b)),
+    }
+}

@@ -293,7 +293,18 @@ fn damage_undone(tty: &str, end: Option<Signal>) {
                         .is_ok_and(|s| s.split(' ').next() == Some(&libc::SYS_pause.to_string()))
             })
         });
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(loader), sig).unwrap();
+        if sig == Signal::SIGKILL {
+            // As a shell's `kill -9 %1`: every process of the loader's group (here
+            // that of the non-interactive sh, which is spared).
+            let pgrp = ProcInfo::read(loader).unwrap().pgrp;
+            for p in ProcInfo::all() {
+                if p.pgrp == pgrp && p.pid != t.pid() {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid), sig);
+                }
+            }
+        } else {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(loader), sig).unwrap();
+        }
     }
     t.wait_for("EXITED:", DEFAULT_TIMEOUT)
         .unwrap_or_else(|e| panic!("{tty} {end:?}: {e}"));

@@ -21,10 +21,13 @@
 //!   other process keeps the write end: it is close-on-exec, the sandbox's init closes
 //!   every descriptor it inherited but two (it never execs), and so does the
 //!   terminal-signal listener.
-//! - Blocked signals are not delivered: the restorer is in the loader's process group,
-//!   the terminal's foreground group, so ^C, ^Z and a hangup reach it too; it blocks
-//!   everything (SIGKILL and SIGSTOP cannot be blocked). With SIGTTOU blocked a termios
-//!   change from a background group is allowed (tty_check_change).
+//! - A shell's `kill -9 %1` sends SIGKILL to the job's process group: the restorer takes
+//!   a process group of its own (setpgid), so it survives that. It stays in the user's
+//!   session, in the background of the terminal.
+//! - Blocked signals are not delivered: the restorer blocks everything (SIGKILL and
+//!   SIGSTOP cannot be blocked), so a hangup or a signal sent to its group does not end
+//!   it. With SIGTTOU blocked a termios change from a background group is allowed
+//!   (tty_check_change).
 //! - TIOCSLCKTRMIOS needs CAP_SYS_ADMIN: a root loader's restorer has it; a rootless
 //!   loader's has not, and neither has its program, which then cannot have changed it.
 //!
@@ -32,7 +35,8 @@
 //!
 //! Created by [`crate::spawn::spawn`] like the terminal-signal listener (clone3 with
 //! CLONE_CLEAR_SIGHAND, else clone, else fork), it runs bare system calls only
-//! (everything is prepared before the clone): it blocks every signal, closes every
+//! (everything is prepared before the clone): it blocks every signal, takes a process
+//! group of its own, closes every
 //! descriptor but the terminal and the pipe's read end, installs its own seccomp
 //! allow-list ([`RESTORER_SYSCALLS`] and the restoring ioctls; anything else fails with
 //! EPERM, a foreign architecture kills) and reads.
@@ -191,6 +195,7 @@ const EXIT_SETUP: i32 = 2;
 /// The restorer's code (async-signal-safe: bare system calls only).
 fn restorer_main(plan: &Plan<'_>) -> i32 {
     if sys::block_all_signals().is_err()
+        || crate::sys::tty::new_process_group().is_err()
         || sys::close_all_except(plan.tty, plan.reader).is_err()
         || crate::seccomp::install(&plan.filter).is_err()
     {

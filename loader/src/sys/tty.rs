@@ -280,3 +280,10 @@ pub(crate) fn read_byte(fd: BorrowedFd<'_>) -> Result<Option<u8>, Errno> {
         _ => Ok(Some(b)),
     }
 }
+
+/// `setpgid(0, 0)`: the caller leads a process group of its own. Async-signal-safe.
+pub(crate) fn new_process_group() -> Result<(), Errno> {
+    // SAFETY: integers only.
+    let r = unsafe { libc::setpgid(0, 0) };
+    Errno::result(r).map(drop)
+}

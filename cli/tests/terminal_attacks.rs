@@ -382,3 +382,23 @@ fn pty_mode_racing_background_reader_gets_no_input() {
     assert!(text.contains("race read: reaped"), "{text}");
     assert!(!text.contains("GOT INPUT"), "{text}");
 }
+
+/// A setup failure (here a root filesystem that does not exist) after the proxy put
+/// the user's terminal in raw mode: the terminal is restored all the same.
+#[test]
+fn setup_failure_restores_the_user_terminal() {
+    for tty in ["--tty", "--tty=pty"] {
+        let cmd = format!(
+            "{} run {tty} --rootfs /nonexistent-sandbox-root -- {} damage exit",
+            sandbox_bin(),
+            attacker()
+        );
+        let t = sh_running(&cmd);
+        let before = state(&t);
+        t.send("go\n").unwrap();
+        t.wait_for("EXITED:", DEFAULT_TIMEOUT).unwrap();
+        let text = t.screen_text();
+        assert!(text.contains("EXITED:125"), "{tty}: {text}");
+        assert_eq!(state(&t), before, "{tty}: the terminal is not as it was");
+    }
+}

@@ -73,12 +73,17 @@ enum Command {
 #[derive(clap::Args)]
 struct RunArgs {
     /// Give the sandbox a terminal. `--tty` (or `--tty=borrow`) borrows the invoking
-    /// terminal (stdin must be one): the sandbox's session gets it as controlling
-    /// terminal, with job control decided and enforced by the sentry. `--tty=pty`
+    /// terminal (stdin must be one): the sandbox's processes hold it, and the sandbox's
+    /// session gets it as controlling terminal with Linux-exact job control decided and
+    /// enforced by the sentry. It can never become their host controlling terminal, it
+    /// takes no faked input, and its modes are restored when `sandbox` ends (even on
+    /// SIGKILL); but a hostile program racing threads can read what you type while it
+    /// is in the background, or change the terminal's modes meanwhile. `--tty=pty`
     /// gives the sandbox a pty of its own as real controlling terminal (the sentry
     /// approves every job-control change, the host enforces) and proxies it to the
-    /// invoking terminal, put in raw mode meanwhile. Without --tty, stdio is passed
-    /// through untouched.
+    /// invoking terminal, put in raw mode meanwhile: no sandbox process ever holds
+    /// your terminal. Use it for programs you do not trust. Without --tty, stdio is
+    /// passed through untouched.
     #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "borrow")]
     tty: Option<TtyArg>,
     /// The same as --tty=pty (docker's -t: a pseudo-terminal of the sandbox's own).

@@ -192,7 +192,10 @@ report()
     // default overlay answers EOPNOTSUPP).
     let denied = results(&["--read-only"], body);
     assert_eq!(denied["name_to_handle_at"], EPERM, "{denied:?}");
-    let allowed = results(&["--read-only", "--seccomp-allow", "name_to_handle_at"], body);
+    let allowed = results(
+        &["--read-only", "--seccomp-allow", "name_to_handle_at"],
+        body,
+    );
     assert_eq!(
         allowed["name_to_handle_at"],
         -(libc::EOVERFLOW as i64),

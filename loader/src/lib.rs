@@ -59,6 +59,7 @@ pub(crate) mod supervisor;
 pub(crate) mod sys;
 pub(crate) mod tracker;
 pub mod tty_listener;
+pub mod tty_restorer;
 pub mod userns;
 
 pub use sandbox::{

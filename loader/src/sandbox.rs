@@ -31,6 +31,7 @@ use crate::supervisor::{
 };
 use crate::sys::tty as systty;
 use crate::tracker::Tracker;
+use crate::tty_restorer::Restorer;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -266,16 +267,34 @@ const LOADER_EXTRA_SYSCALLS: &[libc::c_long] = &[
     libc::SYS_seccomp,
 ];
 
-/// Restores the terminal's termios and the loader's signal mask on every exit path.
+/// Restores the user's terminal (everything [`systty::SavedTerminal`] holds) and the
+/// loader's signal mask on every exit path the loader lives through: the program's
+/// end, whatever ended it, a setup failure (dropped with the error), SIGTERM/SIGHUP at
+/// the loader (forwarded; the loader restores when the sandbox ends).
+/// A loader killed with SIGKILL is covered by the [`Restorer`] process.
 struct Restore {
-    tty: Option<(OwnedFd, libc::termios)>,
+    tty: Option<(OwnedFd, systty::SavedTerminal)>,
+    restorer: Option<Restorer>,
     mask: Option<SigSet>,
 }
 
 impl Drop for Restore {
     fn drop(&mut self) {
-        if let Some((fd, t)) = &self.tty {
-            let _ = systty::tcsets(fd.as_fd(), t);
+        if let Some((fd, saved)) = &self.tty {
+            // From a background job a termios change would stop us: SIGTTOU blocked.
+            let mut ttou = SigSet::empty();
+            ttou.add(nix::sys::signal::Signal::SIGTTOU);
+            let old = ttou.thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK);
+            let report = saved.restore(fd.as_fd());
+            if report != systty::RestoreReport::default() {
+                tracing::warn!(?report, "the terminal could not be restored entirely");
+            }
+            if let Ok(old) = old {
+                let _ = old.thread_set_mask();
+            }
+        }
+        if let Some(r) = &mut self.restorer {
+            r.dismiss();
         }
         if let Some(m) = &self.mask {
             let _ = m.thread_set_mask();
@@ -371,13 +390,27 @@ impl Sandbox {
         };
         let mut restore = Restore {
             tty: None,
+            restorer: None,
             mask: None,
         };
-        if let (Some(fd), Some((t, ..))) = (&terminal, &tty_info) {
-            restore.tty = Some((dup(fd)?, *t));
+        if let Some(fd) = &terminal {
+            let saved =
+                systty::SavedTerminal::save(fd.as_fd(), true).map_err(LoaderError::Terminal)?;
+            restore.tty = Some((dup(fd)?, saved));
         }
-        if let (Some(fd), Some((t, _))) = (proxy, &proxy_state) {
-            restore.tty = Some((dup(fd)?, *t));
+        if let Some(fd) = proxy {
+            // The proxy only switches raw mode on and off; the size is the user's.
+            let saved =
+                systty::SavedTerminal::save(fd.as_fd(), false).map_err(LoaderError::Terminal)?;
+            restore.tty = Some((dup(fd)?, saved));
+        }
+        // Before any thread of ours and before the sandbox: restores the terminal if
+        // the loader is killed with SIGKILL.
+        if let Some((fd, saved)) = &restore.tty {
+            restore.restorer = Some(
+                Restorer::start(fd.as_fd(), *saved)
+                    .map_err(|e| LoaderError::Setup(format!("terminal restorer: {e}")))?,
+            );
         }
 
         let deny = if spec.seccomp {
@@ -1101,16 +1134,15 @@ impl Loop {
                 return;
             }
         };
-        // The slave's identity, from the master itself: init (and /proc/<init>) may
-        // already be gone when the program is quick.
-        let identity =
-            match systty::open_peer(master.as_fd()).and_then(|peer| nix::sys::stat::fstat(&peer)) {
-                Ok(st) => (st.st_dev, st.st_ino),
-                Err(e) => {
-                    self.fail_setup(format!("the sandbox's pty (pts/{n}): {e}"));
-                    return;
-                }
-            };
+        // Through the master, not /proc/INIT/root/dev/pts/N: init may be gone already
+        // (a program that exits at once).
+        let identity = match systty::peer_identity(master.as_fd()) {
+            Ok(id) => id,
+            Err(e) => {
+                self.fail_setup(format!("the sandbox's pty pts/{n}: {e}"));
+                return;
+            }
+        };
         let termios = systty::tcgets(master.as_fd()).ok();
         let ws = systty::get_winsize(master.as_fd()).ok();
         let keep = if let Some(console) = &self.console_socket {

@@ -121,13 +121,12 @@
 //! caller's other threads can change that memory before a `Continue`d syscall reads it:
 //! decisions must not rest on memory contents alone.
 //!
-//! # Known gap
+//! # Linux AIO and a borrowed terminal
 //!
-//! With `tty_io`, Linux AIO (`io_submit` of IOCB_CMD_PREAD/PWRITE, whose fds are in
-//! memory) on a terminal fd bypasses the read/write interception (checked on Linux 6.18:
-//! an AIO read of a pty slave returns its input); it is allowed because
-//! databases and emulators use AIO on files. Deny `io_setup`/`io_submit` if a sentry
-//! terminal must never be read that way.
+//! With `tty_io`, `io_setup` and `io_submit` fail with ENOSYS (rows of
+//! [`TTY_IO_SYSCALLS`] answered by the filter itself): an iocb names its fd in memory
+//! (checked on Linux 6.18: an AIO read of a pty slave returns its input), which no check
+//! can pin. Without `tty_io` AIO stays (databases and emulators use it on files).
 
 mod bpf;
 mod listener;

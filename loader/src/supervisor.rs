@@ -10,11 +10,30 @@
 //!   user's session and its host foreground group stays the loader's.
 //! - Termios changes, flushes and breaks on the borrowed terminal pass the sentry's
 //!   background check (`tty_check_change`) and then run on the host.
-//! - read/write on the borrowed terminal: a caller in the foreground (or whose
-//!   controlling terminal is not this one) continues at once; a background caller is
-//!   checked by the sentry, which may answer EIO or send SIGTTIN/SIGTTOU to the
-//!   caller's group and answer ERESTARTSYS, so the caller stops and restarts the call
-//!   after SIGCONT, exactly as in Linux.
+//! - read/write on the borrowed terminal, and every other data path of
+//!   `seccomp::TTY_IO_SYSCALLS` (readv/writev, the p*v2 and offset forms, sendfile,
+//!   splice, tee, vmsplice, copy_file_range — each side by its direction): a caller
+//!   in the foreground (or whose controlling terminal is not this one) continues at
+//!   once, without a look at the fd; a background caller is checked by the sentry,
+//!   which may answer EIO or send SIGTTIN/SIGTTOU to the caller's group and answer
+//!   ERESTARTSYS, so the caller stops and restarts the call after SIGCONT, exactly as
+//!   in Linux. Linux AIO is refused by the filter itself (ENOSYS).
+//!
+//! # What a CONTINUE after a check holds against a hostile program
+//!
+//! Nothing (seccomp_unotify(2)): between the check of a descriptor and the kernel's
+//! run of the CONTINUE'd call another thread of the caller can `dup2` the terminal onto
+//! the checked number. So in borrowed mode the background rules on read/write and on
+//! termios changes are exact for programs that do not race, and a racing program can
+//! read typed input or change the terminal's modes from the background. What does not
+//! rest on a CONTINUE: the terminal never becomes a sandbox process's host controlling
+//! terminal (TIOCSCTTY is answered here without the host running it, and a racing
+//! TIOCSCTTY is refused by the host kernel: the terminal is the user's session's and
+//! the program has no CAP_SYS_ADMIN); TIOCSPGRP/TIOCNOTTY never reach the host either
+//! (and the host refuses them to another session); TIOCSTI, TIOCLINUX, TIOCCONS,
+//! TIOCSETD, TIOCVHANGUP are ERRNO rows of the deny filter; the terminal's modes are
+//! restored whole when the sandbox ends (`crate::sandbox`). `--tty=pty` gives the
+//! sandbox a pty of its own: no sandbox process holds the user's terminal at all.
 //! - The same ioctls and I/O on any other terminal (a pty the sandbox made itself)
 //!   continue: the host is the sandbox's kernel for those.
 //!
@@ -124,16 +143,26 @@ impl Supervisor {
             libc::SYS_setsid => self.setsid(t),
             libc::SYS_setpgid => self.setpgid(t, n.args[0] as i32, n.args[1] as i32),
             libc::SYS_ioctl => self.ioctl(t, host_tid, n),
-            libc::SYS_read | libc::SYS_readv | libc::SYS_preadv2 => {
-                self.io(t, host_tid, n.args[0] as i32, false)
-            }
-            libc::SYS_write | libc::SYS_writev | libc::SYS_pwritev2 => {
-                self.io(t, host_tid, n.args[0] as i32, true)
-            }
+            libc::SYS_read
+            | libc::SYS_readv
+            | libc::SYS_preadv2
+            | libc::SYS_pread64
+            | libc::SYS_preadv => self.io(t, host_tid, n.args[0] as i32, false),
+            libc::SYS_write
+            | libc::SYS_writev
+            | libc::SYS_pwritev2
+            | libc::SYS_pwrite64
+            | libc::SYS_pwritev => self.io(t, host_tid, n.args[0] as i32, true),
             // sendfile(out, in, ..): writes `out`, reads `in`.
             libc::SYS_sendfile => self.io_pair(t, host_tid, n.args[1] as i32, n.args[0] as i32),
-            // splice(in, off_in, out, ..).
-            libc::SYS_splice => self.io_pair(t, host_tid, n.args[0] as i32, n.args[2] as i32),
+            // splice(in, off_in, out, ..) and copy_file_range(in, off_in, out, ..).
+            libc::SYS_splice | libc::SYS_copy_file_range => {
+                self.io_pair(t, host_tid, n.args[0] as i32, n.args[2] as i32)
+            }
+            // tee(in, out, ..).
+            libc::SYS_tee => self.io_pair(t, host_tid, n.args[0] as i32, n.args[1] as i32),
+            // vmsplice(fd, ..): reads or writes `fd` depending on its pipe end.
+            libc::SYS_vmsplice => self.io_pair(t, host_tid, n.args[0] as i32, n.args[0] as i32),
             libc::SYS_kill | libc::SYS_tkill | libc::SYS_tgkill => {
                 self.stop_signal_seen = true;
                 if let Some(w) = &self.wake {

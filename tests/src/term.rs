@@ -630,6 +630,12 @@ impl Term {
         }
     }
 
+    /// The master side of the pty (for ioctls a test makes on the terminal from
+    /// outside: TIOCGSID, TIOCGLCKTRMIOS, TIOCGWINSZ report the slave's).
+    pub fn master_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.master.as_fd()
+    }
+
     /// The terminal's current modes (read through the master).
     pub fn termios(&self) -> io::Result<nix::sys::termios::Termios> {
         nix::sys::termios::tcgetattr(self.master.as_fd()).map_err(io::Error::from)

@@ -81,6 +81,16 @@ pub mod ioctls {
     pub const TIOCGPTPEER: u32 = 0x5441;
     /// Clear close-on-exec.
     pub const FIONCLEX: u32 = 0x5450;
+    /// Exclusive mode on.
+    pub const TIOCEXCL: u32 = 0x540C;
+    /// Exclusive mode off.
+    pub const TIOCNXCL: u32 = 0x540D;
+    /// Read exclusive mode.
+    pub const TIOCGEXCL: u32 = 0x8004_5440;
+    /// Read the locked termios.
+    pub const TIOCGLCKTRMIOS: u32 = 0x5456;
+    /// Set the locked termios (CAP_SYS_ADMIN).
+    pub const TIOCSLCKTRMIOS: u32 = 0x5457;
     /// Set close-on-exec.
     pub const FIOCLEX: u32 = 0x5451;
 
@@ -674,78 +684,118 @@ const STOP_SIGNALS: &[u32] = &[
     libc::SIGTTOU as u32,
 ];
 
-/// Data syscalls [`notify_filter`] sends to the sentry when `tty_io` is set, so that it
-/// can apply the background rules (SIGTTIN on reads, SIGTTOU on writes with TOSTOP) to
-/// its terminals; the sentry answers `Continue` for any other fd. Every way to move
-/// bytes through a terminal fd is listed:
-/// - `pread64`, `pwrite64`, `preadv`, `pwritev` are not: a tty is a stream, so they
-///   fail with ESPIPE;
-/// - `preadv2`/`pwritev2` are: with offset -1 they use the current position and work on
-///   a tty like `readv`/`writev`;
-/// - `sendfile`/`splice` are: the tty driver supports splicing in both directions;
-/// - io_uring is denied by [`deny_filter`]; `copy_file_range` refuses non-regular
-///   files; `vmsplice`/`tee` only take pipes.
-///
-/// Known gap: Linux AIO (`io_submit` with IOCB_CMD_PREAD/PWRITE) on a tty fd is not
-/// intercepted (its fds are in memory); see the module documentation.
+/// Data syscalls [`notify_filter`] sends to the sentry when `tty_io` is set (a
+/// borrowed terminal), so that it can apply the background rules (SIGTTIN on reads,
+/// SIGTTOU on writes with TOSTOP) to its terminal; the supervisor answers `Continue` for
+/// any other fd (and for a caller in the foreground, without looking at the fd). Every
+/// way to move bytes through a terminal fd is listed:
+/// - `read`, `readv`, `write`, `writev`;
+/// - `preadv2`/`pwritev2`: with offset -1 they use the current position and work on a
+///   tty like `readv`/`writev`;
+/// - `pread64`, `preadv`, `pwrite64`, `pwritev`: a tty is a stream, so Linux fails them
+///   with ESPIPE; notified anyway, so that no offset form depends on that;
+/// - `sendfile`/`splice`: the tty driver supports splicing in both directions;
+/// - `copy_file_range` (Linux falls back to splicing for some files), `tee` and
+///   `vmsplice` (pipes only today): notified so that a kernel that accepts a tty there
+///   still meets the background rules;
+/// - Linux AIO: `io_setup` and `io_submit` fail with ENOSYS (an answer from the filter,
+///   so no race): an iocb names its fd in memory, which a filter cannot see and the
+///   caller can rewrite after any check. glibc's POSIX AIO uses threads and plain
+///   pread/pwrite; libaio users fall back when `io_setup` is ENOSYS. Only here: without
+///   a borrowed terminal (no terminal, `--tty=pty`) AIO stays;
+/// - io_uring is refused by the sandbox's policy.
 pub const TTY_IO_SYSCALLS: &[SyscallRule] = &[
+    notify_io("read", libc::SYS_read, "SIGTTIN/EIO for background readers"),
+    notify_io(
+        "write",
+        libc::SYS_write,
+        "SIGTTOU for background writers under TOSTOP",
+    ),
+    notify_io("readv", libc::SYS_readv, "as read"),
+    notify_io("writev", libc::SYS_writev, "as write"),
+    notify_io(
+        "preadv2",
+        libc::SYS_preadv2,
+        "offset -1 reads at the current position, so it works on a tty",
+    ),
+    notify_io(
+        "pwritev2",
+        libc::SYS_pwritev2,
+        "offset -1 writes at the current position, so it works on a tty",
+    ),
+    notify_io(
+        "pread64",
+        libc::SYS_pread64,
+        "ESPIPE on a tty; as read if not",
+    ),
+    notify_io(
+        "preadv",
+        libc::SYS_preadv,
+        "ESPIPE on a tty; as read if not",
+    ),
+    notify_io(
+        "pwrite64",
+        libc::SYS_pwrite64,
+        "ESPIPE on a tty; as write if not",
+    ),
+    notify_io(
+        "pwritev",
+        libc::SYS_pwritev,
+        "ESPIPE on a tty; as write if not",
+    ),
+    notify_io(
+        "sendfile",
+        libc::SYS_sendfile,
+        "reads its in_fd and writes its out_fd, a tty on either side",
+    ),
+    notify_io(
+        "splice",
+        libc::SYS_splice,
+        "moves data between a pipe and a tty in either direction",
+    ),
+    notify_io(
+        "tee",
+        libc::SYS_tee,
+        "pipes only today; checked as splice if that changes",
+    ),
+    notify_io(
+        "vmsplice",
+        libc::SYS_vmsplice,
+        "pipes only today; checked as a read and a write of its fd if that changes",
+    ),
+    notify_io(
+        "copy_file_range",
+        libc::SYS_copy_file_range,
+        "reads fd_in and writes fd_out; a tty is refused today, checked anyway",
+    ),
     SyscallRule {
-        name: "read",
-        nr: libc::SYS_read,
+        name: "io_setup",
+        nr: libc::SYS_io_setup,
         when: When::Always,
-        action: Action::UserNotif,
-        reason: "SIGTTIN/EIO for background readers",
+        action: ENOSYS,
+        reason: "Linux AIO names its fds in memory (iocbs) the caller can rewrite after any \
+             check: a background read of the borrowed terminal; ENOSYS makes libaio users \
+             fall back",
     },
     SyscallRule {
-        name: "write",
-        nr: libc::SYS_write,
+        name: "io_submit",
+        nr: libc::SYS_io_submit,
         when: When::Always,
-        action: Action::UserNotif,
-        reason: "SIGTTOU for background writers under TOSTOP",
-    },
-    SyscallRule {
-        name: "readv",
-        nr: libc::SYS_readv,
-        when: When::Always,
-        action: Action::UserNotif,
-        reason: "as read",
-    },
-    SyscallRule {
-        name: "writev",
-        nr: libc::SYS_writev,
-        when: When::Always,
-        action: Action::UserNotif,
-        reason: "as write",
-    },
-    SyscallRule {
-        name: "preadv2",
-        nr: libc::SYS_preadv2,
-        when: When::Always,
-        action: Action::UserNotif,
-        reason: "offset -1 reads at the current position, so it works on a tty",
-    },
-    SyscallRule {
-        name: "pwritev2",
-        nr: libc::SYS_pwritev2,
-        when: When::Always,
-        action: Action::UserNotif,
-        reason: "offset -1 writes at the current position, so it works on a tty",
-    },
-    SyscallRule {
-        name: "sendfile",
-        nr: libc::SYS_sendfile,
-        when: When::Always,
-        action: Action::UserNotif,
-        reason: "can write file contents to a tty",
-    },
-    SyscallRule {
-        name: "splice",
-        nr: libc::SYS_splice,
-        when: When::Always,
-        action: Action::UserNotif,
-        reason: "can move data between a pipe and a tty in either direction",
+        action: ENOSYS,
+        reason: "as io_setup (a context set up before the filter, e.g. inherited, is useless \
+             too)",
     },
 ];
+
+const fn notify_io(name: &'static str, nr: libc::c_long, reason: &'static str) -> SyscallRule {
+    SyscallRule {
+        name,
+        nr,
+        when: When::Always,
+        action: Action::UserNotif,
+        reason,
+    }
+}
 
 /// Ioctl requests the loader itself may make under [`allow_filter`].
 pub const LOADER_IOCTLS: &[IoctlRule] = &[
@@ -858,6 +908,36 @@ pub const LOADER_IOCTLS: &[IoctlRule] = &[
         name: "FIONCLEX",
         cmd: FIONCLEX,
         reason: "close-on-exec",
+    },
+    IoctlRule {
+        name: "TIOCGLCKTRMIOS",
+        cmd: TIOCGLCKTRMIOS,
+        reason: "restoring the user's terminal: read its locked termios",
+    },
+    IoctlRule {
+        name: "TIOCSLCKTRMIOS",
+        cmd: TIOCSLCKTRMIOS,
+        reason: "restoring the user's terminal: unlock what the program locked",
+    },
+    IoctlRule {
+        name: "TIOCGEXCL",
+        cmd: TIOCGEXCL,
+        reason: "restoring the user's terminal: read exclusive mode",
+    },
+    IoctlRule {
+        name: "TIOCEXCL",
+        cmd: TIOCEXCL,
+        reason: "restoring the user's terminal: exclusive mode as it was",
+    },
+    IoctlRule {
+        name: "TIOCNXCL",
+        cmd: TIOCNXCL,
+        reason: "restoring the user's terminal: exclusive mode as it was",
+    },
+    IoctlRule {
+        name: "TCXONC",
+        cmd: TCXONC,
+        reason: "restoring the user's terminal: restart output a program suspended",
     },
 ];
 
@@ -1082,6 +1162,12 @@ const LOADER_IOCTL_CMDS: &[u32] = &[
     FIONBIO,
     FIOCLEX,
     FIONCLEX,
+    TIOCGLCKTRMIOS,
+    TIOCSLCKTRMIOS,
+    TIOCGEXCL,
+    TIOCEXCL,
+    TIOCNXCL,
+    TCXONC,
 ];
 
 /// The deny filter: [`DENY_SYSCALLS`] and [`DENY_IOCTLS`] fail (EPERM, clone3
@@ -1181,6 +1267,40 @@ mod tests {
                 assert!(seen.insert(rule.cmd), "{} listed twice", rule.name);
             }
         }
+    }
+
+    /// A borrowed terminal: every data path is notified, Linux AIO is refused by the
+    /// filter itself (ENOSYS, no CONTINUE to race); without one, AIO and I/O run freely.
+    #[test]
+    fn notify_program_tty_io_decisions() {
+        let z = [0u64; 6];
+        let with = notify_filter(&NotifyOptions { tty_io: true }).unwrap();
+        let without = notify_filter(&NotifyOptions { tty_io: false }).unwrap();
+        for nr in [
+            libc::SYS_read,
+            libc::SYS_write,
+            libc::SYS_readv,
+            libc::SYS_writev,
+            libc::SYS_preadv2,
+            libc::SYS_pwritev2,
+            libc::SYS_pread64,
+            libc::SYS_preadv,
+            libc::SYS_pwrite64,
+            libc::SYS_pwritev,
+            libc::SYS_sendfile,
+            libc::SYS_splice,
+            libc::SYS_tee,
+            libc::SYS_vmsplice,
+            libc::SYS_copy_file_range,
+        ] {
+            assert_eq!(act(&with, nr, z), Some(Action::UserNotif), "{nr}");
+            assert_eq!(act(&without, nr, z), Some(Action::Allow), "{nr}");
+        }
+        for nr in [libc::SYS_io_setup, libc::SYS_io_submit] {
+            assert_eq!(act(&with, nr, z), Some(ENOSYS), "{nr}");
+            assert_eq!(act(&without, nr, z), Some(Action::Allow), "{nr}");
+        }
+        assert_eq!(act(&with, libc::SYS_io_getevents, z), Some(Action::Allow));
     }
 
     #[test]

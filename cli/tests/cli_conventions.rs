@@ -261,3 +261,51 @@ fn rootless_user_option() {
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("maps only 0:0"), "{}", stderr(&o));
 }
+
+/// A signal sent to `sandbox` the moment it starts, before its program runs, is not
+/// lost: it reaches the program once the program is there (SIGTERM → 143).
+#[test]
+fn a_signal_before_the_program_runs_is_delivered() {
+    for _ in 0..5 {
+        let child = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+            .args(["run", "--", "sleep", "100"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        // As soon as sandbox has taken over SIGTERM (blocked, read from a signalfd),
+        // which is before its program runs.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !sigterm_blocked(child.id()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sandbox never blocked SIGTERM"
+            );
+            std::thread::yield_now();
+        }
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let o = match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+            Ok(o) => o.unwrap(),
+            Err(_) => {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                panic!("the early SIGTERM was lost: sandbox still runs after 20 s");
+            }
+        };
+        assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+    }
+}
+
+/// SIGTERM is in the SigBlk mask of process `pid`'s main thread.
+fn sigterm_blocked(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .is_some_and(|m| m & (1 << (libc::SIGTERM - 1)) != 0)
+}

@@ -586,6 +586,7 @@ impl Sandbox {
             loader_seccomp: spec.loader_seccomp,
             watch_stop: None,
             stopped_self: false,
+            early_signals: Vec::new(),
             sync_wakeup: false,
             console_socket,
             commands: None,
@@ -838,6 +839,9 @@ struct Loop {
     /// After a forwarded SIGTSTP: until when to watch for the pass-through.
     watch_stop: Option<Instant>,
     stopped_self: bool,
+    /// Signals for the sandbox that arrived before the program was registered and
+    /// supervised: forwarded, in order, as soon as it is.
+    early_signals: Vec<(SignalMode, i32)>,
     sync_wakeup: bool,
     /// Owned pty: hand the master to this socket (connected at start).
     console_socket: Option<ConsoleSocket>,
@@ -1245,6 +1249,9 @@ impl Loop {
                 if self.loader_seccomp {
                     self.confine_loader();
                 }
+                for (mode, signo) in std::mem::take(&mut self.early_signals) {
+                    self.forward_by(mode, signo);
+                }
             }
             Err(e) => {
                 tracing::error!(%e, "cannot start the notification thread");
@@ -1293,7 +1300,8 @@ impl Loop {
     }
 
     fn forward_by(&mut self, mode: SignalMode, signo: i32) {
-        let Some(program) = self.program else {
+        let Some(program) = self.program.filter(|_| self.notifier.is_some()) else {
+            self.early_signals.push((mode, signo));
             return;
         };
         let mut guard = self.sup.lock();

@@ -97,6 +97,21 @@ struct RunArgs {
     /// nproc, core, cpu, fsize, as, stack, memlock (HARD defaults to SOFT); repeatable.
     #[arg(long = "rlimit", value_name = "NAME=SOFT[:HARD]")]
     rlimits: Vec<String>,
+    /// Let the program keep capability CAP (repeatable; with or without CAP_, any
+    /// case). By default it has none, as root too. `docker-default` adds Docker's
+    /// default set: CHOWN DAC_OVERRIDE FSETID FOWNER MKNOD NET_RAW SETGID SETUID
+    /// SETFCAP SETPCAP NET_BIND_SERVICE SYS_CHROOT KILL AUDIT_WRITE.
+    #[arg(long = "cap-add", value_name = "CAP")]
+    cap_add: Vec<String>,
+    /// Most processes and threads the sandbox may have at once, its init included
+    /// (pids cgroup; without a writable cgroup and without root, RLIMIT_NPROC on the
+    /// program). 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = sandbox_loader::DEFAULT_PIDS_LIMIT)]
+    pids_limit: u64,
+    /// Memory limit for the whole sandbox (memory cgroup): bytes, or with a suffix
+    /// k, m, g (powers of 1024), e.g. 512m, 1g.
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<String>,
     /// Working directory inside the sandbox (default /).
     #[arg(long)]
     cwd: Option<std::path::PathBuf>,
@@ -174,6 +189,26 @@ fn parse_rlimit(s: &str) -> Result<(i32, u64, u64)> {
     Ok((resource as i32, soft, hard))
 }
 
+/// `512m`, `1g`, `4096`, `64k` → bytes (suffixes are powers of 1024).
+fn parse_size(s: &str) -> Result<u64> {
+    let bad = || anyhow!("bad --memory {s:?}: expected a size such as 512m or 1g");
+    let lower = s.trim().to_ascii_lowercase();
+    let lower = lower.strip_suffix('b').unwrap_or(&lower);
+    let (digits, shift) = match lower.char_indices().last() {
+        Some((i, 'k')) => (&lower[..i], 10),
+        Some((i, 'm')) => (&lower[..i], 20),
+        Some((i, 'g')) => (&lower[..i], 30),
+        Some((i, 't')) => (&lower[..i], 40),
+        _ => (lower, 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let bytes = n.checked_mul(1u64 << shift).ok_or_else(bad)?;
+    if bytes == 0 {
+        return Err(bad());
+    }
+    Ok(bytes)
+}
+
 /// `sandbox run`: returns the exit status.
 fn run(args: RunArgs) -> Result<i32> {
     use sandbox_loader::{SandboxSpec, SignalMode, SpawnMethod};
@@ -202,11 +237,26 @@ fn run(args: RunArgs) -> Result<i32> {
                 (id, id)
             }
         };
+        if uid == u32::MAX || gid == u32::MAX {
+            return Err(anyhow!(
+                "bad --user {u:?}: 4294967295 is (uid_t)-1, which the kernel reads as \"unchanged\""
+            ));
+        }
         spec.user = Some((uid, gid));
     }
     for r in &args.rlimits {
         spec.rlimits.push(parse_rlimit(r)?);
     }
+    for c in &args.cap_add {
+        spec.capabilities
+            .add(c)
+            .map_err(|e| anyhow!("bad --cap-add {c:?}: {e}"))?;
+    }
+    for cap in spec.capabilities.dangerous() {
+        eprintln!("sandbox: warning: --cap-add {cap}: the program can use CAP_{cap} to get out of the sandbox's guarantees");
+    }
+    spec.pids_limit = (args.pids_limit != 0).then_some(args.pids_limit);
+    spec.memory_limit = args.memory.as_deref().map(parse_size).transpose()?;
     spec.rootfs = args.rootfs;
     spec.share_net = args.share_net;
     spec.hostname = args.hostname;

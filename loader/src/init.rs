@@ -21,6 +21,7 @@
 //! a session-leader program would be in an orphaned group, where Linux discards
 //! SIGTSTP, SIGTTIN and SIGTTOU.
 
+use crate::capability::CapSet;
 use crate::control;
 use crate::mounts::{self, FsSpec};
 use crate::seccomp::{self, Filter};
@@ -49,6 +50,11 @@ pub(crate) struct InitPlan {
     pub user: Option<(u32, u32)>,
     /// The program's resource limits (resource, soft, hard).
     pub rlimits: Vec<(i32, u64, u64)>,
+    /// The capabilities the program keeps (none by default).
+    pub capabilities: CapSet,
+    /// `cgroup.procs` of the sandbox's cgroups (opened by the loader): init writes
+    /// itself into each before it forks the program.
+    pub cgroup_procs: Vec<RawFd>,
     /// Make this descriptor (a borrowed terminal) the program's stdio.
     pub stdio: Option<RawFd>,
     /// Owned-pty mode: init creates a pty in the sandbox's own devpts, makes it the
@@ -75,6 +81,7 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
     // init would not see the loader go away).
     let mut keep = vec![plan.control];
     keep.extend(plan.stdio);
+    keep.extend(&plan.cgroup_procs);
     if let Err(e) = crate::sys::fd::close_all_except(&keep) {
         let _ = control::send(plan.control, &format!("F close_range: {e}"), None);
         return SETUP_FAILED;
@@ -83,11 +90,31 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
         let _ = control::send(plan.control, &format!("F {what}"), None);
         SETUP_FAILED
     };
+    // Into the sandbox's cgroups first: everything init forks is then counted.
+    for &fd in &plan.cgroup_procs {
+        let procs = crate::sys::fd::borrow(fd);
+        if let Err(e) = nix::unistd::write(procs, b"0") {
+            return fail(format!("joining the sandbox's cgroup: {e}"));
+        }
+        let _ = nix::unistd::close(fd);
+    }
     if plan.wait_for_maps {
         match control::recv(plan.control) {
             Ok(Some(control::Message::Go)) => {}
             _ => return fail("the loader did not map the user namespace".into()),
         }
+    }
+    // Out of the program's reach from here on (the loader has written the user
+    // namespace's maps, which needs init's /proc files to be the caller's): without
+    // CAP_SYS_PTRACE over init, nobody may ptrace it, read or write its memory, take
+    // its descriptors (pidfd_getfd) or compare them (kcmp), or open /proc/1/mem,
+    // environ or fd. The program, though forked from init, is dumpable again after its
+    // execve (the kernel resets it when the real and effective ids agree).
+    if let Err(e) = crate::sys::process::set_not_dumpable() {
+        return fail(format!("prctl(PR_SET_DUMPABLE, 0): {e}"));
+    }
+    if let Err(e) = crate::sys::process::set_no_new_privs() {
+        return fail(format!("prctl(PR_SET_NO_NEW_PRIVS): {e}"));
     }
     if let Err(e) = nix::unistd::setsid() {
         return fail(format!("setsid: {e}"));
@@ -175,6 +202,31 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
     }
 }
 
+/// The program's credentials: the bounding set cut to [`InitPlan::capabilities`]
+/// (while CAP_SETPCAP is still effective), the user and group (keeping the permitted
+/// set across the uid change), checked, then exactly the kept capabilities in the
+/// effective, permitted, inheritable and ambient sets, so they survive execve for any
+/// uid; with none kept every set is empty.
+fn drop_privileges(plan: &InitPlan) -> Result<(), String> {
+    use crate::sys::process as p;
+    let keep = plan.capabilities.bits();
+    p::drop_bounding_except(keep).map_err(|e| format!("dropping the bounding set: {e}"))?;
+    if let Some((uid, gid)) = plan.user {
+        p::set_keep_caps(true).map_err(|e| format!("prctl(PR_SET_KEEPCAPS): {e}"))?;
+        p::become_user(uid, gid).map_err(|e| format!("running as {uid}:{gid}: {e}"))?;
+        let (uids, gids) = p::ids().map_err(|e| format!("getresuid: {e}"))?;
+        if uids != [uid; 3] || gids != [gid; 3] {
+            return Err(format!(
+                "running as {uid}:{gid}: the ids are {uids:?}:{gids:?} after setting them"
+            ));
+        }
+        p::set_keep_caps(false).map_err(|e| format!("prctl(PR_SET_KEEPCAPS): {e}"))?;
+    }
+    p::set_capabilities(keep).map_err(|e| format!("capset: {e}"))?;
+    p::set_ambient(keep).map_err(|e| format!("ambient capabilities: {e}"))?;
+    Ok(())
+}
+
 /// The wait status word for a final status.
 fn raw_status(st: WaitStatus) -> i32 {
     match st {
@@ -218,6 +270,11 @@ fn program_main(plan: &InitPlan, pty_slave: Option<RawFd>) -> i32 {
     }
     signal::reset_all_to_default();
     let _ = signal::set_mask(&SigSet::empty());
+    // Always, whatever the capabilities: no execve inside the sandbox ever gains a
+    // privilege (set-user-ID bits, file capabilities).
+    if let Err(e) = crate::sys::process::set_no_new_privs() {
+        return fail(format!("prctl(PR_SET_NO_NEW_PRIVS): {e}"));
+    }
     if let Some(deny) = &plan.deny {
         if let Err(e) = seccomp::install(deny) {
             return fail(format!("installing the seccomp deny filter: {e}"));
@@ -241,11 +298,9 @@ fn program_main(plan: &InitPlan, pty_slave: Option<RawFd>) -> i32 {
             return fail(format!("setrlimit({resource}): {e}"));
         }
     }
-    if let Some((uid, gid)) = plan.user {
-        // Last, after everything that needs privileges (the filters are installed).
-        if let Err(e) = crate::sys::process::become_user(uid, gid) {
-            return fail(format!("running as {uid}:{gid}: {e}"));
-        }
+    // Last, after everything that needs privileges (the filters are installed).
+    if let Err(e) = drop_privileges(plan) {
+        return fail(e);
     }
     let Some(prog) = plan.argv.first() else {
         return fail("no program given".into());

@@ -47,6 +47,8 @@
 //! approves). See `docs/LOADER.md`.
 pub use sandbox_sentry as sentry;
 
+pub mod capability;
+pub mod cgroup;
 pub(crate) mod control;
 pub(crate) mod init;
 pub mod mounts;
@@ -60,6 +62,8 @@ pub(crate) mod tracker;
 pub mod tty_listener;
 pub mod userns;
 
+pub use capability::CapSet;
+pub use sandbox::DEFAULT_PIDS_LIMIT;
 pub use sandbox::{
     run, LoaderError, OwnedPty, RunOutcome, Sandbox, SandboxEvent, SandboxSpec, SignalMode,
 };

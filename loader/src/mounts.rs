@@ -235,6 +235,7 @@ pub fn setup_filesystem(spec: &FsSpec) -> Result<(), MountError> {
         "mode=1777",
     )?;
     dev::build(host.dev)?;
+    harden_kernel_files(spec.rootfs.is_none())?;
     for bind in host.binds {
         bind.attach()?;
     }
@@ -315,6 +316,100 @@ fn enter_new_root(root: OwnedFd, root_path: &Path) -> Result<(), MountError> {
         path: PathBuf::from("/"),
         source,
     })
+}
+
+/// Kernel interfaces under `/proc` that stay readable but become read-only: writing
+/// them changes the whole machine (`/proc/sys`: kernel.core_pattern runs a command as
+/// host root on the next crash; `/proc/sysrq-trigger` reboots or crashes it).
+pub const READ_ONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Kernel interfaces hidden: files get `/dev/null` bound over them (they read empty),
+/// directories an empty read-only tmpfs. They show host memory (`/proc/kcore`), keys of
+/// other users (`/proc/keys`), kernel timers and addresses usable to defeat KASLR, and
+/// host hardware or firmware tables.
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Makes [`READ_ONLY_PATHS`] read-only (bind onto itself, then remount
+/// `ro,nosuid,nodev,noexec`) and covers [`MASKED_PATHS`]; paths the kernel does not
+/// have are skipped. Needs the sandbox's `/proc` and `/dev/null`. `/sys` paths only
+/// when the sandbox sees the host's `/sys` (`with_sys`).
+fn harden_kernel_files(with_sys: bool) -> Result<(), MountError> {
+    let ro_flags = MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV
+        | MsFlags::MS_NOEXEC;
+    for path in READ_ONLY_PATHS {
+        if !exists(path) {
+            continue;
+        }
+        let err = |source| MountError::ReadOnly {
+            path: PathBuf::from(path),
+            source,
+        };
+        let none = None::<&str>;
+        mount(
+            Some(*path),
+            *path,
+            none,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            none,
+        )
+        .map_err(err)?;
+        mount(none, *path, none, ro_flags, none).map_err(err)?;
+    }
+    for path in MASKED_PATHS {
+        if path.starts_with("/sys/") && !with_sys {
+            continue;
+        }
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            continue;
+        };
+        let err = |fstype, source| MountError::Mount {
+            fstype,
+            target: PathBuf::from(path),
+            source,
+        };
+        let none = None::<&str>;
+        if meta.is_dir() {
+            mount(
+                Some("tmpfs"),
+                *path,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("mode=0555"),
+            )
+            .map_err(|e| err("tmpfs", e))?;
+        } else {
+            mount(Some("/dev/null"), *path, none, MsFlags::MS_BIND, none)
+                .map_err(|e| err("bind of /dev/null", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path` exists (without following a last symbolic link).
+fn exists(path: &str) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
 }
 
 /// Mounts a new instance of `fstype` at `target` (an existing directory).

@@ -20,6 +20,7 @@
 //! terminal (nobody has ever called TIOCSPGRP), the loader stops itself with SIGTSTP
 //! so that the user's shell shows the job stopped; on SIGCONT it continues the job.
 
+use crate::capability::CapSet;
 use crate::control::{self, Message};
 use crate::init::{self, InitPlan};
 use crate::mounts::{Bind, FsSpec};
@@ -57,6 +58,10 @@ pub enum SignalMode {
     All,
 }
 
+/// The default [`SandboxSpec::pids_limit`]: enough for builds and shells, few enough
+/// that a fork bomb stops long before the host's limits.
+pub const DEFAULT_PIDS_LIMIT: u64 = 4096;
+
 /// What to run and how.
 #[derive(Debug)]
 pub struct SandboxSpec {
@@ -68,8 +73,20 @@ pub struct SandboxSpec {
     /// Run the program as this user and group (numeric, inside the sandbox's user
     /// namespace if it has one); supplementary groups are cleared.
     pub user: Option<(u32, u32)>,
-    /// Resource limits for the program: (RLIMIT_* resource, soft, hard).
+    /// Resource limits for the program: (RLIMIT_* resource, soft, hard). They bind
+    /// whatever the uid, since the program has no CAP_SYS_RESOURCE (unless added).
     pub rlimits: Vec<(i32, u64, u64)>,
+    /// Capabilities the program keeps (effective, permitted, inheritable, ambient and
+    /// bounding sets); empty by default, as root or not. See [`crate::capability`].
+    pub capabilities: CapSet,
+    /// Most processes and threads the sandbox may have at once, init included: the
+    /// pids cgroup controller (see [`crate::cgroup`]); without a writable cgroup and
+    /// without root, `RLIMIT_NPROC` on the program instead (counted per uid in the
+    /// sandbox's user namespace). `None`: no limit. Default [`DEFAULT_PIDS_LIMIT`].
+    pub pids_limit: Option<u64>,
+    /// Memory limit in bytes for the whole sandbox (memory cgroup controller; no
+    /// fallback: without a writable memory cgroup it is not enforced, with a warning).
+    pub memory_limit: Option<u64>,
     pub hostname: Option<String>,
     pub rootfs: Option<PathBuf>,
     pub binds: Vec<Bind>,
@@ -121,6 +138,9 @@ impl SandboxSpec {
             cwd: None,
             user: None,
             rlimits: Vec::new(),
+            capabilities: CapSet::EMPTY,
+            pids_limit: Some(DEFAULT_PIDS_LIMIT),
+            memory_limit: None,
             hostname: None,
             rootfs: None,
             binds: Vec::new(),
@@ -180,6 +200,12 @@ pub enum LoaderError {
     Ended,
     #[error("the sandbox was already waited for")]
     AlreadyWaited,
+    /// uid or gid 4294967295 (`(uid_t)-1`), which setresuid/setresgid read as "leave
+    /// unchanged": the program would keep init's ids (root).
+    #[error("invalid user {uid}:{gid}: 4294967295 ((uid_t)-1) means \"unchanged\" to the kernel")]
+    InvalidUser { uid: u32, gid: u32 },
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::CgroupError),
 }
 
 impl LoaderError {
@@ -237,6 +263,8 @@ const LOADER_EXTRA_SYSCALLS: &[libc::c_long] = &[
     libc::SYS_sched_setscheduler,
     // SECCOMP_GET_NOTIF_SIZES on the first receive; a filter can only restrict further.
     libc::SYS_seccomp,
+    // Removing the sandbox's cgroup once it has ended.
+    libc::SYS_rmdir,
 ];
 
 /// Restores the terminal's termios and the loader's signal mask on every exit path.
@@ -294,6 +322,45 @@ impl Sandbox {
         }
         let argv = cstrings(&spec.argv)?;
         let env = cstrings(&spec.env)?;
+        if let Some((uid, gid)) = spec.user {
+            if uid == u32::MAX || gid == u32::MAX {
+                return Err(LoaderError::InvalidUser { uid, gid });
+            }
+        }
+        for cap in spec.capabilities.dangerous() {
+            tracing::warn!(
+                capability = cap,
+                "the program keeps CAP_{cap}, which voids a guarantee of the sandbox"
+            );
+        }
+        let rootless = !nix::unistd::geteuid().is_root();
+        let placement = crate::cgroup::create(crate::cgroup::Limits {
+            pids: spec.pids_limit,
+            memory: spec.memory_limit,
+        })?;
+        let mut rlimits = spec.rlimits.clone();
+        if let Some(n) = placement.unplaced.pids {
+            let nproc = libc::RLIMIT_NPROC as i32;
+            if rootless && !rlimits.iter().any(|r| r.0 == nproc) {
+                tracing::warn!(
+                    limit = n,
+                    "no writable pids cgroup: limiting processes with RLIMIT_NPROC instead (per uid in the sandbox's user namespace)"
+                );
+                rlimits.push((nproc, n, n));
+            } else {
+                tracing::warn!(
+                    limit = n,
+                    "no writable pids cgroup: the process limit is not enforced"
+                );
+            }
+        }
+        if let Some(bytes) = placement.unplaced.memory {
+            tracing::warn!(
+                bytes,
+                "no writable memory cgroup: the memory limit is not enforced"
+            );
+        }
+        let mut cgroup = placement.cgroup;
         let terminal = spec.terminal.take();
         let owned = spec.owned_pty.take();
         if terminal.is_some() && owned.is_some() {
@@ -353,9 +420,11 @@ impl Sandbox {
             deny,
             notify,
             control: theirs.as_raw_fd(),
-            wait_for_maps: !nix::unistd::geteuid().is_root(),
+            wait_for_maps: rootless,
             user: spec.user,
-            rlimits: spec.rlimits.clone(),
+            rlimits,
+            capabilities: spec.capabilities,
+            cgroup_procs: cgroup.as_ref().map(|c| c.procs_fds()).unwrap_or_default(),
             stdio: if spec.terminal_stdio {
                 terminal.as_ref().map(|t| t.as_raw_fd())
             } else {
@@ -416,6 +485,9 @@ impl Sandbox {
             spawn::spawn(ns, spec.spawn_method, &mut child)?
         };
         drop(theirs);
+        if let Some(c) = &mut cgroup {
+            c.close_procs();
+        }
         tracing::info!(
             pid = spawned.pid,
             method = spawned.method.name(),
@@ -540,6 +612,8 @@ impl Sandbox {
             .spawn(move || {
                 // Restores the terminal's termios however the loop ends.
                 let _restore = restore;
+                // Removed once init is reaped (every sandbox process is gone then).
+                let _cgroup = cgroup;
                 let served = lp.serve(sigfd.as_ref(), &spawned.pidfd);
                 lp.stop_notifier();
                 let init_status = served?;

@@ -31,8 +31,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run PROGRAM in a sandbox: new PID, mount, UTS, IPC and network namespaces, the
-    /// host root read-only with a private /tmp, a fresh /proc and a minimal /dev,
-    /// seccomp. Exit status: the program's, 128+N if it was killed by signal N, 125 for
+    /// host root read-only with a private /tmp, a fresh /proc (kernel settings
+    /// read-only) and a minimal /dev, seccomp, no capabilities, at most 4096
+    /// processes (--pids-limit). Exit status: the program's, 128+N if it was killed by signal N, 125 for
     /// a sandbox error, 126 if PROGRAM cannot be executed, 127 if it is not found.
     Run(Box<RunArgs>),
     /// Play a shell session on the job-control kernel model and show every event:

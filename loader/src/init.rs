@@ -1,7 +1,14 @@
 //! The sandbox's init (PID 1 of its PID namespace) and the program's last steps before
 //! exec. Everything here runs in the spawned child.
 //!
-//! init: takes a session of its own (so that no sandbox process is ever in the user's
+//! init: first writes itself into the sandbox's cgroups (descriptors of their
+//! `cgroup.procs` opened by the loader, see [`crate::cgroup`]), so that the program and
+//! all it starts are counted from their first instruction; once the user namespace's
+//! maps are written (rootless), makes itself non-dumpable (`PR_SET_DUMPABLE` 0: the
+//! kernel's `ptrace_may_access` then refuses ptrace, `process_vm_readv`/`writev`,
+//! `pidfd_getfd`, `kcmp` and `/proc/1/{mem,environ,fd/*}` to any process without
+//! CAP_SYS_PTRACE over it, which the program never has) and sets `no_new_privs`;
+//! takes a session of its own (so that no sandbox process is ever in the user's
 //! session: the borrowed terminal can never become its host controlling terminal;
 //! with an owned pty, that session's controlling terminal, whose hangup SIGHUP init
 //! passes on to the program's group as a shell passes it to its jobs),
@@ -9,11 +16,19 @@
 //! program's end, and exits — which kills whatever is left in the namespace. It also
 //! exits when the loader goes away: its control socket hangs up. (PR_SET_PDEATHSIG
 //! would not do: with the fork fallback init's parent is an intermediate process that
-//! exits at once.)
+//! exits at once.) As PID 1 of its namespace it gets no signal from inside that it has
+//! no handler for (it has none): SIGSTOP and SIGKILL from the program do nothing.
 //!
 //! The program: a process group of its own in init's session, default signal
-//! dispositions and an empty mask, the deny filter, then the notify filter whose
-//! listener goes to the loader, then exec. In the sentry, init's session has the
+//! dispositions and an empty mask, `no_new_privs` (always: no execve inside gains a
+//! privilege from set-user-ID bits or file capabilities), the deny filter, then the
+//! notify filter whose listener goes to the loader, the resource limits, then its
+//! credentials: the bounding set cut to [`InitPlan::capabilities`], the user and group
+//! (`--user`, checked with getresuid/getresgid afterwards), and exactly the kept
+//! capabilities in the effective, permitted, inheritable and ambient sets (none by
+//! default, as root too: rlimits then bind it, and it cannot ptrace init), then exec.
+//! The program is dumpable again after its exec (the kernel resets it when the real and
+//! effective ids agree), so it can debug itself and its children. In the sentry, init's session has the
 //! borrowed terminal as controlling terminal and the program's group in the
 //! foreground. The program is deliberately not a session leader: its group's parent
 //! (init) is then in the same session, so the group is not orphaned and stop signals

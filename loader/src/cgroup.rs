@@ -15,9 +15,12 @@
 //! it is enabled in the parent's `cgroup.subtree_control` if needed (which the kernel
 //! refuses when the parent has processes of its own and is not the root).
 //!
-//! The loader opens each cgroup's `cgroup.procs` before the spawn and init writes `0`
-//! (itself) to it first thing, before it forks the program: no round trip, and the
-//! program and everything it starts are in the cgroup from their first instruction.
+//! Right after the spawn the loader writes init's pid into each cgroup's
+//! `cgroup.procs` (opened before), while init builds the filesystem, and then tells
+//! init, which waits for that before it forks the program: the program and everything
+//! it starts are in the cgroup from their first instruction. (Moving a process between
+//! cgroups waits for an RCU grace period, a few milliseconds; overlapped with init's
+//! set-up it costs start-up little. Init writing `0` itself costs that time in full.)
 //! `pids.max` counts every process and thread of the sandbox, init included. Once the
 //! sandbox has ended (init reaped: the kernel has then killed and reaped every other
 //! process of its PID namespace), the directories are removed. A loader killed with
@@ -29,7 +32,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -69,14 +72,20 @@ pub(crate) struct Placement {
 }
 
 impl SandboxCgroup {
-    /// The `cgroup.procs` descriptors init writes itself into.
-    pub fn procs_fds(&self) -> Vec<RawFd> {
-        self.procs.iter().map(|f| f.as_raw_fd()).collect()
-    }
-
-    /// Closes the loader's copies of the `cgroup.procs` descriptors (after the spawn).
-    pub fn close_procs(&mut self) {
-        self.procs.clear();
+    /// Moves the process `pid` (the loader's PID namespace) into every cgroup of the
+    /// sandbox, then closes the `cgroup.procs` descriptors.
+    pub fn add_process(&mut self, pid: i32) -> Result<(), CgroupError> {
+        let text = pid.to_string();
+        for (fd, dir) in self.procs.drain(..).zip(&self.dirs) {
+            let mut file = fs::File::from(fd);
+            file.write_all(text.as_bytes())
+                .map_err(|source| CgroupError {
+                    path: dir.join("cgroup.procs"),
+                    step: "moving init into it",
+                    source,
+                })?;
+        }
+        Ok(())
     }
 }
 

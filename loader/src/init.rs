@@ -1,10 +1,8 @@
 //! The sandbox's init (PID 1 of its PID namespace) and the program's last steps before
 //! exec. Everything here runs in the spawned child.
 //!
-//! init: first writes itself into the sandbox's cgroups (descriptors of their
-//! `cgroup.procs` opened by the loader, see [`crate::cgroup`]), so that the program and
-//! all it starts are counted from their first instruction; once the user namespace's
-//! maps are written (rootless), makes itself non-dumpable (`PR_SET_DUMPABLE` 0: the
+//! init: once the user namespace's maps are written (rootless), makes itself
+//! non-dumpable (`PR_SET_DUMPABLE` 0: the
 //! kernel's `ptrace_may_access` then refuses ptrace, `process_vm_readv`/`writev`,
 //! `pidfd_getfd`, `kcmp` and `/proc/1/{mem,environ,fd/*}` to any process without
 //! CAP_SYS_PTRACE over it, which the program never has) and sets `no_new_privs`;
@@ -12,7 +10,9 @@
 //! session: the borrowed terminal can never become its host controlling terminal;
 //! with an owned pty, that session's controlling terminal, whose hangup SIGHUP init
 //! passes on to the program's group as a shell passes it to its jobs),
-//! builds the filesystem view, forks the program, reaps every orphan, reports the
+//! builds the filesystem view, waits until the loader has moved it into the sandbox's
+//! cgroups ([`crate::cgroup`]; so that the program and all it starts are counted from
+//! their first instruction), forks the program, reaps every orphan, reports the
 //! program's end, and exits — which kills whatever is left in the namespace. It also
 //! exits when the loader goes away: its control socket hangs up. (PR_SET_PDEATHSIG
 //! would not do: with the fork fallback init's parent is an intermediate process that
@@ -67,9 +67,9 @@ pub(crate) struct InitPlan {
     pub rlimits: Vec<(i32, u64, u64)>,
     /// The capabilities the program keeps (none by default).
     pub capabilities: CapSet,
-    /// `cgroup.procs` of the sandbox's cgroups (opened by the loader): init writes
-    /// itself into each before it forks the program.
-    pub cgroup_procs: Vec<RawFd>,
+    /// The loader moves init into the sandbox's cgroups while init builds the
+    /// filesystem, then sends `G`: init waits for it before it forks the program.
+    pub wait_for_cgroup: bool,
     /// Make this descriptor (a borrowed terminal) the program's stdio.
     pub stdio: Option<RawFd>,
     /// Owned-pty mode: init creates a pty in the sandbox's own devpts, makes it the
@@ -96,7 +96,6 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
     // init would not see the loader go away).
     let mut keep = vec![plan.control];
     keep.extend(plan.stdio);
-    keep.extend(&plan.cgroup_procs);
     if let Err(e) = crate::sys::fd::close_all_except(&keep) {
         let _ = control::send(plan.control, &format!("F close_range: {e}"), None);
         return SETUP_FAILED;
@@ -105,14 +104,6 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
         let _ = control::send(plan.control, &format!("F {what}"), None);
         SETUP_FAILED
     };
-    // Into the sandbox's cgroups first: everything init forks is then counted.
-    for &fd in &plan.cgroup_procs {
-        let procs = crate::sys::fd::borrow(fd);
-        if let Err(e) = nix::unistd::write(procs, b"0") {
-            return fail(format!("joining the sandbox's cgroup: {e}"));
-        }
-        let _ = nix::unistd::close(fd);
-    }
     if plan.wait_for_maps {
         match control::recv(plan.control) {
             Ok(Some(control::Message::Go)) => {}
@@ -163,6 +154,15 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
         Ok(fd) => fd,
         Err(e) => return fail(format!("signalfd: {e}")),
     };
+    if plan.wait_for_cgroup {
+        // In the sandbox's cgroups before the program exists: everything it starts is
+        // counted. (The loader moved init meanwhile: a cgroup migration waits for an
+        // RCU grace period, which the filesystem set-up above overlaps.)
+        match control::recv(plan.control) {
+            Ok(Some(control::Message::Go)) => {}
+            _ => return fail("the loader did not place init in the sandbox's cgroup".into()),
+        }
+    }
     let program = match clone::fork() {
         Ok(Forked::Child) => clone::exit_now(program_main(plan, slave_fd)),
         Ok(Forked::Parent { pid, .. }) => pid,

@@ -424,7 +424,7 @@ impl Sandbox {
             user: spec.user,
             rlimits,
             capabilities: spec.capabilities,
-            cgroup_procs: cgroup.as_ref().map(|c| c.procs_fds()).unwrap_or_default(),
+            wait_for_cgroup: cgroup.is_some(),
             stdio: if spec.terminal_stdio {
                 terminal.as_ref().map(|t| t.as_raw_fd())
             } else {
@@ -485,9 +485,6 @@ impl Sandbox {
             spawn::spawn(ns, spec.spawn_method, &mut child)?
         };
         drop(theirs);
-        if let Some(c) = &mut cgroup {
-            c.close_procs();
-        }
         tracing::info!(
             pid = spawned.pid,
             method = spawned.method.name(),
@@ -506,6 +503,17 @@ impl Sandbox {
                 );
                 let _ = wait_pidfd(&spawned.pidfd);
                 return Err(LoaderError::Setup(format!("user namespace: {e}")));
+            }
+            control::send(ours.as_raw_fd(), "G", None)
+                .map_err(|e| LoaderError::Sys("control channel", e))?;
+        }
+        if let Some(c) = &mut cgroup {
+            // init builds the filesystem meanwhile and waits for this `G` to fork the
+            // program.
+            if let Err(e) = c.add_process(spawned.pid) {
+                let _ = crate::sys::clone::pidfd_kill(&spawned.pidfd);
+                let _ = wait_pidfd(&spawned.pidfd);
+                return Err(e.into());
             }
             control::send(ours.as_raw_fd(), "G", None)
                 .map_err(|e| LoaderError::Sys("control channel", e))?;

@@ -518,8 +518,20 @@ oserr("fsize", lambda: open("/tmp/big", "wb").write(b"x" * 65536))
     assert_eq!(f["stopped_by"], libc::EAGAIN.to_string(), "{why}");
 }
 
+/// Kills the `sandbox` it holds if a test fails before it does (nothing is left
+/// running behind a failed test).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// kill -9 of the loader while the program holds a SIGSTOPped child and a ptrace-stopped
-/// child: nothing of the sandbox survives.
+/// child: nothing of the sandbox survives. The cgroup the killed loader could not
+/// remove is removed by the next sandbox.
 #[test]
 fn loader_killed_leaves_nothing_even_with_stopped_children() {
     require_root();
@@ -539,34 +551,35 @@ if traced == 0:
 assert libc.ptrace(16, traced, 0, 0) == 0  # PTRACE_ATTACH: the child stops, traced
 os.waitpid(traced, 0)
 os.waitpid(stopped, os.WUNTRACED)
-print("ready", flush=True)
+lines = [l for l in open("/proc/self/cgroup") if ":pids:" in l or l.startswith("0::")]
+print("ready", lines[0].strip() if lines else "none", flush=True)
 signal.pause()
 "#;
-        let mut child = command(caller)
-            .args(["run", "--", "python3", "-c", script, &marker])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run sandbox");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut child = KillOnDrop(
+            command(caller)
+                .args(["run", "--", "python3", "-c", script, &marker])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("run sandbox"),
+        );
+        let mut out = BufReader::new(child.0.stdout.take().unwrap());
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
-        assert_eq!(line, "ready\n", "{caller:?}");
+        let cgroup = line
+            .strip_prefix("ready ")
+            .unwrap_or_else(|| panic!("{caller:?}: {line:?}"))
+            .trim()
+            .to_string();
         let before = processes_with_arg(&marker);
         // The loader, init (a copy of the loader), the program and its two children.
         assert_eq!(before.len(), 5, "{caller:?}: {before:?}");
-        assert!(
-            before
-                .iter()
-                .filter(|p| p.state == 'T' || p.state == 't')
-                .count()
-                == 2
-        );
+        let stopped = before.iter().filter(|p| p.state == 'T' || p.state == 't');
+        assert_eq!(stopped.count(), 2, "{caller:?}: {before:?}");
         // kill -9 of `sandbox` itself (through setpriv it is the same process: setpriv
         // execs).
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let left = processes_with_arg(&marker);
@@ -578,6 +591,17 @@ signal.pause()
                 "{caller:?}: sandbox processes survive the loader: {left:?}"
             );
             std::thread::yield_now();
+        }
+        if caller == Caller::Root {
+            assert!(cgroup.contains("sandbox-"), "{cgroup}");
+            let stale = cgroup_dir(&cgroup);
+            assert!(
+                stale.exists(),
+                "the killed loader could not remove {stale:?}"
+            );
+            let o = sandbox(Caller::Root, &["--", "true"]);
+            assert_eq!(code(&o), 0, "{}", stderr(&o));
+            assert!(!stale.exists(), "the next sandbox removes {stale:?}");
         }
     }
 }

@@ -141,6 +141,11 @@ impl Mounts {
     fn read() -> Option<Mounts> {
         let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
         let cgroup = fs::read_to_string("/proc/self/cgroup").ok()?;
+        Some(Mounts::parse(&mountinfo, &cgroup))
+    }
+
+    /// From the text of `/proc/self/mountinfo` and `/proc/self/cgroup`.
+    fn parse(mountinfo: &str, cgroup: &str) -> Mounts {
         let mut v1 = Vec::new();
         let mut v2 = None;
         for line in mountinfo.lines() {
@@ -177,11 +182,26 @@ impl Mounts {
                 Some((ctrls, path.to_string()))
             })
             .collect();
-        Some(Mounts { v1, v2, membership })
+        Mounts { v1, v2, membership }
     }
 
-    /// Where `controller` can be used.
+    /// Where `controller` can be used: its v1 hierarchy, else v2 if the controller is
+    /// available to the loader's v2 cgroup's children.
     fn find(&self, controller: &str) -> Option<Hierarchy> {
+        let h = self.locate(controller)?;
+        if !h.v2 {
+            return Some(h);
+        }
+        let available = fs::read_to_string(h.dir.join("cgroup.controllers")).ok()?;
+        available
+            .split_whitespace()
+            .any(|c| c == controller)
+            .then_some(h)
+    }
+
+    /// The loader's cgroup directory in the v1 hierarchy of `controller`, or else in
+    /// the v2 hierarchy (whether v2 has the controller is not checked here).
+    fn locate(&self, controller: &str) -> Option<Hierarchy> {
         let join = |point: &Path, root: &str, path: &str| {
             let rel = path.strip_prefix(root).unwrap_or(path);
             point.join(rel.trim_start_matches('/'))
@@ -202,12 +222,10 @@ impl Mounts {
         }
         let (point, root) = self.v2.as_ref()?;
         let (_, path) = self.membership.iter().find(|(c, _)| c.is_empty())?;
-        let dir = join(point, root, path);
-        let available = fs::read_to_string(dir.join("cgroup.controllers")).ok()?;
-        available
-            .split_whitespace()
-            .any(|c| c == controller)
-            .then_some(Hierarchy { dir, v2: true })
+        Some(Hierarchy {
+            dir: join(point, root, path),
+            v2: true,
+        })
     }
 }
 
@@ -362,5 +380,58 @@ fn remove_stale(parent: &Path) {
         if !alive && fs::remove_dir(entry.path()).is_ok() {
             tracing::info!(dir = %entry.path().display(), "removed a stale sandbox cgroup");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID_MOUNTS: &str = "\
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+    const HYBRID_CGROUP: &str = "\
+8:pids:/
+4:memory:/process_api/abc
+1:cpu,cpuacct:/x
+0::/
+";
+
+    #[test]
+    fn v1_controllers_are_preferred_and_found_under_our_cgroup() {
+        let m = Mounts::parse(HYBRID_MOUNTS, HYBRID_CGROUP);
+        let pids = m.locate("pids").map(|h| (h.dir, h.v2));
+        assert_eq!(pids, Some((PathBuf::from("/sys/fs/cgroup/pids"), false)));
+        let mem = m.locate("memory").map(|h| (h.dir, h.v2));
+        assert_eq!(
+            mem,
+            Some((
+                PathBuf::from("/sys/fs/cgroup/memory/process_api/abc"),
+                false
+            ))
+        );
+        let cpu = m.locate("cpuacct").map(|h| h.dir);
+        assert_eq!(cpu, Some(PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/x")));
+        // Not bound to v1: v2.
+        let io = m.locate("io").map(|h| (h.dir, h.v2));
+        assert_eq!(io, Some((PathBuf::from("/sys/fs/cgroup/unified"), true)));
+    }
+
+    #[test]
+    fn v2_only_with_a_mount_root_below_the_hierarchy_root() {
+        // A cgroup namespace or a bind of a sub-hierarchy: the mount shows /user.slice.
+        let mounts = "30 25 0:26 /user.slice /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        let m = Mounts::parse(mounts, "0::/user.slice/user-1000.slice/session-3.scope\n");
+        let pids = m.locate("pids").map(|h| (h.dir, h.v2));
+        assert_eq!(
+            pids,
+            Some((
+                PathBuf::from("/sys/fs/cgroup/user-1000.slice/session-3.scope"),
+                true
+            ))
+        );
     }
 }

@@ -2,22 +2,22 @@
 //! exec. Everything here runs in the spawned child.
 //!
 //! init: once the user namespace's maps are written (rootless), makes itself
-//! non-dumpable (`PR_SET_DUMPABLE` 0: the
-//! kernel's `ptrace_may_access` then refuses ptrace, `process_vm_readv`/`writev`,
-//! `pidfd_getfd`, `kcmp` and `/proc/1/{mem,environ,fd/*}` to any process without
-//! CAP_SYS_PTRACE over it, which the program never has) and sets `no_new_privs`;
-//! takes a session of its own (so that no sandbox process is ever in the user's
-//! session: the borrowed terminal can never become its host controlling terminal;
-//! with an owned pty, that session's controlling terminal, whose hangup SIGHUP init
-//! passes on to the program's group as a shell passes it to its jobs),
-//! builds the filesystem view, waits until the loader has moved it into the sandbox's
-//! cgroups ([`crate::cgroup`]; so that the program and all it starts are counted from
-//! their first instruction), forks the program, reaps every orphan, reports the
-//! program's end, and exits — which kills whatever is left in the namespace. It also
-//! exits when the loader goes away: its control socket hangs up. (PR_SET_PDEATHSIG
-//! would not do: with the fork fallback init's parent is an intermediate process that
-//! exits at once.) As PID 1 of its namespace it gets no signal from inside that it has
-//! no handler for (it has none): SIGSTOP and SIGKILL from the program do nothing.
+//! non-dumpable (`PR_SET_DUMPABLE` 0: the kernel's `ptrace_may_access` then refuses
+//! ptrace, `process_vm_readv`/`writev`, `pidfd_getfd`, `kcmp` and
+//! `/proc/1/{mem,environ,fd/*}` to any process without CAP_SYS_PTRACE over it, which
+//! the program never has) and sets `no_new_privs`; takes a session of its own (so that
+//! no sandbox process is ever in the user's session: the borrowed terminal can never
+//! become its host controlling terminal; with an owned pty, that session's controlling
+//! terminal, whose hangup SIGHUP init passes on to the program's group as a shell
+//! passes it to its jobs), builds the filesystem view, waits until the loader has moved
+//! it into the sandbox's cgroups ([`crate::cgroup`]; so that the program and all it
+//! starts are counted from their first instruction), forks the program, reaps every
+//! orphan, reports the program's end, and exits — which kills whatever is left in the
+//! namespace. It also exits when the loader goes away: its control socket hangs up.
+//! (PR_SET_PDEATHSIG would not do: with the fork fallback init's parent is an
+//! intermediate process that exits at once.) As PID 1 of its namespace it gets no
+//! signal from inside that it has no handler for (it has none): SIGSTOP and SIGKILL
+//! from the program do nothing.
 //!
 //! The program: a process group of its own in init's session, default signal
 //! dispositions and an empty mask, `no_new_privs` (always: no execve inside gains a
@@ -28,13 +28,13 @@
 //! capabilities in the effective, permitted, inheritable and ambient sets (none by
 //! default, as root too: rlimits then bind it, and it cannot ptrace init), then exec.
 //! The program is dumpable again after its exec (the kernel resets it when the real and
-//! effective ids agree), so it can debug itself and its children. In the sentry, init's session has the
-//! borrowed terminal as controlling terminal and the program's group in the
-//! foreground. The program is deliberately not a session leader: its group's parent
+//! effective ids agree), so it can debug itself and its children. In the sentry, init's
+//! session has the borrowed terminal as controlling terminal and the program's group in
+//! the foreground. The program is deliberately not a session leader: its group's parent
 //! (init) is then in the same session, so the group is not orphaned and stop signals
-//! work on it (vim's ^Z, a forwarded SIGTSTP), as for a program started by a shell;
-//! a session-leader program would be in an orphaned group, where Linux discards
-//! SIGTSTP, SIGTTIN and SIGTTOU.
+//! work on it (vim's ^Z, a forwarded SIGTSTP), as for a program started by a shell; a
+//! session-leader program would be in an orphaned group, where Linux discards SIGTSTP,
+//! SIGTTIN and SIGTTOU.
 
 use crate::capability::CapSet;
 use crate::control;

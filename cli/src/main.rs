@@ -45,7 +45,8 @@ enum LogFormat {
 enum Command {
     /// Run PROGRAM in a sandbox: new PID, mount, UTS, IPC and network namespaces, the
     /// host root behind a throwaway writable overlay (read-only with --read-only or
-    /// without root) with a private /tmp, a fresh /proc and a minimal /dev, seccomp. Exit status: the program's, 128+N if it was killed by signal N, 125 for
+    /// without root) with a private /tmp, a fresh /proc (kernel settings read-only) and
+    /// a minimal /dev, seccomp, no capabilities, at most 4096 processes (--pids-limit). Exit status: the program's, 128+N if it was killed by signal N, 125 for
     /// a sandbox error, 126 if PROGRAM cannot be executed, 127 if it is not found.
     Run(Box<RunArgs>),
     /// Play a shell session on the job-control kernel model and show every event:
@@ -137,6 +138,21 @@ struct RunArgs {
     /// numbers or `unlimited` (HARD defaults to SOFT). Repeatable.
     #[arg(long = "rlimit", value_name = "NAME=SOFT[:HARD]", value_parser = parse_rlimit)]
     rlimits: Vec<(i32, u64, u64)>,
+    /// Let the program keep capability CAP (repeatable; with or without CAP_, any
+    /// case). By default it has none, as root too. `docker-default` adds Docker's
+    /// default set: CHOWN DAC_OVERRIDE FSETID FOWNER MKNOD NET_RAW SETGID SETUID
+    /// SETFCAP SETPCAP NET_BIND_SERVICE SYS_CHROOT KILL AUDIT_WRITE.
+    #[arg(long = "cap-add", value_name = "CAP")]
+    cap_add: Vec<String>,
+    /// Most processes and threads the sandbox may have at once, its init included
+    /// (pids cgroup; without a writable cgroup and without root, RLIMIT_NPROC on the
+    /// program). 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = sandbox_loader::DEFAULT_PIDS_LIMIT)]
+    pids_limit: u64,
+    /// Memory limit for the whole sandbox (memory cgroup): bytes, or with a suffix
+    /// k, m, g (powers of 1024), e.g. 512m, 1g.
+    #[arg(short = 'm', long, value_name = "SIZE", value_parser = parse_size)]
+    memory: Option<u64>,
     /// Keep the root read-only (by default, as root, writes anywhere succeed and
     /// vanish with the sandbox: a tmpfs overlay over the host root or --rootfs;
     /// without root the root is always read-only).
@@ -289,6 +305,26 @@ fn libc_rlim_infinity() -> u64 {
     nix::sys::resource::RLIM_INFINITY
 }
 
+/// `512m`, `1g`, `4096`, `64k` → bytes (suffixes are powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || "expected a size such as 512m or 1g".to_string();
+    let lower = s.trim().to_ascii_lowercase();
+    let lower = lower.strip_suffix('b').unwrap_or(&lower);
+    let (digits, shift) = match lower.char_indices().last() {
+        Some((i, 'k')) => (&lower[..i], 10),
+        Some((i, 'm')) => (&lower[..i], 20),
+        Some((i, 'g')) => (&lower[..i], 30),
+        Some((i, 't')) => (&lower[..i], 40),
+        _ => (lower, 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let bytes = n.checked_mul(1u64 << shift).ok_or_else(bad)?;
+    if bytes == 0 {
+        return Err(bad());
+    }
+    Ok(bytes)
+}
+
 /// `sandbox run`: returns the exit status.
 fn run(args: RunArgs) -> Result<i32> {
     use sandbox_loader::{SandboxSpec, SignalMode, SpawnMethod};
@@ -310,9 +346,24 @@ fn run(args: RunArgs) -> Result<i32> {
                 (id, id)
             }
         };
+        if uid == u32::MAX || gid == u32::MAX {
+            return Err(anyhow!(
+                "bad --user {u:?}: 4294967295 is (uid_t)-1, which the kernel reads as \"unchanged\""
+            ));
+        }
         spec.user = Some((uid, gid));
     }
     spec.rlimits = args.rlimits;
+    for c in &args.cap_add {
+        spec.capabilities
+            .add(c)
+            .map_err(|e| anyhow!("bad --cap-add {c:?}: {e}"))?;
+    }
+    for cap in spec.capabilities.dangerous() {
+        eprintln!("sandbox: warning: --cap-add {cap}: the program can use CAP_{cap} to get out of the sandbox's guarantees");
+    }
+    spec.pids_limit = (args.pids_limit != 0).then_some(args.pids_limit);
+    spec.memory_limit = args.memory;
     spec.rootfs = args.rootfs;
     if args.read_only {
         spec.root_mode = sandbox_loader::mounts::RootMode::ReadOnly;

@@ -1,28 +1,44 @@
 //! The sandbox's init (PID 1 of its PID namespace) and the program's last steps before
 //! exec. Everything here runs in the spawned child.
 //!
-//! init: takes a session of its own (so that no sandbox process is ever in the user's
-//! session: the borrowed terminal can never become its host controlling terminal;
-//! with an owned pty, that session's controlling terminal, whose hangup SIGHUP init
-//! passes on to the program's group as a shell passes it to its jobs),
-//! builds the filesystem view, forks the program, confines itself to its own seccomp
-//! allow-list ([`seccomp::init_filter`]: waiting, reaping, signalling, reporting),
-//! reaps every orphan, reports the program's end, and exits — which kills whatever is left in the namespace. It also
-//! exits when the loader goes away: its control socket hangs up. (PR_SET_PDEATHSIG
-//! would not do: with the fork fallback init's parent is an intermediate process that
-//! exits at once.)
+//! init: once the user namespace's maps are written (rootless), makes itself
+//! non-dumpable (`PR_SET_DUMPABLE` 0: the kernel's `ptrace_may_access` then refuses
+//! ptrace, `process_vm_readv`/`writev`, `pidfd_getfd`, `kcmp` and
+//! `/proc/1/{mem,environ,fd/*}` to any process without CAP_SYS_PTRACE over it, which
+//! the program never has) and sets `no_new_privs`; takes a session of its own (so that
+//! no sandbox process is ever in the user's session: the borrowed terminal can never
+//! become its host controlling terminal; with an owned pty, that session's controlling
+//! terminal, whose hangup SIGHUP init passes on to the program's group as a shell
+//! passes it to its jobs), builds the filesystem view, waits until the loader has moved
+//! it into the sandbox's cgroups ([`crate::cgroup`]; so that the program and all it
+//! starts are counted from their first instruction), forks the program, confines
+//! itself to its own seccomp allow-list ([`seccomp::init_filter`]: waiting, reaping,
+//! signalling, reporting), reaps every orphan, reports the program's end, and exits — which kills whatever is left in the
+//! namespace. It also exits when the loader goes away: its control socket hangs up.
+//! (PR_SET_PDEATHSIG would not do: with the fork fallback init's parent is an
+//! intermediate process that exits at once.) As PID 1 of its namespace it gets no
+//! signal from inside that it has no handler for (it has none): SIGSTOP and SIGKILL
+//! from the program do nothing.
 //!
 //! The program: a process group of its own in init's session, default signal
-//! dispositions and an empty mask, its seccomp policy ([`seccomp::program_filter`]),
-//! then the notify filter whose
-//! listener goes to the loader, then exec. In the sentry, init's session has the
-//! borrowed terminal as controlling terminal and the program's group in the
-//! foreground. The program is deliberately not a session leader: its group's parent
+//! dispositions and an empty mask, `no_new_privs` (always: no execve inside gains a
+//! privilege from set-user-ID bits or file capabilities), its seccomp policy
+//! ([`seccomp::program_filter`]), then the notify filter whose listener goes to the
+//! loader, the resource limits, then its
+//! credentials: the bounding set cut to [`InitPlan::capabilities`], the user and group
+//! (`--user`, checked with getresuid/getresgid afterwards), and exactly the kept
+//! capabilities in the effective, permitted, inheritable and ambient sets (none by
+//! default, as root too: rlimits then bind it, and it cannot ptrace init), then exec.
+//! The program is dumpable again after its exec (the kernel resets it when the real and
+//! effective ids agree), so it can debug itself and its children. In the sentry, init's
+//! session has the borrowed terminal as controlling terminal and the program's group in
+//! the foreground. The program is deliberately not a session leader: its group's parent
 //! (init) is then in the same session, so the group is not orphaned and stop signals
-//! work on it (vim's ^Z, a forwarded SIGTSTP), as for a program started by a shell;
-//! a session-leader program would be in an orphaned group, where Linux discards
-//! SIGTSTP, SIGTTIN and SIGTTOU.
+//! work on it (vim's ^Z, a forwarded SIGTSTP), as for a program started by a shell; a
+//! session-leader program would be in an orphaned group, where Linux discards SIGTSTP,
+//! SIGTTIN and SIGTTOU.
 
+use crate::capability::CapSet;
 use crate::control;
 use crate::mounts::{self, FsSpec};
 use crate::seccomp::{self, Filter};
@@ -55,6 +71,11 @@ pub(crate) struct InitPlan {
     pub user: Option<(u32, u32)>,
     /// The program's resource limits (resource, soft, hard).
     pub rlimits: Vec<(i32, u64, u64)>,
+    /// The capabilities the program keeps (none by default).
+    pub capabilities: CapSet,
+    /// The loader moves init into the sandbox's cgroups while init builds the
+    /// filesystem, then sends `G`: init waits for it before it forks the program.
+    pub wait_for_cgroup: bool,
     /// Make this descriptor (a borrowed terminal) the program's stdio.
     pub stdio: Option<RawFd>,
     /// Owned-pty mode: init creates a pty in the sandbox's own devpts, makes it the
@@ -95,6 +116,18 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
             _ => return fail("the loader did not map the user namespace".into()),
         }
     }
+    // Out of the program's reach from here on (the loader has written the user
+    // namespace's maps, which needs init's /proc files to be the caller's): without
+    // CAP_SYS_PTRACE over init, nobody may ptrace it, read or write its memory, take
+    // its descriptors (pidfd_getfd) or compare them (kcmp), or open /proc/1/mem,
+    // environ or fd. The program, though forked from init, is dumpable again after its
+    // execve (the kernel resets it when the real and effective ids agree).
+    if let Err(e) = crate::sys::process::set_not_dumpable() {
+        return fail(format!("prctl(PR_SET_DUMPABLE, 0): {e}"));
+    }
+    if let Err(e) = crate::sys::process::set_no_new_privs() {
+        return fail(format!("prctl(PR_SET_NO_NEW_PRIVS): {e}"));
+    }
     if let Err(e) = nix::unistd::setsid() {
         return fail(format!("setsid: {e}"));
     }
@@ -127,6 +160,15 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
         Ok(fd) => fd,
         Err(e) => return fail(format!("signalfd: {e}")),
     };
+    if plan.wait_for_cgroup {
+        // In the sandbox's cgroups before the program exists: everything it starts is
+        // counted. (The loader moved init meanwhile: a cgroup migration waits for an
+        // RCU grace period, which the filesystem set-up above overlaps.)
+        match control::recv(plan.control) {
+            Ok(Some(control::Message::Go)) => {}
+            _ => return fail("the loader did not place init in the sandbox's cgroup".into()),
+        }
+    }
     let program = match clone::fork() {
         Ok(Forked::Child) => clone::exit_now(program_main(plan, slave_fd)),
         Ok(Forked::Parent { pid, .. }) => pid,
@@ -185,6 +227,31 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
     }
 }
 
+/// The program's credentials: the bounding set cut to [`InitPlan::capabilities`]
+/// (while CAP_SETPCAP is still effective), the user and group (keeping the permitted
+/// set across the uid change), checked, then exactly the kept capabilities in the
+/// effective, permitted, inheritable and ambient sets, so they survive execve for any
+/// uid; with none kept every set is empty.
+fn drop_privileges(plan: &InitPlan) -> Result<(), String> {
+    use crate::sys::process as p;
+    let keep = plan.capabilities.bits();
+    p::drop_bounding_except(keep).map_err(|e| format!("dropping the bounding set: {e}"))?;
+    if let Some((uid, gid)) = plan.user {
+        p::set_keep_caps(true).map_err(|e| format!("prctl(PR_SET_KEEPCAPS): {e}"))?;
+        p::become_user(uid, gid).map_err(|e| format!("running as {uid}:{gid}: {e}"))?;
+        let (uids, gids) = p::ids().map_err(|e| format!("getresuid: {e}"))?;
+        if uids != [uid; 3] || gids != [gid; 3] {
+            return Err(format!(
+                "running as {uid}:{gid}: the ids are {uids:?}:{gids:?} after setting them"
+            ));
+        }
+        p::set_keep_caps(false).map_err(|e| format!("prctl(PR_SET_KEEPCAPS): {e}"))?;
+    }
+    p::set_capabilities(keep).map_err(|e| format!("capset: {e}"))?;
+    p::set_ambient(keep).map_err(|e| format!("ambient capabilities: {e}"))?;
+    Ok(())
+}
+
 /// The wait status word for a final status.
 fn raw_status(st: WaitStatus) -> i32 {
     match st {
@@ -228,6 +295,11 @@ fn program_main(plan: &InitPlan, pty_slave: Option<RawFd>) -> i32 {
     }
     signal::reset_all_to_default();
     let _ = signal::set_mask(&SigSet::empty());
+    // Always, whatever the capabilities: no execve inside the sandbox ever gains a
+    // privilege (set-user-ID bits, file capabilities).
+    if let Err(e) = crate::sys::process::set_no_new_privs() {
+        return fail(format!("prctl(PR_SET_NO_NEW_PRIVS): {e}"));
+    }
     if let Some(deny) = &plan.deny {
         if let Err(e) = seccomp::install(deny) {
             return fail(format!("installing the program's seccomp filter: {e}"));
@@ -251,11 +323,9 @@ fn program_main(plan: &InitPlan, pty_slave: Option<RawFd>) -> i32 {
             return fail(format!("setrlimit({resource}): {e}"));
         }
     }
-    if let Some((uid, gid)) = plan.user {
-        // Last, after everything that needs privileges (the filters are installed).
-        if let Err(e) = crate::sys::process::become_user(uid, gid) {
-            return fail(format!("running as {uid}:{gid}: {e}"));
-        }
+    // Last, after everything that needs privileges (the filters are installed).
+    if let Err(e) = drop_privileges(plan) {
+        return fail(e);
     }
     let Some(prog) = plan.argv.first() else {
         return fail("no program given".into());

@@ -47,6 +47,8 @@
 //! approves). See `docs/LOADER.md`.
 pub use sandbox_sentry as sentry;
 
+pub mod capability;
+pub mod cgroup;
 pub(crate) mod control;
 pub mod host_kernel;
 pub(crate) mod init;
@@ -62,6 +64,8 @@ pub mod tty_listener;
 pub mod tty_restorer;
 pub mod userns;
 
+pub use capability::CapSet;
+pub use sandbox::DEFAULT_PIDS_LIMIT;
 pub use sandbox::{
     run, LoaderError, OwnedPty, RunOutcome, Sandbox, SandboxEvent, SandboxSpec, SignalMode,
 };

@@ -10,6 +10,8 @@
 //! | `/` | [`RootMode::Overlay`] (the default as root): an overlay whose lower layer is a read-only copy of the host root's own filesystem (or [`FsSpec::rootfs`]'s) and whose upper layer is a tmpfs; the filesystems mounted below the root are attached on it read-only. [`RootMode::ReadOnly`] (`--read-only`, and always without root): a recursive copy of the root, read-only recursively | programs see the host's files; writes succeed and vanish with the sandbox, or fail with `EROFS`; the host's files never change |
 //! | `/tmp` | private tmpfs, mode 1777, `nosuid,nodev` | a writable scratch area that vanishes with the sandbox |
 //! | `/proc` | a fresh proc of the sandbox's PID namespace, `nosuid,nodev,noexec` | `ps`, `/proc/self` and PID 1 are the sandbox's |
+//! | `/proc/sys`, `/proc/sysrq-trigger`, `/proc/irq`, `/proc/bus`, `/proc/fs` | bound onto themselves, `ro,nosuid,nodev,noexec` ([`READ_ONLY_PATHS`]) | they change the whole machine (`kernel.core_pattern` runs a command as host root) |
+//! | `/proc/kcore`, `/proc/keys`, `/proc/timer_list`, `/proc/sched_debug`, `/proc/latency_stats`, `/proc/timer_stats`, `/proc/acpi`, `/proc/scsi`, `/proc/asound`, `/sys/firmware`, `/sys/devices/virtual/powercap` | masked ([`MASKED_PATHS`]): `/dev/null` bound over files, an empty read-only tmpfs over directories; skipped where the host has none | host memory, other users' keys, kernel addresses, firmware tables |
 //! | `/dev` | tmpfs (`nosuid,noexec`), read-only once built; contents below | only the devices programs need |
 //! | `/sys` | host root: the host's sysfs, read-only (it comes with the recursive bind). [`FsSpec::rootfs`]: left out | see below |
 //! | binds | [`FsSpec::binds`] in order, on top of all the above | `--bind` (writable) / `--ro-bind` |
@@ -66,7 +68,8 @@
 //!    root is detached (`umount2(MNT_DETACH)`). `/proc` comes before the detach because
 //!    in a user namespace the kernel only allows a new proc mount while a fully visible
 //!    one exists in the namespace; the old root holds one even when `rootfs` has none.
-//! 4. `/tmp` and `/dev` are built, then the binds are attached. From step 3 on every
+//! 4. `/tmp` and `/dev` are built, the kernel files above are made read-only or
+//!    masked (after `/dev`: masking binds its `/dev/null`), then the binds are attached. From step 3 on every
 //!    path is resolved inside the new root, so a symbolic link in a bind target cannot
 //!    point outside it.
 //! 5. `/dev` is made read-only, the hostname is set, and the working directory changed.
@@ -262,6 +265,7 @@ pub fn setup_filesystem(spec: &FsSpec) -> Result<(), MountError> {
         "mode=1777",
     )?;
     dev::build(host.dev)?;
+    harden_kernel_files(spec.rootfs.is_none())?;
     for bind in host.binds {
         bind.attach()?;
     }
@@ -436,6 +440,100 @@ fn enter_new_root(root: RootCopy, root_path: &Path) -> Result<(), MountError> {
         path: PathBuf::from("/"),
         source,
     })
+}
+
+/// Kernel interfaces under `/proc` that stay readable but become read-only: writing
+/// them changes the whole machine (`/proc/sys`: kernel.core_pattern runs a command as
+/// host root on the next crash; `/proc/sysrq-trigger` reboots or crashes it).
+pub const READ_ONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Kernel interfaces hidden: files get `/dev/null` bound over them (they read empty),
+/// directories an empty read-only tmpfs. They show host memory (`/proc/kcore`), keys of
+/// other users (`/proc/keys`), kernel timers and addresses usable to defeat KASLR, and
+/// host hardware or firmware tables.
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Makes [`READ_ONLY_PATHS`] read-only (bind onto itself, then remount
+/// `ro,nosuid,nodev,noexec`) and covers [`MASKED_PATHS`]; paths the kernel does not
+/// have are skipped. Needs the sandbox's `/proc` and `/dev/null`. `/sys` paths only
+/// when the sandbox sees the host's `/sys` (`with_sys`).
+fn harden_kernel_files(with_sys: bool) -> Result<(), MountError> {
+    let ro_flags = MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV
+        | MsFlags::MS_NOEXEC;
+    for path in READ_ONLY_PATHS {
+        if !exists(path) {
+            continue;
+        }
+        let err = |source| MountError::ReadOnly {
+            path: PathBuf::from(path),
+            source,
+        };
+        let none = None::<&str>;
+        mount(
+            Some(*path),
+            *path,
+            none,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            none,
+        )
+        .map_err(err)?;
+        mount(none, *path, none, ro_flags, none).map_err(err)?;
+    }
+    for path in MASKED_PATHS {
+        if path.starts_with("/sys/") && !with_sys {
+            continue;
+        }
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            continue;
+        };
+        let err = |fstype, source| MountError::Mount {
+            fstype,
+            target: PathBuf::from(path),
+            source,
+        };
+        let none = None::<&str>;
+        if meta.is_dir() {
+            mount(
+                Some("tmpfs"),
+                *path,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("mode=0555"),
+            )
+            .map_err(|e| err("tmpfs", e))?;
+        } else {
+            mount(Some("/dev/null"), *path, none, MsFlags::MS_BIND, none)
+                .map_err(|e| err("bind of /dev/null", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path` exists (without following a last symbolic link).
+fn exists(path: &str) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
 }
 
 /// Mounts a new instance of `fstype` at `target` (an existing directory).

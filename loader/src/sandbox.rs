@@ -20,6 +20,7 @@
 //! terminal (nobody has ever called TIOCSPGRP), the loader stops itself with SIGTSTP
 //! so that the user's shell shows the job stopped; on SIGCONT it continues the job.
 
+use crate::capability::CapSet;
 use crate::control::{self, Message};
 use crate::init::{self, InitPlan};
 use crate::mounts::{Bind, FsSpec, RootMode};
@@ -58,6 +59,10 @@ pub enum SignalMode {
     All,
 }
 
+/// The default [`SandboxSpec::pids_limit`]: enough for builds and shells, few enough
+/// that a fork bomb stops long before the host's limits.
+pub const DEFAULT_PIDS_LIMIT: u64 = 4096;
+
 /// What to run and how.
 #[derive(Debug)]
 pub struct SandboxSpec {
@@ -72,8 +77,20 @@ pub struct SandboxSpec {
     /// Run the program as this user and group (numeric, inside the sandbox's user
     /// namespace if it has one); supplementary groups are cleared.
     pub user: Option<(u32, u32)>,
-    /// Resource limits for the program: (RLIMIT_* resource, soft, hard).
+    /// Resource limits for the program: (RLIMIT_* resource, soft, hard). They bind
+    /// whatever the uid, since the program has no CAP_SYS_RESOURCE (unless added).
     pub rlimits: Vec<(i32, u64, u64)>,
+    /// Capabilities the program keeps (effective, permitted, inheritable, ambient and
+    /// bounding sets); empty by default, as root or not. See [`crate::capability`].
+    pub capabilities: CapSet,
+    /// Most processes and threads the sandbox may have at once, init included: the
+    /// pids cgroup controller (see [`crate::cgroup`]); without a writable cgroup and
+    /// without root, `RLIMIT_NPROC` on the program instead (counted per uid in the
+    /// sandbox's user namespace). `None`: no limit. Default [`DEFAULT_PIDS_LIMIT`].
+    pub pids_limit: Option<u64>,
+    /// Memory limit in bytes for the whole sandbox (memory cgroup controller; no
+    /// fallback: without a writable memory cgroup it is not enforced, with a warning).
+    pub memory_limit: Option<u64>,
     pub hostname: Option<String>,
     pub rootfs: Option<PathBuf>,
     /// Writable through a throwaway overlay (the default, as root), or read-only
@@ -136,6 +153,9 @@ impl SandboxSpec {
             caller_cwd: None,
             user: None,
             rlimits: Vec::new(),
+            capabilities: CapSet::EMPTY,
+            pids_limit: Some(DEFAULT_PIDS_LIMIT),
+            memory_limit: None,
             hostname: None,
             rootfs: None,
             root_mode: RootMode::Overlay,
@@ -208,6 +228,12 @@ pub enum LoaderError {
     Ended,
     #[error("the sandbox was already waited for")]
     AlreadyWaited,
+    /// uid or gid 4294967295 (`(uid_t)-1`), which setresuid/setresgid read as "leave
+    /// unchanged": the program would keep init's ids (root).
+    #[error("invalid user {uid}:{gid}: 4294967295 ((uid_t)-1) means \"unchanged\" to the kernel")]
+    InvalidUser { uid: u32, gid: u32 },
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::CgroupError),
 }
 
 impl LoaderError {
@@ -265,6 +291,8 @@ const LOADER_EXTRA_SYSCALLS: &[libc::c_long] = &[
     libc::SYS_sched_setscheduler,
     // SECCOMP_GET_NOTIF_SIZES on the first receive; a filter can only restrict further.
     libc::SYS_seccomp,
+    // Removing the sandbox's cgroup once it has ended.
+    libc::SYS_rmdir,
 ];
 
 /// Restores the user's terminal (everything [`systty::SavedTerminal`] holds) and the
@@ -349,6 +377,45 @@ impl Sandbox {
         }
         let argv = cstrings(&spec.argv)?;
         let env = cstrings(&spec.env)?;
+        if let Some((uid, gid)) = spec.user {
+            if uid == u32::MAX || gid == u32::MAX {
+                return Err(LoaderError::InvalidUser { uid, gid });
+            }
+        }
+        for cap in spec.capabilities.dangerous() {
+            tracing::warn!(
+                capability = cap,
+                "the program keeps CAP_{cap}, which voids a guarantee of the sandbox"
+            );
+        }
+        let rootless = !nix::unistd::geteuid().is_root();
+        let placement = crate::cgroup::create(crate::cgroup::Limits {
+            pids: spec.pids_limit,
+            memory: spec.memory_limit,
+        })?;
+        let mut rlimits = spec.rlimits.clone();
+        if let Some(n) = placement.unplaced.pids {
+            let nproc = libc::RLIMIT_NPROC as i32;
+            if rootless && !rlimits.iter().any(|r| r.0 == nproc) {
+                tracing::warn!(
+                    limit = n,
+                    "no writable pids cgroup: limiting processes with RLIMIT_NPROC instead (per uid in the sandbox's user namespace)"
+                );
+                rlimits.push((nproc, n, n));
+            } else {
+                tracing::warn!(
+                    limit = n,
+                    "no writable pids cgroup: the process limit is not enforced"
+                );
+            }
+        }
+        if let Some(bytes) = placement.unplaced.memory {
+            tracing::warn!(
+                bytes,
+                "no writable memory cgroup: the memory limit is not enforced"
+            );
+        }
+        let mut cgroup = placement.cgroup;
         let terminal = spec.terminal.take();
         let owned = spec.owned_pty.take();
         if terminal.is_some() && owned.is_some() {
@@ -442,9 +509,11 @@ impl Sandbox {
             notify,
             init_filter: seccomp::init_filter()?,
             control: theirs.as_raw_fd(),
-            wait_for_maps: !nix::unistd::geteuid().is_root(),
+            wait_for_maps: rootless,
             user: spec.user,
-            rlimits: spec.rlimits.clone(),
+            rlimits,
+            capabilities: spec.capabilities,
+            wait_for_cgroup: cgroup.is_some(),
             stdio: if spec.terminal_stdio {
                 terminal.as_ref().map(|t| t.as_raw_fd())
             } else {
@@ -523,6 +592,17 @@ impl Sandbox {
                 );
                 let _ = wait_pidfd(&spawned.pidfd);
                 return Err(LoaderError::Setup(format!("user namespace: {e}")));
+            }
+            control::send(ours.as_raw_fd(), "G", None)
+                .map_err(|e| LoaderError::Sys("control channel", e))?;
+        }
+        if let Some(c) = &mut cgroup {
+            // init builds the filesystem meanwhile and waits for this `G` to fork the
+            // program.
+            if let Err(e) = c.add_process(spawned.pid) {
+                let _ = crate::sys::clone::pidfd_kill(&spawned.pidfd);
+                let _ = wait_pidfd(&spawned.pidfd);
+                return Err(e.into());
             }
             control::send(ours.as_raw_fd(), "G", None)
                 .map_err(|e| LoaderError::Sys("control channel", e))?;
@@ -634,6 +714,8 @@ impl Sandbox {
             .spawn(move || {
                 // Restores the terminal's termios however the loop ends.
                 let _restore = restore;
+                // Removed once init is reaped (every sandbox process is gone then).
+                let _cgroup = cgroup;
                 let served = lp.serve(sigfd.as_ref(), &spawned.pidfd);
                 lp.stop_notifier();
                 let init_status = served?;

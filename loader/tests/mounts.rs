@@ -200,12 +200,24 @@ fn rootfs_view(mode: Mode) {
     let host_tty = std::fs::metadata("/dev/tty").unwrap().rdev().to_string();
     assert_eq!(run.f("tty_rdev"), host_tty, "{run}");
     assert_eq!(run.f("cwd"), "/", "{run}");
+    // Besides the layout, only the kernel files made read-only or masked under /proc.
+    let points = run.f("mount_points");
+    let (proc_hardening, layout): (Vec<&str>, Vec<&str>) =
+        points.split(',').partition(|p| p.starts_with("/proc/"));
     assert_eq!(
-        run.f("mount_points"),
+        layout.join(","),
         "/,/data,/dev,/dev/full,/dev/null,/dev/pts,/dev/random,/dev/shm,/dev/tty,\
          /dev/urandom,/dev/zero,/proc,/tmp",
         "{run}"
     );
+    assert!(proc_hardening.contains(&"/proc/sys"), "{run}");
+    for p in proc_hardening {
+        assert!(
+            sandbox_loader::mounts::READ_ONLY_PATHS.contains(&p)
+                || sandbox_loader::mounts::MASKED_PATHS.contains(&p),
+            "unexpected mount {p}: {run}"
+        );
+    }
     assert_eq!(run.outer_mounts_before, run.outer_mounts_after, "{run}");
 }
 

@@ -32,3 +32,141 @@ pub(crate) fn become_user(uid: u32, gid: u32) -> Result<(), Errno> {
 fn setgroups_denied() -> bool {
     std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
 }
+
+/// `prctl(PR_SET_DUMPABLE, 0)`: the kernel's `ptrace_may_access` then refuses ptrace,
+/// `process_vm_readv`/`writev`, `pidfd_getfd`, `kcmp` and `/proc/PID/{mem,environ,fd}`
+/// to any caller without CAP_SYS_PTRACE in the user namespace of this process's memory
+/// (same uid or not), and `/proc/PID` files belong to root. A later `execve` makes the
+/// process dumpable again (when its real and effective ids agree and the file is
+/// readable). Async-signal-safe.
+pub(crate) fn set_not_dumpable() -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments only.
+    let r = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    Errno::result(r).map(drop)
+}
+
+/// `prctl(PR_SET_NO_NEW_PRIVS, 1)`: from now on (and across exec, inherited by every
+/// child) execve never grants privileges: no set-user-ID/set-group-ID bits, no file
+/// capabilities. It cannot be unset. Async-signal-safe.
+pub(crate) fn set_no_new_privs() -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments only.
+    let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    Errno::result(r).map(drop)
+}
+
+/// `prctl(PR_SET_KEEPCAPS, on)`: whether the permitted set survives a change of every
+/// uid from 0 to non-zero (the effective set is cleared either way). Cleared at exec.
+pub(crate) fn set_keep_caps(on: bool) -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments only.
+    let r = unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, libc::c_ulong::from(on), 0, 0, 0) };
+    Errno::result(r).map(drop)
+}
+
+/// Removes from the calling thread's bounding set every capability not in `keep` (a
+/// bit mask, bit N = capability N), up to the kernel's last capability
+/// (`PR_CAPBSET_READ` fails with EINVAL past it). Needs CAP_SETPCAP in the effective
+/// set. The bounding set limits what any later `execve` can put in the permitted set.
+pub(crate) fn drop_bounding_except(keep: u64) -> Result<(), Errno> {
+    for cap in 0..64u32 {
+        // SAFETY: prctl with integer arguments only.
+        let present = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
+        if present < 0 {
+            // EINVAL: past the last capability this kernel knows.
+            break;
+        }
+        if present == 1 && keep & (1u64 << cap) == 0 {
+            // SAFETY: prctl with integer arguments only.
+            let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+            Errno::result(r)?;
+        }
+    }
+    Ok(())
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3` (linux/capability.h): two 32-bit data words.
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Sets the calling thread's effective, permitted and inheritable sets to exactly
+/// `caps` (`capset(2)`). Allowed when `caps` is within the current permitted set (and,
+/// for the inheritable set, within the bounding set).
+pub(crate) fn set_capabilities(caps: u64) -> Result<(), Errno> {
+    let mut header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let word = |shift: u32| {
+        let w = (caps >> shift) as u32;
+        CapData {
+            effective: w,
+            permitted: w,
+            inheritable: w,
+        }
+    };
+    let data = [word(0), word(32)];
+    // SAFETY: `header` and `data` (two words, as version 3 requires) are valid for the
+    // call; the kernel reads `data` and may write the preferred version into `header`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// Clears the ambient set, then raises every capability of `caps` in it (each must be
+/// in the permitted and inheritable sets). Ambient capabilities stay in the permitted
+/// and effective sets across an `execve` of a file without file capabilities, for any
+/// uid (the way to hand a capability to a non-root program).
+pub(crate) fn set_ambient(caps: u64) -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments only.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        )
+    };
+    Errno::result(r)?;
+    for cap in (0..64u32).filter(|c| caps & (1u64 << c) != 0) {
+        // SAFETY: prctl with integer arguments only.
+        let r = unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE,
+                cap as libc::c_ulong,
+                0,
+                0,
+            )
+        };
+        Errno::result(r)?;
+    }
+    Ok(())
+}
+
+/// The calling thread's real, effective and saved user and group ids.
+pub(crate) fn ids() -> Result<([u32; 3], [u32; 3]), Errno> {
+    let u = nix::unistd::getresuid()?;
+    let g = nix::unistd::getresgid()?;
+    Ok((
+        [u.real.as_raw(), u.effective.as_raw(), u.saved.as_raw()],
+        [g.real.as_raw(), g.effective.as_raw(), g.saved.as_raw()],
+    ))
+}

@@ -359,9 +359,6 @@ fn run(args: RunArgs) -> Result<i32> {
             .add(c)
             .map_err(|e| anyhow!("bad --cap-add {c:?}: {e}"))?;
     }
-    for cap in spec.capabilities.dangerous() {
-        eprintln!("sandbox: warning: --cap-add {cap}: the program can use CAP_{cap} to get out of the sandbox's guarantees");
-    }
     spec.pids_limit = (args.pids_limit != 0).then_some(args.pids_limit);
     spec.memory_limit = args.memory;
     spec.rootfs = args.rootfs;

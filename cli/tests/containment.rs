@@ -288,7 +288,7 @@ fn cap_add_names_are_checked_and_dangerous_ones_warned() {
     let o = sandbox(Caller::Root, &["--cap-add", "sys_admin", "--", "true"]);
     assert_eq!(code(&o), 0);
     assert!(
-        stderr(&o).contains("warning: --cap-add SYS_ADMIN"),
+        stderr(&o).contains("WARN") && stderr(&o).contains("keeps CAP_SYS_ADMIN"),
         "{}",
         stderr(&o)
     );

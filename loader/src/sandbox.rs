@@ -397,7 +397,9 @@ impl Sandbox {
         if let Some(n) = placement.unplaced.pids {
             let nproc = libc::RLIMIT_NPROC as i32;
             if rootless && !rlimits.iter().any(|r| r.0 == nproc) {
-                tracing::warn!(
+                // The limit holds (the program has no CAP_SYS_RESOURCE/CAP_SYS_ADMIN):
+                // no warning for what every rootless run does.
+                tracing::info!(
                     limit = n,
                     "no writable pids cgroup: limiting processes with RLIMIT_NPROC instead (per uid in the sandbox's user namespace)"
                 );

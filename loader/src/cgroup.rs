@@ -32,7 +32,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -57,10 +57,23 @@ pub struct CgroupError {
 }
 
 /// The sandbox's cgroups (one directory per hierarchy used), removed on drop.
+///
+/// How init joins them. A write of a PID to `cgroup.procs` takes the kernel's global
+/// `cgroup_threadgroup_rwsem` for writing, which waits for an RCU grace period (about
+/// 10 ms measured on this 2-CPU VM, per sandbox: the first migration after a quiet
+/// moment). A v1 hierarchy also has `tasks`, where writing `0` moves only the calling
+/// thread and takes no global lock: init, single-threaded, writes `0` there itself
+/// ([`SandboxCgroup::self_join`]) before it forks the program — no round trip, no
+/// grace period. A v2 hierarchy has no such file for a domain cgroup; the loader writes
+/// init's PID to `cgroup.procs` ([`SandboxCgroup::add_process`]) and init waits for
+/// that before forking the program.
 #[derive(Debug)]
 pub(crate) struct SandboxCgroup {
     dirs: Vec<PathBuf>,
-    procs: Vec<OwnedFd>,
+    /// v2: `cgroup.procs` of the sandbox's cgroup, for the loader to write init's PID.
+    procs: Vec<(PathBuf, OwnedFd)>,
+    /// v1: `tasks` of the sandbox's cgroup, for init to write `0` (itself).
+    tasks: Vec<OwnedFd>,
 }
 
 /// What [`create`] could do.
@@ -76,22 +89,40 @@ impl SandboxCgroup {
     /// sandbox, then closes the `cgroup.procs` descriptors.
     pub fn add_process(&mut self, pid: i32) -> Result<(), CgroupError> {
         let text = pid.to_string();
-        for (fd, dir) in self.procs.drain(..).zip(&self.dirs) {
+        for (path, fd) in self.procs.drain(..) {
             let mut file = fs::File::from(fd);
             file.write_all(text.as_bytes())
                 .map_err(|source| CgroupError {
-                    path: dir.join("cgroup.procs"),
+                    path,
                     step: "moving init into it",
                     source,
                 })?;
         }
         Ok(())
     }
+
+    /// Whether the loader must move init ([`SandboxCgroup::add_process`]): some
+    /// hierarchy is v2.
+    pub fn needs_loader_move(&self) -> bool {
+        !self.procs.is_empty()
+    }
+
+    /// The v1 `tasks` descriptors init writes `0` to (see the type's docs); they stay
+    /// open in the loader until the sandbox has started.
+    pub fn self_join(&self) -> Vec<RawFd> {
+        self.tasks.iter().map(AsRawFd::as_raw_fd).collect()
+    }
+
+    /// Closes the loader's copies of the join descriptors (init has its own).
+    pub fn close_join_descriptors(&mut self) {
+        self.procs.clear();
+        self.tasks.clear();
+    }
 }
 
 impl Drop for SandboxCgroup {
     fn drop(&mut self) {
-        self.procs.clear();
+        self.close_join_descriptors();
         for dir in self.dirs.iter().rev() {
             remove_dir(dir);
         }
@@ -284,6 +315,7 @@ pub(crate) fn create(limits: Limits) -> Result<Placement, CgroupError> {
     let mut cg = SandboxCgroup {
         dirs: Vec::new(),
         procs: Vec::new(),
+        tasks: Vec::new(),
     };
     for (h, files) in &wanted {
         remove_stale(&h.dir);
@@ -322,16 +354,21 @@ pub(crate) fn create(limits: Limits) -> Result<Placement, CgroupError> {
                 _ => {}
             }
         }
-        let procs = fs::OpenOptions::new()
+        let join = dir.join(if h.v2 { "cgroup.procs" } else { "tasks" });
+        let file = fs::OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_CLOEXEC)
-            .open(dir.join("cgroup.procs"))
+            .open(&join)
             .map_err(|source| CgroupError {
-                path: dir.join("cgroup.procs"),
+                path: join.clone(),
                 step: "open",
                 source,
             })?;
-        cg.procs.push(procs.into());
+        if h.v2 {
+            cg.procs.push((join, file.into()));
+        } else {
+            cg.tasks.push(file.into());
+        }
         tracing::info!(dir = %dir.display(), ?files, "sandbox cgroup created");
     }
     if !cg.dirs.is_empty() {

@@ -515,7 +515,8 @@ impl Sandbox {
             user: spec.user,
             rlimits,
             capabilities: spec.capabilities,
-            wait_for_cgroup: cgroup.is_some(),
+            wait_for_cgroup: cgroup.as_ref().is_some_and(|c| c.needs_loader_move()),
+            cgroup_tasks: cgroup.as_ref().map(|c| c.self_join()).unwrap_or_default(),
             stdio: if spec.terminal_stdio {
                 terminal.as_ref().map(|t| t.as_raw_fd())
             } else {
@@ -598,7 +599,7 @@ impl Sandbox {
             control::send(ours.as_raw_fd(), "G", None)
                 .map_err(|e| LoaderError::Sys("control channel", e))?;
         }
-        if let Some(c) = &mut cgroup {
+        if let Some(c) = cgroup.as_mut().filter(|c| c.needs_loader_move()) {
             // init builds the filesystem meanwhile and waits for this `G` to fork the
             // program.
             if let Err(e) = c.add_process(spawned.pid) {
@@ -608,6 +609,9 @@ impl Sandbox {
             }
             control::send(ours.as_raw_fd(), "G", None)
                 .map_err(|e| LoaderError::Sys("control channel", e))?;
+        }
+        if let Some(c) = &mut cgroup {
+            c.close_join_descriptors();
         }
 
         let mut k = Kernel::with_config(KernelConfig {

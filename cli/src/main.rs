@@ -83,7 +83,8 @@ struct RunArgs {
     /// gives the sandbox a pty of its own as real controlling terminal (the sentry
     /// approves every job-control change, the host enforces) and proxies it to the
     /// invoking terminal, put in raw mode meanwhile: no sandbox process ever holds
-    /// your terminal. Use it for programs you do not trust. Without --tty, stdio is
+    /// your terminal. Use it (or -t) for programs you do not trust (docs/SECURITY.md).
+    /// Without --tty, stdio is
     /// passed through untouched.
     #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "borrow")]
     tty: Option<TtyArg>,

@@ -9,6 +9,10 @@
 //! cargo run --release -p sandbox-cli --example loader_bench -- --quick # a few seconds
 //! ```
 //!
+//! `--compare PATH` adds, in the same run, the start-up and notified-call rows of another
+//! build of `sandbox` (e.g. an earlier commit's, built in a worktree), so that a change's
+//! cost is a ratio measured side by side.
+//!
 //! The `sandbox` binary is taken from `--sandbox PATH`, else `$SANDBOX_BIN`, else next to
 //! this example's directory (`target/<profile>/sandbox`). Every figure is a median (and
 //! a minimum) over repetitions interleaved between the variants, and every ratio is
@@ -95,6 +99,7 @@ fn real_main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let mut plan = Plan::full();
     let mut sandbox: Option<PathBuf> = std::env::var_os("SANDBOX_BIN").map(PathBuf::from);
+    let mut compare: Option<PathBuf> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--writer" | "--writer-null" => {
@@ -104,9 +109,10 @@ fn real_main() -> Result<()> {
             }
             "--quick" => plan = Plan::quick(),
             "--sandbox" => sandbox = Some(args.next().context("--sandbox needs a path")?.into()),
+            "--compare" => compare = Some(args.next().context("--compare needs a path")?.into()),
             "-h" | "--help" => {
                 println!(
-                    "usage: loader_bench [--quick] [--sandbox PATH]\n\
+                    "usage: loader_bench [--quick] [--sandbox PATH] [--compare PATH]\n\
                      (build the sandbox first: cargo build --release -p sandbox-cli)"
                 );
                 return Ok(());
@@ -126,7 +132,10 @@ fn real_main() -> Result<()> {
         );
     }
     let me = std::env::current_exe().context("cannot find this program's path")?;
-    Bench::new(sandbox, me, plan)?.run()
+    if let Some(c) = compare.as_ref().filter(|c| !c.is_file()) {
+        bail!("--compare: no sandbox binary at {}", c.display());
+    }
+    Bench::new(sandbox, compare, me, plan)?.run()
 }
 
 /// `target/<profile>/examples/loader_bench` → `target/<profile>/sandbox`.
@@ -289,6 +298,9 @@ enum Stdio3 {
 
 struct Bench {
     sandbox: PathBuf,
+    /// `--compare PATH`: another build of `sandbox` (e.g. an earlier commit's), whose
+    /// start-up and notified-call rows are measured in the same run.
+    compare: Option<PathBuf>,
     me: PathBuf,
     plan: Plan,
     watchdog: Watchdog,
@@ -306,9 +318,10 @@ struct Row {
 }
 
 impl Bench {
-    fn new(sandbox: PathBuf, me: PathBuf, plan: Plan) -> Result<Bench> {
+    fn new(sandbox: PathBuf, compare: Option<PathBuf>, me: PathBuf, plan: Plan) -> Result<Bench> {
         Ok(Bench {
             sandbox,
+            compare,
             me,
             plan,
             watchdog: Watchdog::new(),
@@ -399,7 +412,12 @@ impl Bench {
     /// `sandbox run` with terminal mode `term`, `ro_binds` (and this program's
     /// directory) bound read-only, and `program`.
     fn sandbox_argv_with(&self, term: Term, ro_binds: &[&Path], program: &[&str]) -> Vec<String> {
-        let mut v = vec![self.sandbox.display().to_string(), "run".into()];
+        self.argv_of(&self.sandbox, term, ro_binds, program)
+    }
+
+    /// [`Bench::sandbox_argv_with`] for the binary `bin`.
+    fn argv_of(&self, bin: &Path, term: Term, ro_binds: &[&Path], program: &[&str]) -> Vec<String> {
+        let mut v = vec![bin.display().to_string(), "run".into()];
         match term {
             Term::None => {}
             Term::Borrow => v.push("--tty".into()),
@@ -449,7 +467,7 @@ impl Bench {
     /// 1. Wall time of `sandbox run -- true` and friends.
     fn startup(&self) -> Result<()> {
         let reps = self.plan.startup_reps;
-        let variants: Vec<(String, Vec<String>, Stdio3)> = vec![
+        let mut variants: Vec<(String, Vec<String>, Stdio3)> = vec![
             ("true".into(), vec!["true".into()], Stdio3::Null),
             (
                 "unshare --pid --fork true (baseline)".into(),
@@ -469,6 +487,18 @@ impl Bench {
                 Stdio3::Pty,
             ),
         ];
+        if let Some(c) = &self.compare {
+            variants.push((
+                "--compare: sandbox run -- true".into(),
+                self.argv_of(c, Term::None, &[], &["true"]),
+                Stdio3::Null,
+            ));
+            variants.push((
+                "--compare: sandbox run --tty -- true (on a pty)".into(),
+                self.argv_of(c, Term::Borrow, &[], &["true"]),
+                Stdio3::Pty,
+            ));
+        }
         let mut samples = vec![Vec::new(); variants.len()];
         // One untimed round first: page cache, binaries' pages.
         for (_, argv, stdio) in &variants {
@@ -529,7 +559,7 @@ impl Bench {
 
         // The same with /dev/null as the file: what the notification itself costs,
         // without the terminal and the thread draining it.
-        let to_null: Vec<Variant> = vec![
+        let mut to_null: Vec<Variant> = vec![
             (
                 "direct (baseline)",
                 Box::new(|c| writer("--writer-null", c)),
@@ -539,6 +569,17 @@ impl Bench {
                 Box::new(|c| sandboxed(true, "--writer-null", c)),
             ),
         ];
+        if let Some(bin) = &self.compare {
+            let me = me.clone();
+            to_null.push((
+                "--compare: sandbox run --tty -- (every write notified)",
+                Box::new(move |c| {
+                    let mut v = self.argv_of(bin, Term::Borrow, &[], &[]);
+                    v.extend([me.clone(), "--writer-null".into(), c.to_string()]);
+                    v
+                }),
+            ));
+        }
         let rows = self.per_op(&to_null, n, reps, Stdio3::Pty, |_, d| expect_xs(d, 0))?;
         println!();
         println!(
@@ -546,7 +587,7 @@ impl Bench {
              {reps} runs each"
         );
         print_table(&rows, 0, "µs/write", 1e6);
-        if let [direct, notified] = &rows[..] {
+        if let [direct, notified, ..] = &rows[..] {
             println!(
                 "   => one notified system call answered CONTINUE: {:.2} µs (median), {:.2} µs (min) more",
                 (notified.median - direct.median) * 1e6,

@@ -14,8 +14,7 @@ fn next_event(s: &Sandbox) -> SandboxEvent {
 
 #[test]
 fn embedder_controls_a_sandbox() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root");
+    if !sandbox_tests::require_root() {
         return;
     }
     // A program that stops and continues as it is told, then is destroyed.

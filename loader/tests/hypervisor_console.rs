@@ -45,18 +45,10 @@ fn start(name: &str, script: &str) -> (Child, PtyReader) {
     (child, PtyReader::new(master))
 }
 
-fn root() -> bool {
-    let ok = nix::unistd::geteuid().is_root();
-    if !ok {
-        eprintln!("skipped: needs root");
-    }
-    ok
-}
-
 /// Typing reaches the program.
 #[test]
 fn console_client_types() {
-    if !root() {
+    if !sandbox_tests::require_root() {
         return;
     }
     let (mut child, mut c) = start("type", "echo ready; read x; echo got-$x; exit 4");
@@ -69,7 +61,7 @@ fn console_client_types() {
 /// ^C at the console: SIGINT to the sandbox's foreground group.
 #[test]
 fn console_client_interrupts() {
-    if !root() {
+    if !sandbox_tests::require_root() {
         return;
     }
     let (mut child, mut c) = start("intr", "echo ready; sleep 100");
@@ -82,7 +74,7 @@ fn console_client_interrupts() {
 /// A resize: SIGWINCH to the foreground group, and the new size on the terminal.
 #[test]
 fn console_client_resizes() {
-    if !root() {
+    if !sandbox_tests::require_root() {
         return;
     }
     let (mut child, mut c) = start(
@@ -108,7 +100,7 @@ fn console_client_resizes() {
 /// Hanging up (the client closes the master): SIGHUP.
 #[test]
 fn console_client_hangs_up() {
-    if !root() {
+    if !sandbox_tests::require_root() {
         return;
     }
     let (mut child, mut c) = start("hup", "echo ready; sleep 100");

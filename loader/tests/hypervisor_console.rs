@@ -5,12 +5,11 @@
 //! terminal-signal listener's case.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use sandbox_tests::console::{exit_code, recv_fd, PtyReader};
+use sandbox_tests::console::{exit_code, recv_fd, wait_descendant, PtyReader};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 fn example() -> std::path::PathBuf {
     let me = std::env::current_exe().unwrap();
@@ -66,7 +65,9 @@ fn console_client_interrupts() {
     }
     let (mut child, mut c) = start("intr", "echo ready; sleep 100");
     c.expect("ready");
-    std::thread::sleep(Duration::from_millis(200));
+    // sleep runs: the program's group, the sentry's foreground group from the start,
+    // is now sleep's (sh has forked it, or exec'd it as its last command).
+    wait_descendant(child.id() as i32, &["sleep", "100"], |_| true);
     c.master.write_all(b"\x03").unwrap();
     assert_eq!(exit_code(&mut child), 130);
 }

@@ -340,8 +340,19 @@ impl ProcInfo {
     /// running). None if the thread runs, is gone, or the file is not readable (it
     /// needs ptrace access to the process).
     pub fn blocked_syscall(pid: i32, tid: i32) -> Option<i64> {
+        ProcInfo::blocked_call(pid, tid).map(|(nr, _)| nr)
+    }
+
+    /// As [`ProcInfo::blocked_syscall`], with the call's six arguments.
+    pub fn blocked_call(pid: i32, tid: i32) -> Option<(i64, Vec<u64>)> {
         let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")).ok()?;
-        s.split_whitespace().next()?.parse().ok()
+        let mut fields = s.split_whitespace();
+        let nr = fields.next()?.parse().ok()?;
+        let args = fields
+            .take(6)
+            .filter_map(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
+            .collect();
+        Some((nr, args))
     }
 
     /// Whether thread `tid` of `pid` waits for a seccomp user-notification answer (its
@@ -1305,14 +1316,14 @@ impl ShellSession {
     ///   the loader's; ^C reaches the loader, which sends SIGINT to the sentry's
     ///   foreground group). What is visible: the shell that started the job (the
     ///   process's parent) is blocked in the host kernel waiting for its children
-    ///   (`wait4`/`waitid`: bash, dash; `rt_sigsuspend`: zsh; `futex`, the semaphore
-    ///   its SIGCHLD topic monitor posts: fish's main thread), not in a seccomp
-    ///   notification. A job-control shell gives the job the terminal (`tcsetpgrp`)
-    ///   before it waits for it — for a new job and for `fg` alike (bash, zsh and
-    ///   dash also do it in the child before exec) — and TIOCSPGRP is a notified call
-    ///   the sentry has applied when it returns; so a shell seen waiting has made the
-    ///   job's group the sentry's foreground group. (Seeing the job's process alone
-    ///   is not enough: after `bg`, `fg` finds it already running in its own group.)
+    ///   (`wait4`: bash, dash; `rt_sigsuspend`: zsh; `sem_wait`: fish's main thread;
+    ///   see `shell_waits_for_job`), not in a seccomp notification. A job-control
+    ///   shell gives the job the terminal (`tcsetpgrp`) before it waits for it — for
+    ///   a new job and for `fg` alike (bash, zsh and dash also do it in the child
+    ///   before exec) — and TIOCSPGRP is a notified call the sentry has applied when
+    ///   it returns; so a shell seen waiting has made the job's group the sentry's
+    ///   foreground group. (Seeing the job's process alone is not enough: after
+    ///   `bg`, `fg` finds it already running in its own group.)
     pub fn wait_foreground(&self, argv: &[&str]) -> Result<ProcInfo, TimeoutError> {
         let mut found = None;
         let borrowed = self.sandboxed && !self.owned_pty;
@@ -1334,7 +1345,7 @@ impl ShellSession {
                         .iter()
                         .find(|l| l.pid == p.pgrp)
                         .is_some_and(|l| l.pgrp != l.session)
-                        && ProcInfo::blocked_in(p.ppid, SHELL_WAITS)
+                        && shell_waits_for_job(p.ppid)
                 } else if owned {
                     p.tpgid == p.pgrp
                 } else {
@@ -1390,14 +1401,26 @@ impl ShellSession {
     }
 }
 
-/// The system calls a job-control shell's main thread blocks in while it waits for
-/// its foreground job (see [`ShellSession::wait_foreground`]).
-const SHELL_WAITS: &[libc::c_long] = &[
-    libc::SYS_wait4,
-    libc::SYS_waitid,
-    libc::SYS_rt_sigsuspend,
-    libc::SYS_futex,
-];
+/// Whether the job-control shell `pid` is blocked waiting for its foreground job (see
+/// [`ShellSession::wait_foreground`]), in the host kernel (not held in a seccomp
+/// notification): bash and dash in `wait4` (or `waitid`), zsh in `rt_sigsuspend`,
+/// fish's main thread in `sem_wait` on the semaphore its SIGCHLD topic monitor posts:
+/// a `futex` FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME. (Only that
+/// one: before it gives a job the terminal, fish's main thread also blocks briefly in
+/// plain FUTEX_WAIT for its I/O threads, as `strace -f` shows.)
+fn shell_waits_for_job(pid: i32) -> bool {
+    const FISH_JOB_WAIT: u64 =
+        (libc::FUTEX_WAIT_BITSET | libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME) as u64;
+    if ProcInfo::in_seccomp_notification(pid, pid) {
+        return false;
+    }
+    match ProcInfo::blocked_call(pid, pid) {
+        Some((nr, _)) if nr == libc::SYS_wait4 || nr == libc::SYS_waitid => true,
+        Some((nr, _)) if nr == libc::SYS_rt_sigsuspend => true,
+        Some((nr, args)) if nr == libc::SYS_futex => args.get(1) == Some(&FISH_JOB_WAIT),
+        _ => false,
+    }
+}
 
 /// The text from the start of absolute line `start` to the cursor, rows joined
 /// without separators (a long command line wraps onto the next rows).

@@ -4,7 +4,11 @@
 //! controlling terminal, as a terminal emulator or `sshd` does), feeds everything the
 //! program writes to a `vt100` screen on a reader thread, and lets a test type keys,
 //! resize the window, signal the program and wait for what appears. Every wait has a
-//! timeout, and a timeout reports the screen as it was.
+//! timeout, and a timeout reports the screen as it was. No wait is a fixed delay: each
+//! waits for a condition — the screen, or the processes as /proc shows them (state,
+//! foreground group, the system call a process is blocked in, pending signals) where
+//! the sandbox keeps the fact from the host (see [`ShellSession::wait_foreground`] and
+//! [`ShellSession::resize_delivered`]).
 //!
 //! [`Shell`] knows how to start bash, zsh, fish and dash without user configuration and
 //! with a prompt that is easy to recognise; [`ShellSession`] types commands and waits for

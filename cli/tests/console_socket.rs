@@ -4,11 +4,10 @@
 //! line discipline, closing the master hangs the pty up.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use sandbox_tests::console::{exit_code, recv_fd, PtyReader};
+use sandbox_tests::console::{exit_code, recv_fd, wait_descendant, PtyReader};
 use std::io::Write;
 use std::os::unix::net::UnixListener;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 /// `sandbox run --console-socket PATH -- PROGRAM`, and the master it sends.
 fn start(program: &[&str]) -> (Child, PtyReader) {
@@ -65,7 +64,9 @@ fn console_socket_receives_a_working_master() {
 fn ctrl_c_written_to_the_master_interrupts_the_foreground() {
     let (mut child, mut c) = start(&["sh", "-c", "echo ready; sleep 100"]);
     c.expect("ready");
-    std::thread::sleep(Duration::from_millis(200));
+    // The sandbox's pty is a host pty: its foreground group (tpgid) is the host
+    // kernel's, the one its line discipline signals. Wait for sleep to run in it.
+    wait_descendant(child.id() as i32, &["sleep", "100"], |p| p.tpgid == p.pgrp);
     c.master.write_all(b"\x03").unwrap();
     // sh and sleep are the foreground group: SIGINT from the line discipline.
     assert_eq!(exit_code(&mut child), 130);

@@ -290,19 +290,16 @@ fn resize(l: &Launcher, shell: Shell) {
             .iter()
             .any(|r| r == "sigwinch" || r.ends_with("$ sigwinch"))
     };
-    s.resize(30, 100).unwrap();
+    // Through the sandbox SIGWINCH reaches the shell a moment after the resize (the
+    // loader passes it on): this returns once it has.
+    s.resize_delivered(30, 100).unwrap();
     if shell != Shell::Dash {
         // bash, zsh and fish run the trap while they wait for input.
         s.wait_for(until("sigwinch from the trap", saw_winch), DEFAULT_TIMEOUT)
             .unwrap();
     }
-    // dash runs traps only once it has read a command line: give it one. Through the
-    // sandbox the loader forwards SIGWINCH a moment after the resize; a line typed at
-    // once could be read before it arrives (the trap would then wait for the next
-    // line), so leave it time.
-    if shell == Shell::Dash && l.is_sandbox() {
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
+    // dash runs traps only once it has read a command line: give it one (the signal
+    // came before it, so the trap runs after this line).
     let now = s.screen().cursor_line();
     s.send("\r").unwrap();
     s.wait_prompt_after(now, DEFAULT_TIMEOUT).unwrap();
@@ -317,12 +314,9 @@ fn resize(l: &Launcher, shell: Shell) {
         "trap - WINCH"
     };
     s.run(untrap).unwrap();
-    s.resize(35, 90).unwrap();
-    if l.is_sandbox() {
-        // SIGWINCH reaches the shell through the loader a moment after the resize
-        // (see docs/LOADER.md): let fish redraw its prompt before typing.
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
+    // The shell has its SIGWINCH before anything is typed (fish redraws its prompt on
+    // it), as on a real terminal.
+    s.resize_delivered(35, 90).unwrap();
     assert_eq!(s.run("stty size").unwrap(), "35 90");
 }
 

@@ -159,14 +159,26 @@ fn sandbox_as_a_job_of_the_users_shell() {
     assert!(jobs.contains("Stopped (tty input)"), "{jobs}");
     let line = s.start("fg").unwrap();
     // The terminal's real foreground is now the sandbox job (the loader's group); its
-    // reader is inside, so wait for the loader to run again.
+    // reader is inside: wait for the loader to run again and for the reader's `read`
+    // to have been let through (blocked in the host's read of the terminal, no longer
+    // held in a seccomp notification).
     s.wait_until("the sandbox job running", DEFAULT_TIMEOUT, || {
         s.processes().iter().any(|p| {
             p.state != 'T' && p.pgrp == p.pid && p.cmdline.first().is_some_and(|a| a == bin)
         })
     })
     .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    s.wait_until(
+        "the sandboxed sh reading the terminal",
+        DEFAULT_TIMEOUT,
+        || {
+            s.processes().iter().any(|p| {
+                p.cmdline == ["sh", "-c", "read x; echo got-$x"]
+                    && ProcInfo::blocked_in(p.pid, &[libc::SYS_read])
+            })
+        },
+    )
+    .unwrap();
     s.send("typed\r").unwrap();
     s.wait_prompt_after(line, DEFAULT_TIMEOUT).unwrap();
     assert!(s.screen_text().contains("got-typed"), "{}", s.screen_text());

@@ -238,8 +238,8 @@ fn clone3_is_the_first_choice() {
 /// program sees uid 0, PID 2, and still gets job control decided by the sentry.
 #[test]
 fn unprivileged_caller_gets_a_user_namespace() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to drop to an unprivileged user with setpriv");
+    // Root is needed to drop to an unprivileged user with setpriv.
+    if !sandbox_tests::require_root() {
         return;
     }
     for method in ["clone3", "clone", "fork"] {

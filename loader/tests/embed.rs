@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use sandbox_loader::{Sandbox, SandboxEvent, SandboxSpec, SignalMode};
+use sandbox_tests::console::wait_descendant;
 use std::time::Duration;
 
 fn next_event(s: &Sandbox) -> SandboxEvent {
@@ -14,15 +15,15 @@ fn next_event(s: &Sandbox) -> SandboxEvent {
 
 #[test]
 fn embedder_controls_a_sandbox() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root");
+    if !sandbox_tests::require_root() {
         return;
     }
     // A program that stops and continues as it is told, then is destroyed.
     let spec = SandboxSpec::new(vec!["sleep".into(), "100".into()]);
     let sandbox = Sandbox::start(spec).unwrap();
     assert!(sandbox.init_pid() > 1);
-    std::thread::sleep(Duration::from_millis(200));
+    // The program (init's child) has exec'd: a stop is now the program's.
+    wait_descendant(sandbox.init_pid(), &["sleep", "100"], |_| true);
 
     sandbox.signal(SignalMode::Process, libc::SIGSTOP).unwrap();
     assert_eq!(
@@ -43,7 +44,9 @@ fn embedder_controls_a_sandbox() {
     let before = nix::sys::signal::SigSet::thread_get_mask().unwrap();
     let spec = SandboxSpec::new(vec!["sh".into(), "-c".into(), "sleep 100".into()]);
     let sandbox = Sandbox::start(spec).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // sh runs sleep (forked, or exec'd as its last command): SIGTERM to every process
+    // of the sandbox now reaches the program's, not a half-started one.
+    wait_descendant(sandbox.init_pid(), &["sleep", "100"], |_| true);
     sandbox.signal(SignalMode::All, libc::SIGTERM).unwrap();
     let out = sandbox.wait().unwrap();
     assert_eq!(out.exit_code(), 128 + libc::SIGTERM);

@@ -5,12 +5,11 @@
 //! terminal-signal listener's case.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use sandbox_tests::console::{exit_code, recv_fd, PtyReader};
+use sandbox_tests::console::{exit_code, recv_fd, wait_descendant, PtyReader};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 fn example() -> std::path::PathBuf {
     let me = std::env::current_exe().unwrap();
@@ -45,18 +44,10 @@ fn start(name: &str, script: &str) -> (Child, PtyReader) {
     (child, PtyReader::new(master))
 }
 
-fn root() -> bool {
-    let ok = nix::unistd::geteuid().is_root();
-    if !ok {
-        eprintln!("skipped: needs root");
-    }
-    ok
-}
-
 /// Typing reaches the program.
 #[test]
 fn console_client_types() {
-    if !root() {
+    if !sandbox_tests::require_root() {
         return;
     }
     let (mut child, mut c) = start("type", "echo ready; read x; echo got-$x; exit 4");
@@ -69,12 +60,14 @@ fn console_client_types() {
 /// ^C at the console: SIGINT to the sandbox's foreground group.
 #[test]
 fn console_client_interrupts() {
-    if !root() {
+    if !sandbox_tests::require_root() {
         return;
     }
     let (mut child, mut c) = start("intr", "echo ready; sleep 100");
     c.expect("ready");
-    std::thread::sleep(Duration::from_millis(200));
+    // sleep runs: the program's group, the sentry's foreground group from the start,
+    // is now sleep's (sh has forked it, or exec'd it as its last command).
+    wait_descendant(child.id() as i32, &["sleep", "100"], |_| true);
     c.master.write_all(b"\x03").unwrap();
     assert_eq!(exit_code(&mut child), 130);
 }
@@ -82,7 +75,7 @@ fn console_client_interrupts() {
 /// A resize: SIGWINCH to the foreground group, and the new size on the terminal.
 #[test]
 fn console_client_resizes() {
-    if !root() {
+    if !sandbox_tests::require_root() {
         return;
     }
     let (mut child, mut c) = start(
@@ -108,7 +101,7 @@ fn console_client_resizes() {
 /// Hanging up (the client closes the master): SIGHUP.
 #[test]
 fn console_client_hangs_up() {
-    if !root() {
+    if !sandbox_tests::require_root() {
         return;
     }
     let (mut child, mut c) = start("hup", "echo ready; sleep 100");

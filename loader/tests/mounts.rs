@@ -13,7 +13,8 @@
 //! `setup_filesystem` forgot to make its mounts private, its mounts would propagate to
 //! that outer namespace, whose mount table the launcher prints before and after.
 //!
-//! The tests need root (CI runs as root); without it they say so and return.
+//! The tests need root (to create namespaces with every mode): without it they fail,
+//! unless `SANDBOX_TESTS_SKIP_ROOT=1` (see `sandbox_tests::require_root`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -87,7 +88,7 @@ fn host_root_view_unprivileged() {
 }
 
 fn host_root_view(mode: Mode) {
-    if !is_root() {
+    if !sandbox_tests::require_root() {
         return;
     }
     let fixture = Fixture::new(mode);
@@ -178,7 +179,7 @@ fn rootfs_view_unprivileged() {
 }
 
 fn rootfs_view(mode: Mode) {
-    if !is_root() {
+    if !sandbox_tests::require_root() {
         return;
     }
     let fixture = Fixture::new(mode);
@@ -223,7 +224,7 @@ fn rootfs_view(mode: Mode) {
 
 #[test]
 fn missing_bind_source_is_a_clear_error() {
-    if !is_root() {
+    if !sandbox_tests::require_root() {
         return;
     }
     for mode in [Mode::Root, Mode::Unprivileged] {
@@ -243,7 +244,7 @@ fn missing_bind_source_is_a_clear_error() {
 
 #[test]
 fn bind_target_missing_from_the_read_only_root_is_refused() {
-    if !is_root() {
+    if !sandbox_tests::require_root() {
         return;
     }
     let fixture = Fixture::new(Mode::Root);
@@ -258,7 +259,7 @@ fn bind_target_missing_from_the_read_only_root_is_refused() {
 
 #[test]
 fn terminal_must_be_a_character_device() {
-    if !is_root() {
+    if !sandbox_tests::require_root() {
         return;
     }
     let fixture = Fixture::new(Mode::Root);
@@ -273,7 +274,7 @@ fn terminal_must_be_a_character_device() {
 
 #[test]
 fn id_maps_make_root_the_loaders_ids() {
-    if !is_root() {
+    if !sandbox_tests::require_root() {
         return;
     }
     let report = map_child_and_report(Uid::effective(), Gid::effective());
@@ -286,7 +287,7 @@ fn id_maps_make_root_the_loaders_ids() {
 
 #[test]
 fn id_maps_use_the_given_outer_ids() {
-    if !is_root() {
+    if !sandbox_tests::require_root() {
         return;
     }
     let report = map_child_and_report(Uid::from_raw(4242), Gid::from_raw(4343));
@@ -298,7 +299,7 @@ fn id_maps_use_the_given_outer_ids() {
 
 #[test]
 fn id_maps_written_by_an_unprivileged_loader() {
-    if !is_root() {
+    if !sandbox_tests::require_root() {
         return;
     }
     let fixture = Fixture::new(Mode::Unprivileged);
@@ -375,14 +376,6 @@ fn map_child_and_report(outer_uid: Uid, outer_gid: Gid) -> BTreeMap<String, Stri
 
 // ---------------------------------------------------------------------------------
 // Harness: fixtures, launching, output.
-
-fn is_root() -> bool {
-    let root = Uid::effective().is_root();
-    if !root {
-        eprintln!("skipped: needs root (to create namespaces with every mode)");
-    }
-    root
-}
 
 /// A host directory with the bind sources and a tiny rootfs; removed on drop.
 struct Fixture {

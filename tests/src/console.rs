@@ -1,6 +1,7 @@
 //! Being a console: receiving a pty master over a unix socket (SCM_RIGHTS), reading
 //! what the program writes until an expected text appears, waiting for a process to
-//! end. Shared by the console-socket, `--tty-fd` and hypervisor-console tests.
+//! start or end. Shared by the console-socket, `--tty-fd` and hypervisor-console tests
+//! and the embedder's.
 
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use std::fs::File;
@@ -8,6 +9,8 @@ use std::io::{self, IoSliceMut, Read};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::Child;
 use std::time::{Duration, Instant};
+
+use crate::term::ProcInfo;
 
 /// Receives one descriptor sent with SCM_RIGHTS on `sock`.
 pub fn recv_fd(sock: &impl AsRawFd) -> io::Result<OwnedFd> {
@@ -81,5 +84,44 @@ pub fn exit_code(child: &mut Child) -> i32 {
         }
         assert!(Instant::now() < deadline, "the process did not exit");
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (10 s at most) until a descendant of host process `ancestor` (through PID
+/// namespaces: /proc's parent links are the host's) has exec'd `argv` and `ready`
+/// holds for it, and returns it; panics with the processes seen if none does.
+pub fn wait_descendant(
+    ancestor: i32,
+    argv: &[&str],
+    ready: impl Fn(&ProcInfo) -> bool,
+) -> ProcInfo {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let all = ProcInfo::all();
+        let descends = |p: &ProcInfo| {
+            let mut at = p.ppid;
+            for _ in 0..all.len() {
+                if at == ancestor {
+                    return true;
+                }
+                match all.iter().find(|q| q.pid == at) {
+                    Some(q) if q.ppid != at => at = q.ppid,
+                    _ => return false,
+                }
+            }
+            false
+        };
+        if let Some(p) = all
+            .iter()
+            .find(|p| p.state != 'Z' && p.cmdline == argv && descends(p) && ready(p))
+        {
+            return p.clone();
+        }
+        let mine: Vec<&ProcInfo> = all.iter().filter(|p| descends(p)).collect();
+        assert!(
+            Instant::now() < deadline,
+            "no descendant of {ancestor} running {argv:?} (and ready) within 10 s: {mine:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }

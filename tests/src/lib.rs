@@ -16,6 +16,51 @@
 pub mod console;
 pub mod term;
 
+/// The environment variable that turns [`require_root`]'s failure into a skip.
+pub const SKIP_ROOT_VAR: &str = "SANDBOX_TESTS_SKIP_ROOT";
+
+/// The one policy for tests that need root (namespaces of every kind, mounts, `setpriv`
+/// to another user). Returns true when the effective UID is 0: the test goes on.
+///
+/// Otherwise the test FAILS (a panic naming the test): CI runs as root, and a test that
+/// quietly passes without running is lost coverage nobody sees. With
+/// `SANDBOX_TESTS_SKIP_ROOT=1` it returns false instead (the caller returns at once)
+/// after writing `SKIPPED (not root): <test>` to the process's standard output
+/// directly, not through `println!`, so that libtest's capture does not hide it: the
+/// line shows in `cargo test`'s output whether the test passes or not.
+#[track_caller]
+pub fn require_root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    let test = current_test();
+    if std::env::var_os(SKIP_ROOT_VAR).is_some_and(|v| v == "1") {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "SKIPPED (not root): {test}");
+        let _ = out.flush();
+        return false;
+    }
+    panic!(
+        "{test} needs root (effective UID 0) and the effective UID is {}; \
+         run the tests as root, or set {SKIP_ROOT_VAR}=1 to skip such tests visibly",
+        nix::unistd::geteuid()
+    );
+}
+
+/// The running test: libtest names each test's thread after it; on the main thread
+/// (`--test-threads=1` may run tests there), the caller's source location.
+#[track_caller]
+fn current_test() -> String {
+    match std::thread::current().name() {
+        Some(name) if name != "main" => name.to_string(),
+        _ => {
+            let at = std::panic::Location::caller();
+            format!("the test at {}:{}", at.file(), at.line())
+        }
+    }
+}
+
 use sandbox_sentry::sigaction::SA_RESTART;
 use sandbox_sentry::wait::{status, WNOHANG, WUNTRACED};
 use sandbox_sentry::{

@@ -4,7 +4,11 @@
 //! controlling terminal, as a terminal emulator or `sshd` does), feeds everything the
 //! program writes to a `vt100` screen on a reader thread, and lets a test type keys,
 //! resize the window, signal the program and wait for what appears. Every wait has a
-//! timeout, and a timeout reports the screen as it was.
+//! timeout, and a timeout reports the screen as it was. No wait is a fixed delay: each
+//! waits for a condition — the screen, or the processes as /proc shows them (state,
+//! foreground group, the system call a process is blocked in, pending signals) where
+//! the sandbox keeps the fact from the host (see [`ShellSession::wait_foreground`] and
+//! [`ShellSession::resize_delivered`]).
 //!
 //! [`Shell`] knows how to start bash, zsh, fish and dash without user configuration and
 //! with a prompt that is easy to recognise; [`ShellSession`] types commands and waits for
@@ -333,6 +337,65 @@ impl ProcInfo {
         std::fs::read(format!("/proc/{pid}/environ"))
             .map(|b| b.split(|&c| c == 0).any(|e| e == want.as_bytes()))
             .unwrap_or(false)
+    }
+
+    /// The system call thread `tid` of process `pid` is blocked in: the first field of
+    /// `/proc/PID/task/TID/syscall` (Linux fills it in only for a thread that is not
+    /// running). None if the thread runs, is gone, or the file is not readable (it
+    /// needs ptrace access to the process).
+    pub fn blocked_syscall(pid: i32, tid: i32) -> Option<i64> {
+        ProcInfo::blocked_call(pid, tid).map(|(nr, _)| nr)
+    }
+
+    /// As [`ProcInfo::blocked_syscall`], with the call's six arguments.
+    pub fn blocked_call(pid: i32, tid: i32) -> Option<(i64, Vec<u64>)> {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")).ok()?;
+        let mut fields = s.split_whitespace();
+        let nr = fields.next()?.parse().ok()?;
+        let args = fields
+            .take(6)
+            .filter_map(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
+            .collect();
+        Some((nr, args))
+    }
+
+    /// Whether thread `tid` of `pid` waits for a seccomp user-notification answer (its
+    /// `wchan` is the kernel's `seccomp_do_user_notification`): then the system call
+    /// [`ProcInfo::blocked_syscall`] shows has not run yet.
+    pub fn in_seccomp_notification(pid: i32, tid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/wchan"))
+            .is_ok_and(|w| w.starts_with("seccomp"))
+    }
+
+    /// Whether the process (its main thread) is blocked in the host kernel in one of
+    /// `calls`, not held in a seccomp notification.
+    pub fn blocked_in(pid: i32, calls: &[libc::c_long]) -> bool {
+        ProcInfo::blocked_syscall(pid, pid).is_some_and(|n| calls.contains(&n))
+            && !ProcInfo::in_seccomp_notification(pid, pid)
+    }
+
+    /// Whether `sig` is pending for the process as a whole (`ShdPnd` in
+    /// /proc/PID/status: a signal sent to the process or its group that no thread has
+    /// taken yet, e.g. one blocked everywhere and waiting for a signalfd read).
+    pub fn shared_signal_pending(pid: i32, sig: Signal) -> bool {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            return false;
+        };
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("ShdPnd:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .is_some_and(|mask| mask & (1u64 << (sig as i32 - 1)) != 0)
+    }
+
+    /// The thread IDs of the process.
+    pub fn threads(pid: i32) -> Vec<i32> {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Whether the process has ended (gone, or a zombie waiting to be reaped).
@@ -884,15 +947,27 @@ mod sys {
     use std::os::unix::process::CommandExt;
     use std::process::Command;
 
-    /// In the child, between fork and exec: a new session (`setsid`), then standard
-    /// input, the pty slave, becomes its controlling terminal (`TIOCSCTTY`: a session
-    /// leader without a controlling terminal may take one that has no session).
+    /// In the child, between fork and exec: every signal's disposition back to
+    /// SIG_DFL, as a terminal emulator starts a login shell (an ignored disposition
+    /// survives exec: a test runner started as a background job of a non-interactive
+    /// shell ignores SIGINT and SIGQUIT, and so would every job of the shells started
+    /// here, making ^C do nothing); a new session (`setsid`); then standard input, the
+    /// pty slave, becomes its controlling terminal (`TIOCSCTTY`: a session leader
+    /// without a controlling terminal may take one that has no session). std has
+    /// already emptied the signal mask.
     pub(super) fn become_session_leader_on_stdin(cmd: &mut Command) {
         // SAFETY: the closure runs in the forked child before exec; it only calls
-        // setsid and ioctl, which are async-signal-safe, and allocates nothing
+        // signal, setsid and ioctl, which are async-signal-safe, and allocates nothing
         // (io::Error::last_os_error builds an OS-code value without allocating).
         unsafe {
             cmd.pre_exec(|| {
+                // The standard signals, 1 to 31.
+                for sig in 1..32 {
+                    // SIGKILL and SIGSTOP (and unused numbers) refuse: nothing to reset.
+                    if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                        libc::signal(sig, libc::SIG_DFL);
+                    }
+                }
                 if libc::setsid() < 0 {
                     return Err(io::Error::last_os_error());
                 }
@@ -1101,6 +1176,7 @@ impl Launcher {
             prompt: shell.prompt(),
             current: shell,
             sandboxed: self.is_sandbox(),
+            owned_pty: self.is_owned_pty(),
         };
         if let Err(e) = session.wait_prompt(STARTUP_TIMEOUT) {
             panic!("{} did not show its first prompt: {e}", shell.name());
@@ -1119,6 +1195,8 @@ pub struct ShellSession {
     current: Shell,
     /// Started through `sandbox run`.
     sandboxed: bool,
+    /// Started through `sandbox run --tty=pty`.
+    owned_pty: bool,
 }
 
 impl std::ops::Deref for ShellSession {
@@ -1237,13 +1315,29 @@ impl ShellSession {
     /// Waits until a process of this terminal running `argv` is in the foreground
     /// and not stopped, so that keys typed now reach it.
     ///
-    /// Directly on the pty the host kernel's foreground process group (TIOCGPGRP on
-    /// the master) must be the process's group. Through the sandbox the host cannot
-    /// see the emulated foreground group: the process must be running in its own
-    /// process group (not the shell's), then a short settling delay follows.
+    /// - Directly on the pty, and through the sandbox with a pty of its own
+    ///   (`--tty=pty`, where the sandbox's terminal is a host pty whose TIOCSPGRP the
+    ///   host runs): the process's terminal's foreground group as the host kernel
+    ///   keeps it (TIOCGPGRP on our master; `tpgid` in /proc/PID/stat for the
+    ///   sandbox's pty) is the process's group. That terminal's line discipline is
+    ///   what turns ^C into SIGINT.
+    /// - Through the sandbox on the borrowed terminal (`--tty`), the foreground group
+    ///   is the sentry's alone and invisible from the host (the host terminal's stays
+    ///   the loader's; ^C reaches the loader, which sends SIGINT to the sentry's
+    ///   foreground group). What is visible: the shell that started the job (the
+    ///   process's parent) is blocked in the host kernel waiting for its children
+    ///   (`wait4`: bash, dash; `rt_sigsuspend`: zsh; `sem_wait`: fish's main thread;
+    ///   see `shell_waits_for_job`), not in a seccomp notification. A job-control
+    ///   shell gives the job the terminal (`tcsetpgrp`) before it waits for it — for
+    ///   a new job and for `fg` alike (bash, zsh and dash also do it in the child
+    ///   before exec) — and TIOCSPGRP is a notified call the sentry has applied when
+    ///   it returns; so a shell seen waiting has made the job's group the sentry's
+    ///   foreground group. (Seeing the job's process alone is not enough: after
+    ///   `bg`, `fg` finds it already running in its own group.)
     pub fn wait_foreground(&self, argv: &[&str]) -> Result<ProcInfo, TimeoutError> {
         let mut found = None;
-        let sandboxed = self.sandboxed;
+        let borrowed = self.sandboxed && !self.owned_pty;
+        let owned = self.owned_pty;
         self.term.wait_until(
             &format!("a process {argv:?} in the foreground"),
             DEFAULT_TIMEOUT,
@@ -1254,27 +1348,87 @@ impl ShellSession {
                     .find(|p| p.cmdline == argv && !matches!(p.state, 'T' | 't' | 'Z'))
                     .cloned();
                 let Some(p) = &found else { return false };
-                if sandboxed {
-                    // The group leader exists and is not a shell of this session.
+                if borrowed {
+                    // The group leader exists and is not a shell of this session, and
+                    // the shell waits for its job (see above).
                     procs
                         .iter()
                         .find(|l| l.pid == p.pgrp)
                         .is_some_and(|l| l.pgrp != l.session)
+                        && shell_waits_for_job(p.ppid)
+                } else if owned {
+                    p.tpgid == p.pgrp
                 } else {
                     self.term.foreground_pgrp() == Some(p.pgrp)
                 }
             },
         )?;
-        if sandboxed {
-            std::thread::sleep(Duration::from_millis(150));
-        }
         found.ok_or_else(|| self.term.error("a foreground process", Duration::ZERO))
+    }
+
+    /// Resizes the window ([`Term::resize`]) and, through the sandbox, waits until the
+    /// sandbox has passed the change on, so that what is typed next reaches the shell
+    /// after its SIGWINCH, as on a real terminal (where TIOCSWINSZ on the master
+    /// signals the foreground group before it returns).
+    ///
+    /// Through the sandbox the window belongs to `sandbox` (the loader): the resize
+    /// sends SIGWINCH to it, pending process-wide (every loader thread blocks it; one
+    /// reads it from a signalfd). The loader then sets the size of the sandbox's own
+    /// pty (`--tty=pty`: the host kernel signals the sandbox's foreground group in that
+    /// call) or has the sentry send SIGWINCH to its foreground group (`--tty`), and its
+    /// loops go back to `poll` (docs/LOADER.md). So: SIGWINCH no longer pending at the
+    /// loader (taken), and then every loader thread but the main one (which only
+    /// joins the supervisor thread) seen blocked in `poll`/`ppoll` (the iteration
+    /// that took it, forwarding included, is over).
+    pub fn resize_delivered(&self, rows: u16, cols: u16) -> Result<(), TimeoutError> {
+        self.term
+            .resize(rows, cols)
+            .map_err(|e| self.term.error(&format!("resizing: {e}"), Duration::ZERO))?;
+        if !self.sandboxed {
+            return Ok(());
+        }
+        let loader = self.term.pid();
+        self.term.wait_until(
+            "the sandbox to take the SIGWINCH and pass it on",
+            DEFAULT_TIMEOUT,
+            || {
+                !ProcInfo::shared_signal_pending(loader, Signal::SIGWINCH)
+                    && ProcInfo::threads(loader)
+                        .into_iter()
+                        .filter(|&t| t != loader)
+                        .all(|t| {
+                            ProcInfo::blocked_syscall(loader, t)
+                                .is_some_and(|n| n == libc::SYS_poll || n == libc::SYS_ppoll)
+                        })
+            },
+        )
     }
 
     /// Output of the last command: lines between absolute line `start` (the command)
     /// and the prompt at the cursor.
     pub fn output_since(&self, start: u64) -> String {
         output_between(&self.term.screen(), start)
+    }
+}
+
+/// Whether the job-control shell `pid` is blocked waiting for its foreground job (see
+/// [`ShellSession::wait_foreground`]), in the host kernel (not held in a seccomp
+/// notification): bash and dash in `wait4` (or `waitid`), zsh in `rt_sigsuspend`,
+/// fish's main thread in `sem_wait` on the semaphore its SIGCHLD topic monitor posts:
+/// a `futex` FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME. (Only that
+/// one: before it gives a job the terminal, fish's main thread also blocks briefly in
+/// plain FUTEX_WAIT for its I/O threads, as `strace -f` shows.)
+fn shell_waits_for_job(pid: i32) -> bool {
+    const FISH_JOB_WAIT: u64 =
+        (libc::FUTEX_WAIT_BITSET | libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME) as u64;
+    if ProcInfo::in_seccomp_notification(pid, pid) {
+        return false;
+    }
+    match ProcInfo::blocked_call(pid, pid) {
+        Some((nr, _)) if nr == libc::SYS_wait4 || nr == libc::SYS_waitid => true,
+        Some((nr, _)) if nr == libc::SYS_rt_sigsuspend => true,
+        Some((nr, args)) if nr == libc::SYS_futex => args.get(1) == Some(&FISH_JOB_WAIT),
+        _ => false,
     }
 }
 

@@ -18,13 +18,6 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root (the writable overlay is a root-only mode)"
-    );
-}
-
 /// A path on the host root that must not exist before or after.
 fn marker(name: &str) -> std::path::PathBuf {
     let p = std::path::PathBuf::from(format!(
@@ -37,7 +30,9 @@ fn marker(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn writes_anywhere_succeed_and_vanish() {
-    require_root();
+    if !sandbox_tests::require_root() {
+        return;
+    }
     let m = marker("write");
     let script = format!(
         "echo inside > {m} && cat {m} && mkdir -p /opt/sandbox-fs-test/sub && \
@@ -61,7 +56,9 @@ fn writes_anywhere_succeed_and_vanish() {
 
 #[test]
 fn filesystems_below_the_root_stay_read_only() {
-    require_root();
+    if !sandbox_tests::require_root() {
+        return;
+    }
     let o = sandbox(&["--", "sh", "-c", "touch /sys/sandbox-test 2>&1; echo rc=$?"]);
     let out = text(&o.stdout);
     assert!(
@@ -99,7 +96,9 @@ fn read_only_keeps_the_root_read_only() {
 
 #[test]
 fn missing_bind_targets_are_created_inside_only() {
-    require_root();
+    if !sandbox_tests::require_root() {
+        return;
+    }
     let src = tempdir("bindsrc");
     std::fs::write(src.join("file"), "from-host\n").unwrap();
     let target = format!("/sandbox-fs-test-target-{}", std::process::id());

@@ -13,6 +13,14 @@ use sandbox_sentry::{
 };
 use std::io::Write;
 
+/// `eprintln!` that cannot panic (see [`Stderr`]).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(Stderr, $($arg)*);
+    }};
+}
+
 #[derive(Parser)]
 #[command(
     name = "sandbox",
@@ -456,18 +464,18 @@ fn run(args: RunArgs) -> Result<i32> {
                 "sandbox finished"
             );
             if !out.lockstep_violations.is_empty() {
-                eprintln!(
+                say!(
                     "sandbox: {} lockstep violation(s) between host and sentry (a bug):",
                     out.lockstep_violations.len()
                 );
                 for v in &out.lockstep_violations {
-                    eprintln!("sandbox:   {v}");
+                    say!("sandbox:   {v}");
                 }
             }
             Ok(out.exit_code())
         }
         Err(e) => {
-            eprintln!("sandbox: {e}");
+            say!("sandbox: {e}");
             Ok(e.exit_code())
         }
     }
@@ -496,7 +504,7 @@ fn init_logging(cli: &Cli) {
     let ansi = file.is_none() && std::io::stderr().is_terminal();
     let writer = match file {
         Some(f) => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::sync::Mutex::new(f)),
-        None => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
+        None => tracing_subscriber::fmt::writer::BoxMakeWriter::new(|| Stderr),
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -524,6 +532,23 @@ fn man_page(subcommand: Option<&str>) -> Result<()> {
     clap_mangen::Man::new(page)
         .render(&mut std::io::stdout())
         .map_err(anyhow::Error::from)
+}
+
+/// Standard error that never fails: a write error (the terminal hung up, a closed
+/// pipe) loses the message instead of panicking, as `eprintln!` and the log writer
+/// would; the exit status still tells what happened.
+struct Stderr;
+
+impl std::io::Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
 }
 
 /// Exit status for the sandbox's own errors, usage errors included (as Docker's).
@@ -565,7 +590,7 @@ fn main() {
         if broken_pipe {
             std::process::exit(128 + libc_sigpipe());
         }
-        eprintln!("sandbox: {e:#}");
+        say!("sandbox: {e:#}");
         std::process::exit(EXIT_SANDBOX_ERROR);
     }
 }

@@ -308,3 +308,32 @@ fn sigterm_blocked(pid: u32) -> bool {
         .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
         .is_some_and(|m| m & (1 << (libc::SIGTERM - 1)) != 0)
 }
+
+/// When standard error is a terminal that hangs up, `sandbox` still ends with the
+/// program's status (writing a message to a dead terminal must not panic it).
+#[test]
+fn a_hung_up_stderr_does_not_panic_sandbox() {
+    use std::os::fd::AsFd;
+    let pty = nix::pty::openpty(None, None).unwrap();
+    // The master must not leak into sandbox (it would keep the terminal up).
+    nix::fcntl::fcntl(
+        pty.master.as_fd(),
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .unwrap();
+    let err = pty.slave.as_fd().try_clone_to_owned().unwrap();
+    let o = {
+        let child = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+            .args(["--log-level", "info", "run", "--", "sh", "-c", "exit 7"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        // Hang the terminal up before sandbox logs anything.
+        drop(pty.master);
+        drop(pty.slave);
+        child.wait_with_output().unwrap()
+    };
+    assert_eq!(o.status.code(), Some(7));
+}

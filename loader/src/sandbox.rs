@@ -314,7 +314,9 @@ impl Drop for Restore {
             ttou.add(nix::sys::signal::Signal::SIGTTOU);
             let old = ttou.thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK);
             let report = saved.restore(fd.as_fd());
-            if report != systty::RestoreReport::default() {
+            if report.hung_up() {
+                tracing::debug!(?report, "the terminal hung up: nothing to restore");
+            } else if report != systty::RestoreReport::default() {
                 tracing::warn!(?report, "the terminal could not be restored entirely");
             }
             if let Ok(old) = old {

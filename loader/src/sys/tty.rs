@@ -246,6 +246,20 @@ pub(crate) struct RestoreReport {
     pub flow: Option<Errno>,
 }
 
+impl RestoreReport {
+    /// Every failure was EIO: the terminal was hung up (nothing left to restore).
+    pub fn hung_up(&self) -> bool {
+        let all = [
+            self.locked,
+            self.termios,
+            self.winsize,
+            self.exclusive,
+            self.flow,
+        ];
+        all.iter().any(Option::is_some) && all.iter().all(|e| matches!(e, None | Some(Errno::EIO)))
+    }
+}
+
 fn same_termios(a: &libc::termios, b: &libc::termios) -> bool {
     a.c_iflag == b.c_iflag
         && a.c_oflag == b.c_oflag

@@ -27,7 +27,7 @@
 //! SIGKILL leaves its (empty) directories behind; the next sandbox created under the
 //! same parent removes every `sandbox-<pid>-*` whose loader process is gone.
 //!
-//! When no hierarchy is writable (a caller without root), [`create`] returns the
+//! When no hierarchy is writable (a caller without root), `create` returns the
 //! limits it could not place; the caller falls back to `RLIMIT_NPROC` for processes.
 
 use std::fs;

@@ -4,9 +4,9 @@
 //! The loader restores the terminal it borrowed or proxied on every exit it lives
 //! through (`crate::sandbox`). SIGKILL (the OOM killer, `kill -9`) leaves it no chance:
 //! the terminal would keep whatever modes the program left (no echo, locked termios,
-//! output stopped) or the proxy's raw mode. [`Restorer::start`] creates, before the
+//! output stopped) or the proxy's raw mode. `Restorer::start` creates, before the
 //! sandbox exists, a small process that holds a descriptor of the terminal and the
-//! state saved at start-up ([`SavedTerminal`]) and blocks reading a pipe whose only
+//! state saved at start-up (`SavedTerminal`) and blocks reading a pipe whose only
 //! write end the loader holds:
 //!
 //! - the loader dies, however: the kernel closes its descriptors, the read returns end
@@ -70,7 +70,7 @@ pub const RESTORER_SYSCALLS: &[(&str, libc::c_long, &str)] = &[
     ),
 ];
 
-/// Ioctl requests the restorer may make: those of [`SavedTerminal::restore`].
+/// Ioctl requests the restorer may make: those of `SavedTerminal::restore`.
 pub const RESTORER_IOCTLS: &[u32] = &[
     crate::seccomp::ioctls::TIOCGLCKTRMIOS,
     crate::seccomp::ioctls::TIOCSLCKTRMIOS,

@@ -1224,7 +1224,17 @@ fn notify_program_inspected() {
         assert_eq!(act(&f, nr, z), Some(seccomp::Action::Allow));
         assert_eq!(act(&t, nr, z), Some(seccomp::Action::UserNotif));
     }
-    assert_eq!(act(&t, libc::SYS_pread64, z), Some(seccomp::Action::Allow));
+    // Every data path to a terminal is notified with tty_io (pread64 too: ESPIPE on a
+    // tty, but the sentry sees it), none without.
+    for nr in [
+        libc::SYS_pread64,
+        libc::SYS_preadv2,
+        libc::SYS_sendfile,
+        libc::SYS_splice,
+    ] {
+        assert_eq!(act(&f, nr, z), Some(seccomp::Action::Allow));
+        assert_eq!(act(&t, nr, z), Some(seccomp::Action::UserNotif));
+    }
     assert_eq!(act(&t, libc::SYS_getpid, z), Some(seccomp::Action::Allow));
 }
 

@@ -233,6 +233,9 @@ impl MountError {
     }
 }
 
+/// Top-level directories the sandbox mounts its own filesystems on.
+const COVERED: [&str; 3] = ["proc", "dev", "tmp"];
+
 /// Where the new root is attached before `pivot_root` (in this mount namespace only).
 /// Any existing directory of the host root would do; `/tmp` exists everywhere.
 const ANCHOR: &str = "/tmp";
@@ -342,8 +345,11 @@ impl HostCopies {
                         .map_err(|e| root_err("mount_setattr(RDONLY, recursive)", e))?;
                     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
                         .map_err(|e| root_err("reading /proc/self/mountinfo", io_errno(&e)))?;
+                    // /proc, /dev and /tmp are covered by the sandbox's own: what the
+                    // host mounted there is not copied (fewer mounts to make and detach).
                     let submounts = top_submounts(&mountinfo, &root_path)
                         .into_iter()
+                        .filter(|rel| !COVERED.iter().any(|c| rel.starts_with(c)))
                         .map(|rel| {
                             let tree = read_only_copy(&root_path.join(&rel), true)?;
                             Ok((rel, tree))
@@ -501,6 +507,9 @@ fn harden_kernel_files(with_sys: bool) -> Result<(), MountError> {
         .map_err(err)?;
         mount(none, *path, none, ro_flags, none).map_err(err)?;
     }
+    // One empty read-only tmpfs serves every masked directory: the first is mounted,
+    // the others are binds of it (a superblock fewer to create and tear down each).
+    let mut empty_dir: Option<&str> = None;
     for path in MASKED_PATHS {
         if path.starts_with("/sys/") && !with_sys {
             continue;
@@ -515,14 +524,25 @@ fn harden_kernel_files(with_sys: bool) -> Result<(), MountError> {
         };
         let none = None::<&str>;
         if meta.is_dir() {
-            mount(
-                Some("tmpfs"),
-                *path,
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                Some("mode=0555"),
-            )
-            .map_err(|e| err("tmpfs", e))?;
+            match empty_dir {
+                // The superblock is read-only: so is every bind of it.
+                Some(first) => mount(Some(first), *path, none, MsFlags::MS_BIND, none)
+                    .map_err(|e| err("bind of an empty tmpfs", e))?,
+                None => {
+                    mount(
+                        Some("tmpfs"),
+                        *path,
+                        Some("tmpfs"),
+                        MsFlags::MS_RDONLY
+                            | MsFlags::MS_NOSUID
+                            | MsFlags::MS_NODEV
+                            | MsFlags::MS_NOEXEC,
+                        Some("mode=0555"),
+                    )
+                    .map_err(|e| err("tmpfs", e))?;
+                    empty_dir = Some(path);
+                }
+            }
         } else {
             mount(Some("/dev/null"), *path, none, MsFlags::MS_BIND, none)
                 .map_err(|e| err("bind of /dev/null", e))?;

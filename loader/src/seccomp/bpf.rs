@@ -579,31 +579,43 @@ impl ProgramBuilder {
 /// (`JGE`), so a lookup costs about 2·log2(boundaries) instructions whatever the
 /// number, where a chain of `JEQ`s costs one per listed syscall before it. The result
 /// depends on the number only, so the kernel's action cache applies.
+#[cfg(test)]
 pub(crate) fn number_set(
     numbers: &std::collections::BTreeSet<u32>,
     member: Action,
     other: Action,
 ) -> Result<Filter, SeccompError> {
+    let map = numbers.iter().map(|&n| (n, member)).collect();
+    number_map(&map, other)
+}
+
+/// Like [`number_set`], with an action per number: `numbers[n]` for a number in the
+/// map, `other` for the rest (binary search over runs of numbers with one action).
+pub(crate) fn number_map(
+    numbers: &std::collections::BTreeMap<u32, Action>,
+    other: Action,
+) -> Result<Filter, SeccompError> {
     // Boundaries where the answer changes, with the answer from there on: the
     // answer below the first boundary is `other`.
     let mut steps: Vec<(u32, Action)> = Vec::new();
-    let mut previous: Option<u32> = None;
-    for &n in numbers {
+    let mut previous: Option<(u32, Action)> = None;
+    for (&n, &action) in numbers {
         if n & X32_SYSCALL_BIT != 0 {
             continue;
         }
         match previous {
-            Some(p) if p.checked_add(1) == Some(n) => {}
+            Some((p, a)) if p.checked_add(1) == Some(n) && a == action => {}
+            Some((p, _)) if p.checked_add(1) == Some(n) => steps.push((n, action)),
             _ => {
-                if let Some(p) = previous {
+                if let Some((p, _)) = previous {
                     steps.push((p + 1, other));
                 }
-                steps.push((n, member));
+                steps.push((n, action));
             }
         }
-        previous = Some(n);
+        previous = Some((n, action));
     }
-    if let Some(p) = previous {
+    if let Some((p, _)) = previous {
         steps.push((p + 1, other));
     }
     let mut program = vec![

@@ -5,27 +5,31 @@
 //! deny only when it holds). [`program_filter`] compiles the classification into a stack
 //! of two programs, installed in this order:
 //!
-//! 1. the allow set (ours, `bpf::number_set`): foreign architectures KILL_PROCESS;
-//!    [`ALLOW_SYSCALLS`], the argument-conditioned rows of [`DENY_SYSCALLS`] and the
-//!    caller's extras ALLOW; every other number ENOSYS — x32 numbers and clone3 (whose
-//!    flags are out of a filter's reach: glibc then falls back to clone) included;
-//! 2. the deny program (seccompiler): the rows of [`DENY_SYSCALLS`] and [`DENY_IOCTLS`]
-//!    EPERM; everything else ALLOW. The guard the deny list has when installed alone
-//!    ([`deny_filter`](super::deny_filter)) is left out: the allow set answers what it
-//!    would (architecture, x32, clone3).
+//! 1. the number map (ours, `bpf::number_map`, a binary search over runs of numbers):
+//!    foreign architectures KILL_PROCESS; [`ALLOW_SYSCALLS`], the argument-conditioned
+//!    rows of [`DENY_SYSCALLS`] and the caller's extras ALLOW; the rows of
+//!    [`DENY_SYSCALLS`] denied whatever the arguments EPERM; every other number ENOSYS —
+//!    x32 numbers and clone3 (whose flags are out of a filter's reach: glibc then falls
+//!    back to clone) included;
+//! 2. the deny program (seccompiler): the argument-conditioned rows of
+//!    [`DENY_SYSCALLS`] and [`DENY_IOCTLS`] EPERM; everything else ALLOW. The guard the
+//!    deny list has when installed alone ([`deny_filter`](super::deny_filter)) is left
+//!    out: the number map answers what it would (architecture, x32, clone3). Keeping
+//!    the always-denied numbers out of this linear program keeps it short, which is
+//!    what installing it costs (the kernel runs every filter over every syscall number
+//!    to fill its action cache).
 //!
 //! The kernel applies the most severe result and, of two ERRNOs, the later-installed
-//! filter's. So a denied syscall gets EPERM (the deny program's EPERM beats the allow
-//! program's ENOSYS), a number neither table knows — newer than the tables, never
-//! assigned, or x32 — gets ENOSYS (glibc and musl then fall back to older syscalls, as
+//! filter's. So a denied syscall gets EPERM, a number neither table knows — newer than
+//! the tables, never assigned, or x32 — gets ENOSYS (glibc and musl then fall back to older syscalls, as
 //! with runc's default for unknown syscalls), and an allowed syscall runs. Every
 //! program decides on the syscall number alone except for the argument-conditioned rows
 //! and ioctl, so the kernel's per-syscall action cache lets every other allowed syscall
 //! through without running the programs.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
-use super::bpf::{number_set, syscall_number, Action, Filter, SyscallRule, When, ABSENT};
+use super::bpf::{number_map, syscall_number, Action, Filter, SyscallRule, When, ABSENT};
 use super::stack::StackBuilder;
 use super::tables::{allow, arch, x86_64_only, DENY_IOCTLS, DENY_SYSCALLS, ENOSYS, EPERM};
 use super::SeccompError;
@@ -653,17 +657,18 @@ pub fn program_filter<S: AsRef<str>>(allow: &[S]) -> Result<Filter, SeccompError
         }
         lifted.push(rule.nr);
     }
-    // Allowed whatever the arguments: the allow-list, the calls a conditioned denial
-    // allows otherwise, and the lifted ones. An ENOSYS row (clone3) is the guard's.
-    let mut allowed = BTreeSet::new();
+    // The number map: allowed whatever the arguments (the allow-list, the calls a
+    // conditioned denial allows otherwise, the lifted ones) ALLOW; denied whatever the
+    // arguments EPERM; every other number ENOSYS. Only conditioned denials and ioctl
+    // requests are left to the deny program.
+    let mut map: BTreeMap<u32, Action> = BTreeMap::new();
     let conditioned = DENY_SYSCALLS
         .iter()
         .filter(|r| r.when != When::Always && r.action == EPERM);
     for rule in ALLOW_SYSCALLS.iter().chain(conditioned) {
-        allowed.extend(syscall_number(rule.nr)?);
-    }
-    for &nr in &lifted {
-        allowed.extend(syscall_number(nr)?);
+        if let Some(nr) = syscall_number(rule.nr)? {
+            map.insert(nr, Action::Allow);
+        }
     }
     let mut denied = StackBuilder::new(EPERM, Action::Allow);
     denied.ioctls(DENY_IOCTLS.iter().map(|r| r.cmd))?;
@@ -671,21 +676,29 @@ pub fn program_filter<S: AsRef<str>>(allow: &[S]) -> Result<Filter, SeccompError
         if lifted.contains(&rule.nr) {
             continue;
         }
-        if rule.action != EPERM {
-            // Rows the deny stack's guard would answer: the allow set answers them
-            // (ENOSYS for a number it lacks), so the guard is left out. Only such
-            // rows can be.
-            let answered = rule.action == ENOSYS
-                && rule.when == When::Always
-                && syscall_number(rule.nr)?.is_none_or(|nr| !allowed.contains(&nr));
-            if !answered {
+        match (rule.action, rule.when) {
+            (EPERM, When::Always) => {
+                if let Some(nr) = syscall_number(rule.nr)? {
+                    map.insert(nr, EPERM);
+                }
+            }
+            (EPERM, _) => denied.rule(rule)?,
+            // Rows the deny stack's guard would answer (clone3's ENOSYS): a number
+            // absent from the map gets ENOSYS. Only such rows can be.
+            (ENOSYS, When::Always)
+                if syscall_number(rule.nr)?.is_none_or(|nr| !map.contains_key(&nr)) => {}
+            (action, _) => {
                 return Err(SeccompError::Overridden {
                     nr: rule.nr,
-                    action: rule.action,
-                });
+                    action,
+                })
             }
         }
-        denied.rule(rule)?;
+    }
+    for &nr in &lifted {
+        if let Some(nr) = syscall_number(nr)? {
+            map.insert(nr, Action::Allow);
+        }
     }
     // [guard, deny program]: keep the deny program.
     let deny_program =
@@ -698,7 +711,7 @@ pub fn program_filter<S: AsRef<str>>(allow: &[S]) -> Result<Filter, SeccompError
                 what: "an empty deny stack",
             })?;
     Ok(Filter::stack(
-        number_set(&allowed, Action::Allow, ENOSYS)?,
+        number_map(&map, ENOSYS)?,
         Filter::single(deny_program),
     ))
 }

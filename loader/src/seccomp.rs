@@ -4,7 +4,7 @@
 //!
 //! | filter | installed on | programs | listed syscalls | everything else |
 //! |---|---|---|---|---|
-//! | [`program_filter`] | every sandboxed process, just before exec | allow set (ours) + seccompiler deny | ALLOW ([`ALLOW_SYSCALLS`], the argument-conditioned rows of [`DENY_SYSCALLS`] when their condition fails, `--seccomp-allow` names); EPERM ([`DENY_SYSCALLS`], [`DENY_IOCTLS`]); clone3: ENOSYS | ENOSYS (numbers the tables do not know, x32 numbers) |
+//! | [`program_filter`] | every sandboxed process, just before exec | number map (ours: ALLOW / EPERM / ENOSYS by number) + seccompiler (argument checks only) | ALLOW ([`ALLOW_SYSCALLS`], the argument-conditioned rows of [`DENY_SYSCALLS`] when their condition fails, `--seccomp-allow` names); EPERM ([`DENY_SYSCALLS`], [`DENY_IOCTLS`]); clone3: ENOSYS | ENOSYS (numbers the tables do not know, x32 numbers) |
 //! | [`notify_filter`] | the sandbox's first process, with a listener | ours | USER_NOTIF ([`NOTIFY_SYSCALLS`], [`NOTIFY_IOCTLS`], with `tty_io` also [`TTY_IO_SYSCALLS`]) | ALLOW |
 //! | [`init_filter`] | init, right after it forks the program | guard + seccompiler | ALLOW ([`INIT_SYSCALLS`]) | EPERM |
 //! | [`allow_filter`] | the loader itself once set up | guard + seccompiler | ALLOW ([`LOADER_SYSCALLS`], [`LOADER_IOCTLS`], extras); clone3: ENOSYS (guard) | EPERM |

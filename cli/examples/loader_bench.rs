@@ -487,6 +487,15 @@ impl Bench {
                 Stdio3::Pty,
             ),
         ];
+        variants.push((
+            "sandbox run --read-only -- true".into(),
+            {
+                let mut v = self.sandbox_argv(false, &["true"]);
+                v.insert(2, "--read-only".into());
+                v
+            },
+            Stdio3::Null,
+        ));
         if let Some(c) = &self.compare {
             variants.push((
                 "--compare: sandbox run -- true".into(),

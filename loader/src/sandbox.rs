@@ -475,14 +475,6 @@ impl Sandbox {
                 systty::SavedTerminal::save(fd.as_fd(), false).map_err(LoaderError::Terminal)?;
             restore.tty = Some((dup(fd)?, saved));
         }
-        // Before any thread of ours and before the sandbox: restores the terminal if
-        // the loader is killed with SIGKILL.
-        if let Some((fd, saved)) = &restore.tty {
-            restore.restorer = Some(
-                Restorer::start(fd.as_fd(), *saved)
-                    .map_err(|e| LoaderError::Setup(format!("terminal restorer: {e}")))?,
-            );
-        }
 
         let deny = if spec.seccomp {
             if !spec.seccomp_allow.is_empty() {
@@ -584,6 +576,20 @@ impl Sandbox {
             method = spawned.method.name(),
             "sandbox init started"
         );
+        // Restores the terminal if the loader is killed with SIGKILL. Started before any
+        // thread of ours, and while init builds the sandbox (the program cannot touch
+        // the terminal before that is done), so that the fork costs no start-up time;
+        // it holds the state saved above, from before the sandbox existed.
+        if let Some((fd, saved)) = &restore.tty {
+            match Restorer::start(fd.as_fd(), *saved) {
+                Ok(r) => restore.restorer = Some(r),
+                Err(e) => {
+                    let _ = crate::sys::clone::pidfd_kill(&spawned.pidfd);
+                    let _ = wait_pidfd(&spawned.pidfd);
+                    return Err(LoaderError::Setup(format!("terminal restorer: {e}")));
+                }
+            }
+        }
         if plan.wait_for_maps {
             let maps = crate::userns::write_id_maps(
                 nix::unistd::Pid::from_raw(spawned.pid),

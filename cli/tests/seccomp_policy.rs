@@ -5,37 +5,8 @@
 
 use std::collections::HashMap;
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 
-/// The real python3 (not a pyenv shim script).
-fn python() -> &'static str {
-    static PATH: OnceLock<String> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let out = Command::new("python3")
-            .args(["-c", "import sys; print(sys.executable)"])
-            .output()
-            .expect("python3 is needed by these tests");
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    })
-}
-
-/// `sc(nr, *args)`: a raw syscall, its result or -errno; `res` is printed as `k=v`.
-const PRELUDE: &str = r#"
-import os, sys, ctypes, struct
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
-libc.mmap.restype = ctypes.c_void_p
-def sc(nr, *args):
-    conv = [ctypes.c_ulong(a & 0xffffffffffffffff) if isinstance(a, int) else a for a in args]
-    ctypes.set_errno(0)
-    r = libc.syscall(ctypes.c_long(nr), *conv)
-    return r if r >= 0 else -ctypes.get_errno()
-res = {}
-def report():
-    for k, v in res.items():
-        print(f"{k}={int(v)}")
-    sys.stdout.flush()
-"#;
+use sandbox_tests::python::{interpreter as python, SYSCALL_PRELUDE as PRELUDE};
 
 fn sandbox(options: &[&str], body: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sandbox"))

@@ -9,7 +9,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, OnceLock};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -30,36 +30,7 @@ use seccompiler::{
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The real python3 (not a pyenv shim script), so that notified children run one
-/// program.
-fn python() -> &'static str {
-    static PATH: OnceLock<String> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let out = Command::new("python3")
-            .args(["-c", "import sys; print(sys.executable)"])
-            .output()
-            .expect("python3 is needed by these tests");
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    })
-}
-
-/// Python preamble: `sc(nr, *args)` makes a raw syscall with 64-bit integer arguments
-/// and returns the result, or -errno.
-const PRELUDE: &str = r#"
-import os, sys, ctypes
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
-def sc(nr, *args):
-    conv = [ctypes.c_ulong(a & 0xffffffffffffffff) if isinstance(a, int) else a for a in args]
-    ctypes.set_errno(0)
-    r = libc.syscall(ctypes.c_long(nr), *conv)
-    return r if r >= 0 else -ctypes.get_errno()
-res = {}
-def report():
-    for k, v in res.items():
-        print(f"{k}={int(v)}")
-    sys.stdout.flush()
-"#;
+use sandbox_tests::python::{interpreter as python, SYSCALL_PRELUDE as PRELUDE};
 
 fn python_cmd(body: &str) -> Command {
     let mut cmd = Command::new(python());

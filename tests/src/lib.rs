@@ -14,6 +14,7 @@
 //! - `fg`: terminal to the job, then SIGCONT to its group; `bg`: SIGCONT only.
 
 pub mod console;
+pub mod python;
 pub mod term;
 
 /// The environment variable that turns [`require_root`]'s failure into a skip.

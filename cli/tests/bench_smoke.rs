@@ -108,7 +108,8 @@ fn loader_bench_quick_runs_and_reports_every_measurement() {
             "true",
             "unshare --pid --fork true (baseline)",
             "sandbox run -- true",
-            "sandbox run --tty -- true (on a pty)"
+            "sandbox run --tty -- true (on a pty)",
+            "sandbox run --read-only -- true"
         ],
         "{out}"
     );

@@ -299,7 +299,12 @@ fn kernel_files_and_host_files_cannot_be_changed() {
     if !sandbox_tests::require_root() {
         return;
     }
-    let host_dir = tempdir("host-files");
+    // A host directory the sandbox shows (not under the host's /tmp, which the
+    // sandbox's own /tmp covers: the checkout may live there) and does not bind.
+    let host_dir =
+        Path::new("/var/tmp").join(format!("sandbox-containment-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&host_dir);
+    std::fs::create_dir_all(&host_dir).unwrap();
     let marker = host_dir.join("marker");
     let script = format!(
         "{PRELUDE}{}",
@@ -380,6 +385,7 @@ oserr("host_marker", lambda: open(sys.argv[1], "w").write("escaped"))
         }
         assert!(!marker.exists(), "a file was created on the host: {why}");
     }
+    let _ = std::fs::remove_dir_all(&host_dir);
 }
 
 /// The cgroup (v1 hierarchy or v2) directory a `N:CONTROLLERS:PATH` line of
@@ -647,12 +653,4 @@ signal.pause()
             assert!(!stale.exists(), "the next sandbox removes {stale:?}");
         }
     }
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("containment-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

@@ -21,7 +21,7 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -54,9 +54,21 @@ fn attacker() -> &'static str {
     })
 }
 
+/// `--ro-bind DIR` for the attacker's directory: the checkout may be under the host's
+/// `/tmp`, which the sandbox's own `/tmp` covers.
+fn bind_attacker() -> String {
+    let dir = Path::new(attacker()).parent().unwrap_or(Path::new("/"));
+    format!("--ro-bind {}", dir.display())
+}
+
 /// `sandbox run --tty -- attacker MODE`, as root or dropped to uid 65534 with setpriv.
 fn sandbox_cmd(tty: &str, rootless: bool, mode: &str) -> String {
-    let run = format!("{} run {tty} -- {} {mode}", sandbox_bin(), attacker());
+    let run = format!(
+        "{} run {tty} {} -- {} {mode}",
+        sandbox_bin(),
+        bind_attacker(),
+        attacker()
+    );
     if rootless {
         format!("setpriv --reuid 65534 --regid 65534 --clear-groups {run}")
     } else {
@@ -386,8 +398,9 @@ fn pty_mode_racing_background_reader_gets_no_input() {
 fn setup_failure_restores_the_user_terminal() {
     for tty in ["--tty", "--tty=pty"] {
         let cmd = format!(
-            "{} run {tty} --rootfs /nonexistent-sandbox-root -- {} damage exit",
+            "{} run {tty} --rootfs /nonexistent-sandbox-root {} -- {} damage exit",
             sandbox_bin(),
+            bind_attacker(),
             attacker()
         );
         let t = sh_running(&cmd);

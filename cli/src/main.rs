@@ -154,8 +154,7 @@ struct RunArgs {
     #[arg(long = "cap-add", value_name = "CAP")]
     cap_add: Vec<String>,
     /// Most processes and threads the sandbox may have at once, its init included
-    /// (pids cgroup; without a writable cgroup and without root, RLIMIT_NPROC on the
-    /// program). 0: no limit.
+    /// (pids cgroup; without root, RLIMIT_NPROC on the program). 0: no limit.
     #[arg(long, value_name = "N", default_value_t = sandbox_loader::DEFAULT_PIDS_LIMIT)]
     pids_limit: u64,
     /// Memory limit for the whole sandbox (memory cgroup): bytes, or with a suffix

@@ -63,10 +63,11 @@ pub struct CgroupError {
 /// 10 ms measured on this 2-CPU VM, per sandbox: the first migration after a quiet
 /// moment). A v1 hierarchy also has `tasks`, where writing `0` moves only the calling
 /// thread and takes no global lock: init, single-threaded, writes `0` there itself
-/// ([`SandboxCgroup::self_join`]) before it forks the program — no round trip, no
-/// grace period. A v2 hierarchy has no such file for a domain cgroup; the loader writes
-/// init's PID to `cgroup.procs` ([`SandboxCgroup::add_process`]) and init waits for
-/// that before forking the program.
+/// (the loader passes it the descriptors, [`SandboxCgroup::self_join`]) before it forks
+/// the program — no grace period. A v2 hierarchy has no such file for a domain cgroup;
+/// the loader writes init's PID to `cgroup.procs` ([`SandboxCgroup::add_process`]).
+/// The loader creates the cgroups right after spawning init, while init builds the
+/// filesystem; init waits for the loader's `G` before forking the program.
 #[derive(Debug)]
 pub(crate) struct SandboxCgroup {
     dirs: Vec<PathBuf>,

@@ -24,8 +24,12 @@ pub(crate) enum Message {
     SetupFailed(String),
     Listener(OwnedFd),
     ExecFailed(i32),
-    /// From the loader: the user namespace's maps are written.
+    /// From the loader: the user namespace's maps are written / the sandbox's cgroups
+    /// are ready.
     Go,
+    /// From the loader: the `tasks` file of a v1 cgroup of the sandbox, for init to
+    /// join by writing `0` to it.
+    JoinCgroup(OwnedFd),
     /// From init: the owned pty's master.
     PtyMaster(OwnedFd),
     /// From init: the program stopped (signal) / continued.
@@ -85,6 +89,7 @@ pub(crate) fn recv(fd: RawFd) -> nix::Result<Option<Message>> {
     Ok(Some(match (tag, passed) {
         ("L", Some(fd)) => Message::Listener(fd),
         ("M", Some(fd)) => Message::PtyMaster(fd),
+        ("J", Some(fd)) => Message::JoinCgroup(fd),
         ("P", _) => Message::ProgramPid(num()),
         ("E", _) => Message::ProgramEnded(num()),
         ("X", _) => Message::ExecFailed(num()),

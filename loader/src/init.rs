@@ -73,13 +73,12 @@ pub(crate) struct InitPlan {
     pub rlimits: Vec<(i32, u64, u64)>,
     /// The capabilities the program keeps (none by default).
     pub capabilities: CapSet,
-    /// The loader moves init into the sandbox's v2 cgroups while init builds the
-    /// filesystem, then sends `G`: init waits for it before it forks the program.
+    /// The loader creates the sandbox's cgroups while init builds the filesystem, then
+    /// sends the `tasks` file of each v1 cgroup (`J`: init writes `0` to it, moving
+    /// itself with no global lock, see [`crate::cgroup::SandboxCgroup`]), moves init
+    /// into the v2 ones itself, and sends `G`: init waits for it before it forks the
+    /// program.
     pub wait_for_cgroup: bool,
-    /// The `tasks` files of the sandbox's v1 cgroups: init writes `0` to each (moving
-    /// itself, with no global lock: see [`crate::cgroup::SandboxCgroup`]) before it
-    /// forks the program.
-    pub cgroup_tasks: Vec<RawFd>,
     /// Make this descriptor (a borrowed terminal) the program's stdio.
     pub stdio: Option<RawFd>,
     /// Owned-pty mode: init creates a pty in the sandbox's own devpts, makes it the
@@ -106,7 +105,6 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
     // init would not see the loader go away).
     let mut keep = vec![plan.control];
     keep.extend(plan.stdio);
-    keep.extend(&plan.cgroup_tasks);
     if let Err(e) = crate::sys::fd::close_all_except(&keep) {
         let _ = control::send(plan.control, &format!("F close_range: {e}"), None);
         return SETUP_FAILED;
@@ -165,21 +163,19 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
         Ok(fd) => fd,
         Err(e) => return fail(format!("signalfd: {e}")),
     };
-    for &tasks in &plan.cgroup_tasks {
-        // In the sandbox's cgroups before the program exists: everything it starts is
-        // counted.
-        if let Err(e) = nix::unistd::write(crate::sys::fd::borrow(tasks), b"0") {
-            return fail(format!("joining the sandbox's cgroup: {e}"));
-        }
-        let _ = nix::unistd::close(tasks);
-    }
     if plan.wait_for_cgroup {
         // In the sandbox's cgroups before the program exists: everything it starts is
-        // counted. (The loader moved init meanwhile: a cgroup migration waits for an
-        // RCU grace period, which the filesystem set-up above overlaps.)
-        match control::recv(plan.control) {
-            Ok(Some(control::Message::Go)) => {}
-            _ => return fail("the loader did not place init in the sandbox's cgroup".into()),
+        // counted.
+        loop {
+            match control::recv(plan.control) {
+                Ok(Some(control::Message::JoinCgroup(tasks))) => {
+                    if let Err(e) = nix::unistd::write(&tasks, b"0") {
+                        return fail(format!("joining the sandbox's cgroup: {e}"));
+                    }
+                }
+                Ok(Some(control::Message::Go)) => break,
+                _ => return fail("the loader did not place init in the sandbox's cgroup".into()),
+            }
         }
     }
     let program = match clone::fork() {

@@ -84,12 +84,12 @@ pub struct SandboxSpec {
     /// bounding sets); empty by default, as root or not. See [`crate::capability`].
     pub capabilities: CapSet,
     /// Most processes and threads the sandbox may have at once, init included: the
-    /// pids cgroup controller (see [`crate::cgroup`]); without a writable cgroup and
-    /// without root, `RLIMIT_NPROC` on the program instead (counted per uid in the
-    /// sandbox's user namespace). `None`: no limit. Default [`DEFAULT_PIDS_LIMIT`].
+    /// pids cgroup controller (see [`crate::cgroup`]); without root, `RLIMIT_NPROC` on
+    /// the program instead (counted per uid in the sandbox's user namespace). `None`: no limit. Default [`DEFAULT_PIDS_LIMIT`].
     pub pids_limit: Option<u64>,
-    /// Memory limit in bytes for the whole sandbox (memory cgroup controller; no
-    /// fallback: without a writable memory cgroup it is not enforced, with a warning).
+    /// Memory limit in bytes for the whole sandbox (memory cgroup controller, as root;
+    /// no fallback: without root, or without a writable memory cgroup, it is not
+    /// enforced, with a warning).
     pub memory_limit: Option<u64>,
     pub hostname: Option<String>,
     pub rootfs: Option<PathBuf>,
@@ -391,35 +391,36 @@ impl Sandbox {
             );
         }
         let rootless = !nix::unistd::geteuid().is_root();
-        let placement = crate::cgroup::create(crate::cgroup::Limits {
+        let limits = crate::cgroup::Limits {
             pids: spec.pids_limit,
             memory: spec.memory_limit,
-        })?;
+        };
+        // As root the loader creates the sandbox's cgroups right after the spawn, while
+        // init builds the filesystem (off the start-up path), and init joins them
+        // before it forks the program. Rootless there is no cgroup to write: the
+        // process limit becomes RLIMIT_NPROC on the program.
+        let join_cgroup = !rootless && (limits.pids.is_some() || limits.memory.is_some());
         let mut rlimits = spec.rlimits.clone();
-        if let Some(n) = placement.unplaced.pids {
-            let nproc = libc::RLIMIT_NPROC as i32;
-            if rootless && !rlimits.iter().any(|r| r.0 == nproc) {
-                // The limit holds (the program has no CAP_SYS_RESOURCE/CAP_SYS_ADMIN):
-                // no warning for what every rootless run does.
-                tracing::info!(
-                    limit = n,
-                    "no writable pids cgroup: limiting processes with RLIMIT_NPROC instead (per uid in the sandbox's user namespace)"
-                );
-                rlimits.push((nproc, n, n));
-            } else {
+        if rootless {
+            if let Some(n) = limits.pids {
+                let nproc = libc::RLIMIT_NPROC as i32;
+                if !rlimits.iter().any(|r| r.0 == nproc) {
+                    // The limit holds (the program has no CAP_SYS_RESOURCE or
+                    // CAP_SYS_ADMIN): no warning for what every rootless run does.
+                    tracing::info!(
+                        limit = n,
+                        "rootless: limiting processes with RLIMIT_NPROC (per uid in the sandbox's user namespace)"
+                    );
+                    rlimits.push((nproc, n, n));
+                }
+            }
+            if let Some(bytes) = limits.memory {
                 tracing::warn!(
-                    limit = n,
-                    "no writable pids cgroup: the process limit is not enforced"
+                    bytes,
+                    "rootless: no writable memory cgroup, the memory limit is not enforced"
                 );
             }
         }
-        if let Some(bytes) = placement.unplaced.memory {
-            tracing::warn!(
-                bytes,
-                "no writable memory cgroup: the memory limit is not enforced"
-            );
-        }
-        let mut cgroup = placement.cgroup;
         let terminal = spec.terminal.take();
         let owned = spec.owned_pty.take();
         if terminal.is_some() && owned.is_some() {
@@ -509,8 +510,7 @@ impl Sandbox {
             user: spec.user,
             rlimits,
             capabilities: spec.capabilities,
-            wait_for_cgroup: cgroup.as_ref().is_some_and(|c| c.needs_loader_move()),
-            cgroup_tasks: cgroup.as_ref().map(|c| c.self_join()).unwrap_or_default(),
+            wait_for_cgroup: join_cgroup,
             stdio: if spec.terminal_stdio {
                 terminal.as_ref().map(|t| t.as_raw_fd())
             } else {
@@ -607,20 +607,18 @@ impl Sandbox {
             control::send(ours.as_raw_fd(), "G", None)
                 .map_err(|e| LoaderError::Sys("control channel", e))?;
         }
-        if let Some(c) = cgroup.as_mut().filter(|c| c.needs_loader_move()) {
-            // init builds the filesystem meanwhile and waits for this `G` to fork the
-            // program.
-            if let Err(e) = c.add_process(spawned.pid) {
-                let _ = crate::sys::clone::pidfd_kill(&spawned.pidfd);
-                let _ = wait_pidfd(&spawned.pidfd);
-                return Err(e.into());
+        let cgroup = if join_cgroup {
+            match place_init(ours.as_raw_fd(), spawned.pid, limits) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = crate::sys::clone::pidfd_kill(&spawned.pidfd);
+                    let _ = wait_pidfd(&spawned.pidfd);
+                    return Err(e);
+                }
             }
-            control::send(ours.as_raw_fd(), "G", None)
-                .map_err(|e| LoaderError::Sys("control channel", e))?;
-        }
-        if let Some(c) = &mut cgroup {
-            c.close_join_descriptors();
-        }
+        } else {
+            None
+        };
 
         let mut k = Kernel::with_config(KernelConfig {
             host_signals: true,
@@ -1148,7 +1146,8 @@ impl Loop {
             Ok(Some(Message::ProgramContinued)) => self.event(SandboxEvent::ProgramContinued),
             Ok(Some(Message::SetupFailed(e))) => self.fail_setup(e),
             Ok(Some(Message::ExecFailed(e))) => self.exec_error = Some(e),
-            Ok(Some(Message::Go)) => {}
+            // Messages for init, never sent to the loader.
+            Ok(Some(Message::Go | Message::JoinCgroup(_))) => {}
             Ok(Some(Message::PtyMaster(fd))) => self.owned_pty(fd),
             Ok(None) | Err(_) => self.control = None,
         }
@@ -1501,6 +1500,43 @@ fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()
         }
     }
     Ok(())
+}
+
+/// Creates the sandbox's cgroups and has init join them: the `tasks` file of each v1
+/// cgroup goes to init (`J`), which writes `0` to it; a v2 cgroup gets init's PID in
+/// `cgroup.procs` from the loader; then `G`, which init waits for before it forks the
+/// program. Limits no writable hierarchy can hold are warned about.
+fn place_init(
+    control: std::os::fd::RawFd,
+    init: i32,
+    limits: crate::cgroup::Limits,
+) -> Result<Option<crate::cgroup::SandboxCgroup>, LoaderError> {
+    let channel = |e| LoaderError::Sys("control channel", e);
+    let placement = crate::cgroup::create(limits)?;
+    if let Some(n) = placement.unplaced.pids {
+        tracing::warn!(
+            limit = n,
+            "no writable pids cgroup: the process limit is not enforced"
+        );
+    }
+    if let Some(bytes) = placement.unplaced.memory {
+        tracing::warn!(
+            bytes,
+            "no writable memory cgroup: the memory limit is not enforced"
+        );
+    }
+    let mut cgroup = placement.cgroup;
+    if let Some(c) = &mut cgroup {
+        for tasks in c.self_join() {
+            control::send(control, "J", Some(tasks)).map_err(channel)?;
+        }
+        if c.needs_loader_move() {
+            c.add_process(init)?;
+        }
+        c.close_join_descriptors();
+    }
+    control::send(control, "G", None).map_err(channel)?;
+    Ok(cgroup)
 }
 
 fn wait_pidfd(pidfd: &OwnedFd) -> Result<i32, LoaderError> {

@@ -287,7 +287,7 @@ fn parse_rlimit(s: &str) -> Result<(i32, u64, u64), String> {
     };
     let number = |v: &str| -> Result<u64, String> {
         if v.eq_ignore_ascii_case("unlimited") {
-            Ok(libc_rlim_infinity())
+            Ok(nix::sys::resource::RLIM_INFINITY)
         } else {
             v.parse()
                 .map_err(|_| format!("{v:?} is not a number or 'unlimited'"))
@@ -306,11 +306,6 @@ fn parse_rlimit(s: &str) -> Result<(i32, u64, u64), String> {
         ));
     }
     Ok((resource as i32, soft, hard))
-}
-
-/// `RLIM_INFINITY`.
-fn libc_rlim_infinity() -> u64 {
-    nix::sys::resource::RLIM_INFINITY
 }
 
 /// `512m`, `1g`, `4096`, `64k` → bytes (suffixes are powers of 1024).
@@ -587,16 +582,11 @@ fn main() {
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
         });
         if broken_pipe {
-            std::process::exit(128 + libc_sigpipe());
+            std::process::exit(128 + nix::sys::signal::Signal::SIGPIPE as i32);
         }
         say!("sandbox: {e:#}");
         std::process::exit(EXIT_SANDBOX_ERROR);
     }
-}
-
-/// SIGPIPE's number.
-fn libc_sigpipe() -> i32 {
-    nix::sys::signal::Signal::SIGPIPE as i32
 }
 
 /// Converts a model errno into an error naming the step.

@@ -1149,6 +1149,10 @@ impl Loop {
             // Messages for init, never sent to the loader.
             Ok(Some(Message::Go | Message::JoinCgroup(_))) => {}
             Ok(Some(Message::PtyMaster(fd))) => self.owned_pty(fd),
+            // init ended with a message of ours unread (a `J` or `G` sent while it was
+            // failing): the kernel reports ECONNRESET once, before what init sent
+            // last (its `F`), which the next receive returns.
+            Err(nix::Error::ECONNRESET) => {}
             Ok(None) | Err(_) => self.control = None,
         }
     }

@@ -1515,7 +1515,9 @@ fn place_init(
     init: i32,
     limits: crate::cgroup::Limits,
 ) -> Result<Option<crate::cgroup::SandboxCgroup>, LoaderError> {
-    let channel = |e| LoaderError::Sys("control channel", e);
+    // A send that fails means init has ended (it failed to build the sandbox): what
+    // it said is on the control channel, for the supervision loop to report.
+    let gone = |e: nix::Error| tracing::debug!(%e, "init ended before joining its cgroups");
     let placement = crate::cgroup::create(limits)?;
     if let Some(n) = placement.unplaced.pids {
         tracing::warn!(
@@ -1532,14 +1534,20 @@ fn place_init(
     let mut cgroup = placement.cgroup;
     if let Some(c) = &mut cgroup {
         for tasks in c.self_join() {
-            control::send(control, "J", Some(tasks)).map_err(channel)?;
+            if let Err(e) = control::send(control, "J", Some(tasks)) {
+                gone(e);
+                c.close_join_descriptors();
+                return Ok(cgroup);
+            }
         }
         if c.needs_loader_move() {
             c.add_process(init)?;
         }
         c.close_join_descriptors();
     }
-    control::send(control, "G", None).map_err(channel)?;
+    if let Err(e) = control::send(control, "G", None) {
+        gone(e);
+    }
     Ok(cgroup)
 }
 

@@ -164,7 +164,11 @@ fn sandbox_as_a_job_of_the_users_shell() {
     // held in a seccomp notification).
     s.wait_until("the sandbox job running", DEFAULT_TIMEOUT, || {
         s.processes().iter().any(|p| {
-            p.state != 'T' && p.pgrp == p.pid && p.cmdline.first().is_some_and(|a| a == bin)
+            // The loader: the shell's child (the terminal restorer runs the same binary).
+            p.ppid == s.pid()
+                && p.state != 'T'
+                && p.pgrp == p.pid
+                && p.cmdline.first().is_some_and(|a| a == bin)
         })
     })
     .unwrap();
@@ -228,10 +232,12 @@ fn pty_mode_restores_the_users_terminal_when_signalled() {
             let sleeping = procs
                 .iter()
                 .any(|p| p.cmdline.first().is_some_and(|a| a == "sleep"));
-            if let Some(p) = procs
-                .iter()
-                .find(|p| p.pgrp == p.pid && p.cmdline.first().is_some_and(|a| a == bin))
-            {
+            // The loader is the shell's child (init and the terminal restorer run the
+            // same binary and lead groups of their own too; after a PID wrap they may
+            // come first).
+            if let Some(p) = procs.iter().find(|p| {
+                p.ppid == s.pid() && p.pgrp == p.pid && p.cmdline.first().is_some_and(|a| a == bin)
+            }) {
                 loader = p.pid;
             }
             sleeping && loader > 0

@@ -107,6 +107,22 @@ fn real_main() -> Result<()> {
                 let n: u64 = n.parse().with_context(|| format!("bad count {n:?}"))?;
                 return writer(n, a == "--writer-null");
             }
+            "--bare-null" | "--bare-null-fifo" => {
+                let n = args.next().context("--bare-null needs a count")?;
+                let n: u64 = n.parse().with_context(|| format!("bad count {n:?}"))?;
+                return bare_notified_writer(n, a == "--bare-null-fifo");
+            }
+            "--setpgid" => {
+                let live = args.next().context("--setpgid needs LIVE and N")?;
+                let n = args.next().context("--setpgid needs LIVE and N")?;
+                let live: u32 = live
+                    .parse()
+                    .with_context(|| format!("bad count {live:?}"))?;
+                let n: u32 = n.parse().with_context(|| format!("bad count {n:?}"))?;
+                let per_call = sys::setpgid_loop(live, n).context("setpgid loop")?;
+                println!("{per_call:e}");
+                return Ok(());
+            }
             "--quick" => plan = Plan::quick(),
             "--sandbox" => sandbox = Some(args.next().context("--sandbox needs a path")?.into()),
             "--compare" => compare = Some(args.next().context("--compare needs a path")?.into()),
@@ -167,6 +183,37 @@ fn writer(n: u64, to_null: bool) -> Result<()> {
     Ok(())
 }
 
+/// The floor of a notified call: a child whose `write(2)` calls are all notified
+/// (nothing else is) makes N one-byte writes to /dev/null; this process answers each
+/// with CONTINUE from a thread blocked in the receive ioctl (no poll, no lock, no
+/// decision), with synchronous wake-up, optionally SCHED_FIFO.
+fn bare_notified_writer(n: u64, fifo: bool) -> Result<()> {
+    use sandbox_loader::seccomp::{Listener, Response, SeccompError};
+    let (child, fd) = sys::fork_notified_writer(n).context("notified writer")?;
+    let listener = Listener::from_fd(fd);
+    listener.set_sync_wakeup().context("sync wake-up")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let realtime = !fifo || sys::make_realtime();
+        let _ = tx.send(realtime);
+        loop {
+            match listener.recv() {
+                Ok(note) => {
+                    let _ = listener.respond(note.id, Response::Continue);
+                }
+                Err(SeccompError::NotificationWithdrawn) => continue,
+                Err(_) => return,
+            }
+        }
+    });
+    if !rx.recv().unwrap_or(false) {
+        bail!("cannot make the listener thread SCHED_FIFO");
+    }
+    sys::start_and_wait(child).context("notified writer")?;
+    // The listener thread stays blocked in its receive: the process ends with it.
+    std::process::exit(0)
+}
+
 mod sys {
     //! The bench's unsafe operations: making the child a session leader whose
     //! controlling terminal is its standard input, and reading the CPU time of the
@@ -195,6 +242,222 @@ mod sys {
                 + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
         };
         Ok(tv(ru.ru_utime) + tv(ru.ru_stime))
+    }
+
+    /// `--setpgid LIVE N`: forks LIVE children, each of which makes one notified call
+    /// (joins its own process group: setpgid(0, getpgid(0))) so that a sandbox knows
+    /// it, and then blocks on a pipe; then times N `setpgid(0, 0)` calls of this
+    /// process and returns the mean seconds per call. The children end at the pipe's
+    /// end-of-file and are waited for.
+    pub fn setpgid_loop(live: u32, n: u32) -> std::io::Result<f64> {
+        let err = std::io::Error::last_os_error;
+        let mut hold = [0i32; 2];
+        let mut ready = [0i32; 2];
+        // SAFETY: pipe2 writes two descriptors into each live two-element array.
+        if unsafe { libc::pipe2(hold.as_mut_ptr(), libc::O_CLOEXEC) } < 0
+            || unsafe { libc::pipe2(ready.as_mut_ptr(), libc::O_CLOEXEC) } < 0
+        {
+            return Err(err());
+        }
+        let mut forked = 0;
+        let mut failure = None;
+        for _ in 0..live {
+            // SAFETY: this mode runs single-threaded (nothing else was started); the
+            // child only makes async-signal-safe system calls and _exits.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                // SAFETY: plain system calls on descriptors and a stack byte.
+                unsafe {
+                    libc::close(hold[1]);
+                    libc::setpgid(0, libc::getpgid(0));
+                    let b = 1u8;
+                    libc::write(ready[1], (&b as *const u8).cast(), 1);
+                    let mut b = 0u8;
+                    libc::read(hold[0], (&mut b as *mut u8).cast(), 1);
+                    libc::_exit(0);
+                }
+            }
+            if pid < 0 {
+                failure = Some(err());
+                break;
+            }
+            forked += 1;
+        }
+        // SAFETY: closing our copy of the write end: the reads below see EOF once
+        // every child has written (or died).
+        unsafe { libc::close(ready[1]) };
+        let mut got = 0;
+        while got < forked {
+            let mut buf = [0u8; 256];
+            // SAFETY: reads into a live local buffer of the given size.
+            let r = unsafe { libc::read(ready[0], buf.as_mut_ptr().cast(), buf.len()) };
+            if r <= 0 {
+                break;
+            }
+            got += r as u32;
+        }
+        let start = std::time::Instant::now();
+        let mut bad = 0;
+        for _ in 0..n {
+            // SAFETY: no pointers.
+            if unsafe { libc::setpgid(0, 0) } != 0 {
+                bad += 1;
+            }
+        }
+        let elapsed = start.elapsed();
+        // SAFETY: closing the last write end releases the children; then wait for
+        // them all (waitpid with a null status pointer).
+        unsafe {
+            libc::close(hold[1]);
+            while libc::waitpid(-1, std::ptr::null_mut(), 0) > 0 {}
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if bad > 0 || got < forked {
+            return Err(std::io::Error::other(format!(
+                "{bad} setpgid calls failed, {got} of {forked} children ready"
+            )));
+        }
+        Ok(elapsed.as_secs_f64() / f64::from(n.max(1)))
+    }
+
+    /// Forks a child that installs a seccomp filter notifying its `write(2)` calls
+    /// (and nothing else), sends the listener back, waits for a go byte, then makes N
+    /// one-byte writes to /dev/null and exits. Returns its PID and the listener.
+    pub fn fork_notified_writer(n: u64) -> std::io::Result<(i32, std::os::fd::OwnedFd)> {
+        use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+        let mut sv = [0i32; 2];
+        // SAFETY: socketpair writes two descriptors into the live array.
+        if unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                0,
+                sv.as_mut_ptr(),
+            )
+        } < 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: socketpair returned two new descriptors that we own.
+        let (mine, theirs) = unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) };
+        let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+        const RET_NOTIFY: u32 = 0x7fc0_0000; // SECCOMP_RET_USER_NOTIF
+        const RET_ALLOW: u32 = 0x7fff_0000;
+        let prog = [
+            // A = seccomp_data.nr
+            libc::sock_filter {
+                code: 0x20,
+                jt: 0,
+                jf: 0,
+                k: 0,
+            },
+            libc::sock_filter {
+                code: 0x15,
+                jt: 0,
+                jf: 1,
+                k: libc::SYS_write as u32,
+            },
+            libc::sock_filter {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: RET_NOTIFY,
+            },
+            libc::sock_filter {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: RET_ALLOW,
+            },
+        ];
+        let fprog = libc::sock_fprog {
+            len: prog.len() as u16,
+            filter: prog.as_ptr().cast_mut(),
+        };
+        // SAFETY: the child makes only async-signal-safe system calls (prctl, seccomp,
+        // sendmsg through send_listener, read, write) and _exits; `prog`, `fprog` and
+        // the descriptors live across the fork.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            use std::os::fd::AsRawFd;
+            // SAFETY: see above.
+            unsafe {
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                    libc::_exit(2);
+                }
+                let fd = libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                    &fprog as *const libc::sock_fprog,
+                );
+                if fd < 0 {
+                    libc::_exit(3);
+                }
+                let listener = std::os::fd::BorrowedFd::borrow_raw(fd as i32);
+                if sandbox_loader::seccomp::send_listener(theirs.as_fd(), listener).is_err() {
+                    libc::_exit(4);
+                }
+                let mut go = 0u8;
+                if libc::read(theirs.as_raw_fd(), (&mut go as *mut u8).cast(), 1) != 1 {
+                    libc::_exit(5);
+                }
+                let b = b'x';
+                for _ in 0..n {
+                    if libc::write(null.as_raw_fd(), (&b as *const u8).cast(), 1) != 1 {
+                        libc::_exit(6);
+                    }
+                }
+                libc::_exit(0);
+            }
+        }
+        if pid < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        drop(theirs);
+        let listener = sandbox_loader::seccomp::recv_listener(mine.as_fd())
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        GO.with(|g| *g.borrow_mut() = Some(mine));
+        Ok((pid, listener.into_fd()))
+    }
+
+    thread_local! {
+        static GO: std::cell::RefCell<Option<std::os::fd::OwnedFd>> = const { std::cell::RefCell::new(None) };
+    }
+
+    /// Lets the child of [`fork_notified_writer`] start and waits for it to succeed.
+    pub fn start_and_wait(pid: i32) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let sock = GO.with(|g| g.borrow_mut().take());
+        let Some(sock) = sock else {
+            return Err(std::io::Error::other("no child to start"));
+        };
+        let go = 1u8;
+        // SAFETY: writes one byte from a live local.
+        if unsafe { libc::write(sock.as_raw_fd(), (&go as *const u8).cast(), 1) } != 1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child; status points to a live local.
+        if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
+            return Err(std::io::Error::last_os_error());
+        }
+        if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+            return Err(std::io::Error::other(format!(
+                "writer ended with status {status:#x}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Makes the calling thread SCHED_FIFO (priority 1), as the loader's notification
+    /// thread is.
+    pub fn make_realtime() -> bool {
+        let param = libc::sched_param { sched_priority: 1 };
+        // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param.
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 }
     }
 
     /// In the child, between fork and exec: `setsid()` (a new session, no controlling

@@ -455,6 +455,9 @@ fn run(args: RunArgs) -> Result<i32> {
                 method = out.spawn_method.name(),
                 notifications = out.stats.notifications,
                 fast_path = out.stats.fast_path,
+                adopted = out.stats.adopted,
+                exit_events = out.stats.exit_events,
+                full_walks = out.stats.full_walks,
                 "sandbox finished"
             );
             if !out.lockstep_violations.is_empty() {

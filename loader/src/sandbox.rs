@@ -293,6 +293,10 @@ const LOADER_EXTRA_SYSCALLS: &[libc::c_long] = &[
     libc::SYS_seccomp,
     // Removing the sandbox's cgroup once it has ended.
     libc::SYS_rmdir,
+    // The tracker's pidfds of the sandbox's processes (crate::tracker).
+    libc::SYS_epoll_ctl,
+    libc::SYS_epoll_wait,
+    libc::SYS_epoll_pwait,
 ];
 
 /// Restores the user's terminal (everything [`systty::SavedTerminal`] holds) and the
@@ -752,7 +756,12 @@ impl Sandbox {
                 Ok(RunOutcome {
                     wait_status,
                     spawn_method: spawned.method,
-                    stats: sup.stats,
+                    stats: NotifyStats {
+                        adopted: sup.procs.stats.adopted,
+                        exit_events: sup.procs.stats.events,
+                        full_walks: sup.procs.stats.full_walks,
+                        ..sup.stats
+                    },
                     lockstep_violations: sup.procs.violations.clone(),
                     sync_wakeup: lp.sync_wakeup,
                 })
@@ -1311,7 +1320,7 @@ impl Loop {
         if let Some(info) = info {
             let p = info.ns_pid;
             self.program = Some(p);
-            let _ = sup.procs.translate(info.host_pid);
+            let _ = sup.procs.translate(&mut sup.k, info.host_pid);
             // init's session takes the terminal; the program's group is the foreground.
             if let Some(tty) = &sup.tty {
                 let id = tty.id;
@@ -1326,6 +1335,9 @@ impl Loop {
                 sid: info.ns_sid,
                 did_exec: info.did_exec,
             });
+            if adopted.is_ok() {
+                sup.procs.watch(p, info.host_pid);
+            }
             if let (Ok(()), Some(tty)) = (adopted, &sup.tty) {
                 let id = tty.id;
                 if let Err(e) = sup.k.tiocspgrp(Kernel::INIT, id, info.ns_pgid) {

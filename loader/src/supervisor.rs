@@ -86,6 +86,12 @@ pub struct NotifyStats {
     pub notifications: u64,
     pub fast_path: u64,
     pub stopped_callers: u64,
+    /// Processes the tracker adopted into the sentry.
+    pub adopted: u64,
+    /// Exits and reaps learnt from pidfd events.
+    pub exit_events: u64,
+    /// Full walks of the process tree (`/proc`) the tracker made.
+    pub full_walks: u64,
 }
 
 pub(crate) struct Supervisor {
@@ -180,8 +186,25 @@ impl Supervisor {
     }
 
     fn setsid(&mut self, t: NsThread) -> Response {
-        self.reconcile();
-        match self.k.setsid(t.tid) {
+        self.observe();
+        // A process group with the caller's number may hold only processes the sentry
+        // never saw (the caller led it, left it, and its children stayed): Linux then
+        // refuses the setsid. One kill(-pid, 0) tells.
+        if self.k.pgrp_members(t.tgid).is_empty() {
+            if let Some(h) = self.procs.host_pid(t.tgid) {
+                let probe = nix::sys::signal::kill(nix::unistd::Pid::from_raw(-h), None);
+                if probe.is_ok() {
+                    self.reconcile();
+                }
+            }
+        }
+        let mut r = self.k.setsid(t.tid);
+        if r.is_err() {
+            // A refusal may rest on what the sentry does not know: decide with all of it.
+            self.reconcile();
+            r = self.k.setsid(t.tid);
+        }
+        match r {
             Ok(_) => {
                 self.procs.approved(t.tid, t.tgid);
                 Response::Continue
@@ -191,11 +214,17 @@ impl Supervisor {
     }
 
     fn setpgid(&mut self, t: NsThread, pid: i32, pgid: i32) -> Response {
-        self.reconcile();
+        self.observe();
         if pid > 0 {
-            self.procs.ensure_process(&mut self.k, pid);
+            self.procs.ensure_child(&mut self.k, t.tgid, pid);
         }
-        match self.k.setpgid(t.tid, pid, pgid) {
+        let mut r = self.k.setpgid(t.tid, pid, pgid);
+        if r == Err(Errno::EPERM) {
+            // The group may exist with members the sentry never saw: decide with all.
+            self.reconcile();
+            r = self.k.setpgid(t.tid, pid, pgid);
+        }
+        match r {
             Ok(()) => {
                 let target = if pid == 0 { t.tgid } else { pid };
                 self.procs.approved(t.tid, target);
@@ -348,9 +377,14 @@ impl Supervisor {
                     Ok(v) => v,
                     Err(_) => return Self::errno(Errno::EFAULT),
                 };
-                self.reconcile();
+                self.observe();
                 self.refresh_signal_state(t, host_tid);
-                let r = self.k.tiocspgrp(t.tid, tty, pgrp);
+                let mut r = self.k.tiocspgrp(t.tid, tty, pgrp);
+                if r == Err(Errno::EPERM) || r == Err(Errno::ESRCH) {
+                    // The group may hold only processes the sentry never saw.
+                    self.reconcile();
+                    r = self.k.tiocspgrp(t.tid, tty, pgrp);
+                }
                 if r.is_ok() {
                     self.tiocspgrp_seen = true;
                     if self.owned {
@@ -451,11 +485,25 @@ impl Supervisor {
         self.drain_events();
     }
 
-    /// Brings the sentry up to date with the host (see `crate::tracker`). With an owned
+    /// Applies the exits and reaps the host reported (see `crate::tracker`): the
+    /// common path before a decision, no /proc walk.
+    pub fn observe(&mut self) {
+        self.procs.tty = self.tty.as_ref().map(|t| t.id);
+        self.procs.observe(&mut self.k);
+        self.after_reconcile();
+    }
+
+    /// Brings the sentry up to date with the host by a full walk (see
+    /// `crate::tracker`). With an owned
     /// pty, what the observed deaths make the sentry send (a session leader's SIGHUP to
     /// its terminal's foreground group) the host kernel has sent already.
     pub fn reconcile(&mut self) {
+        self.procs.tty = self.tty.as_ref().map(|t| t.id);
         self.procs.reconcile(&mut self.k);
+        self.after_reconcile();
+    }
+
+    fn after_reconcile(&mut self) {
         if self.owned {
             let dropped = self.k.take_host_signals();
             if !dropped.is_empty() {
@@ -548,7 +596,7 @@ impl Supervisor {
         if idx < self.leaders.len() {
             self.leaders.remove(idx);
         }
-        self.reconcile();
+        self.observe();
         self.send_host_signals();
     }
 

@@ -1,24 +1,46 @@
 //! Keeping the sentry in lockstep with the host's processes.
 //!
 //! Processes are created, exec'd and reaped natively; the sentry learns about them
-//! lazily. Numbers: the seccomp notification names a thread by its PID in the loader's
+//! lazily and from events, never by walking the whole tree on the common path.
+//! Numbers: the seccomp notification names a thread by its PID in the loader's
 //! namespace ("host"); the sentry speaks the sandbox's namespace ("ns"), the numbers
 //! the programs see and pass to setpgid. `/proc/PID/status` (NSpid, NStgid, NSpgid,
-//! NSsid) gives both, so translation is one read per thread, cached. Host PIDs are
-//! allocated cyclically up to pid_max (4M), so a cached number is not reused by another
-//! process within any realistic sandbox lifetime; entries of processes found gone are
-//! dropped at the next reconcile.
+//! NSsid) gives both, so translation is one read per new thread, cached.
 //!
-//! `reconcile` walks the sandbox's process tree from init (`/proc/PID/task/TID/children`)
-//! and brings the sentry up to date: new processes adopted (parents first), deaths and
-//! reaps reported, reparenting applied. It also compares every process's process group
-//! and session with the sentry's; a difference is a lockstep violation (a bug), unless
-//! a setpgid/setsid the sentry approved may not have run on the host yet (the caller
-//! has not made another notified call since).
+//! How each change is learnt:
+//! - **Birth**: a process is adopted when it first makes a notified call (its
+//!   ancestors first, each from its own `/proc/PID/status` and `stat`), or when its
+//!   parent names it in setpgid ([`Tracker::ensure_child`]: only the caller's
+//!   `task/*/children` are read). A process that never makes a notified call and is
+//!   never named stays unknown to the sentry; the host still runs it.
+//! - **Exit and reap**: every adopted process is watched by a pidfd in an epoll set
+//!   (edge-triggered). Linux makes a pidfd readable when its process exits (a zombie)
+//!   and wakes it again with `EPOLLHUP` when the process is reaped
+//!   (`pidfd_poll`; the reap wakes `wait_pidfd`). [`Tracker::observe`] drains the set:
+//!   a zombie's exit status is read from its `/proc/PID/stat` (it cannot be reused
+//!   before the reap), its known children are re-parented as the host did (one read
+//!   each), and a reaped process is forgotten: its pidfd closed, its host and sandbox
+//!   numbers dropped, so a later process given the same number (a PID wrap-around, or
+//!   `ns_last_pid` written inside the sandbox) is adopted afresh.
+//! - **Reuse**: a number can only be reused after its holder was reaped, which the
+//!   epoll set reported before; a thread (not watched) whose number a new thread or
+//!   process takes is dropped from the sentry then ([`Tracker::translate`]).
+//!
+//! What the sentry does not know can only matter where a group's existence or an
+//! orphan test decides: the supervisor re-checks a refusal (EPERM) and the background
+//! rules with a full walk ([`Tracker::reconcile`]), and checks a setsid the sentry
+//! allows against the host (`kill(-pid, 0)`). The full walk (`/proc/PID/task/TID/children`
+//! from init) also compares every process's group and session with the sentry's; a
+//! difference is a lockstep violation (a bug), unless a setpgid/setsid the sentry
+//! approved may not have run on the host yet (the caller has not made another notified
+//! call since). Should a pidfd not be available (out of descriptors), every
+//! [`Tracker::observe`] falls back to the full walk.
 
 use crate::procfs::{self, ProcInfo};
-use sandbox_sentry::{ExitStatus, HostProcess, Kernel, Pid, Signal};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use sandbox_sentry::{ExitStatus, HostProcess, Kernel, Pid, Signal, TtyId};
 use std::collections::{BTreeSet, HashMap};
+use std::os::fd::OwnedFd;
 
 /// The `inflight` key of an approved foreground change on an owned pty.
 pub(crate) const FOREGROUND: Pid = -1;
@@ -28,6 +50,25 @@ pub(crate) const FOREGROUND: Pid = -1;
 pub(crate) struct NsThread {
     pub tid: Pid,
     pub tgid: Pid,
+}
+
+/// An adopted process watched for its exit and reap.
+#[derive(Debug)]
+struct Watched {
+    ns: Pid,
+    /// Registered in the tracker's epoll set; closing it unregisters it.
+    _pidfd: OwnedFd,
+}
+
+/// Counters for the performance notes and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TrackerStats {
+    /// Processes adopted into the sentry.
+    pub adopted: u64,
+    /// Exits and reaps learnt from pidfd events.
+    pub events: u64,
+    /// Full walks of the process tree.
+    pub full_walks: u64,
 }
 
 #[derive(Debug, Default)]
@@ -44,12 +85,31 @@ pub(crate) struct Tracker {
     pub violations: Vec<String>,
     /// A file each violation is appended to as soon as it is found.
     pub report: Option<std::path::PathBuf>,
+    /// The pidfds of adopted processes (None: epoll unavailable, every observe walks).
+    epoll: Option<Epoll>,
+    /// Watched processes by host PID (the epoll data).
+    watched: HashMap<i32, Watched>,
+    /// Adopted processes without a pidfd: while there are any, observe walks.
+    unwatched: BTreeSet<Pid>,
+    pub stats: TrackerStats,
+    /// The sandbox's terminal: its foreground group's number keeps its host
+    /// translation while the terminal names it (Linux keeps an empty foreground
+    /// group's number on the terminal until another is set).
+    pub tty: Option<TtyId>,
 }
 
 impl Tracker {
     pub fn new(init_host: i32) -> Tracker {
+        let epoll = match Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                tracing::warn!(%e, "no epoll set: processes are tracked by walking /proc");
+                None
+            }
+        };
         let mut t = Tracker {
             init_host,
+            epoll,
             ..Tracker::default()
         };
         t.by_host.insert(init_host, NsThread { tid: 1, tgid: 1 });
@@ -63,17 +123,53 @@ impl Tracker {
         self
     }
 
-    fn remember(&mut self, info: &ProcInfo) -> NsThread {
+    /// Records a thread's numbers. A sandbox number held by another host thread before
+    /// means that one is gone (numbers are reused only after the reap): it is dropped.
+    fn remember(&mut self, k: &mut Kernel, info: &ProcInfo) -> NsThread {
         let t = NsThread {
             tid: info.ns_pid,
             tgid: info.ns_tgid,
         };
+        if let Some(old) = self.to_host.get(&info.ns_pid).copied() {
+            if old != info.host_pid {
+                self.stale(k, info.ns_pid, old);
+            }
+        }
         self.by_host.insert(info.host_pid, t);
         self.to_host.insert(info.ns_pid, info.host_pid);
         if info.ns_tgid != info.ns_pid {
             self.to_host.insert(info.ns_tgid, info.host_tgid);
         }
         t
+    }
+
+    /// `ns` was held by host thread `old_host`, which is gone.
+    fn stale(&mut self, k: &mut Kernel, ns: Pid, old_host: i32) {
+        tracing::debug!(
+            ns,
+            old_host,
+            "sandbox PID reused: forgetting its former holder"
+        );
+        if self.watched.contains_key(&old_host) {
+            self.died(k, old_host, true);
+        }
+        self.by_host.remove(&old_host);
+        match k.task(ns).map(|t| t.tgid) {
+            Some(tgid) if tgid != ns => {
+                let _ = k.host_thread_exited(ns);
+            }
+            Some(_) if k.thread_group(ns).is_some_and(|g| g.is_alive()) => {
+                let _ = k.host_exited(ns, ExitStatus::Exited(0));
+                let _ = k.host_reaped(ns);
+            }
+            Some(_) => {
+                let _ = k.host_reaped(ns);
+            }
+            None => {}
+        }
+        if self.to_host.get(&ns) == Some(&old_host) {
+            self.to_host.remove(&ns);
+        }
     }
 
     /// The host PID of a sandbox PID (process, thread or group leader), if seen.
@@ -87,17 +183,26 @@ impl Tracker {
     }
 
     /// Translates a notified thread, reading /proc the first time.
-    pub fn translate(&mut self, host_tid: i32) -> Option<NsThread> {
+    pub fn translate(&mut self, k: &mut Kernel, host_tid: i32) -> Option<NsThread> {
         if let Some(t) = self.by_host.get(&host_tid) {
             return Some(*t);
         }
         let info = procfs::read(host_tid).ok()?;
-        Some(self.remember(&info))
+        Some(self.remember(k, &info))
     }
 
     /// Makes sure the sentry knows the notified thread (and its process and ancestors).
+    /// A known thread costs two lookups; a new one, the reads of its (and its unknown
+    /// ancestors') /proc files, after the pending exits and reaps are applied.
     pub fn ensure_known(&mut self, k: &mut Kernel, host_tid: i32) -> Option<NsThread> {
-        let t = self.translate(host_tid)?;
+        if let Some(t) = self.by_host.get(&host_tid).copied() {
+            if k.task(t.tid).is_some() {
+                return Some(t);
+            }
+        } else {
+            self.observe(k);
+        }
+        let t = self.translate(k, host_tid)?;
         if k.thread_group(t.tgid).is_none() {
             let host_tgid = self.host_pid(t.tgid)?;
             self.adopt(k, host_tgid, 0)?;
@@ -108,12 +213,23 @@ impl Tracker {
         Some(t)
     }
 
-    /// Makes sure the sentry knows the sandbox process `ns` (by finding it on the host).
-    pub fn ensure_process(&mut self, k: &mut Kernel, ns: Pid) -> bool {
+    /// Makes sure the sentry knows `ns` if it is the process `caller` or one of its
+    /// children: reads only the caller's children lists, and /proc of the unknown ones.
+    /// False when `ns` is neither (setpgid's ESRCH).
+    pub fn ensure_child(&mut self, k: &mut Kernel, caller: Pid, ns: Pid) -> bool {
         if k.thread_group(ns).is_some() {
             return true;
         }
-        self.reconcile(k);
+        let Some(host) = self.host_pid(caller) else {
+            return false;
+        };
+        if let Ok(children) = procfs::children(host) {
+            for c in children {
+                if !self.by_host.contains_key(&c) {
+                    let _ = self.adopt(k, c, 0);
+                }
+            }
+        }
         k.thread_group(ns).is_some()
     }
 
@@ -122,15 +238,20 @@ impl Tracker {
         if depth > 64 {
             return None;
         }
+        // The pidfd first: the /proc read then describes the process it watches.
+        let pidfd = crate::sys::clone::pidfd_open(host_pid);
+        if matches!(pidfd, Err(nix::errno::Errno::ESRCH)) {
+            return None;
+        }
         let info = procfs::read(host_pid).ok()?;
-        let me = self.remember(&info);
+        let me = self.remember(k, &info);
         if k.thread_group(me.tgid).is_some() {
             return Some(me.tgid);
         }
         let parent = if info.host_ppid == 0 {
             None
         } else {
-            match self.translate(info.host_ppid) {
+            match self.translate(k, info.host_ppid) {
                 Some(p) if k.thread_group(p.tgid).is_some() => Some(p.tgid),
                 Some(_) => Some(self.adopt(k, info.host_ppid, depth + 1)?),
                 None => None,
@@ -147,10 +268,159 @@ impl Tracker {
         if k.host_adopt(p).is_err() {
             return None;
         }
+        self.stats.adopted += 1;
+        self.watch_fd(me.tgid, info.host_tgid, pidfd.ok());
         if info.is_zombie() {
             let _ = k.host_exited(me.tgid, exit_status(info.exit_code));
         }
         Some(me.tgid)
+    }
+
+    /// Watches the adopted process `ns` (host PID `host`) for its exit and reap.
+    pub fn watch(&mut self, ns: Pid, host: i32) {
+        let fd = crate::sys::clone::pidfd_open(host).ok();
+        self.watch_fd(ns, host, fd);
+    }
+
+    fn watch_fd(&mut self, ns: Pid, host: i32, pidfd: Option<OwnedFd>) {
+        let registered = match (&self.epoll, pidfd) {
+            (Some(ep), Some(fd)) => {
+                let ev = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLET, host as u64);
+                match ep.add(&fd, ev) {
+                    Ok(()) => Some(fd),
+                    Err(e) => {
+                        tracing::debug!(%e, ns, "pidfd not watched");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        match registered {
+            Some(fd) => {
+                self.watched.insert(host, Watched { ns, _pidfd: fd });
+            }
+            None => {
+                tracing::debug!(
+                    ns,
+                    host,
+                    "process not watched: /proc walks until it is gone"
+                );
+                self.unwatched.insert(ns);
+            }
+        }
+    }
+
+    /// Applies the exits and reaps the kernel reported since the last call (one
+    /// `epoll_wait` when nothing happened). Falls back to [`Tracker::reconcile`] while
+    /// some adopted process has no pidfd.
+    pub fn observe(&mut self, k: &mut Kernel) {
+        if self.epoll.is_none() || !self.unwatched.is_empty() {
+            self.reconcile(k);
+            return;
+        }
+        let mut events = [EpollEvent::empty(); 32];
+        loop {
+            let n = match &self.epoll {
+                Some(ep) => match ep.wait(&mut events, EpollTimeout::ZERO) {
+                    Ok(n) => n,
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => {
+                        tracing::warn!(%e, "epoll_wait failed: walking /proc");
+                        self.reconcile(k);
+                        return;
+                    }
+                },
+                None => return,
+            };
+            for ev in &events[..n] {
+                let reaped = ev.events().contains(EpollFlags::EPOLLHUP);
+                self.stats.events += 1;
+                self.died(k, ev.data() as i32, reaped);
+            }
+            if n < events.len() {
+                return;
+            }
+        }
+    }
+
+    /// The watched process `host` exited (a zombie) or was reaped.
+    fn died(&mut self, k: &mut Kernel, host: i32, mut reaped: bool) {
+        let Some(ns) = self.watched.get(&host).map(|w| w.ns) else {
+            return;
+        };
+        let alive = k.thread_group(ns).is_some_and(|g| g.is_alive());
+        if alive {
+            // Not reaped yet, so the number is still this process's.
+            let status = if reaped {
+                ExitStatus::Exited(0)
+            } else {
+                match procfs::read(host) {
+                    Ok(i) if i.ns_tgid == ns && i.is_zombie() => exit_status(i.exit_code),
+                    Ok(_) => ExitStatus::Exited(0),
+                    Err(_) => {
+                        reaped = true;
+                        ExitStatus::Exited(0)
+                    }
+                }
+            };
+            let orphans: Vec<Pid> = k
+                .thread_group(ns)
+                .map(|g| g.children.values().copied().collect())
+                .unwrap_or_default();
+            tracing::debug!(ns, host, ?status, reaped, "process exited");
+            let _ = k.host_exited(ns, status);
+            // The host chose the orphans' new parent (init or a subreaper).
+            for c in orphans {
+                let Some(ch) = self.host_pid(c) else { continue };
+                let Ok(info) = procfs::read(ch) else { continue };
+                if info.ns_tgid != c {
+                    continue;
+                }
+                if let Some(p) = self.cached(info.host_ppid).map(|p| p.tgid) {
+                    if k.thread_group(p).is_some() {
+                        let _ = k.host_set_parent(c, p);
+                    }
+                }
+            }
+        }
+        if reaped {
+            self.forget(k, ns, host);
+        }
+    }
+
+    /// The process `ns` (host `host`) was reaped: out of the sentry and the tables.
+    fn forget(&mut self, k: &mut Kernel, ns: Pid, host: i32) {
+        tracing::debug!(ns, host, "process reaped");
+        let threads: Vec<Pid> = k
+            .thread_group(ns)
+            .map(|g| g.threads.clone())
+            .unwrap_or_default();
+        if k.thread_group(ns).is_some_and(|g| g.is_alive()) {
+            let _ = k.host_exited(ns, ExitStatus::Exited(0));
+        }
+        let _ = k.host_reaped(ns);
+        self.watched.remove(&host);
+        self.unwatched.remove(&ns);
+        self.inflight.remove(&ns);
+        self.inflight.retain(|_, c| *c != ns);
+        for t in threads.into_iter().chain(std::iter::once(ns)) {
+            if let Some(h) = self.to_host.get(&t).copied() {
+                self.by_host.remove(&h);
+                // A group's or session's number outlives its leader while members
+                // remain (Linux keeps the number allocated until then).
+                let in_use = t == ns
+                    && (!k.pgrp_members(ns).is_empty()
+                        || k.session(ns).is_some_and(|s| !s.members.is_empty())
+                        || self
+                            .tty
+                            .and_then(|id| k.tty(id))
+                            .is_some_and(|tty| tty.pgrp == Some(ns)));
+                if !in_use {
+                    self.to_host.remove(&t);
+                }
+            }
+        }
     }
 
     /// A setpgid/setsid approved for `target` by `caller` may not have run yet.
@@ -165,6 +435,9 @@ impl Tracker {
 
     /// The sandbox PID whose host PID is `host` (a process group's ID), if seen.
     pub fn ns_pid(&self, host: i32) -> Option<Pid> {
+        if let Some(t) = self.by_host.get(&host) {
+            return Some(t.tid);
+        }
         self.to_host
             .iter()
             .find(|(_, &h)| h == host)
@@ -189,11 +462,15 @@ impl Tracker {
 
     /// `caller` made a new notified call: its earlier approved call has completed.
     pub fn caller_returned(&mut self, caller: Pid) {
-        self.inflight.retain(|_, c| *c != caller);
+        if !self.inflight.is_empty() {
+            self.inflight.retain(|_, c| *c != caller);
+        }
     }
 
-    /// Brings the sentry up to date with the host (see the module documentation).
+    /// Walks the whole tree and brings the sentry up to date with the host (see the
+    /// module documentation): for the decisions where an unknown process could matter.
     pub fn reconcile(&mut self, k: &mut Kernel) {
+        self.stats.full_walks += 1;
         let mut seen: BTreeSet<Pid> = BTreeSet::new();
         seen.insert(1);
         let mut queue = vec![self.init_host];
@@ -210,9 +487,9 @@ impl Tracker {
         }
         // Parents before children: the walk is top-down, adopt in that order.
         for info in &infos {
-            let me = self.remember(info);
+            let me = self.remember(k, info);
             seen.insert(me.tgid);
-            let parent = self.translate(info.host_ppid).map(|p| p.tgid);
+            let parent = self.translate(k, info.host_ppid).map(|p| p.tgid);
             match k.thread_group(me.tgid) {
                 None => {
                     let _ = self.adopt(k, info.host_pid, 0);
@@ -250,10 +527,16 @@ impl Tracker {
             .filter(|p| !seen.contains(p))
             .collect();
         for p in gone {
-            if k.thread_group(p).is_some_and(|g| g.is_alive()) {
-                let _ = k.host_exited(p, ExitStatus::Exited(0));
+            match self.host_pid(p) {
+                Some(h) => self.forget(k, p, h),
+                None => {
+                    if k.thread_group(p).is_some_and(|g| g.is_alive()) {
+                        let _ = k.host_exited(p, ExitStatus::Exited(0));
+                    }
+                    let _ = k.host_reaped(p);
+                    self.unwatched.remove(&p);
+                }
             }
-            let _ = k.host_reaped(p);
             self.inflight.remove(&p);
         }
         let live: BTreeSet<Pid> = seen;

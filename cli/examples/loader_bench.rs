@@ -58,6 +58,17 @@ struct Plan {
     forks: u64,
     cat_reps: usize,
     cat_bytes: u64,
+    setpgid_reps: usize,
+    setpgid_calls: u32,
+    /// `--only a,b`: the sections to run (startup, writes, fork, setpgid, cat); all
+    /// when empty.
+    only: Vec<String>,
+}
+
+impl Plan {
+    fn runs(&self, section: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == section)
+    }
 }
 
 impl Plan {
@@ -71,6 +82,9 @@ impl Plan {
             forks: 300,
             cat_reps: 9,
             cat_bytes: 100_000_000,
+            setpgid_reps: 7,
+            setpgid_calls: 20_000,
+            only: Vec::new(),
         }
     }
 
@@ -84,6 +98,9 @@ impl Plan {
             forks: 30,
             cat_reps: 3,
             cat_bytes: 4_000_000,
+            setpgid_reps: 3,
+            setpgid_calls: 2_000,
+            only: Vec::new(),
         }
     }
 }
@@ -107,10 +124,10 @@ fn real_main() -> Result<()> {
                 let n: u64 = n.parse().with_context(|| format!("bad count {n:?}"))?;
                 return writer(n, a == "--writer-null");
             }
-            "--bare-null" | "--bare-null-fifo" => {
+            "--bare-null" | "--bare-null-fifo" | "--bare-null-poll" => {
                 let n = args.next().context("--bare-null needs a count")?;
                 let n: u64 = n.parse().with_context(|| format!("bad count {n:?}"))?;
-                return bare_notified_writer(n, a == "--bare-null-fifo");
+                return bare_notified_writer(n, a == "--bare-null-fifo", a == "--bare-null-poll");
             }
             "--setpgid" => {
                 let live = args.next().context("--setpgid needs LIVE and N")?;
@@ -123,12 +140,23 @@ fn real_main() -> Result<()> {
                 println!("{per_call:e}");
                 return Ok(());
             }
-            "--quick" => plan = Plan::quick(),
+            "--quick" => {
+                let only = std::mem::take(&mut plan.only);
+                plan = Plan {
+                    only,
+                    ..Plan::quick()
+                };
+            }
+            "--only" => {
+                let list = args.next().context("--only needs a list of sections")?;
+                plan.only = list.split(',').map(str::to_string).collect();
+            }
             "--sandbox" => sandbox = Some(args.next().context("--sandbox needs a path")?.into()),
             "--compare" => compare = Some(args.next().context("--compare needs a path")?.into()),
             "-h" | "--help" => {
                 println!(
-                    "usage: loader_bench [--quick] [--sandbox PATH] [--compare PATH]\n\
+                    "usage: loader_bench [--quick] [--only startup,writes,fork,setpgid,cat] \
+                     [--sandbox PATH] [--compare PATH]\n\
                      (build the sandbox first: cargo build --release -p sandbox-cli)"
                 );
                 return Ok(());
@@ -187,7 +215,7 @@ fn writer(n: u64, to_null: bool) -> Result<()> {
 /// (nothing else is) makes N one-byte writes to /dev/null; this process answers each
 /// with CONTINUE from a thread blocked in the receive ioctl (no poll, no lock, no
 /// decision), with synchronous wake-up, optionally SCHED_FIFO.
-fn bare_notified_writer(n: u64, fifo: bool) -> Result<()> {
+fn bare_notified_writer(n: u64, fifo: bool, poll_first: bool) -> Result<()> {
     use sandbox_loader::seccomp::{Listener, Response, SeccompError};
     let (child, fd) = sys::fork_notified_writer(n).context("notified writer")?;
     let listener = Listener::from_fd(fd);
@@ -197,6 +225,15 @@ fn bare_notified_writer(n: u64, fifo: bool) -> Result<()> {
         let realtime = !fifo || sys::make_realtime();
         let _ = tx.send(realtime);
         loop {
+            if poll_first {
+                let mut fds = [nix::poll::PollFd::new(
+                    listener.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                if nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE).is_err() {
+                    return;
+                }
+            }
             match listener.recv() {
                 Ok(note) => {
                     let _ = listener.respond(note.id, Response::Continue);
@@ -712,12 +749,23 @@ impl Bench {
         );
         let t0 = Instant::now();
         let load_before = loadavg();
-        self.startup()?;
-        self.terminal_writes()?;
-        self.fork_exec()?;
-        let data = CatFile::create(self.plan.cat_bytes)?;
-        self.cat_throughput(&data)?;
-        self.loader_report(&data)?;
+        if self.plan.runs("startup") {
+            self.startup()?;
+        }
+        if self.plan.runs("writes") {
+            self.terminal_writes()?;
+        }
+        if self.plan.runs("fork") {
+            self.fork_exec()?;
+        }
+        if self.plan.runs("setpgid") {
+            self.setpgid_by_live()?;
+        }
+        if self.plan.runs("cat") {
+            let data = CatFile::create(self.plan.cat_bytes)?;
+            self.cat_throughput(&data)?;
+            self.loader_report(&data)?;
+        }
         println!(
             "bench time {:.1} s; load average (1 min) {} before, {} after",
             t0.elapsed().as_secs_f64(),
@@ -737,6 +785,34 @@ impl Bench {
                 ["unshare", "--pid", "--fork", "true"]
                     .map(String::from)
                     .to_vec(),
+                Stdio3::Null,
+            ),
+            (
+                "unshare -pfmiun --mount-proc true".into(),
+                ["unshare", "-pfmiun", "--mount-proc", "true"]
+                    .map(String::from)
+                    .to_vec(),
+                Stdio3::Null,
+            ),
+            (
+                "bwrap --unshare-all --ro-bind / / --proc /proc --dev /dev --tmpfs /tmp true"
+                    .into(),
+                [
+                    "bwrap",
+                    "--unshare-all",
+                    "--ro-bind",
+                    "/",
+                    "/",
+                    "--proc",
+                    "/proc",
+                    "--dev",
+                    "/dev",
+                    "--tmpfs",
+                    "/tmp",
+                    "true",
+                ]
+                .map(String::from)
+                .to_vec(),
                 Stdio3::Null,
             ),
             (
@@ -840,6 +916,18 @@ impl Bench {
                 "sandbox run --tty -- (every write notified)",
                 Box::new(|c| sandboxed(true, "--writer-null", c)),
             ),
+            (
+                "bare listener answering CONTINUE (floor)",
+                Box::new(|c| writer("--bare-null", c)),
+            ),
+            (
+                "bare listener, SCHED_FIFO thread",
+                Box::new(|c| writer("--bare-null-fifo", c)),
+            ),
+            (
+                "bare listener, poll before each receive",
+                Box::new(|c| writer("--bare-null-poll", c)),
+            ),
         ];
         if let Some(bin) = &self.compare {
             let me = me.clone();
@@ -859,11 +947,18 @@ impl Bench {
              {reps} runs each"
         );
         print_table(&rows, 0, "µs/write", 1e6);
-        if let [direct, notified, ..] = &rows[..] {
+        if let [direct, notified, bare, bare_fifo, ..] = &rows[..] {
             println!(
                 "   => one notified system call answered CONTINUE: {:.2} µs (median), {:.2} µs (min) more",
                 (notified.median - direct.median) * 1e6,
                 (notified.min - direct.min) * 1e6
+            );
+            println!(
+                "   => the floor (bare listener): {:.2} µs more, {:.2} µs with SCHED_FIFO; \
+                 the loader's notified call / the floor's: {:.2}x",
+                (bare.median - direct.median) * 1e6,
+                (bare_fifo.median - direct.median) * 1e6,
+                notified.median / bare.median
             );
         }
         Ok(())
@@ -980,6 +1075,85 @@ impl Bench {
             extra(3)
         );
         Ok(())
+    }
+
+    /// Section 5: a notified setpgid(0, 0) with 10, 100 and 1,000 live processes in the
+    /// sandbox, each known to the loader (each made one notified call), timed inside
+    /// the program (`--setpgid LIVE N`).
+    fn setpgid_by_live(&self) -> Result<()> {
+        let n = self.plan.setpgid_calls;
+        let reps = self.plan.setpgid_reps;
+        let me = self.me.display().to_string();
+        let mode = |live: u32| {
+            vec![
+                me.clone(),
+                "--setpgid".into(),
+                live.to_string(),
+                n.to_string(),
+            ]
+        };
+        let sandboxed = |live: u32| {
+            let mut v = self.sandbox_argv(false, &[]);
+            v.extend(mode(live));
+            v
+        };
+        let variants: Vec<(String, Vec<String>)> = vec![
+            ("native, 1,000 live processes (baseline)".into(), mode(1000)),
+            ("sandbox run --, 10 live processes".into(), sandboxed(10)),
+            ("sandbox run --, 100 live processes".into(), sandboxed(100)),
+            (
+                "sandbox run --, 1,000 live processes".into(),
+                sandboxed(1000),
+            ),
+        ];
+        let mut samples = vec![Vec::new(); variants.len()];
+        for _ in 0..reps {
+            for (i, (_, argv)) in variants.iter().enumerate() {
+                samples[i].push(self.inner_figure(argv)?);
+            }
+        }
+        let rows: Vec<Row> = variants
+            .iter()
+            .zip(&samples)
+            .map(|((name, _), s)| Row {
+                name: name.clone(),
+                median: median(s),
+                min: min(s),
+            })
+            .collect();
+        println!();
+        println!(
+            "5. setpgid(0, 0) by the program, {n} calls timed inside it, with live processes \
+             in the sandbox (each known to the loader), {reps} runs each"
+        );
+        print_table(&rows, 0, "µs/call", 1e6);
+        if let [_, ten, _, thousand] = &rows[..] {
+            println!(
+                "   => 1,000 live processes / 10: {:.2}x",
+                thousand.median / ten.median
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs `argv` (standard input and error /dev/null) and returns the number its
+    /// standard output ends with.
+    fn inner_figure(&self, argv: &[String]) -> Result<f64> {
+        let (prog, rest) = argv.split_first().context("empty command")?;
+        let out = Command::new(prog)
+            .args(rest)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .with_context(|| format!("cannot start {prog}"))?;
+        if !out.status.success() {
+            bail!("`{}` failed: {}", argv.join(" "), out.status);
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split_whitespace()
+            .last()
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("`{}` printed no figure: {text:?}", argv.join(" ")))
     }
 
     /// Measures every variant with `n` operations and with 0, interleaved, and returns

@@ -41,7 +41,7 @@ use sandbox_sentry::{DeliveryMode, HostProcess, Kernel, KernelConfig, OpenFlags,
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -372,6 +372,7 @@ impl Sandbox {
     /// while no other thread can hold a lock the child needs (the allocator's), e.g.
     /// before starting threads, or from a process whose threads are idle.
     pub fn start(mut spec: SandboxSpec) -> Result<Sandbox, LoaderError> {
+        let started = Instant::now();
         crate::host_kernel::check()?;
         if spec.argv.is_empty() {
             return Err(LoaderError::NoProgram);
@@ -580,6 +581,7 @@ impl Sandbox {
             method = spawned.method.name(),
             "sandbox init started"
         );
+        phase(started, "init spawned");
         // Restores the terminal if the loader is killed with SIGKILL. Started before any
         // thread of ours, and while init builds the sandbox (the program cannot touch
         // the terminal before that is done), so that the fork costs no start-up time;
@@ -658,6 +660,7 @@ impl Sandbox {
             stop_signal_seen: false,
             loader_pgrp: nix::unistd::getpgrp().as_raw(),
             job_of_user_shell: spec.forward_signals,
+            host_foreground: None,
             events: None,
             wake: nix::sys::eventfd::EventFd::from_flags(
                 nix::sys::eventfd::EfdFlags::EFD_CLOEXEC
@@ -671,6 +674,7 @@ impl Sandbox {
             },
         }));
         let mut lp = Loop {
+            started,
             sup: sup.clone(),
             notifier: None,
             control: Some(ours),
@@ -733,6 +737,7 @@ impl Sandbox {
                 // Removed once init is reaped (every sandbox process is gone then).
                 let _cgroup = cgroup;
                 let served = lp.serve(sigfd.as_ref(), &spawned.pidfd);
+                phase(lp.started, "init reaped");
                 lp.stop_notifier();
                 let init_status = served?;
                 let sup = sup.lock();
@@ -882,41 +887,87 @@ enum Command {
 /// call (-ERESTARTSYS, so EINTR without SA_RESTART) — something Linux never does to a
 /// non-blocking call such as tcsetpgrp; once received, the listener's killable-wait
 /// flag holds every signal but SIGKILL until the answer.
+///
+/// It waits in the receive ioctl itself, with no poll in front (one system call per
+/// notification, and the kernel's synchronous wake-up hands the CPU straight to it).
+/// The kernel never ends that wait when the filter's last task is gone, so the thread
+/// is stopped by a signal of its own ([`crate::sys::signal::wakeup_signal`], a handler
+/// that does nothing, sent to this thread only); where the process already uses that
+/// signal (an embedder's), it polls before each receive instead.
 struct Notifier {
     stop: Arc<AtomicBool>,
+    /// The thread's ID once it runs (0 before), and whether it waits without a poll.
+    tid: Arc<AtomicI32>,
+    blocking: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-fn notify_thread(listener: Listener, sup: Arc<Mutex<Supervisor>>, stop: Arc<AtomicBool>) {
-    // Run the moment a notification wakes us (see `Notifier`): the loser of that race
-    // is a program whose non-blocking call fails with EINTR.
-    if !crate::sys::sched::make_realtime() {
+/// Whether the notification thread runs SCHED_FIFO. Measured with `loader_bench`
+/// (docs/PERFORMANCE.md, 2 CPUs, load average 8–9 from other work): a bare listener
+/// gains nothing from it, but the loader's notified call cost 6.6–11.9 µs without and
+/// 5.6–6.8 µs with it (a normal thread waits behind the load), and a real-time
+/// listener also shortens the window in which a signal makes a notified call fail with
+/// EINTR. So it does (when the loader may: CAP_SYS_NICE).
+const REALTIME_NOTIFY_THREAD: bool = true;
+
+fn notify_thread(
+    listener: Listener,
+    sup: Arc<Mutex<Supervisor>>,
+    stop: Arc<AtomicBool>,
+    tid: Arc<AtomicI32>,
+    blocking: Arc<AtomicBool>,
+) {
+    use crate::sys::signal as sig;
+    let wake = sig::wakeup_signal();
+    let wait_in_receive = sig::install_wakeup_handler(wake) && sig::unblock_in_thread(wake);
+    blocking.store(wait_in_receive, Ordering::Release);
+    tid.store(sig::gettid(), Ordering::Release);
+    if !wait_in_receive {
+        tracing::info!("notification thread polls before each receive (its signal is taken)");
+    }
+    if REALTIME_NOTIFY_THREAD && !crate::sys::sched::make_realtime() {
         tracing::info!("notification thread not real-time (no CAP_SYS_NICE)");
     }
     loop {
-        if stop.load(Ordering::Relaxed) {
+        if stop.load(Ordering::Acquire) {
             return;
         }
-        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::from(100u16)) {
-            Ok(0) | Err(nix::Error::EINTR) => continue,
-            Ok(_) => {}
-            Err(_) => return,
-        }
-        let rev = fds[0].revents().unwrap_or(PollFlags::empty());
-        let hup = rev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL);
-        if !rev.contains(PollFlags::POLLIN) {
-            if hup {
-                // Every filtered process is gone.
-                return;
+        let mut hup = false;
+        if !wait_in_receive {
+            let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(100u16)) {
+                Ok(0) | Err(nix::Error::EINTR) => continue,
+                Ok(_) => {}
+                Err(_) => return,
             }
-            continue;
+            let rev = fds[0].revents().unwrap_or(PollFlags::empty());
+            hup = rev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL);
+            if !rev.contains(PollFlags::POLLIN) {
+                if hup {
+                    // Every filtered process is gone.
+                    return;
+                }
+                continue;
+            }
         }
-        // This thread is real-time: it must never spin. Any failure other than a
-        // notification withdrawn by its caller ends it, as does a hang-up.
-        match listener.recv() {
-            Ok(n) => sup.lock().handle(&listener, &n),
+        // Any failure other than a notification withdrawn by its caller, or the wake-up
+        // signal, ends the thread, as does a hang-up: it must never spin.
+        match listener.recv_interruptible() {
+            Ok(Some(n)) => sup.lock().handle(&listener, &n),
+            Ok(None) => {}
             Err(seccomp::SeccompError::NotificationWithdrawn) if !hup => {
+                // Also what the receive returns at once, every time, once no task uses
+                // the filter any more (Linux 6.x): a hang-up then, and the end.
+                let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+                let gone = matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+                    && fds[0].revents().is_some_and(|r| {
+                        r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL)
+                            && !r.contains(PollFlags::POLLIN)
+                    });
+                if gone {
+                    tracing::debug!("every filtered process is gone");
+                    return;
+                }
                 tracing::debug!("notification withdrawn before it was read")
             }
             Err(e) => {
@@ -927,8 +978,20 @@ fn notify_thread(listener: Listener, sup: Arc<Mutex<Supervisor>>, stop: Arc<Atom
     }
 }
 
+/// Start-up and teardown timing, behind `--log-level debug`: microseconds since
+/// [`Sandbox::start`] was called (`loader_bench` reads these lines).
+fn phase(started: Instant, name: &'static str) {
+    tracing::debug!(
+        phase = name,
+        us = started.elapsed().as_micros() as u64,
+        "sandbox phase"
+    );
+}
+
 /// The state of the supervision loop.
 struct Loop {
+    /// When [`Sandbox::start`] was called (for [`phase`]).
+    started: Instant,
     sup: Arc<Mutex<Supervisor>>,
     notifier: Option<Notifier>,
     control: Option<OwnedFd>,
@@ -963,12 +1026,30 @@ struct Loop {
 }
 
 impl Loop {
+    /// Stops the notification thread: sets its flag and, while it waits in the
+    /// receive, signals it until it has ended (a signal sent between its look at the
+    /// flag and the receive would be lost; the next one is not).
     fn stop_notifier(&mut self) {
         if let Some(mut n) = self.notifier.take() {
-            n.stop.store(true, Ordering::Relaxed);
-            if let Some(t) = n.thread.take() {
-                let _ = t.join();
+            n.stop.store(true, Ordering::Release);
+            let Some(t) = n.thread.take() else {
+                return;
+            };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let wake = crate::sys::signal::wakeup_signal();
+            let me = std::process::id() as i32;
+            while !t.is_finished() {
+                let tid = n.tid.load(Ordering::Acquire);
+                if n.blocking.load(Ordering::Acquire) && tid > 0 {
+                    let _ = crate::sys::signal::tgkill(me, tid, wake);
+                }
+                if Instant::now() > deadline {
+                    tracing::warn!("the notification thread did not stop: left behind");
+                    return;
+                }
+                std::thread::sleep(Duration::from_micros(50));
             }
+            let _ = t.join();
         }
     }
 
@@ -1143,9 +1224,14 @@ impl Loop {
             return;
         };
         match control::recv(c.as_raw_fd()) {
-            Ok(Some(Message::Listener(fd))) => self.start_listening(fd),
+            Ok(Some(Message::Listener(fd))) => {
+                phase(self.started, "program about to exec (listener received)");
+                self.start_listening(fd);
+                phase(self.started, "supervising");
+            }
             Ok(Some(Message::ProgramPid(p))) => self.program = Some(p),
             Ok(Some(Message::ProgramEnded(st))) => {
+                phase(self.started, "program ended (status known)");
                 self.program_status = Some(st);
                 self.event(SandboxEvent::ProgramExited { wait_status: st });
             }
@@ -1347,14 +1433,23 @@ impl Loop {
         }
         drop(guard);
         let stop = Arc::new(AtomicBool::new(false));
-        let (sup, flag) = (self.sup.clone(), stop.clone());
+        let tid = Arc::new(AtomicI32::new(0));
+        let blocking = Arc::new(AtomicBool::new(false));
+        let (sup, flag, t_tid, t_blocking) = (
+            self.sup.clone(),
+            stop.clone(),
+            tid.clone(),
+            blocking.clone(),
+        );
         let thread = std::thread::Builder::new()
             .name("sandbox-notify".into())
-            .spawn(move || notify_thread(listener, sup, flag));
+            .spawn(move || notify_thread(listener, sup, flag, t_tid, t_blocking));
         match thread {
             Ok(t) => {
                 self.notifier = Some(Notifier {
                     stop,
+                    tid,
+                    blocking,
                     thread: Some(t),
                 });
                 if self.loader_seccomp {
@@ -1388,6 +1483,15 @@ impl Loop {
         };
         tracing::debug!(?sig, "loader received a signal");
         let has_tty = self.sup.lock().tty.is_some();
+        if matches!(
+            sig,
+            Signal::SIGCHLD | Signal::SIGTTIN | Signal::SIGTTOU | Signal::SIGCONT
+        ) && has_tty
+        {
+            // The user's shell may have moved the loader's job (see
+            // Supervisor::host_foreground).
+            self.sup.lock().refresh_host_foreground();
+        }
         match sig {
             Signal::SIGCHLD | Signal::SIGTTIN | Signal::SIGTTOU => {}
             Signal::SIGWINCH if has_tty => self.sup.lock().resized(),

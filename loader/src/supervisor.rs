@@ -122,6 +122,15 @@ pub(crate) struct Supervisor {
     /// The loader is a job of the user's shell (it forwards the process's signals):
     /// it may stop itself when the sandbox reads the terminal from the background.
     pub job_of_user_shell: bool,
+    /// Whether the loader's process group is the borrowed terminal's foreground group
+    /// on the host, for writes: known since the last refresh (None: not yet asked).
+    /// A job changes between foreground and background only through a stop and a
+    /// SIGCONT (`fg`, `bg`), or its shell's SIGTTIN/SIGTTOU/SIGCHLD traffic, so the
+    /// loop refreshes it when the loader receives one of those
+    /// ([`Supervisor::refresh_host_foreground`]) instead of a tcgetpgrp per write.
+    /// Reads (where a stale answer would let a background job take typed input) ask
+    /// the terminal every time.
+    pub host_foreground: Option<bool>,
     /// Where foreground changes are reported (the [`crate::Sandbox`] handle's events).
     pub events: Option<crossbeam_channel::Sender<crate::SandboxEvent>>,
 }
@@ -140,6 +149,17 @@ impl Supervisor {
 
     fn decide(&mut self, n: &Notification) -> Response {
         let host_tid = n.pid as i32;
+        if self.procs.cached(host_tid).is_none() {
+            if let Some(fds) = io_fds(n) {
+                if self.unknown_caller_continues(host_tid) {
+                    for (fd, write) in fds.into_iter().flatten() {
+                        self.wait_for_host_foreground(host_tid, fd, write);
+                    }
+                    self.stats.fast_path += 1;
+                    return Response::Continue;
+                }
+            }
+        }
         let Some(t) = self.procs.ensure_known(&mut self.k, host_tid) else {
             // Gone already, or not ours: let the kernel handle it.
             return Response::Continue;
@@ -178,6 +198,38 @@ impl Supervisor {
                 Response::Continue
             }
             _ => Response::Continue,
+        }
+    }
+
+    /// A caller the sentry does not know yet (a new program's first reads): when the
+    /// host says it is in the foreground group of the sandbox's terminal, or in another
+    /// session than the terminal's (so the terminal is not its controlling terminal),
+    /// its I/O continues as Linux would let it, and it is not adopted: no /proc read,
+    /// two system calls (getsid, getpgid of the waiting caller, whose number cannot be
+    /// reused while it waits). Its group and session are the host's, which equal the
+    /// sentry's for every process (they change only through calls the sentry decides,
+    /// whose targets it then knows).
+    fn unknown_caller_continues(&self, host_tid: i32) -> bool {
+        let Some(tty) = self.tty.as_ref().and_then(|t| self.k.tty(t.id)) else {
+            return true;
+        };
+        let Some(session) = tty.session else {
+            return true;
+        };
+        let Some(session_host) = self.procs.host_pid(session) else {
+            return false;
+        };
+        let caller = nix::unistd::Pid::from_raw(host_tid);
+        let Ok(sid) = nix::unistd::getsid(Some(caller)) else {
+            return false;
+        };
+        if sid.as_raw() != session_host {
+            return true;
+        }
+        let fg_host = tty.pgrp.and_then(|p| self.procs.host_pid(p));
+        match (fg_host, nix::unistd::getpgid(Some(caller))) {
+            (Some(fg), Ok(pgid)) => pgid.as_raw() == fg,
+            _ => false,
         }
     }
 
@@ -312,16 +364,16 @@ impl Supervisor {
         // Twice at most: a stop that did not happen (an orphaned job's stop signals are
         // discarded) must not spin.
         for _ in 0..2 {
-            let Some(tty) = &self.tty else {
-                return;
+            let foreground = match self.host_foreground {
+                Some(f) if write => f,
+                _ => self.refresh_host_foreground(),
             };
-            let Some(tfd) = &tty.fd else {
+            if foreground {
                 return;
-            };
-            match systty::tcgetpgrp(tfd.as_fd()) {
-                Ok(fg) if fg != self.loader_pgrp => {}
-                _ => return,
             }
+            let Some(tfd) = self.tty.as_ref().and_then(|t| t.fd.as_ref()) else {
+                return;
+            };
             let tfd = tfd.as_raw_fd();
             if self.is_borrowed_tty(host_tid, fd).is_none() {
                 return;
@@ -338,10 +390,25 @@ impl Supervisor {
                 sig,
                 "sandbox is a background job of the user's terminal: stopping"
             );
-            if !crate::sys::signal::stop_self(sig) {
+            let stopped = crate::sys::signal::stop_self(sig);
+            self.refresh_host_foreground();
+            if !stopped {
                 return;
             }
         }
+    }
+
+    /// Asks the borrowed terminal whether the loader's group is its foreground group
+    /// (see [`Supervisor::host_foreground`]); a terminal that cannot tell counts as
+    /// foreground (nothing to stop for).
+    pub fn refresh_host_foreground(&mut self) -> bool {
+        let Some(tfd) = self.tty.as_ref().and_then(|t| t.fd.as_ref()) else {
+            return true;
+        };
+        let foreground =
+            !matches!(systty::tcgetpgrp(tfd.as_fd()), Ok(fg) if fg != self.loader_pgrp);
+        self.host_foreground = Some(foreground);
+        foreground
     }
 
     fn ioctl(&mut self, t: NsThread, host_tid: i32, n: &Notification) -> Response {
@@ -647,6 +714,31 @@ impl Supervisor {
             tracing::debug!(target = ?s.target, sig = %s.sig.name(), ?r, "host signal sent");
         }
     }
+}
+
+/// The descriptors a terminal data-path call reads or writes, as (fd, write): None
+/// for other calls.
+fn io_fds(n: &Notification) -> Option<[Option<(i32, bool)>; 2]> {
+    let arg = |i: usize| n.args[i] as i32;
+    Some(match n.nr {
+        libc::SYS_read
+        | libc::SYS_readv
+        | libc::SYS_preadv2
+        | libc::SYS_pread64
+        | libc::SYS_preadv => [Some((arg(0), false)), None],
+        libc::SYS_write
+        | libc::SYS_writev
+        | libc::SYS_pwritev2
+        | libc::SYS_pwrite64
+        | libc::SYS_pwritev => [Some((arg(0), true)), None],
+        libc::SYS_sendfile => [Some((arg(1), false)), Some((arg(0), true))],
+        libc::SYS_splice | libc::SYS_copy_file_range => {
+            [Some((arg(0), false)), Some((arg(2), true))]
+        }
+        libc::SYS_tee => [Some((arg(0), false)), Some((arg(1), true))],
+        libc::SYS_vmsplice => [Some((arg(0), false)), Some((arg(0), true))],
+        _ => return None,
+    })
 }
 
 fn kill(pid: i32, sig: i32) -> nix::Result<()> {

@@ -1376,10 +1376,11 @@ impl ShellSession {
     /// reads it from a signalfd). The loader then sets the size of the sandbox's own
     /// pty (`--tty=pty`: the host kernel signals the sandbox's foreground group in that
     /// call) or has the sentry send SIGWINCH to its foreground group (`--tty`), and its
-    /// loops go back to `poll` (docs/LOADER.md). So: SIGWINCH no longer pending at the
-    /// loader (taken), and then every loader thread but the main one (which only
+    /// loops go back to waiting (docs/LOADER.md). So: SIGWINCH no longer pending at
+    /// the loader (taken), and then every loader thread but the main one (which only
     /// joins the supervisor thread) seen blocked in `poll`/`ppoll` (the iteration
-    /// that took it, forwarding included, is over).
+    /// that took it, forwarding included, is over) or, for the notification thread,
+    /// in the `ioctl` that receives the next notification.
     pub fn resize_delivered(&self, rows: u16, cols: u16) -> Result<(), TimeoutError> {
         self.term
             .resize(rows, cols)
@@ -1397,8 +1398,9 @@ impl ShellSession {
                         .into_iter()
                         .filter(|&t| t != loader)
                         .all(|t| {
-                            ProcInfo::blocked_syscall(loader, t)
-                                .is_some_and(|n| n == libc::SYS_poll || n == libc::SYS_ppoll)
+                            ProcInfo::blocked_syscall(loader, t).is_some_and(|n| {
+                                n == libc::SYS_poll || n == libc::SYS_ppoll || n == libc::SYS_ioctl
+                            })
                         })
             },
         )

@@ -120,7 +120,9 @@ const STACK_WORDS: usize = 32;
 /// Owner of a seccomp listener fd (from [`install_with_listener`]).
 ///
 /// [`recv`](Self::recv) blocks until a notification is pending, whatever O_NONBLOCK
-/// says: poll the fd for POLLIN first. POLLHUP means no task uses the filter any more.
+/// says, and the kernel does not end that wait when no task uses the filter any more:
+/// poll the fd for POLLIN first (POLLHUP then means the filter is unused), or wait in
+/// [`recv_interruptible`](Self::recv_interruptible) and interrupt it with a signal.
 /// Each notification must be answered (or its task ends): until then the task sleeps,
 /// interruptibly unless the filter was installed with
 /// [`install_with_listener_killable`](super::install_with_listener_killable). When
@@ -160,6 +162,18 @@ impl Listener {
     /// pending notification went away before it was read (its task was interrupted by a
     /// signal or died): poll again.
     pub fn recv(&self) -> Result<Notification, SeccompError> {
+        loop {
+            if let Some(n) = self.recv_interruptible()? {
+                return Ok(n);
+            }
+        }
+    }
+
+    /// As [`Listener::recv`], but a signal that interrupts the wait (a handler ran)
+    /// returns `Ok(None)`: how a thread blocked in the receive is told to look at
+    /// something else, since the kernel does not end the wait when the filter's last
+    /// task is gone.
+    pub fn recv_interruptible(&self) -> Result<Option<Notification>, SeccompError> {
         let sizes = sizes()?;
         let mut stack = [0u64; STACK_WORDS];
         let mut heap = Vec::new();
@@ -169,17 +183,14 @@ impl Listener {
             heap.resize(sizes.notif_words, 0);
             &mut heap
         };
-        loop {
-            // The kernel refuses a buffer that is not zeroed.
-            buf.fill(0);
-            match sys::notif_recv(self.fd.as_fd(), buf) {
-                Ok(()) => break,
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                    return Err(SeccompError::NotificationWithdrawn)
-                }
-                Err(e) => return Err(SeccompError::Recv(e)),
+        // The kernel refuses a buffer that is not zeroed (it is, fresh).
+        match sys::notif_recv(self.fd.as_fd(), buf) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                return Err(SeccompError::NotificationWithdrawn)
             }
+            Err(e) => return Err(SeccompError::Recv(e)),
         }
         let notification = Notification::decode(buf);
         tracing::trace!(
@@ -188,7 +199,7 @@ impl Listener {
             nr = notification.nr,
             "seccomp notification"
         );
-        Ok(notification)
+        Ok(Some(notification))
     }
 
     /// Whether notification `id` is still pending (its task is still waiting for the

@@ -90,3 +90,57 @@ pub(crate) fn stop_self(sig: i32) -> bool {
     let _ = one.thread_block();
     true
 }
+
+/// The real-time signal that interrupts the notification thread's blocking receive
+/// when the sandbox ends (`crate::sandbox`): sent to that thread only (tgkill).
+pub(crate) fn wakeup_signal() -> i32 {
+    libc::SIGRTMAX() - 3
+}
+
+extern "C" fn do_nothing(_: libc::c_int) {}
+
+/// Installs a handler that does nothing for `sig`, without SA_RESTART, so that a
+/// blocking call the signal interrupts fails with EINTR. Refuses (false) when the
+/// process already has another disposition for it (an embedder's): the caller then
+/// does without.
+pub(crate) fn install_wakeup_handler(sig: i32) -> bool {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock();
+    let ours = do_nothing as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: sigaction reads and writes the two live, zero-initialised structures
+    // (a valid value of the plain C struct); the handler installed runs no code.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
+            return false;
+        }
+        if old.sa_sigaction == ours {
+            return true;
+        }
+        if old.sa_sigaction != libc::SIG_DFL {
+            return false;
+        }
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = ours;
+        libc::sigemptyset(&mut act.sa_mask);
+        libc::sigaction(sig, &act, std::ptr::null_mut()) == 0
+    }
+}
+
+/// Unblocks `sig` in the calling thread only.
+pub(crate) fn unblock_in_thread(sig: i32) -> bool {
+    // SAFETY: the set is a live local initialised by sigemptyset; pthread_sigmask
+    // changes only the calling thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) == 0
+    }
+}
+
+/// The calling thread's ID.
+pub(crate) fn gettid() -> i32 {
+    // SAFETY: no arguments; cannot fail.
+    unsafe { libc::gettid() }
+}

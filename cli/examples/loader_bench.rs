@@ -869,6 +869,63 @@ impl Bench {
         println!();
         println!("1. start-up: wall time of the whole command, {reps} runs each");
         print_table(&rows, 1, "ms", 1e3);
+        self.startup_phases()
+    }
+
+    /// 1b. Where `sandbox run -- true`'s time goes: the loader's phase lines
+    /// (`--log-level debug`: microseconds since `Sandbox::start`), medians.
+    fn startup_phases(&self) -> Result<()> {
+        let reps = self.plan.startup_reps;
+        let log = std::env::temp_dir().join(format!("loader_bench.{}.phases", std::process::id()));
+        let mut argv = vec![
+            self.sandbox.display().to_string(),
+            "--log-level".into(),
+            "debug".into(),
+        ];
+        argv.extend(self.sandbox_argv(false, &["true"]).into_iter().skip(1));
+        let mut phases: Vec<(String, Vec<f64>)> = Vec::new();
+        let mut walls = Vec::new();
+        for _ in 0..reps {
+            let _ = std::fs::remove_file(&log);
+            let (wall, _) = self.time_env(&argv, Stdio3::Null, &[("SANDBOX_LOG_FILE", &log)])?;
+            walls.push(wall.as_secs_f64() * 1e3);
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            for line in text.lines().filter(|l| l.contains("sandbox phase")) {
+                let name = line
+                    .split("phase=\"")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next());
+                let us = line
+                    .split(" us=")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|v| v.parse::<f64>().ok());
+                if let (Some(name), Some(us)) = (name, us) {
+                    match phases.iter_mut().find(|(n, _)| n == name) {
+                        Some((_, v)) => v.push(us / 1e3),
+                        None => phases.push((name.to_string(), vec![us / 1e3])),
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&log);
+        println!();
+        println!(
+            "1b. sandbox run -- true by phase (--log-level debug; ms since Sandbox::start), \
+             {reps} runs, medians"
+        );
+        let mut last = 0.0;
+        for (name, v) in &phases {
+            let at = median(v);
+            println!("   {name:<52} at {at:>7.2} ms  (+{:.2})", at - last);
+            last = at;
+        }
+        let wall = median(&walls);
+        println!(
+            "   {:<52} at {wall:>7.2} ms  (+{:.2}: process start before, exit after)",
+            "whole command (wall)",
+            wall - last
+        );
         Ok(())
     }
 

@@ -482,6 +482,7 @@ impl Sandbox {
             restore.tty = Some((dup(fd)?, saved));
         }
 
+        phase(started, "checked the spec");
         let deny = if spec.seccomp {
             if !spec.seccomp_allow.is_empty() {
                 tracing::info!(allow = ?spec.seccomp_allow, "seccomp policy: denials lifted");
@@ -527,6 +528,7 @@ impl Sandbox {
             }),
         };
 
+        phase(started, "seccomp programs compiled");
         // Take over the forwarded signals before the sandbox (and any thread of ours)
         // exists, if asked to.
         let sigfd = if spec.forward_signals {
@@ -582,6 +584,11 @@ impl Sandbox {
             "sandbox init started"
         );
         phase(started, "init spawned");
+        // The loader's own allow-list, compiled while init builds the sandbox (the
+        // loader would only wait meanwhile), installed once the program is supervised.
+        let loader_filter = spec
+            .loader_seccomp
+            .then(|| seccomp::allow_filter(LOADER_EXTRA_SYSCALLS));
         // Restores the terminal if the loader is killed with SIGKILL. Started before any
         // thread of ours, and while init builds the sandbox (the program cannot touch
         // the terminal before that is done), so that the fork costs no start-up time;
@@ -675,6 +682,7 @@ impl Sandbox {
         }));
         let mut lp = Loop {
             started,
+            loader_filter,
             sup: sup.clone(),
             notifier: None,
             control: Some(ours),
@@ -992,6 +1000,8 @@ fn phase(started: Instant, name: &'static str) {
 struct Loop {
     /// When [`Sandbox::start`] was called (for [`phase`]).
     started: Instant,
+    /// The loader's allow-list, compiled during start-up (see `confine_loader`).
+    loader_filter: Option<Result<seccomp::Filter, seccomp::SeccompError>>,
     sup: Arc<Mutex<Supervisor>>,
     notifier: Option<Notifier>,
     control: Option<OwnedFd>,
@@ -1469,7 +1479,10 @@ impl Loop {
     /// Installs the loader's allow-list on every thread (see
     /// [`SandboxSpec::loader_seccomp`]).
     fn confine_loader(&mut self) {
-        let r = seccomp::allow_filter(LOADER_EXTRA_SYSCALLS)
+        let r = self
+            .loader_filter
+            .take()
+            .unwrap_or_else(|| seccomp::allow_filter(LOADER_EXTRA_SYSCALLS))
             .and_then(|f| seccomp::install_all_threads(&f));
         match r {
             Ok(()) => tracing::info!("loader confined by its seccomp allow-list"),

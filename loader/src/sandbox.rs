@@ -584,6 +584,7 @@ impl Sandbox {
             "sandbox init started"
         );
         phase(started, "init spawned");
+        raise_nofile_limit();
         // The loader's own allow-list, compiled while init builds the sandbox (the
         // loader would only wait meanwhile), installed once the program is supervised.
         let loader_filter = spec
@@ -981,6 +982,22 @@ fn notify_thread(
             Err(e) => {
                 tracing::debug!(%e, "notification listener done");
                 return;
+            }
+        }
+    }
+}
+
+/// The tracker holds a pidfd per sandbox process it knows (`crate::tracker`): the
+/// loader's soft limit of descriptors goes up to its hard limit (the loader waits with
+/// poll and epoll, never select). Called after init is spawned, so the sandbox's
+/// processes keep the limits they were given.
+fn raise_nofile_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                Ok(()) => tracing::debug!(from = soft, to = hard, "descriptor limit raised"),
+                Err(e) => tracing::debug!(%e, "descriptor limit not raised"),
             }
         }
     }

@@ -224,6 +224,43 @@ fn background_read(l: &Launcher, shell: Shell) {
     assert_eq!(s.last_status().unwrap(), 0);
 }
 
+/// A background job whose reader is a process the job's leader forked (`sh -c 'cat;
+/// true'`: the sandbox never saw `cat` before its first read, and its group is the
+/// job's, not the foreground): the read stops the job (SIGTTIN) as in Linux, and `fg`
+/// lets it read.
+fn background_read_by_grandchild(l: &Launcher, shell: Shell) {
+    let w = words(shell);
+    let s = l.shell(shell);
+    let cat: &[&str] = &["cat"];
+
+    s.run("sh -c 'cat; true' &").unwrap();
+    wait_stopped(&s, cat);
+    let jobs = s.run(jobs_cmd(shell)).unwrap();
+    assert!(
+        line_with(&jobs, "cat").contains(w.tty_input),
+        "expected {:?} in jobs:\n{jobs}",
+        w.tty_input
+    );
+
+    let line = s.start("fg").unwrap();
+    s.wait_foreground(cat).unwrap();
+    s.send("via-grandchild\r").unwrap();
+    s.wait_for(
+        until("two lines \"via-grandchild\"", |sc: &Screen| {
+            sc.lines_between(line, sc.cursor_line() + 1)
+                .iter()
+                .filter(|r| r.as_str() == "via-grandchild")
+                .count()
+                == 2
+        }),
+        DEFAULT_TIMEOUT,
+    )
+    .unwrap();
+    s.send(keys::CTRL_D).unwrap();
+    s.wait_prompt_after(line, DEFAULT_TIMEOUT).unwrap();
+    wait_gone(&s, cat);
+}
+
 /// With `stty tostop` a background `echo hi` stops on its write (SIGTTOU: "Stopped
 /// (tty output)") and `fg` lets it print; with `stty -tostop` it prints at once.
 fn background_write(l: &Launcher, shell: Shell) {
@@ -429,6 +466,10 @@ e2e!(direct_background_read_bash, sandbox_background_read_bash, pty_background_r
 e2e!(direct_background_read_zsh, sandbox_background_read_zsh, pty_background_read_zsh: background_read(Shell::Zsh));
 e2e!(direct_background_read_fish, sandbox_background_read_fish, pty_background_read_fish: background_read(Shell::Fish));
 e2e!(direct_background_read_dash, sandbox_background_read_dash, pty_background_read_dash: background_read(Shell::Dash));
+e2e!(direct_background_read_by_grandchild_bash, sandbox_background_read_by_grandchild_bash, pty_background_read_by_grandchild_bash: background_read_by_grandchild(Shell::Bash));
+e2e!(direct_background_read_by_grandchild_zsh, sandbox_background_read_by_grandchild_zsh, pty_background_read_by_grandchild_zsh: background_read_by_grandchild(Shell::Zsh));
+e2e!(direct_background_read_by_grandchild_fish, sandbox_background_read_by_grandchild_fish, pty_background_read_by_grandchild_fish: background_read_by_grandchild(Shell::Fish));
+e2e!(direct_background_read_by_grandchild_dash, sandbox_background_read_by_grandchild_dash, pty_background_read_by_grandchild_dash: background_read_by_grandchild(Shell::Dash));
 
 e2e!(direct_background_write_bash, sandbox_background_write_bash, pty_background_write_bash: background_write(Shell::Bash));
 e2e!(direct_background_write_zsh, sandbox_background_write_zsh, pty_background_write_zsh: background_write(Shell::Zsh));

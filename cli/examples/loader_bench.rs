@@ -835,6 +835,17 @@ impl Bench {
             },
             Stdio3::Null,
         ));
+        // bwrap is a peer, not a requirement: without it (not installed) its row goes.
+        let has_bwrap = Command::new("bwrap")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !has_bwrap {
+            println!("(no bwrap on PATH: its start-up row is left out)");
+            variants.retain(|(name, _, _)| !name.starts_with("bwrap"));
+        }
         if let Some(c) = &self.compare {
             variants.push((
                 "--compare: sandbox run -- true".into(),

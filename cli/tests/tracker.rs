@@ -108,17 +108,8 @@ for round in range(3):
     assert!(!err.contains("lockstep"), "{err}");
 }
 
-/// Processes that come and go: a group whose members have exited but are not reaped
-/// still exists (joining it works), once they are reaped it does not (EPERM), as in
-/// Linux; the loader learnt the 60 adoptions and the exits and reaps from events, with
-/// no walk of /proc other than the one EPERM's re-check makes, and no lockstep
-/// violation.
-#[test]
-fn exits_and_reaps_are_learnt_from_events() {
-    if !sandbox_tests::require_root() {
-        return;
-    }
-    let script = r#"
+/// Processes that come and go (see [`exits_and_reaps_are_learnt_from_events`]).
+const GROUPS_SCRIPT: &str = r#"
 import os
 kids = []
 for i in range(60):
@@ -143,6 +134,20 @@ attempt("reaped_group", kids[1])
 attempt("own_group_again", 0)
 print(" ".join(res))
 "#;
+
+/// What [`GROUPS_SCRIPT`] prints when the sandbox answers as Linux does.
+const GROUPS_EXPECTED: &str = "zombie_group=0 own_group=0 reaped_group=-1 own_group_again=0";
+
+/// Processes that come and go: a group whose members have exited but are not reaped
+/// still exists (joining it works), once they are reaped it does not (EPERM), as in
+/// Linux; the loader learnt the 60 adoptions and the exits and reaps from events, with
+/// no walk of /proc other than the one EPERM's re-check makes, and no lockstep
+/// violation.
+#[test]
+fn exits_and_reaps_are_learnt_from_events() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
     let o = sandbox(&[
         "--log-level",
         "info",
@@ -150,17 +155,36 @@ print(" ".join(res))
         "--",
         python::interpreter(),
         "-c",
-        script,
+        GROUPS_SCRIPT,
     ]);
     let (out, err) = (text(&o.stdout), text(&o.stderr));
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
-    assert_eq!(
-        out.trim(),
-        "zombie_group=0 own_group=0 reaped_group=-1 own_group_again=0",
-        "{err}"
-    );
+    assert_eq!(out.trim(), GROUPS_EXPECTED, "{err}");
     assert!(finished_field(&err, "adopted") >= 60, "{err}");
     assert!(finished_field(&err, "exit_events") >= 60, "{err}");
     assert!(finished_field(&err, "full_walks") <= 1, "{err}");
+    assert!(!err.contains("lockstep"), "{err}");
+}
+
+/// Short of descriptors for a pidfd per process (the loader's limit at 300, of which
+/// the tracker leaves 256 for everything else), the loader falls back to walking /proc
+/// before each decision, and the answers stay Linux's.
+#[test]
+fn out_of_descriptors_the_tracker_walks_and_stays_exact() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let o = Command::new("prlimit")
+        .arg("--nofile=300:300")
+        .arg(env!("CARGO_BIN_EXE_sandbox"))
+        .args(["--log-level", "info", "run", "--"])
+        .args([python::interpreter(), "-c", GROUPS_SCRIPT])
+        .stdin(Stdio::null())
+        .output()
+        .expect("prlimit (util-linux) runs the sandbox");
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert_eq!(out.trim(), GROUPS_EXPECTED, "{err}");
+    assert!(finished_field(&err, "full_walks") > 1, "{err}");
     assert!(!err.contains("lockstep"), "{err}");
 }

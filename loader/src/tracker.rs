@@ -42,6 +42,9 @@ use sandbox_sentry::{ExitStatus, HostProcess, Kernel, Pid, Signal, TtyId};
 use std::collections::{BTreeSet, HashMap};
 use std::os::fd::OwnedFd;
 
+/// Descriptors of the loader's soft limit the tracker leaves for everything else.
+const RESERVED_DESCRIPTORS: usize = 256;
+
 /// The `inflight` key of an approved foreground change on an owned pty.
 pub(crate) const FOREGROUND: Pid = -1;
 
@@ -91,6 +94,9 @@ pub(crate) struct Tracker {
     watched: HashMap<i32, Watched>,
     /// Adopted processes without a pidfd: while there are any, observe walks.
     unwatched: BTreeSet<Pid>,
+    /// At most this many pidfds: the rest of the descriptor limit stays for the
+    /// loader's own work (/proc reads above all, without which nothing is decided).
+    max_watched: usize,
     pub stats: TrackerStats,
     /// The sandbox's terminal: its foreground group's number keeps its host
     /// translation while the terminal names it (Linux keeps an empty foreground
@@ -107,9 +113,15 @@ impl Tracker {
                 None
             }
         };
+        let max_watched =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                .map(|(soft, _)| usize::try_from(soft).unwrap_or(usize::MAX))
+                .unwrap_or(1024)
+                .saturating_sub(RESERVED_DESCRIPTORS);
         let mut t = Tracker {
             init_host,
             epoll,
+            max_watched,
             ..Tracker::default()
         };
         t.by_host.insert(init_host, NsThread { tid: 1, tgid: 1 });
@@ -239,7 +251,11 @@ impl Tracker {
             return None;
         }
         // The pidfd first: the /proc read then describes the process it watches.
-        let pidfd = crate::sys::clone::pidfd_open(host_pid);
+        let pidfd = if self.watched.len() < self.max_watched {
+            crate::sys::clone::pidfd_open(host_pid)
+        } else {
+            Err(nix::errno::Errno::EMFILE)
+        };
         if matches!(pidfd, Err(nix::errno::Errno::ESRCH)) {
             return None;
         }
@@ -278,7 +294,11 @@ impl Tracker {
 
     /// Watches the adopted process `ns` (host PID `host`) for its exit and reap.
     pub fn watch(&mut self, ns: Pid, host: i32) {
-        let fd = crate::sys::clone::pidfd_open(host).ok();
+        let fd = if self.watched.len() < self.max_watched {
+            crate::sys::clone::pidfd_open(host).ok()
+        } else {
+            None
+        };
         self.watch_fd(ns, host, fd);
     }
 

@@ -81,6 +81,9 @@ const TAG_FAILED: u8 = b'F';
 const TAG_LISTENER: u8 = b'L';
 const TAG_EXEC_FAILED: u8 = b'X';
 const TAG_GO: u8 = b'G';
+/// [`Message::Go`] as it is on the wire (one byte), for a reader that makes raw
+/// system calls only (`crate::sys::entry`).
+pub(crate) const GO_BYTE: u8 = TAG_GO;
 const TAG_JOIN: u8 = b'J';
 const TAG_MASTER: u8 = b'M';
 const TAG_STOPPED: u8 = b'S';
@@ -194,7 +197,7 @@ pub(crate) fn encode(m: &Message) -> (Vec<u8>, Vec<RawFd>) {
             w.fs(&p.fs);
             w.program(&p.program);
             w.filter(&p.init_filter);
-            w.bool(p.wait_for_maps).bool(p.wait_for_cgroup)
+            w.bool(p.wait_for_cgroup)
         }
         Message::Exec(p) => {
             w.tag(TAG_EXEC);
@@ -230,7 +233,6 @@ pub(crate) fn decode(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<Message, Protoco
             fs: r.fs()?,
             program: r.program()?,
             init_filter: r.filter()?,
-            wait_for_maps: r.bool()?,
             wait_for_cgroup: r.bool()?,
         })),
         TAG_EXEC => Message::Exec(Box::new(ExecPlan {

@@ -454,8 +454,9 @@ impl Core {
         let _one_at_a_time = self.exec_lock.lock();
         let (ours, theirs) = control::pair().map_err(|e| LoaderError::Sys("socketpair", e))?;
         crate::sys::entry::ensure_linked();
-        let entry = crate::sys::entry::EntryExec::new(crate::entry::EXEC, theirs.as_raw_fd())
-            .map_err(|e| LoaderError::Sys("/proc/self/exe", e))?;
+        let entry =
+            crate::sys::entry::EntryExec::new(crate::entry::EXEC, theirs.as_raw_fd(), false)
+                .map_err(|e| LoaderError::Sys("/proc/self/exe", e))?;
         let helper = {
             let mut child = || entry.exec();
             crate::spawn::spawn(0, crate::spawn::SpawnMethod::Clone3, &mut child)?

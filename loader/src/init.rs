@@ -93,9 +93,6 @@ pub(crate) struct InitPlan {
     /// init's own allow-list ([`seccomp::init_filter`]), installed once the program is
     /// forked.
     pub init_filter: Filter,
-    /// init is in a new user namespace: wait for the loader to write its uid/gid maps
-    /// (the loader sends `G`) before doing anything that needs its capabilities.
-    pub wait_for_maps: bool,
     /// The loader creates the sandbox's cgroups while init builds the filesystem, then
     /// sends the `tasks` file of each v1 cgroup (`J`: init writes `0` to it, moving
     /// itself with no global lock, see [`crate::cgroup::SandboxCgroup`]), moves init
@@ -164,12 +161,6 @@ pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
         return failed(control, format!("close_range: {e}"));
     }
     let fail = |what: String| failed(control, what);
-    if plan.wait_for_maps {
-        match control::recv(control) {
-            Ok(Some(control::Message::Go)) => {}
-            _ => return fail("the loader did not map the user namespace".into()),
-        }
-    }
     // Out of the program's reach from here on (the loader has written the user
     // namespace's maps, which needs init's /proc files to be the caller's): without
     // CAP_SYS_PTRACE over init, nobody may ptrace it, read or write its memory, take

@@ -544,13 +544,19 @@ impl Sandbox {
                 }),
             },
             init_filter,
-            wait_for_maps: rootless,
             wait_for_cgroup: join_cgroup,
         };
-        let wait_for_maps = plan.wait_for_maps;
-        // The plan waits in the socket: init reads it as soon as it runs.
-        control::send(ours.as_raw_fd(), &Message::Init(Box::new(plan)))
-            .map_err(|e| LoaderError::Sys("control channel", e))?;
+        // Rootless, init is created in a new user namespace: its clone child waits for
+        // the uid maps (`G`) before it execs the entry point, and the plan follows.
+        let wait_for_maps = rootless;
+        let mut plan = Some(Message::Init(Box::new(plan)));
+        if !wait_for_maps {
+            // The plan waits in the socket: init reads it as soon as it runs.
+            if let Some(p) = plan.take() {
+                control::send(ours.as_raw_fd(), &p)
+                    .map_err(|e| LoaderError::Sys("control channel", e))?;
+            }
+        }
 
         // Take over the forwarded signals before the sandbox (and any thread of ours)
         // exists, if asked to.
@@ -598,7 +604,7 @@ impl Sandbox {
             // The child only execs the entry point (see `crate::sys::entry`); init
             // resets the mask it inherits.
             crate::sys::entry::ensure_linked();
-            let entry = EntryExec::new(crate::entry::INIT, theirs.as_raw_fd())
+            let entry = EntryExec::new(crate::entry::INIT, theirs.as_raw_fd(), wait_for_maps)
                 .map_err(|e| LoaderError::Sys("/proc/self/exe", e))?;
             let mut child = || entry.exec();
             spawn::spawn(ns, spec.spawn_method, &mut child)?
@@ -639,6 +645,10 @@ impl Sandbox {
             }
             control::send(ours.as_raw_fd(), &Message::Go)
                 .map_err(|e| LoaderError::Sys("control channel", e))?;
+            if let Some(p) = plan.take() {
+                control::send(ours.as_raw_fd(), &p)
+                    .map_err(|e| LoaderError::Sys("control channel", e))?;
+            }
         }
         let cgroup = if join_cgroup {
             match place_init(ours.as_raw_fd(), spawned.pid, limits) {
@@ -690,6 +700,7 @@ impl Sandbox {
             stop_signal_seen: false,
             loader_pgrp: nix::unistd::getpgrp().as_raw(),
             job_of_user_shell: spec.forward_signals,
+            current: None,
             events: None,
             wake: nix::sys::eventfd::EventFd::from_flags(
                 nix::sys::eventfd::EfdFlags::EFD_CLOEXEC

@@ -135,6 +135,9 @@ pub(crate) struct Supervisor {
     /// The loader is a job of the user's shell (it forwards the process's signals):
     /// it may stop itself when the sandbox reads the terminal from the background.
     pub job_of_user_shell: bool,
+    /// The notification being answered: (listener, id), for
+    /// `SECCOMP_IOCTL_NOTIF_ID_VALID` checks (see [`Supervisor::caller_valid`]).
+    pub current: Option<(std::os::fd::RawFd, u64)>,
     /// Where foreground changes are reported (the [`crate::Sandbox`] handle's events).
     pub events: Option<crossbeam_channel::Sender<crate::SandboxEvent>>,
 }
@@ -160,11 +163,24 @@ impl Supervisor {
     /// Answers one notification.
     pub fn handle(&mut self, listener: &Listener, n: &Notification) {
         self.stats.notifications += 1;
+        self.current = Some((listener.as_fd().as_raw_fd(), n.id));
         let resp = self.decide(n);
+        self.current = None;
         self.drain_events();
         tracing::debug!(nr = n.nr, pid = n.pid, args = ?&n.args[..3], ?resp, "notification answered");
         if let Err(e) = listener.respond(n.id, resp) {
             tracing::debug!(%e, "notification answer not delivered (caller gone)");
+        }
+    }
+
+    /// Whether the notification being answered is still pending: its task is still the
+    /// one that made the call (`SECCOMP_IOCTL_NOTIF_ID_VALID`). Checked after every read
+    /// of the caller's state (`/proc/PID/...`, its memory: the PID may have been reused
+    /// if it died) and before every write into its memory (seccomp_unotify(2)).
+    fn caller_valid(&self) -> bool {
+        match self.current {
+            Some((fd, id)) => Listener::id_valid_on(crate::sys::fd::borrow(fd), id),
+            None => true,
         }
     }
 
@@ -174,6 +190,10 @@ impl Supervisor {
             // Gone already, or not ours: let the kernel handle it.
             return Response::Continue;
         };
+        if !self.caller_valid() {
+            // What /proc said may be another process's (the PID reused): decide nothing.
+            return Response::Continue;
+        }
         self.procs.caller_returned(t.tid);
         match n.nr {
             libc::SYS_setsid => self.setsid(t),
@@ -249,6 +269,9 @@ impl Supervisor {
             return None;
         }
         let (dev, ino, rdev) = procfs::fd_stat(host_tid, fd).ok()?;
+        if !self.caller_valid() {
+            return None;
+        }
         if let Some(t) = self.terminals.iter().find(|t| t.identity == (dev, ino)) {
             return Some(t.id);
         }
@@ -396,6 +419,9 @@ impl Supervisor {
                     Ok(v) => v,
                     Err(_) => return Self::errno(Errno::EFAULT),
                 };
+                if !self.caller_valid() {
+                    return Self::errno(Errno::ESRCH);
+                }
                 self.reconcile();
                 self.refresh_signal_state(t, host_tid);
                 let r = self.k.tiocspgrp(t.tid, tty, pgrp);
@@ -411,6 +437,9 @@ impl Supervisor {
             TIOCSCTTY => {
                 self.reconcile();
                 let readable = procfs::fd_readable(host_tid, n.args[0] as i32);
+                if !self.caller_valid() {
+                    return Self::errno(Errno::ESRCH);
+                }
                 let r = self.k.tiocsctty(t.tid, tty, arg == 1, readable);
                 if r.is_ok() && !owned {
                     self.watch_leader(t.tgid);
@@ -445,6 +474,8 @@ impl Supervisor {
     fn answer_int(&mut self, host_tid: i32, addr: u64, r: Result<Pid, Errno>) -> Response {
         tracing::debug!(?r, "terminal query answered");
         match r {
+            // Never into another process's memory (the caller died, its PID reused).
+            Ok(_) if !self.caller_valid() => Self::errno(Errno::ESRCH),
             Ok(v) => match crate::seccomp::write_i32(host_tid as u32, addr, v) {
                 Ok(()) => Response::Return(0),
                 Err(_) => Self::errno(Errno::EFAULT),
@@ -597,7 +628,13 @@ impl Supervisor {
     }
 
     fn refresh_signal_state(&mut self, t: NsThread, host_tid: i32) {
-        if let Ok(info) = procfs::read(host_tid) {
+        if let Ok(info) = procfs::read(host_tid).map_err(drop).and_then(|i| {
+            if self.caller_valid() {
+                Ok(i)
+            } else {
+                Err(())
+            }
+        }) {
             let _ = self.k.host_set_signal_state(
                 t.tid,
                 sigset_from_proc(info.sig_blocked),

@@ -89,6 +89,10 @@ fn exe() -> Result<RawFd, Errno> {
 pub(crate) struct EntryExec {
     exe: RawFd,
     control: RawFd,
+    /// Wait for the loader's `G` (one-byte packet) before the exec: a process created
+    /// in a new user namespace must exec only once its uid maps are written, or the
+    /// kernel computes its capabilities after exec for an unmapped uid (none).
+    wait_for_go: bool,
     _strings: Vec<CString>,
     argv: [*const c_char; 4],
     envp: Vec<*const c_char>,
@@ -97,7 +101,7 @@ pub(crate) struct EntryExec {
 impl EntryExec {
     /// `role` names what the process does ([`crate::entry::main`]); `control` is the
     /// child's end of its control socket (close-on-exec in the loader).
-    pub(crate) fn new(role: &str, control: RawFd) -> Result<EntryExec, Errno> {
+    pub(crate) fn new(role: &str, control: RawFd, wait_for_go: bool) -> Result<EntryExec, Errno> {
         let exe = exe()?;
         let role = CString::new(role).map_err(|_| Errno::EINVAL)?;
         let fd = CString::new(control.to_string()).map_err(|_| Errno::EINVAL)?;
@@ -124,6 +128,7 @@ impl EntryExec {
         Ok(EntryExec {
             exe,
             control,
+            wait_for_go,
             _strings: strings,
             argv,
             envp,
@@ -134,6 +139,14 @@ impl EntryExec {
     /// the entry point. Only system calls (async-signal-safe); returns only on
     /// failure, with the exit code 127.
     pub(crate) fn exec(&self) -> i32 {
+        if self.wait_for_go {
+            let mut go = 0u8;
+            // SAFETY: read into one valid byte; the control socket is open.
+            let n = unsafe { libc::read(self.control, (&raw mut go).cast(), 1) };
+            if n != 1 || go != crate::control::GO_BYTE {
+                return 125;
+            }
+        }
         // SAFETY: fcntl on our own copy of the descriptor table (the child's).
         unsafe { libc::fcntl(self.control, libc::F_SETFD, 0) };
         // SAFETY: argv and envp are null-terminated arrays of pointers to NUL-terminated

@@ -892,7 +892,33 @@ impl Sandbox {
 
     /// Executes a new process in the running sandbox (see [`crate::exec`]). Returns
     /// once it runs: its execve done, or failed with [`LoaderError::NotFound`] (127)
-    /// or [`LoaderError::CannotExecute`] (126) as for the first program.
+    /// or [`LoaderError::CannotExecute`] (126) as for the first program. Waits for the
+    /// first program to run first. Callable from any thread, concurrently.
+    ///
+    /// A shell with a pty of its own, proxied by the caller:
+    ///
+    /// ```no_run
+    /// use sandbox_loader::{ExecSpec, ExecTerminal, Sandbox, SandboxSpec, SignalMode};
+    /// use std::io::{Read, Write};
+    ///
+    /// let sandbox = Sandbox::start(SandboxSpec::new(vec!["sleep".into(), "infinity".into()]))?;
+    /// let mut spec = ExecSpec::new(
+    ///     vec!["bash".into(), "-i".into()],
+    ///     ExecTerminal::Pty { console_socket: None, winsize: Some((24, 80)) },
+    /// );
+    /// spec.env = vec!["PATH=/usr/bin:/bin".into(), "TERM=xterm".into()];
+    /// let shell = sandbox.exec(spec)?;
+    /// let mut master = std::fs::File::from(shell.pty_master().expect("a pty"));
+    /// master.write_all(b"echo hello from $$; sleep 100\n").expect("typing");
+    /// // ^C typed by the user, as an exec client forwards it: the shell's foreground job.
+    /// sandbox.kill(Some(shell.pid()), SignalMode::Foreground, libc::SIGINT)?;
+    /// master.write_all(b"exit 3\n").expect("typing");
+    /// let mut screen = Vec::new();
+    /// let _ = master.read_to_end(&mut screen); // EIO once the pty is closed
+    /// assert_eq!(sandbox.wait_pid(shell.pid())?, 3 << 8);
+    /// sandbox.destroy()?;
+    /// # Ok::<(), sandbox_loader::LoaderError>(())
+    /// ```
     pub fn exec(&self, spec: ExecSpec) -> Result<ExecHandle, LoaderError> {
         self.core.exec(spec)
     }

@@ -197,6 +197,11 @@ impl Core {
         }
     }
 
+    /// The first program's PID if it runs already.
+    pub fn program_if_started(&self) -> Option<Pid> {
+        self.exits.lock().program
+    }
+
     /// Waits for `pid` to end and takes its wait status (once).
     pub fn wait_pid(&self, pid: Pid) -> Result<i32, LoaderError> {
         let mut e = self.exits.lock();

@@ -854,8 +854,13 @@ impl Sandbox {
     /// Sends signal `sig` by delivery mode: to the program ([`SignalMode::Process`]),
     /// to the foreground process group of its terminal ([`SignalMode::Foreground`],
     /// [`SignalMode::Auto`] with a terminal), or to every process but init
-    /// ([`SignalMode::All`]).
+    /// ([`SignalMode::All`]). Once the program runs, a signal that reaches nobody is
+    /// an error (as with [`Sandbox::kill`]); before, it is queued and sent as soon as
+    /// the program is supervised.
     pub fn signal(&self, mode: SignalMode, sig: i32) -> Result<(), LoaderError> {
+        if self.core.program_if_started().is_some() {
+            return self.core.kill(None, mode, sig);
+        }
         self.command(Command::Signal(mode, sig))
     }
 

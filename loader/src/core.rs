@@ -236,13 +236,28 @@ impl Core {
         let delivered = match crate::sandbox::delivery_mode(mode, has_tty) {
             DeliveryMode::AllProcesses => {
                 let mut any = false;
-                for p in sup.k.processes() {
-                    if p != Kernel::INIT && sup.k.thread_group(p).is_some_and(|g| g.is_alive()) {
-                        any |= sup
-                            .k
-                            .deliver_signal(DeliveryMode::Process, p, sig)
-                            .is_ok_and(|v| !v.is_empty());
+                // SIGKILL to all: rounds until nothing but init is left, so that a
+                // process forking meanwhile cannot escape (each round kills every
+                // process the previous one left, children of the killed included;
+                // bounded by the sandbox's pids limit and 2 s).
+                let deadline = Instant::now() + Duration::from_secs(2);
+                loop {
+                    let mut round = false;
+                    for p in sup.k.processes() {
+                        if p != Kernel::INIT && sup.k.thread_group(p).is_some_and(|g| g.is_alive())
+                        {
+                            round |= sup
+                                .k
+                                .deliver_signal(DeliveryMode::Process, p, sig)
+                                .is_ok_and(|v| !v.is_empty());
+                        }
                     }
+                    any |= round;
+                    if sig != libc::SIGKILL || !round || Instant::now() > deadline {
+                        break;
+                    }
+                    let _ = sup.send_host_signals();
+                    sup.procs.reconcile(&mut sup.k);
                 }
                 if any {
                     Ok(())

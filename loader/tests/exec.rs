@@ -67,6 +67,49 @@ fn exec_with_stdio_runs_inside_and_is_waited_for_once() {
         Err(e) => assert_eq!(e.exit_code(), 127, "{e}"),
         Ok(_) => panic!("a missing program was executed"),
     }
+    // Its stops and continuations are events of its handle.
+    let (input, mut feed) = nix::unistd::pipe().unwrap();
+    let h = sandbox
+        .exec(ExecSpec::new(
+            vec![
+                "sh".into(),
+                "-c".into(),
+                "kill -STOP $$; read x; exit 5".into(),
+            ],
+            ExecTerminal::Stdio([input, null(), null()]),
+        ))
+        .unwrap();
+    let next = || h.events().recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(next(), ExecEvent::Stopped { sig: libc::SIGSTOP });
+    sandbox
+        .kill(
+            Some(h.pid()),
+            sandbox_loader::SignalMode::Process,
+            libc::SIGCONT,
+        )
+        .unwrap();
+    // It waits for a line: the continuation is reported before its end.
+    assert_eq!(next(), ExecEvent::Continued);
+    std::io::Write::write_all(
+        &mut std::fs::File::from(std::mem::replace(&mut feed, null())),
+        b"go\n",
+    )
+    .unwrap();
+    assert_eq!(
+        next(),
+        ExecEvent::Exited {
+            wait_status: 5 << 8
+        }
+    );
+    assert_eq!(sandbox.wait_pid(h.pid()).unwrap(), 5 << 8);
+    // Signals to a process that is gone are errors.
+    assert!(sandbox
+        .kill(
+            Some(h.pid()),
+            sandbox_loader::SignalMode::Process,
+            libc::SIGTERM
+        )
+        .is_err());
     // The first program is unaffected.
     let ps = sandbox.processes().unwrap();
     assert!(

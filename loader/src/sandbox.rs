@@ -243,14 +243,10 @@ pub enum LoaderError {
     PidAlreadyWaited(i32),
     #[error("process {0} has no controlling terminal")]
     NoTerminal(i32),
-    #[error("the sandbox's program is not running yet")]
-    NotStarted,
     #[error("signal not delivered: {0}")]
     Signal(#[from] sandbox_sentry::DeliveryError),
     #[error("signal not delivered: {0}")]
     NotDelivered(String),
-    #[error("not supported: {0}")]
-    Unsupported(&'static str),
 }
 
 impl LoaderError {

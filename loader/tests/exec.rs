@@ -545,3 +545,65 @@ fn concurrent_starts_from_threads() {
     churn.join().unwrap();
     assert_eq!(codes, vec![128 + libc::SIGTERM; 6]);
 }
+
+/// A first program on a borrowed terminal (`run --tty`) and an exec'd shell on a pty of
+/// its own: the two terminals, bound differently, each keep their own foreground
+/// group, and a signal to one terminal's foreground never reaches the other's.
+#[test]
+fn borrowed_first_program_and_exec_pty_side_by_side() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let mut spec = SandboxSpec::new(bash());
+    spec.env = shell_env();
+    spec.terminal = Some(pty.slave);
+    spec.terminal_stdio = true;
+    let sandbox = Sandbox::start(spec).unwrap();
+    let first = sandbox.program_pid().unwrap();
+    let mut t1 = PtyReader::new(pty.master);
+    t1.next("PROMPT$ ");
+    let mut e = ExecSpec::new(
+        bash(),
+        ExecTerminal::Pty {
+            console_socket: None,
+            winsize: None,
+        },
+    );
+    e.env = shell_env();
+    let h = sandbox.exec(e).unwrap();
+    let mut t2 = PtyReader::new(h.pty_master().unwrap());
+    t2.next("PROMPT$ ");
+    t1.send("sleep 801\n");
+    t2.send("sleep 802\n");
+    wait_processes(&sandbox, "both jobs in their foregrounds", |ps| {
+        find(ps, "sleep 801").is_some_and(|p| p.foreground)
+            && find(ps, "sleep 802").is_some_and(|p| p.foreground)
+    });
+    let fg = sandbox_loader::SignalMode::Foreground;
+    sandbox.kill(None, fg, libc::SIGINT).unwrap();
+    t1.next("PROMPT$ ");
+    let ps = wait_processes(&sandbox, "sleep 801 gone", |ps| {
+        find(ps, "sleep 801").is_none()
+    });
+    assert!(
+        find(&ps, "sleep 802").is_some_and(|p| p.foreground),
+        "{ps:#?}"
+    );
+    t2.send("\x03");
+    t2.next("PROMPT$ ");
+    let ps = wait_processes(&sandbox, "sleep 802 gone", |ps| {
+        find(ps, "sleep 802").is_none()
+    });
+    assert!(ps.iter().any(|p| p.pid == first && p.foreground), "{ps:#?}");
+    t2.send("exit 6\n");
+    assert_eq!(sandbox.wait_pid(h.pid()).unwrap(), 6 << 8);
+    t1.send("exit 7\n");
+    let out = sandbox.wait().unwrap();
+    assert_eq!(out.exit_code(), 7);
+    assert!(
+        out.lockstep_violations.is_empty(),
+        "{:?}",
+        out.lockstep_violations
+    );
+}

@@ -666,3 +666,34 @@ fn exec_without_root() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A signal to all processes (`kill --mode all`) reaches the first program's
+/// processes and exec'd ones alike, init excepted.
+#[test]
+fn signal_to_all_reaches_exec_processes() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let sandbox = Sandbox::start(SandboxSpec::new(vec![
+        "sh".into(),
+        "-c".into(),
+        "sleep 901 & sleep 902 & wait".into(),
+    ]))
+    .unwrap();
+    let h = sandbox
+        .exec(ExecSpec::new(
+            vec!["sleep".into(), "903".into()],
+            ExecTerminal::Stdio([null(), null(), null()]),
+        ))
+        .unwrap();
+    wait_processes(&sandbox, "every sleep", |ps| {
+        ["sleep 901", "sleep 902", "sleep 903"]
+            .iter()
+            .all(|c| find(ps, c).is_some())
+    });
+    sandbox
+        .kill(None, sandbox_loader::SignalMode::All, libc::SIGTERM)
+        .unwrap();
+    assert_eq!(sandbox.wait_pid(h.pid()).unwrap(), libc::SIGTERM);
+    assert_eq!(sandbox.wait().unwrap().exit_code(), 128 + libc::SIGTERM);
+}

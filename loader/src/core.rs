@@ -643,8 +643,8 @@ impl Core {
             e
         };
         // In the sandbox's cgroups before it forks the process.
-        if let Some(c) = self.cgroup.lock().as_mut() {
-            if let Err(e) = c.add_process(helper.pid) {
+        if let Some(c) = self.cgroup.lock().as_ref() {
+            if let Err(e) = c.move_process(helper.pid) {
                 return Err(kill_helper(e.into()));
             }
         }

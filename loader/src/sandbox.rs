@@ -2,9 +2,11 @@
 //! supervision loop.
 //!
 //! Start-up:
-//! 1. The loader compiles the seccomp programs and opens the control channel.
+//! 1. The loader compiles the seccomp programs, opens the control channel and queues
+//!    init's plan on it (a typed message, `crate::control`).
 //! 2. It spawns init (see [`crate::spawn`]) in new PID, mount, UTS, IPC and (unless
-//!    shared) network namespaces.
+//!    shared) network namespaces: the clone child only execs the loader's own binary
+//!    as the entry point (`crate::sys::entry`), which reads the plan and runs init.
 //! 3. init takes a session of its own, builds the filesystem view and forks the
 //!    program, which takes a process group of its own, installs the deny filter and
 //!    the notify filter, and passes the notification listener back before exec.
@@ -12,9 +14,12 @@
 //!    borrowed terminal as controlling terminal, the program's group is its foreground
 //!    group — and starts answering notifications.
 //!
-//! Then one `poll` loop serves: notifications, the control channel, the loader's
-//! signals (read from a signalfd and forwarded by delivery mode), init's pidfd, and
-//! pidfds of session leaders holding the terminal. The loader never stops on
+//! Then one `poll` loop (over a `PollSet` of named sources) serves: the control
+//! channel, the loader's signals (read from a signalfd and forwarded by delivery mode),
+//! init's pidfd, pidfds of session leaders holding the terminal, the handle's requests
+//! and the control sockets of exec helpers; notifications are answered by notification
+//! threads. Every request that reads or changes the sentry goes through the container
+//! core (`crate::core`). The loader never stops on
 //! SIGTSTP/SIGTTIN/SIGTTOU itself, except for the suspend pass-through: when the
 //! sandbox's foreground job stops after a ^Z and no job-control shell manages the
 //! terminal (nobody has ever called TIOCSPGRP), the loader stops itself with SIGTSTP

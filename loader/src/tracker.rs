@@ -45,8 +45,15 @@ use std::os::fd::OwnedFd;
 /// Descriptors of the loader's soft limit the tracker leaves for everything else.
 const RESERVED_DESCRIPTORS: usize = 256;
 
-/// The `inflight` key of an approved foreground change on an owned pty.
+/// The `inflight` key of an approved foreground change on an owned pty (the first
+/// program's; see [`foreground_key`]).
 pub(crate) const FOREGROUND: Pid = -1;
+
+/// The `inflight` key of an approved foreground change on the owned pty `tty` (one per
+/// terminal: two shells' changes must not overwrite each other's).
+pub(crate) fn foreground_key(tty: u32) -> Pid {
+    FOREGROUND.saturating_sub(Pid::try_from(tty).unwrap_or(Pid::MAX))
+}
 
 /// A thread as the sentry names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +85,9 @@ pub(crate) struct TrackerStats {
 pub(crate) struct Tracker {
     /// Host PID of the sandbox's init.
     pub init_host: i32,
+    /// Host PIDs of exec'd processes: walked like init (their parent, an exec helper,
+    /// is outside the sandbox's PID namespace; PPID 0 inside).
+    roots: BTreeSet<i32>,
     by_host: HashMap<i32, NsThread>,
     /// ns PID → host PID, for every process and thread seen (also used for process
     /// group IDs: a group's ID is its leader's PID in each namespace).
@@ -98,10 +108,10 @@ pub(crate) struct Tracker {
     /// loader's own work (/proc reads above all, without which nothing is decided).
     max_watched: usize,
     pub stats: TrackerStats,
-    /// The sandbox's terminal: its foreground group's number keeps its host
-    /// translation while the terminal names it (Linux keeps an empty foreground
+    /// The sandbox's terminals: a foreground group's number keeps its host
+    /// translation while a terminal names it (Linux keeps an empty foreground
     /// group's number on the terminal until another is set).
-    pub tty: Option<TtyId>,
+    pub ttys: Vec<TtyId>,
 }
 
 impl Tracker {
@@ -127,6 +137,11 @@ impl Tracker {
         t.by_host.insert(init_host, NsThread { tid: 1, tgid: 1 });
         t.to_host.insert(1, init_host);
         t
+    }
+
+    /// An exec'd process: a root of the process tree besides init.
+    pub fn add_root(&mut self, host_pid: i32) {
+        self.roots.insert(host_pid);
     }
 
     /// Appends violations to `report` as they are found.
@@ -264,7 +279,7 @@ impl Tracker {
         if k.thread_group(me.tgid).is_some() {
             return Some(me.tgid);
         }
-        let parent = if info.host_ppid == 0 {
+        let parent = if info.host_ppid == 0 || self.roots.contains(&host_pid) {
             None
         } else {
             match self.translate(k, info.host_ppid) {
@@ -421,6 +436,7 @@ impl Tracker {
         }
         let _ = k.host_reaped(ns);
         self.watched.remove(&host);
+        self.roots.remove(&host);
         self.unwatched.remove(&ns);
         self.inflight.remove(&ns);
         self.inflight.retain(|_, c| *c != ns);
@@ -433,9 +449,10 @@ impl Tracker {
                     && (!k.pgrp_members(ns).is_empty()
                         || k.session(ns).is_some_and(|s| !s.members.is_empty())
                         || self
-                            .tty
-                            .and_then(|id| k.tty(id))
-                            .is_some_and(|tty| tty.pgrp == Some(ns)));
+                            .ttys
+                            .iter()
+                            .filter_map(|id| k.tty(*id))
+                            .any(|tty| tty.pgrp == Some(ns)));
                 if !in_use {
                     self.to_host.remove(&t);
                 }
@@ -449,8 +466,8 @@ impl Tracker {
     }
 
     /// Whether an approved foreground change may not have run on the host yet.
-    pub fn foreground_in_flight(&self) -> bool {
-        self.inflight.contains_key(&FOREGROUND)
+    pub fn foreground_in_flight(&self, key: Pid) -> bool {
+        self.inflight.contains_key(&key)
     }
 
     /// The sandbox PID whose host PID is `host` (a process group's ID), if seen.
@@ -495,6 +512,18 @@ impl Tracker {
         seen.insert(1);
         let mut queue = vec![self.init_host];
         let mut infos: Vec<ProcInfo> = Vec::new();
+        let roots: Vec<i32> = self.roots.iter().copied().collect();
+        for r in roots {
+            match procfs::read(r) {
+                Ok(info) => {
+                    queue.push(r);
+                    infos.push(info);
+                }
+                Err(_) => {
+                    self.roots.remove(&r);
+                }
+            }
+        }
         while let Some(host) = queue.pop() {
             if let Ok(children) = procfs::children(host) {
                 for c in children {
@@ -509,7 +538,11 @@ impl Tracker {
         for info in &infos {
             let me = self.remember(k, info);
             seen.insert(me.tgid);
-            let parent = self.translate(k, info.host_ppid).map(|p| p.tgid);
+            let parent = if self.roots.contains(&info.host_pid) {
+                None
+            } else {
+                self.translate(k, info.host_ppid).map(|p| p.tgid)
+            };
             match k.thread_group(me.tgid) {
                 None => {
                     let _ = self.adopt(k, info.host_pid, 0);

@@ -75,9 +75,7 @@ impl Notifier {
         let (flag, t_tid, t_blocking) = (stop.clone(), tid.clone(), blocking.clone());
         let thread = std::thread::Builder::new()
             .name("sandbox-notify".into())
-            .spawn(move || {
-                crate::sandbox::notify_thread(listener, sup, flag, t_tid, t_blocking)
-            })?;
+            .spawn(move || crate::sandbox::notify_thread(listener, sup, flag, t_tid, t_blocking))?;
         Ok(Notifier {
             stop,
             tid,

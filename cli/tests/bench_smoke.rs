@@ -102,17 +102,24 @@ fn loader_bench_quick_runs_and_reports_every_measurement() {
 
     let startup = table(out, "1. start-up");
     let names: Vec<&str> = startup.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "true",
-            "unshare --pid --fork true (baseline)",
-            "sandbox run -- true",
-            "sandbox run --tty -- true (on a pty)",
-            "sandbox run --read-only -- true"
-        ],
-        "{out}"
-    );
+    // The peers with the same namespaces (unshare with all of them, bwrap) are rows
+    // when installed (.ci/run installs both).
+    let mut expected = vec!["true", "unshare --pid --fork true (baseline)"];
+    expected.push("unshare -pfmiun --mount-proc true");
+    let has_bwrap = std::process::Command::new("bwrap")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has_bwrap {
+        expected
+            .push("bwrap --unshare-all --ro-bind / / --proc /proc --dev /dev --tmpfs /tmp true");
+    }
+    expected.extend([
+        "sandbox run -- true",
+        "sandbox run --tty -- true (on a pty)",
+        "sandbox run --read-only -- true",
+    ]);
+    assert_eq!(names, expected, "{out}");
     for (name, v) in &startup {
         // Wall times of real processes: positive, and min <= median.
         assert!(
@@ -123,7 +130,12 @@ fn loader_bench_quick_runs_and_reports_every_measurement() {
     // The baseline's ratio to itself.
     assert_eq!(startup[1].1[2], 1.0, "{out}");
 
-    for (title, rows) in [("2. terminal writes", 3), ("2b.", 2), ("3. fork+exec", 3)] {
+    for (title, rows) in [
+        ("2. terminal writes", 3),
+        ("2b.", 5),
+        ("3. fork+exec", 3),
+        ("5. setpgid", 4),
+    ] {
         let t = table(out, title);
         assert_eq!(t.len(), rows, "{title}:\n{out}");
         assert!(

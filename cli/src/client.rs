@@ -116,7 +116,9 @@ pub fn run_detached(
         Ok(c) => c,
         Err(e) => {
             daemon::remove_state_dir(&dir);
-            return Err(ClientError::Other(format!("cannot start the supervisor: {e}")));
+            return Err(ClientError::Other(format!(
+                "cannot start the supervisor: {e}"
+            )));
         }
     };
     let mut line = String::new();

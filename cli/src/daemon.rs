@@ -28,7 +28,7 @@ use crate::freezer::{self, Freezer};
 use crate::protocol::{self, ErrorKind, KillMode, ProtocolError, Request, Response};
 use crate::state::{self, SandboxState, Status};
 use parking_lot::{Condvar, Mutex};
-use sandbox_loader::{Sandbox, SandboxSpec, SignalMode};
+use sandbox_loader::{ExecEvent, ExecSpec, ExecTerminal, Sandbox, SandboxSpec, SignalMode};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::Write;
@@ -120,7 +120,9 @@ pub fn prepare(root: &state::StateRoot, id: &str) -> Result<Detached, DaemonErro
 }
 
 fn listen(path: &std::path::Path) -> Result<OwnedFd, DaemonError> {
-    use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+    use nix::sys::socket::{
+        bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+    };
     let _ = fs::remove_file(path);
     let sock = socket(
         AddressFamily::Unix,
@@ -158,8 +160,8 @@ struct Shared {
     /// The first program's wait status, once it has ended.
     ended: Condvar,
     freezer: Option<Freezer>,
-    /// The first program has a terminal (an owned pty given to a console socket).
-    has_terminal: bool,
+    /// The first program's environment: exec'd processes start from it.
+    env: Vec<String>,
     connections: AtomicUsize,
     /// Serialises `kill --mode all` and `delete`.
     big_lock: Mutex<()>,
@@ -168,7 +170,7 @@ struct Shared {
 /// Steps 3 to 5: starts the sandbox, reports, serves until `delete`; returns the
 /// process's exit status.
 pub fn serve(mut spec: SandboxSpec, det: Detached) -> i32 {
-    let has_terminal = spec.owned_pty.is_some();
+    let env = spec.env.clone();
     // The supervisor makes calls the loader's own allow-list does not cover (accept,
     // the state files, cgroups): it is not confined.
     spec.loader_seccomp = false;
@@ -200,6 +202,26 @@ pub fn serve(mut spec: SandboxSpec, det: Detached) -> i32 {
             return e.exit_code();
         }
     };
+    // Ready once the program runs; a start-up failure is reported with its status.
+    if sandbox.program_pid().is_err() || !program_execed(&sandbox) {
+        let (message, exit_code) = match sandbox.wait() {
+            Err(e) => (e.to_string(), e.exit_code()),
+            Ok(out) => (
+                "the sandbox ended before its program ran".to_string(),
+                if out.exit_code() == 0 {
+                    125
+                } else {
+                    out.exit_code()
+                },
+            ),
+        };
+        if let Some(f) = &freezer {
+            freezer::remove_cgroup(&f.dir);
+        }
+        remove_state_dir(&det.dir);
+        report(&Readiness::Failed { message, exit_code });
+        return exit_code;
+    }
     let init_pid = sandbox.init_pid();
     let mut cgroups = freezer::sandbox_cgroups_of(init_pid);
     if let Some(f) = &freezer {
@@ -234,7 +256,7 @@ pub fn serve(mut spec: SandboxSpec, det: Detached) -> i32 {
         state: Mutex::new(st),
         ended: Condvar::new(),
         freezer,
-        has_terminal,
+        env,
         connections: AtomicUsize::new(0),
         big_lock: Mutex::new(()),
     });
@@ -247,8 +269,8 @@ pub fn serve(mut spec: SandboxSpec, det: Detached) -> i32 {
                     Ok(out) => out.wait_status,
                     Err(e) => {
                         tracing::warn!(%e, "the sandbox ended with an error");
-                        // As if killed: 128 + SIGKILL for the shell.
-                        libc::SIGKILL
+                        // An exit with the error's status (125, 126, 127).
+                        (e.exit_code() & 0xff) << 8
                     }
                 };
                 tracing::info!(status, "the first program ended");
@@ -310,6 +332,38 @@ fn accept_loop(shared: &Arc<Shared>, listener: std::os::fd::BorrowedFd<'_>) -> i
     }
 }
 
+/// Waits until the first program has executed (its executable is no longer this
+/// binary, which init forked it from) — true — or has ended (an exec failure: 126,
+/// 127) — false. The loader announces the program once its filters are installed,
+/// just before its `execve`; the exec's outcome comes later.
+fn program_execed(sandbox: &Sandbox) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let identity = |path: &str| fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    let ours = identity("/proc/self/exe");
+    let init = sandbox.init_pid();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(sandbox_loader::SandboxEvent::ProgramExited { .. }) = sandbox.events().try_recv()
+        {
+            return false;
+        }
+        let children =
+            fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap_or_default();
+        for c in children.split_whitespace() {
+            let exe = identity(&format!("/proc/{c}/exe"));
+            if exe.is_some() && exe != ours {
+                return true;
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            // Something else is wrong; the program was announced: carry on.
+            tracing::warn!("cannot tell whether the first program has executed");
+            return true;
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
 /// Whether the peer may use the socket: its uid is the owner's or root's.
 fn authorised(conn: &OwnedFd, owner: u32) -> Result<bool, nix::Error> {
     let cred = nix::sys::socket::getsockopt(conn, nix::sys::socket::sockopt::PeerCredentials)?;
@@ -344,7 +398,8 @@ fn connection(shared: &Arc<Shared>, conn: OwnedFd) {
         }
     }
     let timeout = nix::sys::time::TimeVal::new(REQUEST_TIMEOUT.as_secs() as i64, 0);
-    let _ = nix::sys::socket::setsockopt(&conn, nix::sys::socket::sockopt::ReceiveTimeout, &timeout);
+    let _ =
+        nix::sys::socket::setsockopt(&conn, nix::sys::socket::sockopt::ReceiveTimeout, &timeout);
     let (request, fds) = match protocol::recv::<Request>(conn.as_fd()) {
         Ok(r) => r,
         Err(ProtocolError::Closed) => return,
@@ -358,7 +413,7 @@ fn connection(shared: &Arc<Shared>, conn: OwnedFd) {
     let response = match request {
         Request::State => Response::State(shared.state.lock().clone()),
         Request::Kill { pid, mode, signal } => kill(shared, pid, mode, signal),
-        Request::Wait { pid } => wait(shared, &conn, pid),
+        Request::Wait { pid } => wait(shared, pid),
         Request::Ps => processes(shared),
         Request::Exec(req) => return exec(shared, conn, req, fds),
         Request::Resize { .. } | Request::Signal { .. } => Response::error(
@@ -375,6 +430,22 @@ fn valid_signal(sig: i32) -> bool {
     (1..=libc::SIGRTMAX()).contains(&sig)
 }
 
+/// A loader error as an answer.
+fn loader_error(e: &sandbox_loader::LoaderError) -> Response {
+    use sandbox_loader::LoaderError as L;
+    let kind = match e {
+        L::NoSuchProcess(_) => ErrorKind::NoSuchProcess,
+        L::PidAlreadyWaited(_) => ErrorKind::AlreadyWaited,
+        L::NoTerminal(_) => ErrorKind::NoTerminal,
+        L::NotFound { .. } => ErrorKind::NotFound,
+        L::CannotExecute { .. } => ErrorKind::CannotExecute,
+        L::Unsupported(_) => ErrorKind::Unsupported,
+        L::Ended => ErrorKind::Stopped,
+        _ => ErrorKind::Failed,
+    };
+    Response::error(kind, e.to_string())
+}
+
 fn kill(shared: &Arc<Shared>, pid: Option<i32>, mode: KillMode, sig: i32) -> Response {
     if !valid_signal(sig) {
         return Response::error(ErrorKind::Failed, format!("invalid signal {sig}"));
@@ -382,23 +453,41 @@ fn kill(shared: &Arc<Shared>, pid: Option<i32>, mode: KillMode, sig: i32) -> Res
     if shared.state.lock().status != Status::Running {
         return Response::error(ErrorKind::Stopped, "the sandbox's first program has ended");
     }
-    if let Some(p) = pid {
-        return kill_pid(shared, p, mode, sig);
-    }
-    let r = match mode {
-        KillMode::Process => shared.sandbox.signal(SignalMode::Process, sig),
-        KillMode::Foreground if !shared.has_terminal => {
-            return Response::error(
-                ErrorKind::NoSuchProcess,
-                "the first program has no terminal (--mode foreground needs one)",
-            )
+    let mode = match mode {
+        KillMode::Process => SignalMode::Process,
+        KillMode::Foreground => {
+            // gVisor's rule: no terminal is an error; a terminal without a foreground
+            // group falls back to the process (the loader does that).
+            if let Err(r) = has_terminal(shared, pid) {
+                return r;
+            }
+            SignalMode::Foreground
         }
-        KillMode::Foreground => shared.sandbox.signal(SignalMode::Foreground, sig),
         KillMode::All => return kill_all(shared, sig),
     };
-    match r {
+    match shared.sandbox.kill(pid, mode, sig) {
         Ok(()) => Response::Ok,
-        Err(e) => Response::error(ErrorKind::Failed, e.to_string()),
+        Err(e) => loader_error(&e),
+    }
+}
+
+/// Whether `pid` (the first program when `None`) has a controlling terminal.
+fn has_terminal(shared: &Arc<Shared>, pid: Option<i32>) -> Result<(), Response> {
+    let target = match pid {
+        Some(p) => p,
+        None => shared.sandbox.program_pid().map_err(|e| loader_error(&e))?,
+    };
+    let procs = shared.sandbox.processes().map_err(|e| loader_error(&e))?;
+    match procs.iter().find(|p| p.pid == target) {
+        None => Err(Response::error(
+            ErrorKind::NoSuchProcess,
+            format!("no process {target} in the sandbox"),
+        )),
+        Some(p) if p.tty.is_none() => Err(Response::error(
+            ErrorKind::NoTerminal,
+            format!("process {target} has no controlling terminal (--mode foreground needs one)"),
+        )),
+        Some(_) => Ok(()),
     }
 }
 
@@ -416,7 +505,7 @@ fn kill_all(shared: &Arc<Shared>, sig: i32) -> Response {
         },
         None => false,
     };
-    let r = shared.sandbox.signal(SignalMode::All, sig);
+    let r = shared.sandbox.kill(None, SignalMode::All, sig);
     if sig == libc::SIGKILL {
         if let Some(f) = &shared.freezer {
             // Every process the cgroup holds, known to the sentry or not yet: frozen,
@@ -438,9 +527,6 @@ fn kill_all(shared: &Arc<Shared>, sig: i32) -> Response {
             }
         }
     }
-    if let Err(e) = r {
-        return Response::error(ErrorKind::Failed, e.to_string());
-    }
     if sig == libc::SIGKILL {
         if let Some(f) = &shared.freezer {
             if !f.wait_until_only(&[init]) {
@@ -449,24 +535,21 @@ fn kill_all(shared: &Arc<Shared>, sig: i32) -> Response {
                     "processes of the sandbox survived SIGKILL (still exiting)",
                 );
             }
+            return Response::Ok;
         }
     }
-    Response::Ok
+    match r {
+        Ok(()) => Response::Ok,
+        Err(e) => loader_error(&e),
+    }
 }
 
-fn kill_pid(_shared: &Arc<Shared>, pid: i32, _mode: KillMode, _sig: i32) -> Response {
-    Response::error(
-        ErrorKind::Unsupported,
-        format!("kill --pid {pid}: this build's loader cannot signal a process by PID yet"),
-    )
-}
-
-fn wait(shared: &Arc<Shared>, _conn: &OwnedFd, pid: Option<i32>) -> Response {
+fn wait(shared: &Arc<Shared>, pid: Option<i32>) -> Response {
     if let Some(p) = pid {
-        return Response::error(
-            ErrorKind::Unsupported,
-            format!("wait --pid {p}: this build's loader cannot wait for a process by PID yet"),
-        );
+        return match shared.sandbox.wait_pid(p) {
+            Ok(wait_status) => Response::Exited { wait_status },
+            Err(e) => loader_error(&e),
+        };
     }
     let mut st = shared.state.lock();
     loop {
@@ -479,22 +562,177 @@ fn wait(shared: &Arc<Shared>, _conn: &OwnedFd, pid: Option<i32>) -> Response {
     }
 }
 
-fn processes(_shared: &Arc<Shared>) -> Response {
-    Response::error(
-        ErrorKind::Unsupported,
-        "ps: this build's loader cannot list the sandbox's processes yet",
-    )
+fn processes(shared: &Arc<Shared>) -> Response {
+    match shared.sandbox.processes() {
+        Ok(list) => Response::Processes {
+            processes: list
+                .into_iter()
+                .map(|p| protocol::Process {
+                    pid: p.pid,
+                    ppid: p.ppid,
+                    pgid: p.pgid,
+                    sid: p.sid,
+                    tty: p.tty,
+                    state: p.state,
+                    foreground: p.foreground,
+                    command: p.command,
+                })
+                .collect(),
+        },
+        Err(e) => loader_error(&e),
+    }
 }
 
-fn exec(_shared: &Arc<Shared>, conn: OwnedFd, _req: protocol::ExecRequest, fds: Vec<OwnedFd>) {
-    drop(fds);
-    answer(
-        &conn,
-        &Response::error(
-            ErrorKind::Unsupported,
-            "exec: this build's loader cannot start a process in a running sandbox yet",
-        ),
+/// Builds the loader's exec spec from a request and the descriptors that came with it.
+fn exec_spec(
+    shared: &Arc<Shared>,
+    req: protocol::ExecRequest,
+    fds: Vec<OwnedFd>,
+) -> Result<ExecSpec, Response> {
+    use protocol::ExecTty;
+    let bad = |m: &str| Response::error(ErrorKind::Malformed, m.to_string());
+    if req.argv.is_empty() {
+        return Err(bad("exec: no program given"));
+    }
+    let terminal = match (req.tty, fds.len()) {
+        (ExecTty::Stdio, 3) => {
+            let mut it = fds.into_iter();
+            match (it.next(), it.next(), it.next()) {
+                (Some(a), Some(b), Some(c)) => ExecTerminal::Stdio([a, b, c]),
+                _ => return Err(bad("exec: stdio needs 3 descriptors")),
+            }
+        }
+        (ExecTty::Stdio, _) => return Err(bad("exec: stdio needs 3 descriptors")),
+        (ExecTty::Borrow, 1) => {
+            let Some(fd) = fds.into_iter().next() else {
+                return Err(bad("exec --tty needs the terminal's descriptor"));
+            };
+            if !nix::unistd::isatty(&fd).unwrap_or(false) {
+                return Err(bad("exec --tty: the descriptor passed is not a terminal"));
+            }
+            ExecTerminal::Borrowed(fd)
+        }
+        (ExecTty::Borrow, _) => {
+            return Err(bad("exec --tty needs exactly the terminal's descriptor"))
+        }
+        (ExecTty::Pty, 0) => ExecTerminal::Pty {
+            console_socket: req.console_socket.map(PathBuf::from),
+            winsize: req.winsize,
+        },
+        (ExecTty::Pty, _) => return Err(bad("exec --tty=pty takes no descriptor")),
+    };
+    let mut env = shared.env.clone();
+    for e in req.env {
+        let key = e.split('=').next().unwrap_or_default().to_string();
+        env.retain(|kv| kv.split('=').next() != Some(key.as_str()));
+        env.push(e);
+    }
+    Ok(ExecSpec {
+        argv: req.argv,
+        env,
+        cwd: req.cwd.map(PathBuf::from),
+        user: req.user,
+        terminal,
+    })
+}
+
+/// `exec`: starts the process, answers `Started` (with a pty's master), then serves
+/// `Resize`/`Signal` from the client until the process ends, and answers `Exited`.
+/// A client gone before it got `Started` leaves nothing behind: the process is killed
+/// and reaped.
+fn exec(shared: &Arc<Shared>, conn: OwnedFd, req: protocol::ExecRequest, fds: Vec<OwnedFd>) {
+    if shared.state.lock().status != Status::Running {
+        answer(
+            &conn,
+            &Response::error(ErrorKind::Stopped, "the sandbox's first program has ended"),
+        );
+        return;
+    }
+    let spec = match exec_spec(shared, req, fds) {
+        Ok(s) => s,
+        Err(r) => return answer(&conn, &r),
+    };
+    let handle = match shared.sandbox.exec(spec) {
+        Ok(h) => h,
+        Err(e) => return answer(&conn, &loader_error(&e)),
+    };
+    let pid = handle.pid();
+    let master = handle.pty_master();
+    let passed: Vec<std::os::fd::BorrowedFd<'_>> = master.iter().map(|m| m.as_fd()).collect();
+    if let Err(e) = protocol::send(conn.as_fd(), &Response::Started { pid }, &passed) {
+        tracing::info!(pid, %e, "the exec client left before the process was announced: killing it");
+        let _ = shared
+            .sandbox
+            .kill(Some(pid), SignalMode::Process, libc::SIGKILL);
+        let _ = shared.sandbox.wait_pid(pid);
+        return;
+    }
+    drop(master);
+    // The client's requests for this process, until it ends.
+    let reader = {
+        let s = shared.clone();
+        let c = match conn.try_clone() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(%e, "cannot serve the exec client's requests");
+                return;
+            }
+        };
+        std::thread::Builder::new()
+            .name("exec-client".into())
+            .spawn(move || exec_requests(&s, &c, pid))
+    };
+    let status = loop {
+        match handle.events().recv() {
+            Ok(ExecEvent::Exited { wait_status }) => break Some(wait_status),
+            Ok(_) => continue,
+            Err(_) => break None,
+        }
+    };
+    let response = match status {
+        Some(wait_status) => Response::Exited { wait_status },
+        None => Response::error(ErrorKind::Stopped, "the sandbox ended"),
+    };
+    answer(&conn, &response);
+    let _ = nix::sys::socket::shutdown(conn.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+    if let Ok(t) = reader {
+        let _ = t.join();
+    }
+}
+
+fn exec_requests(shared: &Arc<Shared>, conn: &OwnedFd, pid: i32) {
+    let _ = nix::sys::socket::setsockopt(
+        conn,
+        nix::sys::socket::sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(0, 0),
     );
+    loop {
+        let r = match protocol::recv::<Request>(conn.as_fd()) {
+            Ok((Request::Resize { rows, cols }, _)) => shared.sandbox.resize_pid(pid, rows, cols),
+            Ok((Request::Signal { signal }, _)) if valid_signal(signal) => {
+                // ^C at the client's terminal: for the foreground group of its process's
+                // terminal, or the process itself without one.
+                let mode = if has_terminal(shared, Some(pid)).is_ok() {
+                    SignalMode::Foreground
+                } else {
+                    SignalMode::Process
+                };
+                shared.sandbox.kill(Some(pid), mode, signal)
+            }
+            Ok((r, _)) => {
+                tracing::info!(?r, "out-of-order request during an exec");
+                Ok(())
+            }
+            Err(ProtocolError::Closed) | Err(ProtocolError::Socket(_)) => return,
+            Err(e) => {
+                tracing::info!(%e, "malformed request during an exec");
+                Ok(())
+            }
+        };
+        if let Err(e) = r {
+            tracing::debug!(pid, %e, "exec client request failed");
+        }
+    }
 }
 
 fn delete(shared: &Arc<Shared>, conn: OwnedFd, force: bool) {

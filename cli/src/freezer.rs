@@ -61,7 +61,11 @@ fn hierarchy() -> Option<(PathBuf, bool, String)> {
             continue;
         };
         match rfields.first().copied() {
-            Some("cgroup") if rfields.get(2).is_some_and(|o| o.split(',').any(|o| o == "freezer")) => {
+            Some("cgroup")
+                if rfields
+                    .get(2)
+                    .is_some_and(|o| o.split(',').any(|o| o == "freezer")) =>
+            {
                 v1 = Some((PathBuf::from(mount), root.to_string()));
             }
             Some("cgroup2") if v2.is_none() => v2 = Some((PathBuf::from(mount), root.to_string())),
@@ -84,7 +88,9 @@ fn hierarchy() -> Option<(PathBuf, bool, String)> {
         (m, r, true, p)
     };
     // Our path relative to the mount's root.
-    let rel = path.strip_prefix(root.trim_end_matches('/')).unwrap_or(&path);
+    let rel = path
+        .strip_prefix(root.trim_end_matches('/'))
+        .unwrap_or(&path);
     Some((mount, v2flag, rel.trim_start_matches('/').to_string()))
 }
 
@@ -109,12 +115,20 @@ impl Freezer {
 
     /// Moves the calling process (all its threads) into the cgroup.
     pub fn join(&self) -> Result<(), FreezerError> {
-        write(&self.dir.join("cgroup.procs"), &std::process::id().to_string(), "joining")
+        write(
+            &self.dir.join("cgroup.procs"),
+            &std::process::id().to_string(),
+            "joining",
+        )
     }
 
     /// Moves the calling process back to its own cgroup.
     pub fn leave(&self) -> Result<(), FreezerError> {
-        write(&self.home.join("cgroup.procs"), &std::process::id().to_string(), "leaving")
+        write(
+            &self.home.join("cgroup.procs"),
+            &std::process::id().to_string(),
+            "leaving",
+        )
     }
 
     /// The host PIDs in the cgroup.
@@ -254,7 +268,9 @@ pub fn sandbox_cgroups_of(pid: i32) -> Vec<PathBuf> {
             }
         });
         if let Some((_, mount, root)) = found {
-            let rel = path.strip_prefix(root.trim_end_matches('/')).unwrap_or(path);
+            let rel = path
+                .strip_prefix(root.trim_end_matches('/'))
+                .unwrap_or(path);
             let dir = mount.join(rel.trim_start_matches('/'));
             if !dirs.contains(&dir) {
                 dirs.push(dir);

@@ -718,12 +718,16 @@ fn main() {
             };
             sandbox_cli::client::kill(root, &id, pid, mode, signal)
         }),
-        Command::Wait { pid, id } => verb(&cli.root, |root| sandbox_cli::client::wait(root, &id, pid)),
-        Command::Ps { json, id } => verb(&cli.root, |root| sandbox_cli::client::ps(root, &id, json)),
-        Command::List { json } => verb(&cli.root, |root| sandbox_cli::client::list(root, json)),
-        Command::Delete { force, id } => {
-            verb(&cli.root, |root| sandbox_cli::client::delete(root, &id, force))
+        Command::Wait { pid, id } => {
+            verb(&cli.root, |root| sandbox_cli::client::wait(root, &id, pid))
         }
+        Command::Ps { json, id } => {
+            verb(&cli.root, |root| sandbox_cli::client::ps(root, &id, json))
+        }
+        Command::List { json } => verb(&cli.root, |root| sandbox_cli::client::list(root, json)),
+        Command::Delete { force, id } => verb(&cli.root, |root| {
+            sandbox_cli::client::delete(root, &id, force)
+        }),
     };
     if let Err(e) = result {
         // `sandbox demo | head`: the reader went away; end quietly, as a process
@@ -746,10 +750,7 @@ fn verb(
     root: &Option<std::path::PathBuf>,
     f: impl FnOnce(&sandbox_cli::state::StateRoot) -> Result<i32, sandbox_cli::client::ClientError>,
 ) -> Result<()> {
-    let root = match sandbox_cli::state::StateRoot::new(root.clone()) {
-        Ok(r) => r,
-        Err(e) => return Err(e.into()),
-    };
+    let root = sandbox_cli::state::StateRoot::new(root.clone())?;
     match f(&root) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
@@ -784,7 +785,8 @@ fn supervise(
         }
     };
     let dir = detached.dir.clone();
-    let parsed = Cli::try_parse_from(std::iter::once(std::ffi::OsString::from("sandbox")).chain(args));
+    let parsed =
+        Cli::try_parse_from(std::iter::once(std::ffi::OsString::from("sandbox")).chain(args));
     let code = match parsed.map(|c| c.command) {
         Ok(Command::Run(run_args)) => match run(*run_args, Some(detached)) {
             Ok(code) => code,
@@ -795,7 +797,10 @@ fn supervise(
         },
         _ => {
             daemon::remove_state_dir(&dir);
-            fail("__supervise: expected a run command line".into(), EXIT_SANDBOX_ERROR)
+            fail(
+                "__supervise: expected a run command line".into(),
+                EXIT_SANDBOX_ERROR,
+            )
         }
     };
     std::process::exit(code)

@@ -38,7 +38,9 @@ pub enum ProtocolError {
     NoHeader(usize),
     #[error("message of {0} bytes exceeds the limit of {MAX_MESSAGE}")]
     TooLong(usize),
-    #[error("truncated or padded message: the length field says {declared} bytes, {actual} arrived")]
+    #[error(
+        "truncated or padded message: the length field says {declared} bytes, {actual} arrived"
+    )]
     LengthMismatch { declared: usize, actual: usize },
     #[error("malformed message: {0}")]
     Json(String),
@@ -156,6 +158,10 @@ pub enum ErrorKind {
     OutOfOrder,
     /// No such process in the sandbox.
     NoSuchProcess,
+    /// The process's status was already waited for.
+    AlreadyWaited,
+    /// The process has no controlling terminal (`--mode foreground`).
+    NoTerminal,
     /// The sandbox's first program has ended.
     Stopped,
     /// The sandbox still runs (delete without force).
@@ -177,11 +183,20 @@ pub enum Response {
     Ok,
     State(crate::state::SandboxState),
     /// The exec'd process runs (sandbox PID); a pty's master comes with it.
-    Started { pid: i32 },
+    Started {
+        pid: i32,
+    },
     /// The process ended with this wait status.
-    Exited { wait_status: i32 },
-    Processes { processes: Vec<Process> },
-    Error { kind: ErrorKind, message: String },
+    Exited {
+        wait_status: i32,
+    },
+    Processes {
+        processes: Vec<Process>,
+    },
+    Error {
+        kind: ErrorKind,
+        message: String,
+    },
 }
 
 impl Response {
@@ -288,9 +303,7 @@ pub fn recv_frame(sock: BorrowedFd<'_>) -> Result<(Vec<u8>, Vec<OwnedFd>), Proto
             Ok(m) => m,
             Err(nix::Error::EINTR) => continue,
             Err(nix::Error::ECONNRESET) => return Err(ProtocolError::Closed),
-            Err(nix::Error::EAGAIN) => {
-                return Err(ProtocolError::Socket(nix::Error::ETIMEDOUT))
-            }
+            Err(nix::Error::EAGAIN) => return Err(ProtocolError::Socket(nix::Error::ETIMEDOUT)),
             Err(e) => return Err(ProtocolError::Socket(e)),
         };
         let mut fds = Vec::new();
@@ -342,6 +355,7 @@ pub fn connect(path: &std::path::Path) -> Result<OwnedFd, ProtocolError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -397,7 +411,7 @@ mod tests {
             decode::<Request>(&v2),
             Err(ProtocolError::Version(2))
         ));
-        let json = br#"{"version":1,"body":{"type":"state","x":1}}"#;
+        let json = br#"{"version":1,"body":{"type":"wait","pid":null,"x":1}}"#;
         let mut extra = (json.len() as u32).to_be_bytes().to_vec();
         extra.extend_from_slice(json);
         assert!(matches!(
@@ -413,7 +427,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
         /// Arbitrary bytes: an error or a request, never a panic.
         #[test]

@@ -281,6 +281,7 @@ pub fn now_rfc3339() -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

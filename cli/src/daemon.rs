@@ -379,10 +379,16 @@ fn answer(conn: &OwnedFd, r: &Response) {
 /// Serves one connection: one request (see [`crate::protocol`]).
 fn connection(shared: &Arc<Shared>, conn: OwnedFd) {
     let owner = shared.state.lock().owner;
+    let timeout = nix::sys::time::TimeVal::new(REQUEST_TIMEOUT.as_secs() as i64, 0);
+    let _ =
+        nix::sys::socket::setsockopt(&conn, nix::sys::socket::sockopt::ReceiveTimeout, &timeout);
     match authorised(&conn, owner) {
         Ok(true) => {}
         Ok(false) => {
             tracing::warn!("a client that is neither the owner nor root was refused");
+            // Read (and drop) its request first: closing with it unread would reset
+            // the connection, and the client would see no answer.
+            drop(protocol::recv_frame(conn.as_fd()));
             answer(
                 &conn,
                 &Response::error(
@@ -397,9 +403,6 @@ fn connection(shared: &Arc<Shared>, conn: OwnedFd) {
             return;
         }
     }
-    let timeout = nix::sys::time::TimeVal::new(REQUEST_TIMEOUT.as_secs() as i64, 0);
-    let _ =
-        nix::sys::socket::setsockopt(&conn, nix::sys::socket::sockopt::ReceiveTimeout, &timeout);
     let (request, fds) = match protocol::recv::<Request>(conn.as_fd()) {
         Ok(r) => r,
         Err(ProtocolError::Closed) => return,

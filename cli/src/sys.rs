@@ -16,3 +16,18 @@ pub(crate) fn accept(listener: RawFd) -> nix::Result<OwnedFd> {
     // SAFETY: accept4 just returned this new descriptor; we are its only owner.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// The window size (rows, columns) of the terminal `fd` (`TIOCGWINSZ`).
+pub(crate) fn winsize(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u16, u16)> {
+    use std::os::fd::AsRawFd;
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `struct winsize` to the pointer, which points to
+    // a live, writable `libc::winsize`.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    (r == 0).then_some((ws.ws_row, ws.ws_col))
+}

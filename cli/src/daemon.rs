@@ -364,10 +364,50 @@ fn program_execed(sandbox: &Sandbox) -> bool {
     }
 }
 
-/// Whether the peer may use the socket: its uid is the owner's or root's.
-fn authorised(conn: &OwnedFd, owner: u32) -> Result<bool, nix::Error> {
+/// Why a peer is refused.
+#[derive(Debug)]
+enum Refusal {
+    /// Neither the owner nor root.
+    Stranger,
+    /// A process of a sandbox (in a PID namespace below ours): a sandboxed program
+    /// that can see a supervisor's socket (a bind mount, `--read-only` over the host
+    /// root) must not drive it — or another sandbox's.
+    Sandboxed,
+}
+
+/// Whether the peer may use the socket: its uid is the owner's or root's, and it is
+/// not inside a sandbox. The PID namespace of the peer (the process that connected,
+/// as `SO_PEERCRED` names it) must be ours; a peer whose PID is 0 to us is in an
+/// ancestor namespace, outside every sandbox. The namespace is read from
+/// `/proc/PID/ns/pid`, and the peer's pidfd (`SO_PEERPIDFD`) must still be alive
+/// afterwards, so that the PID was not reused meanwhile. (Kernels before 6.5 have no
+/// `SO_PEERPIDFD`: the check is then racy against PID reuse, and says so in the log.)
+fn authorised(conn: &OwnedFd, owner: u32) -> Result<Result<(), Refusal>, nix::Error> {
     let cred = nix::sys::socket::getsockopt(conn, nix::sys::socket::sockopt::PeerCredentials)?;
-    Ok(cred.uid() == owner || cred.uid() == 0)
+    if cred.uid() != owner && cred.uid() != 0 {
+        return Ok(Err(Refusal::Stranger));
+    }
+    let pid = cred.pid();
+    if pid == 0 {
+        return Ok(Ok(()));
+    }
+    let pidfd = crate::sys::peer_pidfd(conn.as_fd());
+    if let Err(e) = &pidfd {
+        tracing::info!(%e, "no SO_PEERPIDFD: the peer's namespace check is racy");
+    }
+    let ns = |p: &str| fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let ours = ns("self");
+    let theirs = ns(&pid.to_string());
+    let same = ours.is_some() && ours == theirs;
+    let still_there = match &pidfd {
+        Ok(fd) => crate::sys::pidfd_alive(fd.as_fd()),
+        Err(_) => true,
+    };
+    if same && still_there {
+        Ok(Ok(()))
+    } else {
+        Ok(Err(Refusal::Sandboxed))
+    }
 }
 
 fn answer(conn: &OwnedFd, r: &Response) {
@@ -383,19 +423,21 @@ fn connection(shared: &Arc<Shared>, conn: OwnedFd) {
     let _ =
         nix::sys::socket::setsockopt(&conn, nix::sys::socket::sockopt::ReceiveTimeout, &timeout);
     match authorised(&conn, owner) {
-        Ok(true) => {}
-        Ok(false) => {
-            tracing::warn!("a client that is neither the owner nor root was refused");
+        Ok(Ok(())) => {}
+        Ok(Err(why)) => {
+            tracing::warn!(?why, "a client was refused");
             // Read (and drop) its request first: closing with it unread would reset
             // the connection, and the client would see no answer.
             drop(protocol::recv_frame(conn.as_fd()));
-            answer(
-                &conn,
-                &Response::error(
-                    ErrorKind::Unauthorized,
-                    "permission denied: only the sandbox's owner or root may use it",
-                ),
-            );
+            let message = match why {
+                Refusal::Stranger => {
+                    "permission denied: only the sandbox's owner or root may use it"
+                }
+                Refusal::Sandboxed => {
+                    "permission denied: a process inside a sandbox may not use a supervisor"
+                }
+            };
+            answer(&conn, &Response::error(ErrorKind::Unauthorized, message));
             return;
         }
         Err(e) => {

@@ -817,3 +817,55 @@ fn list_json_describes_each_sandbox() {
     );
     let _ = std::io::stdout().as_fd();
 }
+
+#[test]
+fn a_sandboxed_program_cannot_drive_a_supervisor() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("inside");
+    root.start("victim", &["sleep", "1000"]);
+    let sock = root.dir.join("victim/sock");
+    // The attacker: root in another sandbox that sees the socket (the host root
+    // read-only, or the state root bound in), asking the victim's supervisor to
+    // delete it and to exec into it.
+    let script = "import socket,struct,sys,json\n\
+        for body in ({'type':'delete','force':True},{'type':'kill','pid':None,'mode':'all','signal':9}):\n \
+          s=socket.socket(socket.AF_UNIX,socket.SOCK_SEQPACKET)\n \
+          s.connect(sys.argv[1])\n \
+          j=json.dumps({'version':1,'body':body}).encode()\n \
+          s.send(struct.pack('>I',len(j))+j)\n \
+          r=s.recv(70000)\n \
+          print(json.loads(r[4:])['body']['message'])\n";
+    let root_dir = root.dir.to_string_lossy().into_owned();
+    for opts in [vec!["--read-only"], vec!["-v", root_dir.as_str()]] {
+        let mut args = vec!["run"];
+        args.extend(opts.iter().copied());
+        args.extend([
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            script,
+            sock.to_str().unwrap(),
+        ]);
+        let o = Command::new(BIN)
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 0, "{opts:?}: {}", err(&o));
+        let text = out(&o);
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.contains("a process inside a sandbox may not use a supervisor"))
+                .count(),
+            2,
+            "{opts:?}: {text}"
+        );
+        assert_eq!(
+            root.status("victim").as_deref(),
+            Some("running"),
+            "{opts:?}"
+        );
+    }
+}

@@ -454,20 +454,23 @@ pub fn exec(
     }
     let mut stdin_open = master.is_some();
     let mut buf = vec![0u8; 16 * 1024];
-    let forward = |sig: nix::sys::signal::Signal| -> Result<(), ClientError> {
+    let forward = |sig: nix::sys::signal::Signal| -> Result<bool, ClientError> {
         let req = if sig == nix::sys::signal::Signal::SIGWINCH {
             match crate::sys::winsize(std::io::stdin().as_fd()) {
                 Some((rows, cols)) if proxy || borrowed => Request::Resize { rows, cols },
-                _ => return Ok(()),
+                _ => return Ok(false),
             }
         } else {
             Request::Signal { signal: sig as i32 }
         };
         match protocol::send(conn.as_fd(), &req, &[]) {
-            Ok(()) | Err(ProtocolError::Closed) => Ok(()),
+            Ok(()) => Ok(true),
+            Err(ProtocolError::Closed) => Ok(false),
             Err(e) => Err(e.into()),
         }
     };
+    // The process's end, when it arrives while we wait for an acknowledgement.
+    let mut exited: Option<i32> = None;
     loop {
         let mut pfds = vec![
             PollFd::new(conn.as_fd(), PollFlags::POLLIN),
@@ -493,8 +496,24 @@ pub fn exec(
         drop(pfds);
         if sig_ready {
             while let Ok(Some(info)) = sigfd.read_signal() {
-                if let Ok(sig) = nix::sys::signal::Signal::try_from(info.ssi_signo as i32) {
-                    forward(sig)?;
+                let Ok(sig) = nix::sys::signal::Signal::try_from(info.ssi_signo as i32) else {
+                    continue;
+                };
+                if !forward(sig)? {
+                    continue;
+                }
+                // The supervisor acknowledges once the signal is sent or the size set.
+                match protocol::recv::<Response>(conn.as_fd()) {
+                    Ok((Response::Exited { wait_status }, _)) => exited = Some(wait_status),
+                    Ok((Response::Error { message, .. }, _)) => {
+                        tracing::debug!(%message, "forwarding failed")
+                    }
+                    Ok(_) => {}
+                    Err(ProtocolError::Closed) => return Err(closed()),
+                    Err(e) => return Err(e.into()),
+                }
+                if exited.is_some() {
+                    break;
                 }
             }
         }
@@ -518,12 +537,21 @@ pub fn exec(
                 Err(_) => {}
             }
         }
-        if conn_ready {
-            let (resp, _) = protocol::recv::<Response>(conn.as_fd()).map_err(|e| match e {
-                ProtocolError::Closed => closed(),
-                e => e.into(),
-            })?;
+        if conn_ready || exited.is_some() {
+            let resp = match exited.take() {
+                Some(wait_status) => Response::Exited { wait_status },
+                None => {
+                    protocol::recv::<Response>(conn.as_fd())
+                        .map_err(|e| match e {
+                            ProtocolError::Closed => closed(),
+                            e => e.into(),
+                        })?
+                        .0
+                }
+            };
             match resp {
+                // A late acknowledgement.
+                Response::Ok => continue,
                 Response::Exited { wait_status } => {
                     // What the process wrote last is still in the pty.
                     if let Some(m) = &master {

@@ -764,18 +764,39 @@ fn exec_requests(shared: &Arc<Shared>, conn: &OwnedFd, pid: i32) {
                 };
                 shared.sandbox.kill(Some(pid), mode, signal)
             }
+            Ok((Request::Signal { signal }, _)) => {
+                answer(
+                    conn,
+                    &Response::error(ErrorKind::Failed, format!("invalid signal {signal}")),
+                );
+                continue;
+            }
             Ok((r, _)) => {
                 tracing::info!(?r, "out-of-order request during an exec");
-                Ok(())
+                answer(
+                    conn,
+                    &Response::error(
+                        ErrorKind::OutOfOrder,
+                        "out of order: only resize and signal may follow an exec",
+                    ),
+                );
+                continue;
             }
             Err(ProtocolError::Closed) | Err(ProtocolError::Socket(_)) => return,
             Err(e) => {
                 tracing::info!(%e, "malformed request during an exec");
-                Ok(())
+                answer(conn, &Response::error(ErrorKind::Malformed, e.to_string()));
+                continue;
             }
         };
-        if let Err(e) = r {
-            tracing::debug!(pid, %e, "exec client request failed");
+        // Answered once done: the client waits for it, so that what it does next
+        // (and what a test sees it do) comes after the signal or the resize.
+        match r {
+            Ok(()) => answer(conn, &Response::Ok),
+            Err(e) => {
+                tracing::debug!(pid, %e, "exec client request failed");
+                answer(conn, &loader_error(&e));
+            }
         }
     }
 }

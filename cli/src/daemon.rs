@@ -202,25 +202,34 @@ pub fn serve(mut spec: SandboxSpec, det: Detached) -> i32 {
             return e.exit_code();
         }
     };
-    // Ready once the program runs; a start-up failure is reported with its status.
-    if sandbox.program_pid().is_err() || !program_execed(&sandbox) {
-        let (message, exit_code) = match sandbox.wait() {
-            Err(e) => (e.to_string(), e.exit_code()),
-            Ok(out) => (
+    // Ready once the program runs; a start-up failure is reported with its status. A
+    // program that ran and has already ended (`run -d -- true`) is a stopped sandbox.
+    let mut ended_early = None;
+    let announced = sandbox.program_pid().is_ok();
+    if !(announced && program_execed(&sandbox)) {
+        let failure = match sandbox.wait() {
+            Ok(out) if announced => {
+                ended_early = Some(out.wait_status);
+                None
+            }
+            Ok(out) => Some((
                 "the sandbox ended before its program ran".to_string(),
                 if out.exit_code() == 0 {
                     125
                 } else {
                     out.exit_code()
                 },
-            ),
+            )),
+            Err(e) => Some((e.to_string(), e.exit_code())),
         };
-        if let Some(f) = &freezer {
-            freezer::remove_cgroup(&f.dir);
+        if let Some((message, exit_code)) = failure {
+            if let Some(f) = &freezer {
+                freezer::remove_cgroup(&f.dir);
+            }
+            remove_state_dir(&det.dir);
+            report(&Readiness::Failed { message, exit_code });
+            return exit_code;
         }
-        remove_state_dir(&det.dir);
-        report(&Readiness::Failed { message, exit_code });
-        return exit_code;
     }
     let init_pid = sandbox.init_pid();
     let mut cgroups = freezer::sandbox_cgroups_of(init_pid);
@@ -233,11 +242,15 @@ pub fn serve(mut spec: SandboxSpec, det: Detached) -> i32 {
         id: det.id.clone(),
         pid: std::process::id() as i32,
         init_pid,
-        status: Status::Running,
+        status: if ended_early.is_some() {
+            Status::Stopped
+        } else {
+            Status::Running
+        },
         created: state::now_rfc3339(),
         argv,
         owner: nix::unistd::geteuid().as_raw(),
-        exit_status: None,
+        exit_status: ended_early,
         cgroups,
     };
     if let Err(e) = state::write_state(&det.dir, &st) {
@@ -260,7 +273,7 @@ pub fn serve(mut spec: SandboxSpec, det: Detached) -> i32 {
         connections: AtomicUsize::new(0),
         big_lock: Mutex::new(()),
     });
-    {
+    if ended_early.is_none() {
         let shared = shared.clone();
         let spawned = std::thread::Builder::new()
             .name("first-program".into())
@@ -705,10 +718,14 @@ fn exec(shared: &Arc<Shared>, conn: OwnedFd, req: protocol::ExecRequest, fds: Ve
     let master = handle.pty_master();
     let passed: Vec<std::os::fd::BorrowedFd<'_>> = master.iter().map(|m| m.as_fd()).collect();
     if let Err(e) = protocol::send(conn.as_fd(), &Response::Started { pid }, &passed) {
-        tracing::info!(pid, %e, "the exec client left before the process was announced: killing it");
-        let _ = shared
-            .sandbox
-            .kill(Some(pid), SignalMode::Process, libc::SIGKILL);
+        tracing::info!(pid, %e, "the exec client left before the process was announced: killing its session");
+        // Its process group on the host first (its children there, known to the
+        // sentry or not yet), then whatever else the sentry sees in its session.
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(handle.host_pid()),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        kill_session(shared, pid);
         let _ = shared.sandbox.wait_pid(pid);
         return;
     }
@@ -743,6 +760,34 @@ fn exec(shared: &Arc<Shared>, conn: OwnedFd, req: protocol::ExecRequest, fds: Ve
     if let Ok(t) = reader {
         let _ = t.join();
     }
+}
+
+/// SIGKILL to every process of the session `sid` (an exec'd process and whatever it
+/// started), until none is left (a process may fork while the list is read).
+fn kill_session(shared: &Arc<Shared>, sid: i32) {
+    for _ in 0..100 {
+        let members: Vec<i32> = match shared.sandbox.processes() {
+            Ok(list) => list
+                .iter()
+                .filter(|p| p.sid == sid && p.state != 'Z')
+                .map(|p| p.pid)
+                .collect(),
+            Err(_) => return,
+        };
+        if members.is_empty() {
+            return;
+        }
+        for p in members {
+            let _ = shared
+                .sandbox
+                .kill(Some(p), SignalMode::Process, libc::SIGKILL);
+        }
+        std::thread::yield_now();
+    }
+    tracing::warn!(
+        sid,
+        "processes of an abandoned exec's session survived SIGKILL"
+    );
 }
 
 fn exec_requests(shared: &Arc<Shared>, conn: &OwnedFd, pid: i32) {

@@ -17,6 +17,11 @@
 //! 5. serves requests ([`crate::protocol`]) until `delete`: one thread per connection,
 //!    each peer checked with `SO_PEERCRED` (the owner's uid or root).
 //!
+//! An OCI `create`/`start` split can reuse this as it is: `create` would be `run -d`
+//! with the first program held before its `execve` (the state's
+//! [`Status::Created`], reported ready at that point), and a `start` request on the
+//! same socket would release it.
+//!
 //! When the first program ends the sandbox is `stopped` (its status is kept for
 //! `wait`); `delete` kills what is left, waits for it, removes the cgroups and the
 //! state directory, answers, and exits. A supervisor killed with SIGKILL takes the

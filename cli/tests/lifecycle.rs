@@ -1059,3 +1059,42 @@ fn a_client_gone_mid_exec_leaves_no_process() {
     }
     assert_eq!(root.status("m").as_deref(), Some("running"));
 }
+
+#[test]
+fn a_supervisor_killed_while_frozen_is_cleaned_by_delete() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("frozen");
+    let marker = format!("frozen-sandbox-{}", std::process::id());
+    let st = root.start("fz", &["sh", "-c", &format!("sleep 1000; : {marker}")]);
+    let sup = st["pid"].as_i64().unwrap() as i32;
+    let freezer = st["cgroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| PathBuf::from(c.as_str().unwrap()))
+        .find(|c| c.join("freezer.state").exists() || c.join("cgroup.freeze").exists())
+        .expect("a freezer cgroup");
+    // As `kill --mode all` would leave it if its supervisor died in the middle.
+    if freezer.join("freezer.state").exists() {
+        std::fs::write(freezer.join("freezer.state"), "FROZEN").unwrap();
+    } else {
+        std::fs::write(freezer.join("cgroup.freeze"), "1").unwrap();
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    until("the sandbox listed dead", 10, || {
+        root.status("fz").as_deref() == Some("dead")
+    });
+    let o = root.run(&["delete", "fz"]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    until("every process of the sandbox gone", 10, || {
+        with_marker(&marker).is_empty()
+    });
+    assert!(!freezer.exists(), "the freezer cgroup is removed");
+    assert!(!root.dir.join("fz").exists());
+}

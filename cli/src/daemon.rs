@@ -569,16 +569,22 @@ fn kill_all(shared: &Arc<Shared>, sig: i32) -> Response {
         None => false,
     };
     let r = shared.sandbox.kill(None, SignalMode::All, sig);
-    if sig == libc::SIGKILL {
-        if let Some(f) = &shared.freezer {
-            // Every process the cgroup holds, known to the sentry or not yet: frozen,
-            // none can fork meanwhile.
+    if let (Some(f), true) = (&shared.freezer, frozen) {
+        // Every process the cgroup holds (frozen: none can fork meanwhile) gets the
+        // signal: SIGKILL all of them; another signal those the sentry has not
+        // registered yet (a child forked a moment ago), which its `All` missed.
+        let known: Vec<i32> = match shared.sandbox.processes() {
+            Ok(list) => list.iter().map(|p| p.pid).collect(),
+            Err(_) => Vec::new(),
+        };
+        if let Ok(s) = nix::sys::signal::Signal::try_from(sig) {
             for p in f.procs() {
-                if p != init {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(p),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
+                if p == init {
+                    continue;
+                }
+                let unknown = sandbox_pid(p).is_none_or(|n| !known.contains(&n));
+                if sig == libc::SIGKILL || unknown {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), s);
                 }
             }
         }
@@ -605,6 +611,17 @@ fn kill_all(shared: &Arc<Shared>, sig: i32) -> Response {
         Ok(()) => Response::Ok,
         Err(e) => loader_error(&e),
     }
+}
+
+/// The PID in its own (innermost) PID namespace of host process `host`: the last
+/// field of `NSpid` in `/proc/PID/status`.
+fn sandbox_pid(host: i32) -> Option<i32> {
+    let status = fs::read_to_string(format!("/proc/{host}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .and_then(|v| v.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
 }
 
 fn wait(shared: &Arc<Shared>, pid: Option<i32>) -> Response {

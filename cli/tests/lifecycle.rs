@@ -1098,3 +1098,47 @@ fn a_supervisor_killed_while_frozen_is_cleaned_by_delete() {
     assert!(!freezer.exists(), "the freezer cgroup is removed");
     assert!(!root.dir.join("fz").exists());
 }
+
+#[test]
+fn kill_all_term_reaches_a_forking_crowd() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("forkterm");
+    let o = root.run(&[
+        "run",
+        "-d",
+        "--name",
+        "t",
+        "--pids-limit",
+        "300",
+        "--",
+        "sh",
+        "-c",
+        "while :; do sleep 1000 & done",
+    ]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let st = root.state("t");
+    let init = st["init_pid"].as_i64().unwrap() as i32;
+    let freezer = st["cgroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| PathBuf::from(c.as_str().unwrap()))
+        .find(|c| c.join("freezer.state").exists() || c.join("cgroup.freeze").exists())
+        .expect("a freezer cgroup");
+    let alive_in_cgroup = || -> Vec<i32> {
+        std::fs::read_to_string(freezer.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.parse::<i32>().unwrap())
+            .filter(|&p| p != init && alive(p.into()))
+            .collect()
+    };
+    until("a crowd of processes", 20, || alive_in_cgroup().len() > 50);
+    let o = root.run(&["kill", "--mode", "all", "t", "TERM"]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    // SIGTERM kills sh and every sleep; none forked past the freeze.
+    until("nothing alive", 10, || alive_in_cgroup().is_empty());
+    assert_eq!(code(&root.run(&["wait", "t"])), 143);
+}

@@ -446,7 +446,7 @@ pub fn exec(
     }
     let mut master = if proxy { passed.pop() } else { None };
     drop(passed);
-    let _raw = match (&master, on_tty) {
+    let mut raw = match (&master, on_tty) {
         (Some(_), true) => RawMode::enter(stdin.as_fd()),
         _ => None,
     };
@@ -456,26 +456,89 @@ pub fn exec(
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
         );
     }
+    // Suspend pass-through (as `run --tty`): with a terminal, when the process itself
+    // stops (vim's ^Z), this command stops too, so that the invoking shell shows the
+    // job stopped; continued (`fg`), it continues the process.
+    let pass_through = on_tty && (borrowed || master.is_some());
     let mut stdin_open = master.is_some();
     let mut buf = vec![0u8; 16 * 1024];
-    let forward = |sig: nix::sys::signal::Signal| -> Result<bool, ClientError> {
-        let req = if sig == nix::sys::signal::Signal::SIGWINCH {
-            match crate::sys::winsize(std::io::stdin().as_fd()) {
-                Some((rows, cols)) if proxy || borrowed => Request::Resize { rows, cols },
-                _ => return Ok(false),
-            }
-        } else {
-            Request::Signal { signal: sig as i32 }
-        };
-        match protocol::send(conn.as_fd(), &req, &[]) {
+    let send = |req: &Request| -> Result<bool, ClientError> {
+        match protocol::send(conn.as_fd(), req, &[]) {
             Ok(()) => Ok(true),
             Err(ProtocolError::Closed) => Ok(false),
             Err(e) => Err(e.into()),
         }
     };
-    // The process's end, when it arrives while we wait for an acknowledgement.
-    let mut exited: Option<i32> = None;
+    let recv = || -> Result<Response, ClientError> {
+        protocol::recv::<Response>(conn.as_fd())
+            .map(|(r, _)| r)
+            .map_err(|e| match e {
+                ProtocolError::Closed => closed(),
+                e => e.into(),
+            })
+    };
+    // Messages that arrived while an acknowledgement was awaited.
+    let mut queued: std::collections::VecDeque<Response> = std::collections::VecDeque::new();
+    // Sends a request and waits for its acknowledgement (the signal sent, the size
+    // set), queueing what else comes meanwhile.
+    let request = |req: &Request,
+                   queued: &mut std::collections::VecDeque<Response>|
+     -> Result<(), ClientError> {
+        if !send(req)? {
+            return Ok(());
+        }
+        loop {
+            match recv()? {
+                Response::Ok => return Ok(()),
+                Response::Error { message, .. } => {
+                    tracing::debug!(%message, "forwarding failed");
+                    return Ok(());
+                }
+                other => queued.push_back(other),
+            }
+        }
+    };
     loop {
+        while let Some(resp) = queued.pop_front() {
+            match resp {
+                Response::Exited { wait_status } => {
+                    // What the process wrote last is still in the pty.
+                    if let Some(m) = &master {
+                        while let Ok(n) = nix::unistd::read(m, &mut buf) {
+                            if n == 0 {
+                                break;
+                            }
+                            write_all(stdout.as_fd(), &buf[..n]);
+                        }
+                    }
+                    return Ok(shell_code(wait_status));
+                }
+                Response::ProcessStopped { signal } if pass_through => {
+                    tracing::debug!(signal, "the process stopped: stopping too");
+                    // The invoking terminal as it was while we are stopped.
+                    let was_raw = raw.take().is_some();
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::this(),
+                        nix::sys::signal::Signal::SIGSTOP,
+                    );
+                    // Continued.
+                    if was_raw {
+                        raw = RawMode::enter(stdin.as_fd());
+                    }
+                    request(
+                        &Request::Signal {
+                            signal: libc::SIGCONT,
+                        },
+                        &mut queued,
+                    )?;
+                }
+                Response::ProcessStopped { .. } | Response::ProcessContinued | Response::Ok => {}
+                Response::Error { kind, message } => {
+                    return Err(ClientError::Remote { kind, message })
+                }
+                r => return Err(ClientError::Unexpected(Box::new(r))),
+            }
+        }
         let mut pfds = vec![
             PollFd::new(conn.as_fd(), PollFlags::POLLIN),
             PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
@@ -503,22 +566,15 @@ pub fn exec(
                 let Ok(sig) = nix::sys::signal::Signal::try_from(info.ssi_signo as i32) else {
                     continue;
                 };
-                if !forward(sig)? {
-                    continue;
-                }
-                // The supervisor acknowledges once the signal is sent or the size set.
-                match protocol::recv::<Response>(conn.as_fd()) {
-                    Ok((Response::Exited { wait_status }, _)) => exited = Some(wait_status),
-                    Ok((Response::Error { message, .. }, _)) => {
-                        tracing::debug!(%message, "forwarding failed")
+                let req = if sig == nix::sys::signal::Signal::SIGWINCH {
+                    match crate::sys::winsize(stdin.as_fd()) {
+                        Some((rows, cols)) if proxy || borrowed => Request::Resize { rows, cols },
+                        _ => continue,
                     }
-                    Ok(_) => {}
-                    Err(ProtocolError::Closed) => return Err(closed()),
-                    Err(e) => return Err(e.into()),
-                }
-                if exited.is_some() {
-                    break;
-                }
+                } else {
+                    Request::Signal { signal: sig as i32 }
+                };
+                request(&req, &mut queued)?;
             }
         }
         if master_ready {
@@ -541,38 +597,8 @@ pub fn exec(
                 Err(_) => {}
             }
         }
-        if conn_ready || exited.is_some() {
-            let resp = match exited.take() {
-                Some(wait_status) => Response::Exited { wait_status },
-                None => {
-                    protocol::recv::<Response>(conn.as_fd())
-                        .map_err(|e| match e {
-                            ProtocolError::Closed => closed(),
-                            e => e.into(),
-                        })?
-                        .0
-                }
-            };
-            match resp {
-                // A late acknowledgement.
-                Response::Ok => continue,
-                Response::Exited { wait_status } => {
-                    // What the process wrote last is still in the pty.
-                    if let Some(m) = &master {
-                        while let Ok(n) = nix::unistd::read(m, &mut buf) {
-                            if n == 0 {
-                                break;
-                            }
-                            write_all(stdout.as_fd(), &buf[..n]);
-                        }
-                    }
-                    return Ok(shell_code(wait_status));
-                }
-                Response::Error { kind, message } => {
-                    return Err(ClientError::Remote { kind, message })
-                }
-                r => return Err(ClientError::Unexpected(Box::new(r))),
-            }
+        if conn_ready {
+            queued.push_back(recv()?);
         }
     }
 }

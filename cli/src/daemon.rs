@@ -769,7 +769,10 @@ fn exec(shared: &Arc<Shared>, conn: OwnedFd, req: protocol::ExecRequest, fds: Ve
     let status = loop {
         match handle.events().recv() {
             Ok(ExecEvent::Exited { wait_status }) => break Some(wait_status),
-            Ok(_) => continue,
+            Ok(ExecEvent::Stopped { sig }) => {
+                answer(&conn, &Response::ProcessStopped { signal: sig })
+            }
+            Ok(ExecEvent::Continued) => answer(&conn, &Response::ProcessContinued),
             Err(_) => break None,
         }
     };

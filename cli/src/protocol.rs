@@ -15,8 +15,11 @@
 //!
 //! A connection carries one request and its answer. The exception is
 //! [`Request::Exec`]: after its [`Response::Started`] the client may send
-//! [`Request::Resize`] and [`Request::Signal`] for that process, and the supervisor
-//! sends [`Response::Exited`] when it ends. Anything else is out of order.
+//! [`Request::Resize`] and [`Request::Signal`] for that process (each acknowledged
+//! with [`Response::Ok`] once done, or an error), and the supervisor sends
+//! [`Response::ProcessStopped`] and [`Response::ProcessContinued`] as the process
+//! stops and continues, and [`Response::Exited`] when it ends. Anything else is out
+//! of order.
 
 use serde::{Deserialize, Serialize};
 use std::io::{IoSlice, IoSliceMut};
@@ -190,6 +193,11 @@ pub enum Response {
     Exited {
         wait_status: i32,
     },
+    /// During an exec: the process itself stopped (by `signal`) / continued.
+    ProcessStopped {
+        signal: i32,
+    },
+    ProcessContinued,
     Processes {
         processes: Vec<Process>,
     },

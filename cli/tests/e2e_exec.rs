@@ -295,3 +295,43 @@ fn two_exec_pty_shells_at_once() {
     }
     two_shells(true, "two-pty");
 }
+
+/// Suspend pass-through: the exec'd process stops itself (as vim does on ^Z); `sandbox
+/// exec`, a job of the user's shell, stops too, and `fg` continues both.
+fn suspend_pass_through(tty: &str, name: &str) {
+    let sb = Running::start(name);
+    let s = Launcher::Direct.shell(Shell::Bash);
+    let root = sb.root.to_string_lossy().into_owned();
+    let cmd = format!(
+        "{BIN} --root {root} exec {tty} {} -- sh -c 'kill -STOP $$; echo re\"\"sumed'",
+        sb.id
+    );
+    let line = s.start(&cmd).unwrap();
+    let screen = s.wait_prompt_after(line, DEFAULT_TIMEOUT).unwrap();
+    let said = screen.lines_between(line, screen.cursor_line()).join("\n");
+    assert!(said.contains("Stopped"), "no Stopped:\n{screen}");
+    let out = s.run("fg").unwrap();
+    assert!(
+        out.lines().any(|l| l == "resumed"),
+        "fg printed:\n{out}\n{}",
+        s.screen()
+    );
+    assert_eq!(s.last_status().unwrap(), 0);
+    sb.assert_first_program_alive();
+}
+
+#[test]
+fn exec_tty_suspend_pass_through() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    suspend_pass_through("--tty", "suspend-borrow");
+}
+
+#[test]
+fn exec_pty_suspend_pass_through() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    suspend_pass_through("-t", "suspend-pty");
+}

@@ -1142,3 +1142,75 @@ fn kill_all_term_reaches_a_forking_crowd() {
     until("nothing alive", 10, || alive_in_cgroup().is_empty());
     assert_eq!(code(&root.run(&["wait", "t"])), 143);
 }
+
+#[test]
+fn exec_forwards_the_signals_it_receives() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("fwd");
+    root.start("f", &["sleep", "1000"]);
+    for (sig, status, marker) in [
+        (nix::sys::signal::Signal::SIGINT, 130, "1001"),
+        (nix::sys::signal::Signal::SIGTERM, 143, "1002"),
+        (nix::sys::signal::Signal::SIGHUP, 129, "1003"),
+    ] {
+        let mut client = root
+            .cmd(&["exec", "f", "--", "sleep", marker])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let cmd = format!("sleep {marker}");
+        until("the exec'd sleep", 10, || {
+            pid_of(&root, "f", &cmd).is_some()
+        });
+        // The signal a terminal's ^C (or a kill) gives `sandbox exec` ends the process
+        // in the sandbox, and the client exits with its status.
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(client.id() as i32), sig).unwrap();
+        let st = client.wait().unwrap();
+        assert_eq!(st.code(), Some(status), "{sig:?}");
+        assert_eq!(
+            pid_of(&root, "f", &cmd),
+            None,
+            "{sig:?}: the process is gone"
+        );
+    }
+    assert_eq!(root.status("f").as_deref(), Some("running"));
+}
+
+#[test]
+fn exec_console_socket_gets_the_pty() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("console");
+    root.start("c", &["sleep", "1000"]);
+    let path = root.dir.with_extension("console.sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let mut client = root
+        .cmd(&[
+            "exec",
+            "--console-socket",
+            path.to_str().unwrap(),
+            "c",
+            "--",
+            "sh",
+            "-c",
+            "tty; read x; echo got $x",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (conn, _) = listener.accept().unwrap();
+    let master = sandbox_tests::console::recv_fd(&conn).unwrap();
+    let mut pty = sandbox_tests::console::PtyReader::new(master);
+    pty.expect("/dev/pts/");
+    {
+        use std::io::Write;
+        pty.master.write_all(b"hello\r").unwrap();
+    }
+    pty.expect("got hello");
+    assert_eq!(sandbox_tests::console::exit_code(&mut client), 0);
+    let _ = std::fs::remove_file(&path);
+}

@@ -680,6 +680,25 @@ fn run_d_with_pids_limit_option() {
     });
 }
 
+/// How many processes are in a cgroup whose name starts with `prefix` (every
+/// process of a sandbox is in its freezer cgroup `sandbox.<ID>`, whatever its
+/// command line).
+fn in_cgroup(prefix: &str) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name();
+        if name.to_string_lossy().parse::<i32>().is_err() {
+            continue;
+        }
+        if let Ok(c) = std::fs::read_to_string(e.path().join("cgroup")) {
+            if c.lines().any(|l| l.contains(&format!("/{prefix}"))) {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
 /// Counts what a sandbox could leave behind.
 #[derive(Debug, PartialEq, Eq)]
 struct Leftovers {
@@ -725,7 +744,7 @@ fn leftovers(root: &Root, marker: &str) -> Leftovers {
         sockets,
         state_entries: count_dir(&root.dir),
         cgroups,
-        processes: with_marker(marker).len(),
+        processes: with_marker(marker).len() + in_cgroup(&format!("sandbox.{marker}")),
     }
 }
 

@@ -113,13 +113,19 @@ impl Freezer {
         Some(Freezer { dir, home, v2 })
     }
 
-    /// Moves the calling process (all its threads) into the cgroup.
+    /// Moves the calling process into the cgroup; it must have one thread. On v1 it
+    /// writes `0` to `tasks`, which moves the calling thread without the global lock
+    /// (and RCU grace period) a write to `cgroup.procs` takes; v2 has no such file.
     pub fn join(&self) -> Result<(), FreezerError> {
-        write(
-            &self.dir.join("cgroup.procs"),
-            &std::process::id().to_string(),
-            "joining",
-        )
+        if self.v2 {
+            write(
+                &self.dir.join("cgroup.procs"),
+                &std::process::id().to_string(),
+                "joining",
+            )
+        } else {
+            write(&self.dir.join("tasks"), "0", "joining")
+        }
     }
 
     /// Moves the calling process back to its own cgroup.

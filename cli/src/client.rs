@@ -307,14 +307,20 @@ pub fn delete_dead(dir: &std::path::Path, st: &SandboxState) {
             .as_deref()
             .and_then(|n| n.strip_prefix("sandbox-"))
             .and_then(|rest| rest.split('-').next())
-            .is_some_and(|pid| {
-                pid != st.pid.to_string() || std::path::Path::new("/proc").join(pid).exists()
-            });
+            .is_some_and(|pid| pid != st.pid.to_string() || runs(pid));
         if !reusable {
             crate::freezer::remove_cgroup(cg);
         }
     }
     daemon::remove_state_dir(dir);
+}
+
+/// Whether process `pid` exists and is not a zombie (a zombie's PID is not reused).
+fn runs(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    })
 }
 
 /// Parses a signal: a number, or a name with or without `SIG` (any case).

@@ -606,10 +606,34 @@ fn kill_all(shared: &Arc<Shared>, sig: i32) -> Response {
             }
             return Response::Ok;
         }
+        // No freezer (rootless): as far as the sentry sees, until only init is left.
+        if r.is_ok() && !only_init_left(shared) {
+            return Response::error(
+                ErrorKind::Failed,
+                "processes of the sandbox survived SIGKILL (still exiting)",
+            );
+        }
     }
     match r {
         Ok(()) => Response::Ok,
         Err(e) => loader_error(&e),
+    }
+}
+
+/// Waits (a few seconds at most) until the sentry sees no process but init (zombies
+/// aside); false on timeout.
+fn only_init_left(shared: &Arc<Shared>) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match shared.sandbox.processes() {
+            Ok(list) if list.iter().all(|p| p.pid == 1 || p.state == 'Z') => return true,
+            Ok(_) => {}
+            Err(_) => return true,
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 

@@ -1235,3 +1235,52 @@ fn exec_console_socket_gets_the_pty() {
     assert_eq!(sandbox_tests::console::exit_code(&mut client), 0);
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn rootless_state_in_xdg_runtime_dir() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    // uid 65534 with its own runtime directory: the default state root.
+    let runtime =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("xdg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&runtime);
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let nobody = |args: &[&str]| -> Output {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "env"])
+            .arg(format!("XDG_RUNTIME_DIR={}", runtime.display()))
+            .arg(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = nobody(&[
+        "run",
+        "-d",
+        "--name",
+        "r",
+        "--",
+        "sh",
+        "-c",
+        "sleep 1000 & sleep 1000 & wait",
+    ]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let dir = runtime.join("sandbox/r");
+    let meta = std::fs::metadata(&dir).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    let o = nobody(&["exec", "r", "--", "sh", "-c", "echo in-$(id -u)"]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    assert_eq!(out(&o), "in-0\n", "root of the sandbox's user namespace");
+    let o = nobody(&["kill", "--mode", "all", "r", "KILL"]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let o = nobody(&["wait", "r"]);
+    assert_eq!(code(&o), 137, "{}", err(&o));
+    let o = nobody(&["delete", "r"]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    assert!(!dir.exists());
+    let _ = std::fs::remove_dir_all(&runtime);
+}

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use sandbox_tests::term::processes_with_arg;
+use sandbox_tests::term::{processes_with_arg, ProcInfo};
 
 /// Who starts `sandbox`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -621,8 +621,22 @@ signal.pause()
             .trim()
             .to_string();
         let before = processes_with_arg(&marker);
-        // The loader, init (a copy of the loader), the program and its two children.
-        assert_eq!(before.len(), 5, "{caller:?}: {before:?}");
+        // The loader, the program and its two children; init (the loader's binary
+        // re-executed as `sandbox-loader:entry init`) is the loader's child.
+        assert_eq!(before.len(), 4, "{caller:?}: {before:?}");
+        let loader = before
+            .iter()
+            .find(|p| p.comm == "sandbox" || p.comm == "setpriv")
+            .map(|p| p.pid)
+            .unwrap_or_else(|| panic!("{caller:?}: no loader in {before:?}"));
+        let init = ProcInfo::all()
+            .into_iter()
+            .find(|p| {
+                p.ppid == loader
+                    && p.cmdline.first().map(String::as_str) == Some("sandbox-loader:entry")
+            })
+            .unwrap_or_else(|| panic!("{caller:?}: no init under the loader {loader}"))
+            .pid;
         let stopped = before.iter().filter(|p| p.state == 'T' || p.state == 't');
         assert_eq!(stopped.count(), 2, "{caller:?}: {before:?}");
         // kill -9 of `sandbox` itself (through setpriv it is the same process: setpriv
@@ -632,7 +646,7 @@ signal.pause()
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let left = processes_with_arg(&marker);
-            if left.is_empty() {
+            if left.is_empty() && ProcInfo::is_gone(init) {
                 break;
             }
             assert!(

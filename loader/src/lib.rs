@@ -3,9 +3,20 @@
 //!
 //! Layout (one concept per module):
 //! - [`sandbox`]: the spec, start-up and the supervision loop ([`run`]).
-//! - [`spawn`]: creating init in new namespaces (clone3, clone, fork fallbacks).
-//! - `init`: the sandbox's PID 1 and the program's last steps before exec.
-//! - `supervisor`: the sentry's answers to notified system calls, host signals.
+//! - `core`: the container core, single owner of the sentry and the tracker (through
+//!   the supervisor): signals by delivery mode, exit statuses kept until waited for,
+//!   the process table, executing into a running sandbox.
+//! - [`exec`]: the exec API's types ([`ExecSpec`], [`ExecTerminal`], [`ExecHandle`],
+//!   [`ProcessInfo`]).
+//! - `control`: the typed control protocol between the loader and init / exec helpers
+//!   (encoding and decoding for both ends).
+//! - `entry`: what init and exec helpers run: the loader's own binary re-executed
+//!   (`sys::entry`: the `.init_array` constructor that recognises them before `main`).
+//! - [`spawn`]: creating a process in new namespaces (clone3, clone, fork fallbacks).
+//! - `init`: the sandbox's PID 1, the exec helper, and the program's last steps before
+//!   exec.
+//! - `supervisor`: the sentry's answers to notified system calls, host signals, the
+//!   sandbox's terminals (each a `Binding`: borrowed or owned pty).
 //! - `tracker`: keeping the sentry in lockstep with the host's processes.
 //! - [`seccomp`]: the sandbox's seccomp programs (deny list, notify filter, the
 //!   loader's own allow-list) and the user-notification listener.

@@ -243,14 +243,10 @@ pub enum LoaderError {
     PidAlreadyWaited(i32),
     #[error("process {0} has no controlling terminal")]
     NoTerminal(i32),
-    #[error("the sandbox's program is not running yet")]
-    NotStarted,
     #[error("signal not delivered: {0}")]
     Signal(#[from] sandbox_sentry::DeliveryError),
     #[error("signal not delivered: {0}")]
     NotDelivered(String),
-    #[error("not supported: {0}")]
-    Unsupported(&'static str),
 }
 
 impl LoaderError {
@@ -854,8 +850,13 @@ impl Sandbox {
     /// Sends signal `sig` by delivery mode: to the program ([`SignalMode::Process`]),
     /// to the foreground process group of its terminal ([`SignalMode::Foreground`],
     /// [`SignalMode::Auto`] with a terminal), or to every process but init
-    /// ([`SignalMode::All`]).
+    /// ([`SignalMode::All`]). Once the program runs, a signal that reaches nobody is
+    /// an error (as with [`Sandbox::kill`]); before, it is queued and sent as soon as
+    /// the program is supervised.
     pub fn signal(&self, mode: SignalMode, sig: i32) -> Result<(), LoaderError> {
+        if self.core.program_if_started().is_some() {
+            return self.core.kill(None, mode, sig);
+        }
         self.command(Command::Signal(mode, sig))
     }
 
@@ -892,7 +893,33 @@ impl Sandbox {
 
     /// Executes a new process in the running sandbox (see [`crate::exec`]). Returns
     /// once it runs: its execve done, or failed with [`LoaderError::NotFound`] (127)
-    /// or [`LoaderError::CannotExecute`] (126) as for the first program.
+    /// or [`LoaderError::CannotExecute`] (126) as for the first program. Waits for the
+    /// first program to run first. Callable from any thread, concurrently.
+    ///
+    /// A shell with a pty of its own, proxied by the caller:
+    ///
+    /// ```no_run
+    /// use sandbox_loader::{ExecSpec, ExecTerminal, Sandbox, SandboxSpec, SignalMode};
+    /// use std::io::{Read, Write};
+    ///
+    /// let sandbox = Sandbox::start(SandboxSpec::new(vec!["sleep".into(), "infinity".into()]))?;
+    /// let mut spec = ExecSpec::new(
+    ///     vec!["bash".into(), "-i".into()],
+    ///     ExecTerminal::Pty { console_socket: None, winsize: Some((24, 80)) },
+    /// );
+    /// spec.env = vec!["PATH=/usr/bin:/bin".into(), "TERM=xterm".into()];
+    /// let shell = sandbox.exec(spec)?;
+    /// let mut master = std::fs::File::from(shell.pty_master().expect("a pty"));
+    /// master.write_all(b"echo hello from $$; sleep 100\n").expect("typing");
+    /// // ^C typed by the user, as an exec client forwards it: the shell's foreground job.
+    /// sandbox.kill(Some(shell.pid()), SignalMode::Foreground, libc::SIGINT)?;
+    /// master.write_all(b"exit 3\n").expect("typing");
+    /// let mut screen = Vec::new();
+    /// let _ = master.read_to_end(&mut screen); // EIO once the pty is closed
+    /// assert_eq!(sandbox.wait_pid(shell.pid())?, 3 << 8);
+    /// sandbox.destroy()?;
+    /// # Ok::<(), sandbox_loader::LoaderError>(())
+    /// ```
     pub fn exec(&self, spec: ExecSpec) -> Result<ExecHandle, LoaderError> {
         self.core.exec(spec)
     }
@@ -1323,7 +1350,8 @@ impl Loop {
                 | Message::JoinCgroup(_)
                 | Message::Init(_)
                 | Message::Exec(_)
-                | Message::Executed,
+                | Message::Executed
+                | Message::SandboxPid(_),
             )) => {}
             Ok(Some(Message::PtyMaster(fd))) => self.owned_pty(fd),
             // init ended with a message of ours unread (a `J` or `G` sent while it was

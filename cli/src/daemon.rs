@@ -502,7 +502,6 @@ fn loader_error(e: &sandbox_loader::LoaderError) -> Response {
         L::NoTerminal(_) => ErrorKind::NoTerminal,
         L::NotFound { .. } => ErrorKind::NotFound,
         L::CannotExecute { .. } => ErrorKind::CannotExecute,
-        L::Unsupported(_) => ErrorKind::Unsupported,
         L::Ended => ErrorKind::Stopped,
         _ => ErrorKind::Failed,
     };

@@ -9,122 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_sandbox");
-
-/// A state root of the test's own, removed (with whatever is left) at the end.
-struct Root {
-    dir: PathBuf,
-}
-
-impl Root {
-    fn new(name: &str) -> Root {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("lifecycle-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        Root { dir }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--root").arg(&self.dir).args(args);
-        c.stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("run sandbox")
-    }
-
-    fn state(&self, id: &str) -> serde_json::Value {
-        let text = std::fs::read(self.dir.join(id).join("state.json")).expect("state.json");
-        serde_json::from_slice(&text).unwrap()
-    }
-
-    fn list(&self) -> Vec<serde_json::Value> {
-        let o = self.run(&["list", "--json"]);
-        assert_eq!(code(&o), 0, "{}", err(&o));
-        serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).unwrap()
-    }
-
-    fn status(&self, id: &str) -> Option<String> {
-        self.list()
-            .into_iter()
-            .find(|s| s["id"] == id)
-            .map(|s| s["status"].as_str().unwrap().to_string())
-    }
-
-    /// `run -d --name id -- argv`, asserting it succeeds and prints the ID.
-    fn start(&self, id: &str, argv: &[&str]) -> serde_json::Value {
-        let mut args = vec!["run", "-d", "--name", id, "--"];
-        args.extend_from_slice(argv);
-        let o = self.run(&args);
-        assert_eq!(code(&o), 0, "run -d: {}", err(&o));
-        assert_eq!(out(&o), format!("{id}\n"));
-        self.state(id)
-    }
-}
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        if let Ok(entries) = std::fs::read_dir(&self.dir) {
-            for e in entries.flatten() {
-                let id = e.file_name().to_string_lossy().into_owned();
-                let _ = self.run(&["delete", "--force", &id]);
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Waits for `cond` until a deadline (polling: these are other processes' states).
-fn until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn alive(pid: i64) -> bool {
-    // A zombie is gone for our purposes (it runs nothing); so is a missing process.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
-/// Host PIDs of processes whose command line contains `marker`.
-fn with_marker(marker: &str) -> Vec<i32> {
-    let mut v = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if pid as u32 == std::process::id() {
-            continue;
-        }
-        if let Ok(c) = std::fs::read(format!("/proc/{pid}/cmdline")) {
-            if String::from_utf8_lossy(&c).contains(marker) && alive(pid.into()) {
-                v.push(pid);
-            }
-        }
-    }
-    v
-}
+mod util;
+use util::*;
 
 /// (session id, tty_nr) of a process, from /proc/PID/stat.
 fn session_and_tty(pid: i64) -> (i64, i64) {
@@ -681,118 +567,6 @@ fn run_d_with_pids_limit_option() {
     });
 }
 
-/// How many processes are in a cgroup whose name starts with `prefix` (every
-/// process of a sandbox is in its freezer cgroup `sandbox.<ID>`, whatever its
-/// command line).
-fn in_cgroup(prefix: &str) -> usize {
-    let mut n = 0;
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let name = e.file_name();
-        if name.to_string_lossy().parse::<i32>().is_err() {
-            continue;
-        }
-        if let Ok(c) = std::fs::read_to_string(e.path().join("cgroup")) {
-            if c.lines().any(|l| l.contains(&format!("/{prefix}"))) {
-                n += 1;
-            }
-        }
-    }
-    n
-}
-
-/// Counts what a sandbox could leave behind.
-#[derive(Debug, PartialEq, Eq)]
-struct Leftovers {
-    fds: usize,
-    mounts: usize,
-    sockets: usize,
-    state_entries: usize,
-    cgroups: usize,
-    processes: usize,
-}
-
-fn leftovers(root: &Root, marker: &str) -> Leftovers {
-    let count_dir = |p: &Path| std::fs::read_dir(p).map(|d| d.count()).unwrap_or(0);
-    let root_s = root.dir.to_string_lossy().into_owned();
-    let sockets = std::fs::read_to_string("/proc/net/unix")
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains(&root_s))
-        .count();
-    let mut cgroups = 0;
-    for hier in [
-        "/sys/fs/cgroup/freezer",
-        "/sys/fs/cgroup/unified",
-        "/sys/fs/cgroup",
-    ] {
-        if let Ok(d) = std::fs::read_dir(hier) {
-            cgroups += d
-                .flatten()
-                .filter(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .starts_with(&format!("sandbox.{marker}"))
-                })
-                .count();
-        }
-    }
-    Leftovers {
-        fds: count_dir(Path::new("/proc/self/fd")),
-        mounts: std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .count(),
-        sockets,
-        state_entries: count_dir(&root.dir),
-        cgroups,
-        processes: with_marker(marker).len() + in_cgroup(&format!("sandbox.{marker}")),
-    }
-}
-
-#[test]
-fn two_hundred_cycles_leave_nothing_behind() {
-    if !sandbox_tests::require_root() {
-        return;
-    }
-    let root = Root::new("cycles");
-    let marker = format!("cyc{}", std::process::id());
-    // The root exists from the first sandbox on.
-    root.start(&format!("{marker}-warmup"), &["sleep", "1000"]);
-    assert_eq!(
-        code(&root.run(&["delete", "-f", &format!("{marker}-warmup")])),
-        0
-    );
-    let before = leftovers(&root, &marker);
-    assert_eq!(before.state_entries, 0);
-    let started = Instant::now();
-    for i in 0..200 {
-        let id = format!("{marker}-{i}");
-        let o = root.run(&[
-            "run",
-            "-d",
-            "--name",
-            &id,
-            "--",
-            "sh",
-            "-c",
-            &format!("sleep 1000; : {marker}"),
-        ]);
-        assert_eq!(code(&o), 0, "cycle {i}: {}", err(&o));
-        let o = root.run(&["exec", &id, "--", "true"]);
-        assert_eq!(code(&o), 0, "cycle {i}: exec: {}", err(&o));
-        let o = root.run(&["delete", "--force", &id]);
-        assert_eq!(code(&o), 0, "cycle {i}: {}", err(&o));
-    }
-    let elapsed = started.elapsed();
-    let after = leftovers(&root, &marker);
-    assert_eq!(before, after, "something was left behind");
-    assert!(
-        elapsed < Duration::from_secs(90),
-        "200 cycles took {elapsed:?}"
-    );
-    println!("200 cycles in {elapsed:?}");
-}
-
 #[test]
 fn list_json_describes_each_sandbox() {
     if !sandbox_tests::require_root() {
@@ -1176,7 +950,7 @@ fn exec_forwards_the_signals_it_receives() {
         (nix::sys::signal::Signal::SIGTERM, 143, "1002"),
         (nix::sys::signal::Signal::SIGHUP, 129, "1003"),
     ] {
-        let mut client = root
+        let client = root
             .cmd(&["exec", "f", "--", "sleep", marker])
             .stderr(Stdio::piped())
             .spawn()
@@ -1188,8 +962,8 @@ fn exec_forwards_the_signals_it_receives() {
         // The signal a terminal's ^C (or a kill) gives `sandbox exec` ends the process
         // in the sandbox, and the client exits with its status.
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(client.id() as i32), sig).unwrap();
-        let st = client.wait().unwrap();
-        assert_eq!(st.code(), Some(status), "{sig:?}");
+        let o = client.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(status), "{sig:?}: {}", err(&o));
         assert_eq!(
             pid_of(&root, "f", &cmd),
             None,

@@ -927,6 +927,12 @@ fn delete(shared: &Arc<Shared>, conn: OwnedFd, force: bool) {
         freezer::remove_cgroup(dir);
     }
     remove_state_dir(&shared.dir);
+    // The other clients (exec, wait) have their answers — the processes ended — before
+    // the supervisor goes (a second at most).
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while shared.connections.load(Ordering::SeqCst) > 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     answer(&conn, &Response::Ok);
     drop(conn);
     drop(guard);

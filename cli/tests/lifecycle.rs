@@ -1058,3 +1058,66 @@ fn rootless_state_in_xdg_runtime_dir() {
     assert!(!dir.exists());
     let _ = std::fs::remove_dir_all(&runtime);
 }
+
+#[test]
+fn delete_force_ends_the_clients_in_flight() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("inflight");
+    root.start("d", &["sleep", "1000"]);
+    let execs: Vec<_> = (0..3)
+        .map(|i| {
+            root.cmd(&["exec", "d", "--", "sleep", &format!("{}", 2000 + i)])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for i in 0..3 {
+        let cmd = format!("sleep {}", 2000 + i);
+        until("the exec'd sleeps", 10, || {
+            pid_of(&root, "d", &cmd).is_some()
+        });
+    }
+    let waiter = root.cmd(&["wait", "d"]).spawn().unwrap();
+    let o = root.run(&["delete", "--force", "d"]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    // Each exec'd process was killed, and its client says so.
+    for c in execs {
+        let o = c.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(137), "{}", err(&o));
+    }
+    assert_eq!(waiter.wait_with_output().unwrap().status.code(), Some(137));
+    assert!(!root.dir.join("d").exists());
+}
+
+#[test]
+fn many_execs_at_once() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("many");
+    root.start("n", &["sleep", "1000"]);
+    let clients: Vec<_> = (0..12)
+        .map(|i| {
+            root.cmd(&[
+                "exec",
+                "n",
+                "--",
+                "sh",
+                "-c",
+                &format!("echo {i}; exit {i}"),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for (i, c) in clients.into_iter().enumerate() {
+        let o = c.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(i as i32), "{}", err(&o));
+        assert_eq!(out(&o), format!("{i}\n"));
+    }
+}

@@ -115,6 +115,19 @@ fn interrupt_suspend_fg(s: &ShellSession) {
     let said = screen.lines_between(line, screen.cursor_line()).join("\n");
     assert!(said.contains("Stopped"), "no Stopped after ^Z:\n{screen}");
     wait_stopped(s, sleep);
+    // bg: running again in the background, the terminal still the shell's.
+    s.run("bg").unwrap();
+    s.wait_until("sleep to run again", DEFAULT_TIMEOUT, || {
+        s.processes()
+            .iter()
+            .any(|p| p.cmdline == sleep && p.state != 'T')
+    })
+    .unwrap();
+    let jobs = s.run("jobs").unwrap();
+    assert!(
+        line_with(&jobs, "sleep 100").contains("Running"),
+        "jobs:\n{jobs}"
+    );
     let line = s.start("fg").unwrap();
     s.wait_foreground(sleep).unwrap();
     s.send(keys::CTRL_C).unwrap();
@@ -122,6 +135,25 @@ fn interrupt_suspend_fg(s: &ShellSession) {
     wait_gone(s, sleep);
     assert_eq!(s.last_status().unwrap(), 130, "{}", s.screen());
     assert_eq!(s.run("echo alive").unwrap(), "alive");
+}
+
+/// With `stty tostop` a background `echo` stops on its write (SIGTTOU); `fg` lets it
+/// print.
+fn background_write(s: &ShellSession) {
+    s.run("stty tostop").unwrap();
+    s.run("echo hi &").unwrap();
+    s.wait_until("a stopped process", DEFAULT_TIMEOUT, || {
+        s.processes().iter().any(|p| p.state == 'T')
+    })
+    .unwrap();
+    let jobs = s.run("jobs -l").unwrap();
+    assert!(
+        line_with(&jobs, "echo hi").contains("Stopped (tty output)"),
+        "jobs:\n{jobs}"
+    );
+    let out = s.run("fg").unwrap();
+    assert!(out.lines().any(|l| l == "hi"), "fg printed:\n{out}");
+    s.run("stty -tostop").unwrap();
 }
 
 /// `cat &` stops on its read (SIGTTIN); `fg` gives it the terminal and ^D ends it.
@@ -188,6 +220,7 @@ fn jobs(pty: bool, name: &str) {
     let s = sb.launcher(pty).shell(Shell::Bash);
     interrupt_suspend_fg(&s);
     background_read(&s);
+    background_write(&s);
     resize(&s);
     sb.assert_first_program_alive();
     // `exit`: the client ends with the shell's status.

@@ -1121,3 +1121,54 @@ fn many_execs_at_once() {
         assert_eq!(out(&o), format!("{i}\n"));
     }
 }
+
+#[test]
+fn run_d_console_socket_and_foreground_kill() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("rdconsole");
+    let path = root.dir.with_extension("console.sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let client = root
+        .cmd(&[
+            "run",
+            "-d",
+            "--name",
+            "cs",
+            "--console-socket",
+            path.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "read x; echo got $x; sleep 1000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (conn, _) = listener.accept().unwrap();
+    let master = sandbox_tests::console::recv_fd(&conn).unwrap();
+    let o = client.wait_with_output().unwrap();
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    assert_eq!(out(&o), "cs\n");
+    let mut pty = sandbox_tests::console::PtyReader::new(master);
+    {
+        use std::io::Write;
+        pty.master.write_all(b"hello\r").unwrap();
+    }
+    pty.expect("got hello");
+    // ps: the terminal, and `+` on the foreground group (the program's).
+    until("sleep in the foreground", 10, || {
+        out(&root.run(&["ps", "cs"])).lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(4) == Some(&"pts/0") && f.get(5) == Some(&"S+") && l.ends_with("sleep 1000")
+        })
+    });
+    // The foreground group of the program's terminal: sh and its sleep.
+    let o = root.run(&["kill", "--mode", "foreground", "cs", "INT"]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    assert_eq!(code(&root.run(&["wait", "cs"])), 130);
+    let _ = std::fs::remove_file(&path);
+}

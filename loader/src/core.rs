@@ -236,24 +236,31 @@ impl Core {
         let delivered = match crate::sandbox::delivery_mode(mode, has_tty) {
             DeliveryMode::AllProcesses => {
                 let mut any = false;
-                // SIGKILL to all: rounds until nothing but init is left, so that a
-                // process forking meanwhile cannot escape (each round kills every
-                // process the previous one left, children of the killed included;
-                // bounded by the sandbox's pids limit and 2 s).
+                // In rounds until a round finds no process it has not signalled yet
+                // (SIGKILL: none alive), so that a child forked while the signal goes
+                // out gets it too; bounded by 2 s (a process that ignores the signal
+                // and forks without end). Without a freezer this is the equivalent of
+                // freezing the sandbox for the delivery.
                 let deadline = Instant::now() + Duration::from_secs(2);
+                let mut signalled = HashSet::new();
                 loop {
                     let mut round = false;
                     for p in sup.k.processes() {
-                        if p != Kernel::INIT && sup.k.thread_group(p).is_some_and(|g| g.is_alive())
-                        {
-                            round |= sup
+                        let alive = sup.k.thread_group(p).is_some_and(|g| g.is_alive());
+                        let again = sig == libc::SIGKILL || !signalled.contains(&p);
+                        if p != Kernel::INIT && alive && again {
+                            let sent = sup
                                 .k
                                 .deliver_signal(DeliveryMode::Process, p, sig)
                                 .is_ok_and(|v| !v.is_empty());
+                            if sent {
+                                signalled.insert(p);
+                                round = true;
+                            }
                         }
                     }
                     any |= round;
-                    if sig != libc::SIGKILL || !round || Instant::now() > deadline {
+                    if !round || Instant::now() > deadline {
                         break;
                     }
                     let _ = sup.send_host_signals();

@@ -607,3 +607,93 @@ fn borrowed_first_program_and_exec_pty_side_by_side() {
         out.lockstep_violations
     );
 }
+
+/// Without root (uid 65534 through setpriv): the exec helper joins the sandbox's user
+/// namespace with the others, and the exec'd process is root there, in the sandbox's
+/// PID namespace. The test binary runs itself as the unprivileged caller (a copy in a
+/// directory that user can read).
+#[test]
+fn exec_without_root() {
+    const CHILD: &str = "SANDBOX_EXEC_ROOTLESS_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        let sandbox =
+            Sandbox::start(SandboxSpec::new(vec!["sleep".into(), "1000".into()])).unwrap();
+        let (mut out, w) = pipe();
+        let h = sandbox
+            .exec(ExecSpec::new(
+                vec!["sh".into(), "-c".into(), "echo $(id -u) $$".into()],
+                ExecTerminal::Stdio([null(), w, null()]),
+            ))
+            .unwrap();
+        let mut text = String::new();
+        out.read_to_string(&mut text).unwrap();
+        assert_eq!(text.trim(), format!("0 {}", h.pid()));
+        assert_eq!(sandbox.wait_pid(h.pid()).unwrap(), 0);
+        sandbox.destroy().unwrap();
+        sandbox.wait().unwrap();
+        println!("ROOTLESS-EXEC-OK");
+        return;
+    }
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sandbox-exec-rootless-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("exec-test");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(&exe)
+        .args([
+            "--exact",
+            "exec_without_root",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .current_dir("/")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("setpriv (util-linux)");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("ROOTLESS-EXEC-OK"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A signal to all processes (`kill --mode all`) reaches the first program's
+/// processes and exec'd ones alike, init excepted.
+#[test]
+fn signal_to_all_reaches_exec_processes() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let sandbox = Sandbox::start(SandboxSpec::new(vec![
+        "sh".into(),
+        "-c".into(),
+        "sleep 901 & sleep 902 & wait".into(),
+    ]))
+    .unwrap();
+    let h = sandbox
+        .exec(ExecSpec::new(
+            vec!["sleep".into(), "903".into()],
+            ExecTerminal::Stdio([null(), null(), null()]),
+        ))
+        .unwrap();
+    wait_processes(&sandbox, "every sleep", |ps| {
+        ["sleep 901", "sleep 902", "sleep 903"]
+            .iter()
+            .all(|c| find(ps, c).is_some())
+    });
+    sandbox
+        .kill(None, sandbox_loader::SignalMode::All, libc::SIGTERM)
+        .unwrap();
+    assert_eq!(sandbox.wait_pid(h.pid()).unwrap(), libc::SIGTERM);
+    assert_eq!(sandbox.wait().unwrap().exit_code(), 128 + libc::SIGTERM);
+}

@@ -367,9 +367,17 @@ fn program_execed(sandbox: &Sandbox) -> bool {
         }
         let children =
             fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap_or_default();
+        let init_cmdline = fs::read(format!("/proc/{init}/cmdline")).ok();
         for c in children.split_whitespace() {
             let exe = identity(&format!("/proc/{c}/exe"));
-            if exe.is_some() && exe != ours {
+            // Before its execve the program is a fork of init: the same executable
+            // (this binary) and the same command line. The program may be this
+            // binary too (a nested `sandbox`): its command line tells then.
+            let cmdline = fs::read(format!("/proc/{c}/cmdline")).ok();
+            let new_exe = exe.is_some() && exe != ours;
+            let new_cmdline =
+                cmdline.is_some() && init_cmdline.is_some() && cmdline != init_cmdline;
+            if new_exe || new_cmdline {
                 return true;
             }
         }

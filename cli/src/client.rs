@@ -277,16 +277,25 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<i32, ClientErro
 /// exits when the supervisor dies, and the rest of its PID namespace with it; this
 /// covers processes still exiting), removes the cgroups and the state directory.
 pub fn delete_dead(dir: &std::path::Path, st: &SandboxState) {
-    // Only the freezer cgroup, named after the ID (which this state directory keeps
-    // taken), is surely still the sandbox's: a `sandbox-<pid>-<n>` name of the
-    // loader's may have been removed and reused by a sandbox whose loader got the
-    // same PID. Every process of the sandbox is in the freezer cgroup.
-    let ours = format!("sandbox.{}", st.id);
-    for cg in st
-        .cgroups
-        .iter()
-        .filter(|c| c.file_name().is_some_and(|n| *n == *ours))
-    {
+    // Only cgroups surely still the sandbox's are touched: the freezer cgroup named
+    // after the ID (which this state directory keeps taken), and the loader's
+    // `sandbox-<pid>-<n>` while that PID is free (the name may be another loader's
+    // after PID reuse; the loader's own clean-up removes it later). Every process of
+    // the sandbox is in one of them.
+    let freezer_name = format!("sandbox.{}", st.id);
+    let ours = |cg: &&std::path::PathBuf| {
+        let name = cg
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name == freezer_name {
+            return true;
+        }
+        name.strip_prefix("sandbox-")
+            .and_then(|rest| rest.split('-').next())
+            .is_some_and(|pid| pid == st.pid.to_string() && !runs(pid))
+    };
+    for cg in st.cgroups.iter().filter(ours) {
         let procs = std::fs::read_to_string(cg.join("cgroup.procs")).unwrap_or_default();
         for p in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
             let _ = nix::sys::signal::kill(
@@ -299,18 +308,8 @@ pub fn delete_dead(dir: &std::path::Path, st: &SandboxState) {
         let _ = std::fs::write(cg.join("freezer.state"), "THAWED");
         let _ = std::fs::write(cg.join("cgroup.freeze"), "0");
     }
-    for cg in st.cgroups.iter().rev() {
-        let name = cg.file_name().map(|n| n.to_string_lossy().into_owned());
-        // The loader's `sandbox-<pid>-<n>`: only while that PID is free (else it may
-        // be another loader's by now; the loader's own clean-up removes it later).
-        let reusable = name
-            .as_deref()
-            .and_then(|n| n.strip_prefix("sandbox-"))
-            .and_then(|rest| rest.split('-').next())
-            .is_some_and(|pid| pid != st.pid.to_string() || runs(pid));
-        if !reusable {
-            crate::freezer::remove_cgroup(cg);
-        }
+    for cg in st.cgroups.iter().rev().filter(ours) {
+        crate::freezer::remove_cgroup(cg);
     }
     daemon::remove_state_dir(dir);
 }

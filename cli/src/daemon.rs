@@ -181,7 +181,11 @@ pub fn serve(mut spec: SandboxSpec, det: Detached) -> i32 {
     spec.loader_seccomp = false;
     spec.forward_signals = false;
     let argv = spec.argv.clone();
-    let freezer = Freezer::create(&det.id);
+    let rootless = !nix::unistd::geteuid().is_root();
+    let loader_uses_v2 = !rootless
+        && ((spec.pids_limit.is_some() && !freezer::v1_controller("pids"))
+            || (spec.memory_limit.is_some() && !freezer::v1_controller("memory")));
+    let mut freezer = Freezer::create(&det.id, loader_uses_v2);
     if let Some(f) = &freezer {
         if let Err(e) = f.join() {
             tracing::warn!(%e, "kill --mode all will not freeze");
@@ -237,6 +241,9 @@ pub fn serve(mut spec: SandboxSpec, det: Detached) -> i32 {
         }
     }
     let init_pid = sandbox.init_pid();
+    if freezer.is_none() {
+        freezer = Freezer::of_sandbox(init_pid);
+    }
     let mut cgroups = freezer::sandbox_cgroups_of(init_pid);
     if let Some(f) = &freezer {
         if !cgroups.contains(&f.dir) {

@@ -10,6 +10,14 @@
 //! it from their first instruction; once the sandbox runs the supervisor moves itself
 //! back to its own cgroup. The kernel freezes every task of the cgroup; a task in a
 //! killable wait (a seccomp notification awaiting its answer) freezes once answered.
+//!
+//! On v2, when the loader puts the sandbox's limits in a v2 cgroup of its own
+//! (`sandbox-<pid>-<n>`, see `sandbox_loader::cgroup`), a `sandbox.<ID>` holding the
+//! supervisor would be that cgroup's parent, and the kernel refuses to enable
+//! controllers below a cgroup with processes: the loader's cgroup itself is the
+//! freezer then ([`Freezer::of_sandbox`]; every sandbox process is in it from its
+//! first instruction too). Only the v1 path runs on the test machine (hybrid
+//! hierarchy, v1 freezer).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -98,8 +106,11 @@ impl Freezer {
     /// Creates `sandbox.<id>` (an empty leftover of the same name is reused). `None`
     /// when no freezer hierarchy is writable (without root): `kill --mode all` then
     /// signals without freezing.
-    pub fn create(id: &str) -> Option<Freezer> {
+    pub fn create(id: &str, loader_uses_v2: bool) -> Option<Freezer> {
         let (mount, v2, rel) = hierarchy()?;
+        if v2 && loader_uses_v2 {
+            return None;
+        }
         let home = mount.join(rel);
         let dir = home.join(format!("sandbox.{id}"));
         match fs::create_dir(&dir) {
@@ -111,6 +122,21 @@ impl Freezer {
             }
         }
         Some(Freezer { dir, home, v2 })
+    }
+
+    /// The loader's v2 cgroup of the sandbox whose init is `init` (host PID), as the
+    /// freezer (see the module's docs); never joined or left.
+    pub fn of_sandbox(init: i32) -> Option<Freezer> {
+        let dir = sandbox_cgroups_of(init).into_iter().find(|d| {
+            d.join("cgroup.freeze").exists()
+                && d.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("sandbox-"))
+        })?;
+        Some(Freezer {
+            dir,
+            home: PathBuf::new(),
+            v2: true,
+        })
     }
 
     /// Moves the calling process into the cgroup; it must have one thread. On v1 it
@@ -284,4 +310,18 @@ pub fn sandbox_cgroups_of(pid: i32) -> Vec<PathBuf> {
         }
     }
     dirs
+}
+
+/// Whether a cgroup v1 hierarchy has controller `name` (then the loader puts that
+/// limit there, not in v2).
+pub fn v1_controller(name: &str) -> bool {
+    fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| {
+        m.lines().any(|line| {
+            line.split_once(" - ").is_some_and(|(_, right)| {
+                let r: Vec<&str> = right.split(' ').collect();
+                r.first() == Some(&"cgroup")
+                    && r.get(2).is_some_and(|o| o.split(',').any(|o| o == name))
+            })
+        })
+    })
 }

@@ -87,6 +87,8 @@ pub enum DaemonError {
 pub struct Detached {
     pub id: String,
     pub dir: PathBuf,
+    /// Which cgroup hierarchy freezes the sandbox (tests force v2 on hybrid hosts).
+    pub freezer: freezer::Preference,
     lock: nix::fcntl::Flock<fs::File>,
     listener: OwnedFd,
 }
@@ -119,6 +121,7 @@ pub fn prepare(root: &state::StateRoot, id: &str) -> Result<Detached, DaemonErro
     Ok(Detached {
         id: id.to_string(),
         dir,
+        freezer: freezer::Preference::Auto,
         lock,
         listener,
     })
@@ -185,7 +188,7 @@ pub fn serve(mut spec: SandboxSpec, det: Detached) -> i32 {
     let loader_uses_v2 = !rootless
         && ((spec.pids_limit.is_some() && !freezer::v1_controller("pids"))
             || (spec.memory_limit.is_some() && !freezer::v1_controller("memory")));
-    let mut freezer = Freezer::create(&det.id, loader_uses_v2);
+    let mut freezer = Freezer::create(&det.id, loader_uses_v2, det.freezer);
     if let Some(f) = &freezer {
         if let Err(e) = f.join() {
             tracing::warn!(%e, "kill --mode all will not freeze");

@@ -26,6 +26,16 @@ use std::time::{Duration, Instant};
 /// How long to wait for the kernel to report the cgroup frozen or emptied.
 const SETTLE: Duration = Duration::from_secs(5);
 
+/// Which hierarchy to freeze with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Preference {
+    /// The v1 `freezer` hierarchy when mounted, else v2.
+    #[default]
+    Auto,
+    /// v2 even when a v1 freezer is mounted (to test the v2 path on hybrid hosts).
+    V2,
+}
+
 /// The sandbox's freezer cgroup.
 #[derive(Debug, Clone)]
 pub struct Freezer {
@@ -53,7 +63,7 @@ fn err<'a>(path: &'a Path, step: &'static str) -> impl FnOnce(std::io::Error) ->
 }
 
 /// (mount point, v2) of the hierarchy to use, and our cgroup path in it.
-fn hierarchy() -> Option<(PathBuf, bool, String)> {
+fn hierarchy(pref: Preference) -> Option<(PathBuf, bool, String)> {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
     let cgroups = fs::read_to_string("/proc/self/cgroup").ok()?;
     let mut v1 = None;
@@ -87,6 +97,9 @@ fn hierarchy() -> Option<(PathBuf, bool, String)> {
             pred(ctrl).then(|| path.to_string())
         })
     };
+    if pref == Preference::V2 {
+        v1 = None;
+    }
     let (mount, root, v2flag, path) = if let Some((m, r)) = v1 {
         let p = own(&|c: &str| c.split(',').any(|c| c == "freezer"))?;
         (m, r, false, p)
@@ -106,8 +119,8 @@ impl Freezer {
     /// Creates `sandbox.<id>` (an empty leftover of the same name is reused). `None`
     /// when no freezer hierarchy is writable (without root): `kill --mode all` then
     /// signals without freezing.
-    pub fn create(id: &str, loader_uses_v2: bool) -> Option<Freezer> {
-        let (mount, v2, rel) = hierarchy()?;
+    pub fn create(id: &str, loader_uses_v2: bool, pref: Preference) -> Option<Freezer> {
+        let (mount, v2, rel) = hierarchy(pref)?;
         if v2 && loader_uses_v2 {
             return None;
         }

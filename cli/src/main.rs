@@ -305,6 +305,17 @@ struct RunArgs {
     /// First process-creation method to try (later ones are fallbacks).
     #[arg(long, value_enum, default_value = "clone3", hide = true)]
     spawn: SpawnArg,
+    /// With -d: the cgroup hierarchy that freezes the sandbox for `kill --mode all`
+    /// (auto: the v1 freezer when mounted, else v2; v2 tests that path on hybrid
+    /// hosts).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "auto",
+        hide = true,
+        requires = "detach"
+    )]
+    freezer: FreezerArg,
     /// The program and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM")]
     command: Vec<String>,
@@ -322,6 +333,12 @@ enum SignalModeArg {
     Process,
     Foreground,
     All,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FreezerArg {
+    Auto,
+    V2,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -798,7 +815,7 @@ fn supervise(
         Ok(r) => r,
         Err(e) => fail(e.to_string(), EXIT_SANDBOX_ERROR),
     };
-    let detached = match daemon::prepare(&root, id) {
+    let mut detached = match daemon::prepare(&root, id) {
         Ok(d) => d,
         Err(e) => {
             if let Ok(dir) = root.dir(id) {
@@ -810,20 +827,25 @@ fn supervise(
     let dir = detached.dir.clone();
     let parsed =
         Cli::try_parse_from(std::iter::once(std::ffi::OsString::from("sandbox")).chain(args));
-    let code = match parsed.map(|c| c.command) {
-        Ok(Command::Run(run_args)) => match run(*run_args, Some(detached)) {
-            Ok(code) => code,
-            Err(e) => {
-                daemon::remove_state_dir(&dir);
-                fail(format!("{e:#}"), EXIT_SANDBOX_ERROR)
-            }
-        },
+    let run_args = match parsed.map(|c| c.command) {
+        Ok(Command::Run(run_args)) => run_args,
         _ => {
             daemon::remove_state_dir(&dir);
             fail(
                 "__supervise: expected a run command line".into(),
                 EXIT_SANDBOX_ERROR,
             )
+        }
+    };
+    detached.freezer = match run_args.freezer {
+        FreezerArg::Auto => sandbox_cli::freezer::Preference::Auto,
+        FreezerArg::V2 => sandbox_cli::freezer::Preference::V2,
+    };
+    let code = match run(*run_args, Some(detached)) {
+        Ok(code) => code,
+        Err(e) => {
+            daemon::remove_state_dir(&dir);
+            fail(format!("{e:#}"), EXIT_SANDBOX_ERROR)
         }
     };
     std::process::exit(code)

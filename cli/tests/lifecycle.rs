@@ -498,12 +498,33 @@ fn kill_all_leaves_no_forking_process_alive() {
     if !sandbox_tests::require_root() {
         return;
     }
-    let root = Root::new("forkloop");
+    kill_all_fork_loop("auto");
+}
+
+/// The same through cgroup v2's `cgroup.freeze` (this host has a v1 freezer, which
+/// `auto` picks).
+#[test]
+fn kill_all_leaves_no_forking_process_alive_v2_freezer() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    if !Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists()
+        && !Path::new("/sys/fs/cgroup/cgroup.procs").exists()
+    {
+        panic!("no cgroup v2 hierarchy mounted: the v2 freezer cannot be tested here");
+    }
+    kill_all_fork_loop("v2");
+}
+
+fn kill_all_fork_loop(freezer: &str) {
+    let root = Root::new(&format!("forkloop-{freezer}"));
     let o = root.run(&[
         "run",
         "-d",
         "--name",
         "f",
+        "--freezer",
+        freezer,
         "--pids-limit",
         "300",
         "--",

@@ -1193,3 +1193,44 @@ fn run_d_console_socket_and_foreground_kill() {
     assert_eq!(code(&root.run(&["wait", "cs"])), 130);
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn an_exec_client_survives_its_supervisors_death() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("execsup");
+    let st = root.start("x", &["sleep", "1000"]);
+    let marker = format!("exec-sup-{}", std::process::id());
+    let client = root
+        .cmd(&[
+            "exec",
+            "x",
+            "--",
+            "sh",
+            "-c",
+            &format!("sleep 1000; : {marker}"),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // (The client's own command line carries the marker too: ask the sandbox.)
+    let cmd = format!("sh -c sleep 1000; : {marker}");
+    until("the exec'd process", 10, || {
+        pid_of(&root, "x", &cmd).is_some()
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(st["pid"].as_i64().unwrap() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // The client learns it (no hang), and the exec'd process died with the sandbox.
+    let o = client.wait_with_output().unwrap();
+    assert_eq!(code(&o), 125, "{}", err(&o));
+    assert!(err(&o).contains("closed the connection"), "{}", err(&o));
+    until("the exec'd process gone", 10, || {
+        with_marker(&marker).is_empty()
+    });
+    until("dead", 10, || root.status("x").as_deref() == Some("dead"));
+    assert_eq!(code(&root.run(&["delete", "x"])), 0);
+}

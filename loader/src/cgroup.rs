@@ -102,6 +102,26 @@ impl SandboxCgroup {
         Ok(())
     }
 
+    /// Moves the process `pid` (the loader's PID namespace; an exec helper, before it
+    /// forks the process it executes) into every cgroup of the sandbox, v1 or v2, by
+    /// writing its `cgroup.procs`.
+    pub fn move_process(&self, pid: i32) -> Result<(), CgroupError> {
+        let text = pid.to_string();
+        for dir in &self.dirs {
+            let path = dir.join("cgroup.procs");
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .and_then(|mut f| f.write_all(text.as_bytes()))
+                .map_err(|source| CgroupError {
+                    path,
+                    step: "moving an exec helper into it",
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
     /// Whether the loader must move init ([`SandboxCgroup::add_process`]): some
     /// hierarchy is v2.
     pub fn needs_loader_move(&self) -> bool {

@@ -85,6 +85,60 @@ impl Notifier {
     }
 }
 
+/// The borrowed terminal of the first program, as found at start.
+pub(crate) struct BorrowedInfo<'a> {
+    pub fd: OwnedFd,
+    pub path: &'a std::path::Path,
+    pub termios: &'a libc::termios,
+    pub winsize: &'a libc::winsize,
+    pub stat: &'a libc::stat,
+}
+
+/// The sentry for a new sandbox (host mode: the signals it generates are sent by the
+/// loader), with the borrowed terminal registered as a host-backed terminal.
+pub(crate) fn new_kernel(
+    borrowed: Option<BorrowedInfo<'_>>,
+    init_host: i32,
+) -> (Kernel, Option<Terminal>) {
+    let mut k = Kernel::with_config(sandbox_sentry::KernelConfig {
+        host_signals: true,
+        ..sandbox_sentry::KernelConfig::default()
+    });
+    let tty = borrowed.map(|b| {
+        let name = b
+            .path
+            .to_string_lossy()
+            .trim_start_matches("/dev/")
+            .to_string();
+        let id = k.create_host_tty(
+            &name,
+            systty::is_pty_slave(b.stat.st_rdev),
+            termios_from_host(b.termios),
+            winsize_from_host(b.winsize),
+        );
+        Terminal {
+            id,
+            binding: Binding::Borrowed,
+            fd: Some(b.fd),
+            identity: (b.stat.st_dev, b.stat.st_ino),
+            leader_host: init_host,
+        }
+    });
+    (k, tty)
+}
+
+/// The foreground job of the first program's terminal, for the suspend pass-through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ForegroundJob {
+    /// A job-control shell has set the foreground group: it manages stops itself.
+    ManagedByShell,
+    /// No terminal, no foreground group, or an empty one.
+    None,
+    Running,
+    /// Every member is stopped (host state `T`).
+    Stopped,
+}
+
 /// Exit statuses of the sandbox's first program and exec'd processes.
 #[derive(Debug, Default)]
 pub(crate) struct ExitTable {
@@ -243,9 +297,14 @@ impl Core {
                 // freezing the sandbox for the delivery.
                 let deadline = Instant::now() + Duration::from_secs(2);
                 let mut signalled = HashSet::new();
+                // The first program last: its end ends the sandbox (init exits and the
+                // kernel kills the rest with SIGKILL before they see this signal).
+                let first = self.program_if_started();
                 loop {
                     let mut round = false;
-                    for p in sup.k.processes() {
+                    let mut order = sup.k.processes();
+                    order.sort_by_key(|&p| Some(p) == first);
+                    for p in order {
                         let alive = sup.k.thread_group(p).is_some_and(|g| g.is_alive());
                         let again = sig == libc::SIGKILL || !signalled.contains(&p);
                         if p != Kernel::INIT && alive && again {
@@ -320,6 +379,99 @@ impl Core {
         }
         out.sort_by_key(|p| p.pid);
         Ok(out)
+    }
+
+    /// The first program has installed its filters: registers it in the sentry (init's
+    /// child; init's session takes the main terminal with the program's group in the
+    /// foreground). Returns its sandbox PID.
+    pub fn register_program(&self) -> Option<Pid> {
+        let mut guard = self.sup.lock();
+        let sup = &mut *guard;
+        let init_host = sup.procs.init_host;
+        let host = crate::procfs::children(init_host)
+            .ok()
+            .and_then(|c| c.into_iter().next())?;
+        let info = crate::procfs::read(host).ok()?;
+        let p = info.ns_pid;
+        let _ = sup.procs.translate(info.host_pid);
+        if let Some(id) = sup.main {
+            if let Err(e) = sup.k.open_tty(Kernel::INIT, id, OpenFlags::RDWR) {
+                tracing::error!(%e, "could not give the sandbox's session its terminal");
+            }
+        }
+        let adopted = sup.k.host_adopt(HostProcess {
+            pid: p,
+            parent: Some(Kernel::INIT),
+            pgid: info.ns_pgid,
+            sid: info.ns_sid,
+            did_exec: info.did_exec,
+        });
+        if let (Ok(()), Some(id)) = (adopted, sup.main) {
+            if let Err(e) = sup.k.tiocspgrp(Kernel::INIT, id, info.ns_pgid) {
+                tracing::error!(%e, "could not put the program in the foreground");
+            }
+        }
+        Some(p)
+    }
+
+    /// init created the first program's pty (`pts/n`): registers it as the main
+    /// terminal, an owned pty led by init. `keep` is the loader's copy of the master
+    /// (none when it went to a console socket).
+    pub fn register_main_pty(
+        &self,
+        n: u32,
+        identity: (u64, u64),
+        termios: Option<&libc::termios>,
+        ws: Option<&libc::winsize>,
+        keep: Option<OwnedFd>,
+    ) {
+        let mut sup = self.sup.lock();
+        let id = sup.k.create_host_tty(
+            &format!("pts/{n}"),
+            true,
+            termios
+                .map(termios_from_host)
+                .unwrap_or_else(sandbox_sentry::Termios::linux_default),
+            ws.map(winsize_from_host).unwrap_or_default(),
+        );
+        let leader_host = sup.procs.init_host;
+        sup.terminals.push(Terminal {
+            id,
+            binding: Binding::OwnedPty,
+            fd: keep,
+            identity,
+            leader_host,
+        });
+        sup.main = Some(id);
+    }
+
+    /// The state of the main terminal's foreground job (see [`ForegroundJob`]).
+    pub fn main_foreground_job(&self) -> ForegroundJob {
+        let sup = self.sup.lock();
+        if sup.tiocspgrp_seen {
+            return ForegroundJob::ManagedByShell;
+        }
+        let Some(tty) = sup.main else {
+            return ForegroundJob::None;
+        };
+        let Some(fg) = sup.k.tty(tty).and_then(|t| t.pgrp) else {
+            return ForegroundJob::None;
+        };
+        let members = sup.k.pgrp_members(fg);
+        if members.is_empty() {
+            return ForegroundJob::None;
+        }
+        let all_stopped = members.iter().all(|&m| {
+            sup.procs
+                .host_pid(m)
+                .and_then(|h| crate::procfs::read(h).ok())
+                .is_some_and(|i| i.state == 'T')
+        });
+        if all_stopped {
+            ForegroundJob::Stopped
+        } else {
+            ForegroundJob::Running
+        }
     }
 
     /// Sets the size of `pid`'s controlling terminal (SIGWINCH to its foreground group
@@ -491,8 +643,8 @@ impl Core {
             e
         };
         // In the sandbox's cgroups before it forks the process.
-        if let Some(c) = self.cgroup.lock().as_mut() {
-            if let Err(e) = c.add_process(helper.pid) {
+        if let Some(c) = self.cgroup.lock().as_ref() {
+            if let Err(e) = c.move_process(helper.pid) {
                 return Err(kill_helper(e.into()));
             }
         }

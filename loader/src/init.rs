@@ -1,5 +1,7 @@
 //! The sandbox's init (PID 1 of its PID namespace) and the program's last steps before
-//! exec. Everything here runs in the spawned child.
+//! exec, and the exec helper ([`exec_helper_main`]) that starts a process in a running
+//! sandbox. Everything here runs in a process started through the entry point
+//! (`crate::sys::entry`), from the plan it received (`crate::control`).
 //!
 //! init: once the user namespace's maps are written (rootless), makes itself
 //! non-dumpable (`PR_SET_DUMPABLE` 0: the kernel's `ptrace_may_access` then refuses
@@ -25,7 +27,7 @@
 //! privilege from set-user-ID bits or file capabilities), its seccomp policy
 //! ([`seccomp::program_filter`]), then the notify filter whose listener goes to the
 //! loader, the resource limits, then its
-//! credentials: the bounding set cut to [`InitPlan::capabilities`], the user and group
+//! credentials: the bounding set cut to [`ProgramPlan::capabilities`], the user and group
 //! (`--user`, checked with getresuid/getresgid afterwards), and exactly the kept
 //! capabilities in the effective, permitted, inheritable and ambient sets (none by
 //! default, as root too: rlimits then bind it, and it cannot ptrace init), then exec.

@@ -2,9 +2,11 @@
 //! supervision loop.
 //!
 //! Start-up:
-//! 1. The loader compiles the seccomp programs and opens the control channel.
+//! 1. The loader compiles the seccomp programs, opens the control channel and queues
+//!    init's plan on it (a typed message, `crate::control`).
 //! 2. It spawns init (see [`crate::spawn`]) in new PID, mount, UTS, IPC and (unless
-//!    shared) network namespaces.
+//!    shared) network namespaces: the clone child only execs the loader's own binary
+//!    as the entry point (`crate::sys::entry`), which reads the plan and runs init.
 //! 3. init takes a session of its own, builds the filesystem view and forks the
 //!    program, which takes a process group of its own, installs the deny filter and
 //!    the notify filter, and passes the notification listener back before exec.
@@ -12,9 +14,12 @@
 //!    borrowed terminal as controlling terminal, the program's group is its foreground
 //!    group — and starts answering notifications.
 //!
-//! Then one `poll` loop serves: notifications, the control channel, the loader's
-//! signals (read from a signalfd and forwarded by delivery mode), init's pidfd, and
-//! pidfds of session leaders holding the terminal. The loader never stops on
+//! Then one `poll` loop (over a `PollSet` of named sources) serves: the control
+//! channel, the loader's signals (read from a signalfd and forwarded by delivery mode),
+//! init's pidfd, pidfds of session leaders holding the terminal, the handle's requests
+//! and the control sockets of exec helpers; notifications are answered by notification
+//! threads. Every request that reads or changes the sentry goes through the container
+//! core (`crate::core`). The loader never stops on
 //! SIGTSTP/SIGTTIN/SIGTTOU itself, except for the suspend pass-through: when the
 //! sandbox's foreground job stops after a ^Z and no job-control shell manages the
 //! terminal (nobody has ever called TIOCSPGRP), the loader stops itself with SIGTSTP
@@ -26,12 +31,9 @@ use crate::core::{Core, ExecContext, ExecTarget, ExecWatch, Notifier};
 use crate::exec::{ExecEvent, ExecHandle, ExecSpec, ProcessInfo};
 use crate::init::{self, InitPlan, ProgramPlan, StdioPlan};
 use crate::mounts::{Bind, FsSpec, RootMode};
-use crate::procfs;
 use crate::seccomp::{self, Listener, NotifyOptions};
 use crate::spawn::{self, SpawnError, SpawnMethod};
-use crate::supervisor::{
-    termios_from_host, winsize_from_host, Binding, NotifyStats, Supervisor, Terminal,
-};
+use crate::supervisor::{NotifyStats, Supervisor};
 use crate::sys::entry::EntryExec;
 use crate::sys::tty as systty;
 use crate::tracker::Tracker;
@@ -40,7 +42,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use parking_lot::Mutex;
-use sandbox_sentry::{DeliveryMode, HostProcess, Kernel, KernelConfig, OpenFlags, Pid};
+use sandbox_sentry::{DeliveryMode, Pid};
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -659,31 +661,18 @@ impl Sandbox {
             None
         };
 
-        let mut k = Kernel::with_config(KernelConfig {
-            host_signals: true,
-            ..KernelConfig::default()
-        });
-        let tty = match (&terminal, &tty_info) {
-            (Some(fd), Some((t, ws, st, path))) => {
-                let name = path
-                    .to_string_lossy()
-                    .trim_start_matches("/dev/")
-                    .to_string();
-                let id = k.create_host_tty(
-                    &name,
-                    systty::is_pty_slave(st.st_rdev),
-                    termios_from_host(t),
-                    winsize_from_host(ws),
-                );
-                Some(Terminal {
-                    id,
-                    binding: Binding::Borrowed,
-                    fd: Some(dup(fd)?),
-                    identity: (st.st_dev, st.st_ino),
-                    leader_host: spawned.pid,
-                })
-            }
-            _ => None,
+        let (k, tty) = match (&terminal, &tty_info) {
+            (Some(fd), Some((t, ws, st, path))) => crate::core::new_kernel(
+                Some(crate::core::BorrowedInfo {
+                    fd: dup(fd)?,
+                    path,
+                    termios: t,
+                    winsize: ws,
+                    stat: st,
+                }),
+                spawned.pid,
+            ),
+            _ => crate::core::new_kernel(None, spawned.pid),
         };
         let sup = Arc::new(Mutex::new(Supervisor {
             k,
@@ -1463,26 +1452,8 @@ impl Loop {
         } else {
             master.try_clone().ok()
         };
-        let mut sup = self.sup.lock();
-        let id = sup.k.create_host_tty(
-            &format!("pts/{n}"),
-            true,
-            termios
-                .as_ref()
-                .map(termios_from_host)
-                .unwrap_or_else(sandbox_sentry::Termios::linux_default),
-            ws.as_ref().map(winsize_from_host).unwrap_or_default(),
-        );
-        let leader_host = sup.procs.init_host;
-        sup.terminals.push(Terminal {
-            id,
-            binding: Binding::OwnedPty,
-            fd: keep,
-            identity,
-            leader_host,
-        });
-        sup.main = Some(id);
-        drop(sup);
+        self.core
+            .register_main_pty(n, identity, termios.as_ref(), ws.as_ref(), keep);
         if let Some(p) = &mut self.proxy {
             p.master = Some(master);
         }
@@ -1509,38 +1480,9 @@ impl Loop {
                  every notified system call will be slower"
             ),
         }
-        let sup_arc = self.sup.clone();
-        let mut guard = sup_arc.lock();
-        let sup = &mut *guard;
-        let init_host = sup.procs.init_host;
-        let host = procfs::children(init_host)
-            .ok()
-            .and_then(|c| c.into_iter().next());
-        let info = host.and_then(|h| procfs::read(h).ok());
-        if let Some(info) = info {
-            let p = info.ns_pid;
+        if let Some(p) = self.core.register_program() {
             self.program = Some(p);
-            let _ = sup.procs.translate(info.host_pid);
-            // init's session takes the terminal; the program's group is the foreground.
-            if let Some(id) = sup.main {
-                if let Err(e) = sup.k.open_tty(Kernel::INIT, id, OpenFlags::RDWR) {
-                    tracing::error!(%e, "could not give the sandbox's session its terminal");
-                }
-            }
-            let adopted = sup.k.host_adopt(HostProcess {
-                pid: p,
-                parent: Some(Kernel::INIT),
-                pgid: info.ns_pgid,
-                sid: info.ns_sid,
-                did_exec: info.did_exec,
-            });
-            if let (Ok(()), Some(id)) = (adopted, sup.main) {
-                if let Err(e) = sup.k.tiocspgrp(Kernel::INIT, id, info.ns_pgid) {
-                    tracing::error!(%e, "could not put the program in the foreground");
-                }
-            }
         }
-        drop(guard);
         match Notifier::start(listener, self.sup.clone()) {
             Ok(n) => {
                 self.notifier = Some(n);
@@ -1605,26 +1547,9 @@ impl Loop {
             self.early_signals.push((mode, signo));
             return;
         };
-        let mut guard = self.sup.lock();
-        let sup = &mut *guard;
-        let mode = delivery_mode(mode, sup.main.is_some());
-        sup.procs.reconcile(&mut sup.k);
-        let r = if mode == DeliveryMode::AllProcesses {
-            // Every process but init: a signal from outside would kill it, and with it
-            // the namespace.
-            for p in sup.k.processes() {
-                if p != Kernel::INIT {
-                    let _ = sup.k.deliver_signal(DeliveryMode::Process, p, signo);
-                }
-            }
-            Ok(Vec::new())
-        } else {
-            sup.k.deliver_signal(mode, program, signo)
-        };
-        if let Err(e) = r {
+        if let Err(e) = self.core.kill(Some(program), mode, signo) {
             tracing::warn!(%e, "signal not forwarded");
         }
-        let _ = sup.send_host_signals();
     }
 
     /// Suspend pass-through (see the module documentation).
@@ -1637,30 +1562,17 @@ impl Loop {
             self.watch_stop = None;
             return;
         }
-        let sup = self.sup.lock();
-        if Instant::now() > deadline || sup.tiocspgrp_seen {
+        if Instant::now() > deadline {
             self.watch_stop = None;
             return;
         }
-        let Some(tty) = sup.main else {
-            return;
-        };
-        let Some(fg) = sup.k.tty(tty).and_then(|t| t.pgrp) else {
-            return;
-        };
-        let members = sup.k.pgrp_members(fg);
-        if members.is_empty() {
-            return;
-        }
-        let all_stopped = members.iter().all(|&m| {
-            sup.procs
-                .host_pid(m)
-                .and_then(|h| procfs::read(h).ok())
-                .is_some_and(|i| i.state == 'T')
-        });
-        drop(sup);
-        if !all_stopped {
-            return;
+        match self.core.main_foreground_job() {
+            crate::core::ForegroundJob::ManagedByShell => {
+                self.watch_stop = None;
+                return;
+            }
+            crate::core::ForegroundJob::Stopped => {}
+            crate::core::ForegroundJob::None | crate::core::ForegroundJob::Running => return,
         }
         self.watch_stop = None;
         tracing::info!("foreground job stopped without a job-control shell: suspending");

@@ -674,15 +674,14 @@ fn signal_to_all_reaches_exec_processes() {
     if !sandbox_tests::require_root() {
         return;
     }
-    let sandbox = Sandbox::start(SandboxSpec::new(vec![
-        "sh".into(),
-        "-c".into(),
-        "sleep 901 & sleep 902 & wait".into(),
-    ]))
-    .unwrap();
+    let sandbox = Sandbox::start(SandboxSpec::new(vec!["sleep".into(), "901".into()])).unwrap();
     let h = sandbox
         .exec(ExecSpec::new(
-            vec!["sleep".into(), "903".into()],
+            vec![
+                "sh".into(),
+                "-c".into(),
+                "sleep 902 & sleep 903 & wait".into(),
+            ],
             ExecTerminal::Stdio([null(), null(), null()]),
         ))
         .unwrap();
@@ -696,4 +695,65 @@ fn signal_to_all_reaches_exec_processes() {
         .unwrap();
     assert_eq!(sandbox.wait_pid(h.pid()).unwrap(), libc::SIGTERM);
     assert_eq!(sandbox.wait().unwrap().exit_code(), 128 + libc::SIGTERM);
+}
+
+/// An exec'd process is confined like the first program: the same seccomp policy and a
+/// notify filter (three filters or more), `no_new_privs`, no capability at all, the
+/// sandbox's cgroups, and its helper is nowhere in the sandbox's view.
+#[test]
+fn exec_processes_are_confined_like_the_program() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let sandbox = Sandbox::start(SandboxSpec::new(vec!["sleep".into(), "1000".into()])).unwrap();
+    let program_host =
+        sandbox_tests::console::wait_descendant(sandbox.init_pid(), &["sleep", "1000"], |_| true)
+            .pid;
+    let (mut out, w) = pipe();
+    let h = sandbox
+        .exec(ExecSpec::new(
+            vec![
+                "sh".into(),
+                "-c".into(),
+                "grep -E '^(Seccomp|Seccomp_filters|NoNewPrivs|CapEff|CapPrm|CapBnd|CapAmb):' /proc/self/status; \
+                 cat /proc/self/cgroup | sort; ls /proc | grep -c '^[0-9]'; unshare -U true; echo unshare=$?"
+                    .into(),
+            ],
+            ExecTerminal::Stdio([null(), w, null()]),
+        ))
+        .unwrap();
+    let mut text = String::new();
+    out.read_to_string(&mut text).unwrap();
+    assert_eq!(sandbox.wait_pid(h.pid()).unwrap(), 0);
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {k} in {text}"))
+    };
+    assert_eq!(field("Seccomp:"), "2", "{text}");
+    assert!(
+        field("Seccomp_filters:").parse::<u32>().unwrap() >= 3,
+        "{text}"
+    );
+    assert_eq!(field("NoNewPrivs:"), "1", "{text}");
+    for k in ["CapEff:", "CapPrm:", "CapBnd:", "CapAmb:"] {
+        assert_eq!(field(k), "0000000000000000", "{k} {text}");
+    }
+    // The program's cgroups, as the host sees them.
+    let mut program_cgroups: Vec<String> =
+        std::fs::read_to_string(format!("/proc/{program_host}/cgroup"))
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+    program_cgroups.sort();
+    let exec_cgroups: Vec<&str> = text.lines().filter(|l| l.contains(":/")).collect();
+    assert_eq!(exec_cgroups, program_cgroups, "{text}");
+    // init, the program, the shell and its children: no helper in the sandbox's /proc.
+    assert!(text.lines().any(|l| l == "4" || l == "5"), "{text}");
+    // Creating namespaces is denied by the policy.
+    assert!(text.contains("unshare=1"), "{text}");
+    sandbox.destroy().unwrap();
+    sandbox.wait().unwrap();
 }

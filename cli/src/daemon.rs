@@ -585,7 +585,15 @@ fn kill_all(shared: &Arc<Shared>, sig: i32) -> Response {
         },
         None => false,
     };
-    let r = shared.sandbox.kill(None, SignalMode::All, sig);
+    // SIGKILL while frozen goes straight to every process of the cgroup (below); the
+    // sentry's `All` is sent once they are thawed (it waits for its SIGKILLs to take
+    // effect, which frozen processes cannot do).
+    let kill_later = frozen && sig == libc::SIGKILL;
+    let mut r = if kill_later {
+        Ok(())
+    } else {
+        shared.sandbox.kill(None, SignalMode::All, sig)
+    };
     if let (Some(f), true) = (&shared.freezer, frozen) {
         // Every process the cgroup holds (frozen: none can fork meanwhile) gets the
         // signal: SIGKILL all of them; another signal those the sentry has not
@@ -612,6 +620,13 @@ fn kill_all(shared: &Arc<Shared>, sig: i32) -> Response {
                 tracing::error!(%e, "cannot thaw the sandbox");
             }
         }
+    }
+    if kill_later {
+        // Everything is dying already: a signal that reaches nobody is no error here.
+        if let Err(e) = shared.sandbox.kill(None, SignalMode::All, sig) {
+            tracing::debug!(%e, "SIGKILL to all after the cgroup's");
+        }
+        r = Ok(());
     }
     if sig == libc::SIGKILL {
         if let Some(f) = &shared.freezer {
@@ -773,10 +788,26 @@ fn exec(shared: &Arc<Shared>, conn: OwnedFd, req: protocol::ExecRequest, fds: Ve
         Ok(s) => s,
         Err(r) => return answer(&conn, &r),
     };
-    let handle = match shared.sandbox.exec(spec) {
+    let started = {
+        // In the freezer cgroup from its first instruction (see `Freezer::thread_join`);
+        // no `kill --mode all` freezes meanwhile.
+        let _no_freeze = shared.big_lock.lock();
+        let joined = shared.freezer.as_ref().is_some_and(Freezer::thread_join);
+        let started = shared.sandbox.exec(spec);
+        if joined {
+            if let Some(f) = &shared.freezer {
+                f.thread_leave();
+            }
+        }
+        started
+    };
+    let handle = match started {
         Ok(h) => h,
         Err(e) => return answer(&conn, &loader_error(&e)),
     };
+    if let Some(f) = &shared.freezer {
+        f.adopt(handle.host_pid());
+    }
     let pid = handle.pid();
     let master = handle.pty_master();
     let passed: Vec<std::os::fd::BorrowedFd<'_>> = master.iter().map(|m| m.as_fd()).collect();
@@ -817,9 +848,10 @@ fn exec(shared: &Arc<Shared>, conn: OwnedFd, req: protocol::ExecRequest, fds: Ve
             Err(_) => break None,
         }
     };
-    let response = match status {
-        Some(wait_status) => Response::Exited { wait_status },
-        None => Response::error(ErrorKind::Stopped, "the sandbox ended"),
+    // The sandbox ended before the process's end was reported: the kernel killed it
+    // with SIGKILL, as every process of a PID namespace whose init is gone.
+    let response = Response::Exited {
+        wait_status: status.unwrap_or(libc::SIGKILL),
     };
     answer(&conn, &response);
     let _ = nix::sys::socket::shutdown(conn.as_raw_fd(), nix::sys::socket::Shutdown::Both);

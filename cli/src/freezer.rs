@@ -167,6 +167,57 @@ impl Freezer {
         }
     }
 
+    /// Exec'd processes are cloned by the thread that calls `Sandbox::exec`, and a
+    /// child starts in its creator's cgroups. On v1 that thread alone joins the
+    /// freezer cgroup (`0` to `tasks`) for the call, and leaves it after
+    /// ([`Freezer::thread_leave`]); the caller makes sure no freeze happens meanwhile
+    /// (a frozen supervisor thread could hold a lock the others need). Returns
+    /// whether it joined (v2 has no per-thread membership: see [`Freezer::adopt`]).
+    pub fn thread_join(&self) -> bool {
+        !self.v2 && write(&self.dir.join("tasks"), "0", "joining").is_ok()
+    }
+
+    /// The supervisor back to its own cgroup, every thread of it: the call may have
+    /// started threads (the exec'd process's notification thread), which began in
+    /// the calling thread's cgroup — frozen with the sandbox, they would leave its
+    /// notifications unanswered and the supervisor stuck.
+    pub fn thread_leave(&self) {
+        if let Err(e) = self.leave() {
+            tracing::error!(%e, "the supervisor could not leave the freezer cgroup");
+        }
+    }
+
+    /// Whether a thread of this process is in the cgroup (it must never be frozen).
+    fn holds_us(&self) -> bool {
+        let Ok(tasks) = fs::read_dir("/proc/self/task") else {
+            return false;
+        };
+        let name = self
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        tasks.flatten().any(|t| {
+            fs::read_to_string(t.path().join("cgroup")).is_ok_and(|c| {
+                c.lines().any(|l| {
+                    name.as_deref()
+                        .is_some_and(|n| l.rsplit('/').next() == Some(n))
+                })
+            })
+        })
+    }
+
+    /// v2 with a `sandbox.<ID>` of ours: moves an exec'd process (host PID) in after
+    /// its start (a child it forked before that stays out). The loader's own v2
+    /// cgroup ([`Freezer::of_sandbox`]) needs nothing: the loader puts exec'd
+    /// processes in the sandbox's cgroups from their start.
+    pub fn adopt(&self, pid: i32) {
+        if self.v2 && !self.home.as_os_str().is_empty() {
+            if let Err(e) = write(&self.dir.join("cgroup.procs"), &pid.to_string(), "adopting") {
+                tracing::warn!(%e, pid, "an exec'd process is not in the freezer cgroup");
+            }
+        }
+    }
+
     /// Moves the calling process back to its own cgroup.
     pub fn leave(&self) -> Result<(), FreezerError> {
         write(
@@ -186,6 +237,10 @@ impl Freezer {
     /// Freezes every process and waits until the kernel reports them frozen (at most
     /// a few seconds: a warning, and the caller carries on).
     pub fn freeze(&self) -> Result<(), FreezerError> {
+        if self.holds_us() && !self.home.as_os_str().is_empty() {
+            tracing::error!("a supervisor thread was in the freezer cgroup: moving it out first");
+            self.leave()?;
+        }
         if self.v2 {
             write(&self.dir.join("cgroup.freeze"), "1", "freezing")?;
         } else {

@@ -1234,3 +1234,84 @@ fn an_exec_client_survives_its_supervisors_death() {
     until("dead", 10, || root.status("x").as_deref() == Some("dead"));
     assert_eq!(code(&root.run(&["delete", "x"])), 0);
 }
+
+/// Exec'd processes are in the freezer cgroup too: a forking crowd started by `exec`
+/// does not escape `kill --mode all`.
+fn kill_all_exec_fork_loop(freezer: &str) {
+    let root = Root::new(&format!("execfork-{freezer}"));
+    let o = root.run(&[
+        "run",
+        "-d",
+        "--name",
+        "e",
+        "--freezer",
+        freezer,
+        "--pids-limit",
+        "300",
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let st = root.state("e");
+    let init = st["init_pid"].as_i64().unwrap() as i32;
+    let freezer_dir = st["cgroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| PathBuf::from(c.as_str().unwrap()))
+        .find(|c| c.join("freezer.state").exists() || c.join("cgroup.freeze").exists())
+        .expect("a freezer cgroup");
+    let client = root
+        .cmd(&[
+            "exec",
+            "e",
+            "--",
+            "bash",
+            "-c",
+            // bash carries on when a fork fails at the pids limit.
+            "while :; do sleep 1000 & done 2>/dev/null",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let in_freezer = || -> Vec<i32> {
+        std::fs::read_to_string(freezer_dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.parse::<i32>().unwrap())
+            .filter(|&p| p != init && alive(p.into()))
+            .collect()
+    };
+    until("a crowd in the freezer cgroup", 20, || {
+        in_freezer().len() > 50
+    });
+    let o = root.run(&["kill", "--mode", "all", "e", "KILL"]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let left = in_freezer();
+    assert!(left.is_empty(), "still alive: {left:?}");
+    let o = wait_output(client, 20);
+    assert_eq!(code(&o), 137, "{}", err(&o));
+    // Nothing of the crowd anywhere in the sandbox, as the sentry and the host see it.
+    let ps = out(&root.run(&["ps", "e"]));
+    assert!(
+        !ps.contains("sleep 1000\n") || ps.lines().count() <= 3,
+        "{ps}"
+    );
+}
+
+#[test]
+fn kill_all_reaches_an_exec_fork_loop() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    kill_all_exec_fork_loop("auto");
+}
+
+#[test]
+fn kill_all_reaches_an_exec_fork_loop_v2_freezer() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    kill_all_exec_fork_loop("v2");
+}

@@ -149,9 +149,12 @@ pub(crate) fn recv(fd: RawFd) -> Result<Option<Message>, ProtocolError> {
     decode(&buf[..n], fds).map(Some)
 }
 
-/// Receives a plan (a large packet).
+/// Receives a plan (a large packet: its size is peeked first).
 pub(crate) fn recv_plan(fd: RawFd) -> Result<Option<Message>, ProtocolError> {
-    let mut buf = vec![0u8; MAX_PACKET];
+    let mut probe = [0u8; 1];
+    // MSG_TRUNC with MSG_PEEK: the packet's real length, the packet left queued.
+    let len = nix::sys::socket::recv(fd, &mut probe, MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC)?;
+    let mut buf = vec![0u8; len.clamp(1, MAX_PACKET)];
     let (n, fds) = match recv_raw(fd, &mut buf)? {
         Some(r) => r,
         None => return Ok(None),

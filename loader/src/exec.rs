@@ -78,7 +78,9 @@ pub enum ExecEvent {
     },
 }
 
-/// A process executed into a sandbox (see [`crate::Sandbox::exec`]).
+/// A process executed into a sandbox (see [`crate::Sandbox::exec`]). Dropping the
+/// handle leaves the process running: the sandbox keeps tracking it (its status for
+/// [`crate::Sandbox::wait_pid`]) until it ends or the sandbox is destroyed.
 #[derive(Debug)]
 pub struct ExecHandle {
     pub(crate) pid: i32,

@@ -383,7 +383,10 @@ fn program_execed(sandbox: &Sandbox) -> bool {
             // Before its execve the program is a fork of init: the same executable
             // (this binary) and the same command line. The program may be this
             // binary too (a nested `sandbox`): its command line tells then.
-            let cmdline = fs::read(format!("/proc/{c}/cmdline")).ok();
+            // (Empty while the process exits, after a failed execve: no evidence.)
+            let cmdline = fs::read(format!("/proc/{c}/cmdline"))
+                .ok()
+                .filter(|c| !c.is_empty());
             let new_exe = exe.is_some() && exe != ours;
             let new_cmdline =
                 cmdline.is_some() && init_cmdline.is_some() && cmdline != init_cmdline;

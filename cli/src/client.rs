@@ -514,13 +514,18 @@ pub fn exec(
             return Ok(());
         }
         loop {
-            match recv()? {
-                Response::Ok => return Ok(()),
-                Response::Error { message, .. } => {
+            let ended = queued.iter().any(|r| matches!(r, Response::Exited { .. }));
+            match recv() {
+                Ok(Response::Ok) => return Ok(()),
+                Ok(Response::Error { message, .. }) => {
                     tracing::debug!(%message, "forwarding failed");
                     return Ok(());
                 }
-                other => queued.push_back(other),
+                Ok(other) => queued.push_back(other),
+                // The process ended (the supervisor said so) and the connection with
+                // it, before the acknowledgement: nothing is missing.
+                Err(_) if ended => return Ok(()),
+                Err(e) => return Err(e),
             }
         }
     };

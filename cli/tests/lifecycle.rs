@@ -1053,6 +1053,14 @@ fn rootless_state_in_xdg_runtime_dir() {
             .output()
             .unwrap()
     };
+    // Deleted however the test ends.
+    struct Cleanup<'a>(&'a dyn Fn(&[&str]) -> Output);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["delete", "--force", "r"]);
+        }
+    }
+    let _cleanup = Cleanup(&nobody);
     let o = nobody(&[
         "run",
         "-d",
@@ -1103,6 +1111,13 @@ fn delete_force_ends_the_clients_in_flight() {
         });
     }
     let waiter = root.cmd(&["wait", "d"]).spawn().unwrap();
+    // Connected and waiting for the answer before the delete.
+    until("the wait client blocked on its answer", 10, || {
+        sandbox_tests::term::ProcInfo::blocked_in(
+            waiter.id() as i32,
+            &[libc::SYS_recvmsg, libc::SYS_recvfrom],
+        )
+    });
     let o = root.run(&["delete", "--force", "d"]);
     assert_eq!(code(&o), 0, "{}", err(&o));
     // Each exec'd process was killed, and its client says so.

@@ -244,3 +244,75 @@ e2e!(direct_killed_bash, sandbox_killed_bash, pty_killed_bash: killed_by_signal(
 e2e!(direct_killed_zsh, sandbox_killed_zsh, pty_killed_zsh: killed_by_signal(Shell::Zsh));
 e2e!(direct_killed_fish, sandbox_killed_fish, pty_killed_fish: killed_by_signal(Shell::Fish));
 e2e!(direct_killed_dash, sandbox_killed_dash, pty_killed_dash: killed_by_signal(Shell::Dash));
+
+/// A running sandbox (`sandbox run -d`) and the launcher of a shell executed into it
+/// (`sandbox exec --tty` or `--tty=pty`); the sandbox is deleted on drop.
+struct ExecInto {
+    root: std::path::PathBuf,
+    id: String,
+}
+
+impl ExecInto {
+    fn start(name: &str) -> ExecInto {
+        let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("e2e-programs-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_sandbox"))
+            .arg("--root")
+            .arg(&root)
+            .args(["run", "-d", "--name", name, "--", "sleep", "100000"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        ExecInto {
+            root,
+            id: name.to_string(),
+        }
+    }
+
+    fn launcher(&self, pty: bool) -> Launcher {
+        Launcher::SandboxExec {
+            bin: env!("CARGO_BIN_EXE_sandbox").into(),
+            root: self.root.clone(),
+            id: self.id.clone(),
+            pty,
+        }
+    }
+}
+
+impl Drop for ExecInto {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(env!("CARGO_BIN_EXE_sandbox"))
+            .arg("--root")
+            .arg(&self.root)
+            .args(["delete", "--force", &self.id])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+#[test]
+fn exec_tty_less_and_vim_bash() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let sb = ExecInto::start("progs-borrow");
+    pager(&sb.launcher(false), Shell::Bash);
+    editor(&sb.launcher(false), Shell::Bash);
+}
+
+#[test]
+fn exec_pty_less_and_vim_bash() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let sb = ExecInto::start("progs-pty");
+    pager(&sb.launcher(true), Shell::Bash);
+    editor(&sb.launcher(true), Shell::Bash);
+}

@@ -283,10 +283,11 @@ impl Watch<'_> {
             if hup {
                 // The loader is gone: take the program down with us (init: the whole
                 // namespace, by exiting).
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(self.program),
-                    Signal::SIGKILL,
-                );
+                let program = nix::unistd::Pid::from_raw(self.program);
+                let _ = nix::sys::signal::kill(program, Signal::SIGKILL);
+                // Reaped here: an exec helper's child must not outlive it as a zombie
+                // (it would be reparented outside the sandbox's view).
+                let _ = waitpid(program, None);
                 return 128 + libc::SIGKILL;
             }
             if executed {

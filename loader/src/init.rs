@@ -69,6 +69,14 @@ pub(crate) struct InitPlan {
     pub wait_for_maps: bool,
     /// The program's user and group.
     pub user: Option<(u32, u32)>,
+    /// Its supplementary groups (with `user`).
+    pub additional_gids: Vec<u32>,
+    /// Its umask.
+    pub umask: Option<u32>,
+    /// A network namespace init joins before building the filesystem.
+    pub join_netns: Option<std::path::PathBuf>,
+    /// A further filter installed right before exec (an OCI profile).
+    pub extra_seccomp: Option<Filter>,
     /// The program's resource limits (resource, soft, hard).
     pub rlimits: Vec<(i32, u64, u64)>,
     /// The capabilities the program keeps (none by default).
@@ -133,6 +141,15 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
     }
     if let Err(e) = nix::unistd::setsid() {
         return fail(format!("setsid: {e}"));
+    }
+    if let Some(path) = &plan.join_netns {
+        // Resolved in the host's view: the filesystem is not built yet.
+        if let Err(e) = crate::sys::process::join_netns(path) {
+            return fail(format!(
+                "joining the network namespace {}: {e}",
+                path.display()
+            ));
+        }
     }
     if let Err(e) = mounts::setup_filesystem(&plan.fs) {
         return fail(e.to_string());
@@ -247,7 +264,8 @@ fn drop_privileges(plan: &InitPlan) -> Result<(), String> {
     p::drop_bounding_except(keep).map_err(|e| format!("dropping the bounding set: {e}"))?;
     if let Some((uid, gid)) = plan.user {
         p::set_keep_caps(true).map_err(|e| format!("prctl(PR_SET_KEEPCAPS): {e}"))?;
-        p::become_user(uid, gid).map_err(|e| format!("running as {uid}:{gid}: {e}"))?;
+        p::become_user(uid, gid, &plan.additional_gids)
+            .map_err(|e| format!("running as {uid}:{gid}: {e}"))?;
         let (uids, gids) = p::ids().map_err(|e| format!("getresuid: {e}"))?;
         if uids != [uid; 3] || gids != [gid; 3] {
             return Err(format!(
@@ -336,9 +354,19 @@ fn program_main(plan: &InitPlan, pty_slave: Option<RawFd>) -> i32 {
     if let Err(e) = drop_privileges(plan) {
         return fail(e);
     }
+    if let Some(mask) = plan.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
     let Some(prog) = plan.argv.first() else {
         return fail("no program given".into());
     };
+    // Last of all, as runc does: the profile may refuse what the steps above need.
+    // no_new_privs is set, so no privilege is needed.
+    if let Some(extra) = &plan.extra_seccomp {
+        if let Err(e) = seccomp::install(extra) {
+            return fail(format!("installing the OCI seccomp profile: {e}"));
+        }
+    }
     let err = match nix::unistd::execvpe(prog, &plan.argv, &plan.env) {
         Err(e) => e,
         Ok(never) => match never {},

@@ -53,6 +53,7 @@ pub(crate) mod control;
 pub mod host_kernel;
 pub(crate) mod init;
 pub mod mounts;
+pub mod oci;
 pub mod procfs;
 pub mod sandbox;
 pub mod seccomp;

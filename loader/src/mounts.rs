@@ -114,7 +114,30 @@ pub enum RootMode {
     Overlay,
     /// The root and everything below it read-only (`--read-only`).
     ReadOnly,
+    /// [`FsSpec::rootfs`] itself, with the mounts below it, writable: changes stay in
+    /// that directory (an OCI bundle's root, the container's own layer, which the
+    /// runtime's caller made for it). Refused for the host root
+    /// ([`MountError::WritableHostRoot`]).
+    Writable,
 }
+
+/// A filesystem mounted inside the sandbox (OCI `mounts` of a kernel filesystem type),
+/// after the binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelMount {
+    /// Filesystem type: one of [`KERNEL_MOUNT_TYPES`].
+    pub fstype: &'static str,
+    /// Absolute path inside the sandbox; a missing directory is created.
+    pub target: PathBuf,
+    /// `MS_*` flags (`MS_RDONLY`, `MS_NOSUID`, `MS_NODEV`, `MS_NOEXEC`, ...).
+    pub flags: u64,
+    /// Filesystem options (`mode=755,size=65536k`).
+    pub data: String,
+}
+
+/// The filesystem types a [`KernelMount`] may have: none of them reaches host data
+/// (mqueue belongs to the sandbox's own IPC namespace).
+pub const KERNEL_MOUNT_TYPES: &[&str] = &["tmpfs", "mqueue"];
 
 /// What the sandbox's filesystem view contains.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -137,6 +160,14 @@ pub struct FsSpec {
     /// Without `cwd`: the caller's working directory, entered if it exists inside the
     /// sandbox (as bubblewrap keeps it when visible), else `/`.
     pub caller_cwd: Option<PathBuf>,
+    /// Kernel filesystems mounted after the binds, in order.
+    pub kernel_mounts: Vec<KernelMount>,
+    /// Paths hidden in addition to [`MASKED_PATHS`] (absolute, inside the sandbox;
+    /// missing ones are skipped).
+    pub masked_paths: Vec<PathBuf>,
+    /// Paths made read-only in addition to [`READ_ONLY_PATHS`] (missing ones are
+    /// skipped).
+    pub readonly_paths: Vec<PathBuf>,
 }
 
 /// A step of [`setup_filesystem`] that failed, with the path it was working on.
@@ -209,13 +240,23 @@ pub enum MountError {
     /// `chdir` to the working directory failed.
     #[error("changing directory to {}: {source}", path.display())]
     Chdir { path: PathBuf, source: Errno },
+    /// [`RootMode::Writable`] without a [`FsSpec::rootfs`]: the host root is never
+    /// writable.
+    #[error("a writable root needs a root directory of its own (the host root is never writable)")]
+    WritableHostRoot,
+    /// A [`KernelMount`] of a type not in [`KERNEL_MOUNT_TYPES`], or a relative path.
+    #[error("mount of {fstype} at {}: not allowed", target.display())]
+    KernelMountRefused { fstype: String, target: PathBuf },
 }
 
 impl MountError {
     /// The `errno` behind the failure, if a system call failed.
     pub fn errno(&self) -> Option<Errno> {
         match self {
-            MountError::RelativeBindTarget { .. } | MountError::NotATerminal { .. } => None,
+            MountError::RelativeBindTarget { .. }
+            | MountError::NotATerminal { .. }
+            | MountError::WritableHostRoot
+            | MountError::KernelMountRefused { .. } => None,
             MountError::Propagation { source }
             | MountError::Root { source, .. }
             | MountError::BindSource { source, .. }
@@ -250,6 +291,19 @@ pub fn setup_filesystem(spec: &FsSpec) -> Result<(), MountError> {
             target: bind.target.clone(),
         });
     }
+    if spec.root_mode == RootMode::Writable && spec.rootfs.is_none() {
+        return Err(MountError::WritableHostRoot);
+    }
+    if let Some(m) = spec
+        .kernel_mounts
+        .iter()
+        .find(|m| !m.target.is_absolute() || !KERNEL_MOUNT_TYPES.contains(&m.fstype))
+    {
+        return Err(MountError::KernelMountRefused {
+            fstype: m.fstype.to_owned(),
+            target: m.target.clone(),
+        });
+    }
     mount(
         None::<&str>,
         "/",
@@ -268,10 +322,16 @@ pub fn setup_filesystem(spec: &FsSpec) -> Result<(), MountError> {
         "mode=1777",
     )?;
     dev::build(host.dev)?;
-    harden_kernel_files(spec.rootfs.is_none())?;
+    let with_sys =
+        spec.rootfs.is_none() || spec.binds.iter().any(|b| b.target == Path::new("/sys"));
     for bind in host.binds {
         bind.attach()?;
     }
+    for m in &spec.kernel_mounts {
+        mount_kernel(m)?;
+    }
+    // After the binds and mounts, so that none of them uncovers what is hidden.
+    harden_kernel_files(with_sys, &spec.masked_paths, &spec.readonly_paths)?;
     dev::seal()?;
 
     if let Some(name) = &spec.hostname {
@@ -307,7 +367,8 @@ struct HostCopies {
 
 /// The root, copied for its [`RootMode`].
 enum RootCopy {
-    /// The root with every mount below it, read-only.
+    /// The root with every mount below it, as is: read-only ([`RootMode::ReadOnly`])
+    /// or writable ([`RootMode::Writable`]).
     ReadOnly(OwnedFd),
     /// The root's own mount alone (the overlay's lower layer: overlayfs does not look
     /// into mounts below its layers), and each filesystem mounted directly below the
@@ -335,6 +396,9 @@ impl HostCopies {
         };
         let root = match spec.root_mode {
             RootMode::ReadOnly => RootCopy::ReadOnly(read_only_copy(&root_path, true)?),
+            RootMode::Writable => RootCopy::ReadOnly(
+                raw::clone_tree(&root_path, true).map_err(|e| root_err("open_tree", e))?,
+            ),
             RootMode::Overlay => match raw::clone_tree(&root_path, false) {
                 // In a user namespace the mounts below the root are locked to it, and
                 // the root's mount alone cannot be copied (EINVAL): read-only root.
@@ -477,61 +541,71 @@ pub const MASKED_PATHS: &[&str] = &[
     "/sys/devices/virtual/powercap",
 ];
 
-/// Makes [`READ_ONLY_PATHS`] read-only (bind onto itself, then remount
-/// `ro,nosuid,nodev,noexec`) and covers [`MASKED_PATHS`]; paths the kernel does not
-/// have are skipped. Needs the sandbox's `/proc` and `/dev/null`. `/sys` paths only
-/// when the sandbox sees the host's `/sys` (`with_sys`).
-fn harden_kernel_files(with_sys: bool) -> Result<(), MountError> {
+/// Makes [`READ_ONLY_PATHS`] and `more_read_only` read-only (bind onto itself, then
+/// remount `ro,nosuid,nodev,noexec`) and covers [`MASKED_PATHS`] and `more_masked`;
+/// paths that do not exist are skipped. Needs the sandbox's `/proc` and `/dev/null`.
+/// The `/sys` paths of the built-in lists only when the sandbox sees the host's `/sys`
+/// (`with_sys`).
+fn harden_kernel_files(
+    with_sys: bool,
+    more_masked: &[PathBuf],
+    more_read_only: &[PathBuf],
+) -> Result<(), MountError> {
     let ro_flags = MsFlags::MS_BIND
         | MsFlags::MS_REMOUNT
         | MsFlags::MS_RDONLY
         | MsFlags::MS_NOSUID
         | MsFlags::MS_NODEV
         | MsFlags::MS_NOEXEC;
-    for path in READ_ONLY_PATHS {
-        if !exists(path) {
+    let read_only = READ_ONLY_PATHS
+        .iter()
+        .map(Path::new)
+        .chain(more_read_only.iter().map(PathBuf::as_path));
+    for path in read_only {
+        if std::fs::symlink_metadata(path).is_err() {
             continue;
         }
         let err = |source| MountError::ReadOnly {
-            path: PathBuf::from(path),
+            path: path.to_path_buf(),
             source,
         };
         let none = None::<&str>;
         mount(
-            Some(*path),
-            *path,
+            Some(path),
+            path,
             none,
             MsFlags::MS_BIND | MsFlags::MS_REC,
             none,
         )
         .map_err(err)?;
-        mount(none, *path, none, ro_flags, none).map_err(err)?;
+        mount(none, path, none, ro_flags, none).map_err(err)?;
     }
     // One empty read-only tmpfs serves every masked directory: the first is mounted,
     // the others are binds of it (a superblock fewer to create and tear down each).
-    let mut empty_dir: Option<&str> = None;
-    for path in MASKED_PATHS {
-        if path.starts_with("/sys/") && !with_sys {
-            continue;
-        }
+    let mut empty_dir: Option<&Path> = None;
+    let built_in = MASKED_PATHS
+        .iter()
+        .filter(|p| with_sys || !p.starts_with("/sys/"))
+        .map(Path::new);
+    for path in built_in.chain(more_masked.iter().map(PathBuf::as_path)) {
         let Ok(meta) = std::fs::symlink_metadata(path) else {
             continue;
         };
         let err = |fstype, source| MountError::Mount {
             fstype,
-            target: PathBuf::from(path),
+            target: path.to_path_buf(),
             source,
         };
         let none = None::<&str>;
         if meta.is_dir() {
             match empty_dir {
                 // The superblock is read-only: so is every bind of it.
-                Some(first) => mount(Some(first), *path, none, MsFlags::MS_BIND, none)
+                Some(first) => mount(Some(first), path, none, MsFlags::MS_BIND, none)
                     .map_err(|e| err("bind of an empty tmpfs", e))?,
                 None => {
                     mount(
                         Some("tmpfs"),
-                        *path,
+                        path,
                         Some("tmpfs"),
                         MsFlags::MS_RDONLY
                             | MsFlags::MS_NOSUID
@@ -544,16 +618,36 @@ fn harden_kernel_files(with_sys: bool) -> Result<(), MountError> {
                 }
             }
         } else {
-            mount(Some("/dev/null"), *path, none, MsFlags::MS_BIND, none)
+            mount(Some("/dev/null"), path, none, MsFlags::MS_BIND, none)
                 .map_err(|e| err("bind of /dev/null", e))?;
         }
     }
     Ok(())
 }
 
-/// Whether `path` exists (without following a last symbolic link).
-fn exists(path: &str) -> bool {
-    std::fs::symlink_metadata(path).is_ok()
+/// Mounts a [`KernelMount`] (its type checked by [`setup_filesystem`]), creating a
+/// missing target directory.
+fn mount_kernel(m: &KernelMount) -> Result<(), MountError> {
+    if !m.target.exists() {
+        create_mount_point(&m.target, true).map_err(|source| MountError::Create {
+            path: m.target.clone(),
+            source,
+        })?;
+    }
+    tracing::debug!(fstype = m.fstype, target = ?m.target, data = m.data, "mount");
+    let data = (!m.data.is_empty()).then_some(m.data.as_str());
+    mount(
+        Some(m.fstype),
+        &m.target,
+        Some(m.fstype),
+        MsFlags::from_bits_truncate(m.flags),
+        data,
+    )
+    .map_err(|source| MountError::Mount {
+        fstype: m.fstype,
+        target: m.target.clone(),
+        source,
+    })
 }
 
 /// Mounts a new instance of `fstype` at `target` (an existing directory).

@@ -99,6 +99,26 @@ pub struct SandboxSpec {
     pub binds: Vec<Bind>,
     /// Stay in the host's network namespace.
     pub share_net: bool,
+    /// Join this network namespace (e.g. `/run/netns/NAME`, `/proc/PID/ns/net`)
+    /// instead of creating one: init opens it and calls `setns(CLONE_NEWNET)` before
+    /// it builds the filesystem (needs CAP_SYS_ADMIN over the namespace: root).
+    pub join_netns: Option<PathBuf>,
+    /// The program's file mode creation mask (`umask(2)`); `None`: inherited.
+    pub umask: Option<u32>,
+    /// Supplementary groups of the program when [`SandboxSpec::user`] is set (cleared
+    /// otherwise).
+    pub additional_gids: Vec<u32>,
+    /// Kernel filesystems mounted after the binds ([`crate::mounts::KernelMount`]).
+    pub kernel_mounts: Vec<crate::mounts::KernelMount>,
+    /// Paths hidden and made read-only in addition to the built-in lists
+    /// ([`crate::mounts::MASKED_PATHS`], [`crate::mounts::READ_ONLY_PATHS`]).
+    pub masked_paths: Vec<PathBuf>,
+    pub readonly_paths: Vec<PathBuf>,
+    /// A further seccomp filter (an OCI profile: [`crate::oci::seccomp_filter`]),
+    /// installed right before exec, after the program's policy and the notify filter:
+    /// the kernel runs every filter and the most severe action wins, so it can only
+    /// refuse more.
+    pub extra_seccomp: Option<seccomp::Filter>,
     /// A terminal to borrow (the program's stdio should refer to it as well).
     pub terminal: Option<OwnedFd>,
     /// Start the terminal-signal listener on the borrowed `terminal`: for a terminal
@@ -161,6 +181,13 @@ impl SandboxSpec {
             root_mode: RootMode::Overlay,
             binds: Vec::new(),
             share_net: false,
+            join_netns: None,
+            umask: None,
+            additional_gids: Vec::new(),
+            kernel_mounts: Vec::new(),
+            masked_paths: Vec::new(),
+            readonly_paths: Vec::new(),
+            extra_seccomp: None,
             terminal: None,
             owned_pty: None,
             terminal_listener: false,
@@ -496,6 +523,9 @@ impl Sandbox {
             hostname: spec.hostname.clone(),
             cwd: spec.cwd.clone(),
             caller_cwd: spec.caller_cwd.clone(),
+            kernel_mounts: spec.kernel_mounts.clone(),
+            masked_paths: spec.masked_paths.clone(),
+            readonly_paths: spec.readonly_paths.clone(),
         };
         let (ours, theirs) = control::pair().map_err(|e| LoaderError::Sys("socketpair", e))?;
         let plan = InitPlan {
@@ -508,6 +538,10 @@ impl Sandbox {
             control: theirs.as_raw_fd(),
             wait_for_maps: rootless,
             user: spec.user,
+            additional_gids: spec.additional_gids.clone(),
+            umask: spec.umask,
+            join_netns: spec.join_netns.clone(),
+            extra_seccomp: spec.extra_seccomp.take(),
             rlimits,
             capabilities: spec.capabilities,
             wait_for_cgroup: join_cgroup,
@@ -557,7 +591,8 @@ impl Sandbox {
         let mut ns =
             (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC)
                 as u64;
-        if !spec.share_net {
+        // A namespace to join is joined by init (setns), none is created for it.
+        if !spec.share_net && plan.join_netns.is_none() {
             ns |= libc::CLONE_NEWNET as u64;
         }
         if plan.wait_for_maps {

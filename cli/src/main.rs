@@ -2,6 +2,9 @@
 //!
 //! - `sandbox run [--tty] -- PROGRAM [ARGS]`: runs a program in a sandbox whose job
 //!   control is decided by the sentry (see `sandbox-loader`).
+//! - `sandbox run -d [--name ID] -- PROGRAM`: a long-running sandbox, and the
+//!   lifecycle verbs `exec`, `kill`, `wait`, `ps`, `list`, `delete` (see
+//!   `sandbox_cli::daemon` and `sandbox_cli::client`).
 //! - `sandbox demo`: a job-control session played on the sentry model and narrated
 //!   event by event.
 
@@ -39,6 +42,10 @@ struct Cli {
     /// Log format: text for people, json (one object a line) for machines.
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// The state directory of long-running sandboxes (`run -d`): default
+    /// /run/sandbox as root, else $XDG_RUNTIME_DIR/sandbox.
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -57,6 +64,66 @@ enum Command {
     /// a minimal /dev, seccomp, no capabilities, at most 4096 processes (--pids-limit). Exit status: the program's, 128+N if it was killed by signal N, 125 for
     /// a sandbox error, 126 if PROGRAM cannot be executed, 127 if it is not found.
     Run(Box<RunArgs>),
+    /// Run PROGRAM in the running sandbox ID (started with `run -d`): in a session of
+    /// its own, with the sandbox's namespaces, filesystem and seccomp filters. Exit
+    /// status: the program's, 128+N if killed by signal N, 125/126/127 as `run`.
+    Exec(Box<ExecArgs>),
+    /// Send a signal to a process of sandbox ID by delivery mode (default: SIGTERM to
+    /// the first program).
+    Kill {
+        /// The sandbox PID to signal (default: the first program).
+        #[arg(long)]
+        pid: Option<i32>,
+        /// process: that process; foreground: the foreground process group of its
+        /// terminal (the process itself if the terminal has none; an error without a
+        /// terminal); all: every process of the sandbox but init, frozen meanwhile so
+        /// that none escapes by forking (SIGKILL returns once they are gone).
+        #[arg(long, value_enum, default_value = "process")]
+        mode: KillModeArg,
+        id: String,
+        /// A signal name (TERM, SIGTERM, any case) or number.
+        #[arg(default_value = "TERM", value_parser = sandbox_cli::client::parse_signal)]
+        signal: i32,
+    },
+    /// Wait until a process of sandbox ID ends (default: the first program); print
+    /// nothing, exit with its status (128+N for signal N). An exec'd PID's status can
+    /// be waited for once.
+    Wait {
+        #[arg(long)]
+        pid: Option<i32>,
+        id: String,
+    },
+    /// List the processes of sandbox ID as the sentry sees them: PID PPID PGID SID
+    /// TTY STAT COMMAND (STAT: R running, S sleeping, T stopped, Z zombie, + in the
+    /// foreground group of its terminal).
+    Ps {
+        #[arg(long)]
+        json: bool,
+        id: String,
+    },
+    /// List the long-running sandboxes: ID, supervisor PID, status (created,
+    /// running, stopped: the first program ended, dead: the supervisor is gone),
+    /// creation time, command.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove sandbox ID: kill every process, reap them, remove its cgroups and its
+    /// state. A running sandbox (its first program alive) is refused without
+    /// --force.
+    Delete {
+        #[arg(short, long)]
+        force: bool,
+        id: String,
+    },
+    /// The supervisor of `run -d` (internal).
+    #[command(name = "__supervise", hide = true)]
+    Supervise {
+        #[arg(long)]
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Play a shell session on the job-control kernel model and show every event:
     /// a foreground job, ^Z, `jobs`, `bg`, `fg`, ^C.
     Demo {
@@ -79,8 +146,60 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum KillModeArg {
+    Process,
+    Foreground,
+    All,
+}
+
+#[derive(clap::Args)]
+struct ExecArgs {
+    /// Give the process a terminal: `--tty` (or `--tty=borrow`) borrows the invoking
+    /// terminal (sentry-enforced job control, as `run --tty`); `--tty=pty` (or -t)
+    /// gives it a pty of the sandbox's own, proxied to the invoking terminal in raw
+    /// mode. Without it, the process gets this command's stdin, stdout and stderr.
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "borrow")]
+    tty: Option<TtyArg>,
+    /// The same as --tty=pty.
+    #[arg(short = 't', conflicts_with_all = ["tty", "console_socket"])]
+    pty: bool,
+    /// Accepted for docker's `-it`: standard input is always passed.
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    /// Give the process a pty and send its master to the unix socket PATH
+    /// (SCM_RIGHTS); nothing is proxied.
+    #[arg(long, value_name = "PATH", conflicts_with = "tty")]
+    console_socket: Option<std::path::PathBuf>,
+    /// Set an environment variable (KEY=VALUE) on top of the first program's
+    /// environment; repeatable.
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    envs: Vec<String>,
+    /// Working directory inside the sandbox (default: /).
+    #[arg(short = 'w', long)]
+    cwd: Option<std::path::PathBuf>,
+    /// Run as `UID[:GID]` (numeric; GID defaults to UID).
+    #[arg(short = 'u', long, value_name = "UID[:GID]")]
+    user: Option<String>,
+    /// The sandbox.
+    id: String,
+    /// The program and its arguments.
+    #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM")]
+    command: Vec<String>,
+}
+
 #[derive(clap::Args)]
 struct RunArgs {
+    /// Detach: start a long-running sandbox, print its ID once PROGRAM runs and
+    /// return; a supervisor process stays (out of this terminal and session), and
+    /// `sandbox exec/kill/wait/ps/delete ID` act on it. Not with --tty or --tty-fd
+    /// (use --console-socket for a terminal).
+    #[arg(short = 'd', long, conflicts_with_all = ["tty", "pty", "tty_fd"])]
+    detach: bool,
+    /// The ID of the detached sandbox (letters, digits, '_', '.', '-'; default: 12
+    /// random hex digits).
+    #[arg(long, value_name = "ID", requires = "detach")]
+    name: Option<String>,
     /// Give the sandbox a terminal. `--tty` (or `--tty=borrow`) borrows the invoking
     /// terminal (stdin must be one): the sandbox's processes hold it, and the sandbox's
     /// session gets it as controlling terminal with Linux-exact job control decided and
@@ -328,8 +447,9 @@ fn parse_size(s: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
-/// `sandbox run`: returns the exit status.
-fn run(args: RunArgs) -> Result<i32> {
+/// `sandbox run`: returns the exit status. With `detached` (the supervisor of `run
+/// -d`), serves the sandbox until `delete` instead.
+fn run(args: RunArgs, detached: Option<sandbox_cli::daemon::Detached>) -> Result<i32> {
     use sandbox_loader::{SandboxSpec, SignalMode, SpawnMethod};
     use std::os::fd::AsFd;
     let mut spec = SandboxSpec::new(args.command);
@@ -447,6 +567,9 @@ fn run(args: RunArgs) -> Result<i32> {
             console_socket: Some(path),
             output: None,
         });
+    }
+    if let Some(d) = detached {
+        return Ok(sandbox_cli::daemon::serve(spec, d));
     }
     match sandbox_loader::run(spec) {
         Ok(out) => {
@@ -569,10 +692,42 @@ fn main() {
             Ok(())
         }
         Command::Man { subcommand } => man_page(subcommand.as_deref()),
-        Command::Run(args) => match run(*args) {
+        Command::Run(args) if args.detach => {
+            // The supervisor gets this very command line back.
+            let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+            verb(&cli.root, |root| {
+                sandbox_cli::client::run_detached(root, args.name.clone(), argv)
+            })
+        }
+        Command::Run(args) => match run(*args, None) {
             Ok(code) => std::process::exit(code),
             Err(e) => Err(e),
         },
+        Command::Supervise { id, args } => supervise(&cli.root, &id, args),
+        Command::Exec(args) => verb(&cli.root, |root| exec(root, *args)),
+        Command::Kill {
+            pid,
+            mode,
+            id,
+            signal,
+        } => verb(&cli.root, |root| {
+            let mode = match mode {
+                KillModeArg::Process => sandbox_cli::protocol::KillMode::Process,
+                KillModeArg::Foreground => sandbox_cli::protocol::KillMode::Foreground,
+                KillModeArg::All => sandbox_cli::protocol::KillMode::All,
+            };
+            sandbox_cli::client::kill(root, &id, pid, mode, signal)
+        }),
+        Command::Wait { pid, id } => {
+            verb(&cli.root, |root| sandbox_cli::client::wait(root, &id, pid))
+        }
+        Command::Ps { json, id } => {
+            verb(&cli.root, |root| sandbox_cli::client::ps(root, &id, json))
+        }
+        Command::List { json } => verb(&cli.root, |root| sandbox_cli::client::list(root, json)),
+        Command::Delete { force, id } => verb(&cli.root, |root| {
+            sandbox_cli::client::delete(root, &id, force)
+        }),
     };
     if let Err(e) = result {
         // `sandbox demo | head`: the reader went away; end quietly, as a process
@@ -587,6 +742,112 @@ fn main() {
         say!("sandbox: {e:#}");
         std::process::exit(EXIT_SANDBOX_ERROR);
     }
+}
+
+/// Runs a lifecycle verb and exits with its status (its error printed, with its exit
+/// status).
+fn verb(
+    root: &Option<std::path::PathBuf>,
+    f: impl FnOnce(&sandbox_cli::state::StateRoot) -> Result<i32, sandbox_cli::client::ClientError>,
+) -> Result<()> {
+    let root = sandbox_cli::state::StateRoot::new(root.clone())?;
+    match f(&root) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            say!("sandbox: {e}");
+            std::process::exit(e.exit_code());
+        }
+    }
+}
+
+/// The hidden `__supervise`: the supervisor process of `run -d`.
+fn supervise(
+    root: &Option<std::path::PathBuf>,
+    id: &str,
+    args: Vec<std::ffi::OsString>,
+) -> Result<()> {
+    use sandbox_cli::daemon::{self, Readiness};
+    let fail = |message: String, exit_code: i32| -> ! {
+        daemon::report(&Readiness::Failed { message, exit_code });
+        std::process::exit(exit_code)
+    };
+    let root = match sandbox_cli::state::StateRoot::new(root.clone()) {
+        Ok(r) => r,
+        Err(e) => fail(e.to_string(), EXIT_SANDBOX_ERROR),
+    };
+    let detached = match daemon::prepare(&root, id) {
+        Ok(d) => d,
+        Err(e) => {
+            if let Ok(dir) = root.dir(id) {
+                daemon::remove_state_dir(&dir);
+            }
+            fail(e.to_string(), EXIT_SANDBOX_ERROR)
+        }
+    };
+    let dir = detached.dir.clone();
+    let parsed =
+        Cli::try_parse_from(std::iter::once(std::ffi::OsString::from("sandbox")).chain(args));
+    let code = match parsed.map(|c| c.command) {
+        Ok(Command::Run(run_args)) => match run(*run_args, Some(detached)) {
+            Ok(code) => code,
+            Err(e) => {
+                daemon::remove_state_dir(&dir);
+                fail(format!("{e:#}"), EXIT_SANDBOX_ERROR)
+            }
+        },
+        _ => {
+            daemon::remove_state_dir(&dir);
+            fail(
+                "__supervise: expected a run command line".into(),
+                EXIT_SANDBOX_ERROR,
+            )
+        }
+    };
+    std::process::exit(code)
+}
+
+/// `sandbox exec`.
+fn exec(
+    root: &sandbox_cli::state::StateRoot,
+    args: ExecArgs,
+) -> Result<i32, sandbox_cli::client::ClientError> {
+    use sandbox_cli::client::ClientError;
+    use sandbox_cli::protocol::{ExecRequest, ExecTty};
+    let user = match &args.user {
+        None => None,
+        Some(u) => {
+            let bad = || ClientError::Other(format!("bad --user {u:?}: expected UID[:GID]"));
+            let (uid, gid) = match u.split_once(':') {
+                Some((a, b)) => (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?),
+                None => {
+                    let id: u32 = u.parse().map_err(|_| bad())?;
+                    (id, id)
+                }
+            };
+            Some((uid, gid))
+        }
+    };
+    let tty = if args.pty || args.console_socket.is_some() {
+        ExecTty::Pty
+    } else {
+        match args.tty {
+            Some(TtyArg::Borrow) => ExecTty::Borrow,
+            Some(TtyArg::Pty) => ExecTty::Pty,
+            None => ExecTty::Stdio,
+        }
+    };
+    let req = ExecRequest {
+        argv: args.command,
+        env: args.envs,
+        cwd: args.cwd.map(|p| p.to_string_lossy().into_owned()),
+        user,
+        tty,
+        console_socket: args
+            .console_socket
+            .map(|p| p.to_string_lossy().into_owned()),
+        winsize: None,
+    };
+    sandbox_cli::client::exec(root, &args.id, req)
 }
 
 /// Converts a model errno into an error naming the step.

@@ -50,6 +50,8 @@ pub use sandbox_sentry as sentry;
 pub mod capability;
 pub mod cgroup;
 pub(crate) mod control;
+pub(crate) mod core;
+pub mod exec;
 pub mod host_kernel;
 pub(crate) mod init;
 pub mod mounts;
@@ -66,6 +68,7 @@ pub mod tty_restorer;
 pub mod userns;
 
 pub use capability::CapSet;
+pub use exec::{ExecEvent, ExecHandle, ExecSpec, ExecTerminal, ProcessInfo};
 pub use sandbox::DEFAULT_PIDS_LIMIT;
 pub use sandbox::{
     run, LoaderError, OwnedPty, RunOutcome, Sandbox, SandboxEvent, SandboxSpec, SignalMode,

@@ -22,6 +22,8 @@
 
 use crate::capability::CapSet;
 use crate::control::{self, Message};
+use crate::core::Core;
+use crate::exec::{ExecHandle, ExecSpec, ProcessInfo};
 use crate::init::{self, InitPlan};
 use crate::mounts::{Bind, FsSpec, RootMode};
 use crate::procfs;
@@ -261,6 +263,20 @@ pub enum LoaderError {
     InvalidUser { uid: u32, gid: u32 },
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::CgroupError),
+    #[error("no process {0} in the sandbox")]
+    NoSuchProcess(i32),
+    #[error("process {0} was already waited for")]
+    PidAlreadyWaited(i32),
+    #[error("process {0} has no controlling terminal")]
+    NoTerminal(i32),
+    #[error("the sandbox's program is not running yet")]
+    NotStarted,
+    #[error("signal not delivered: {0}")]
+    Signal(#[from] sandbox_sentry::DeliveryError),
+    #[error("signal not delivered: {0}")]
+    NotDelivered(String),
+    #[error("not supported: {0}")]
+    Unsupported(&'static str),
 }
 
 impl LoaderError {
@@ -701,7 +717,9 @@ impl Sandbox {
                 None => None,
             },
         }));
+        let core = Arc::new(Core::new(sup.clone()));
         let mut lp = Loop {
+            core: core.clone(),
             sup: sup.clone(),
             notifier: None,
             control: Some(ours),
@@ -765,6 +783,7 @@ impl Sandbox {
                 let _cgroup = cgroup;
                 let served = lp.serve(sigfd.as_ref(), &spawned.pidfd);
                 lp.stop_notifier();
+                lp.core.ended();
                 let init_status = served?;
                 let sup = sup.lock();
                 if let Some(e) = lp.setup_error.take() {
@@ -801,6 +820,7 @@ impl Sandbox {
             pidfd,
             init_pid,
             old_mask,
+            core,
         })
     }
 
@@ -855,6 +875,49 @@ impl Sandbox {
         self.init_pid
     }
 
+    /// The first program's PID in the sandbox, once it runs (blocks until its filters
+    /// are installed and the supervisor answers it); [`LoaderError::EndedEarly`] if the
+    /// sandbox ended before (then [`Sandbox::wait`] says why).
+    pub fn program_pid(&self) -> Result<i32, LoaderError> {
+        self.core.program()
+    }
+
+    /// Executes a new process in the running sandbox (see [`crate::exec`]). Returns
+    /// once it runs: its execve done, or failed with [`LoaderError::NotFound`] (127)
+    /// or [`LoaderError::CannotExecute`] (126) as for the first program.
+    pub fn exec(&self, spec: ExecSpec) -> Result<ExecHandle, LoaderError> {
+        let _ = spec;
+        Err(LoaderError::Unsupported("exec is being implemented"))
+    }
+
+    /// Sends signal `sig` to `pid` (the first program when `None`) by delivery mode:
+    /// the process ([`SignalMode::Process`]); the foreground process group of its
+    /// controlling terminal, or the process itself when it has none
+    /// ([`SignalMode::Foreground`], [`SignalMode::Auto`] with a terminal); every
+    /// process but init ([`SignalMode::All`]). A signal that reaches nobody (no such
+    /// process, a terminal without foreground group, the host refusing it) is an error.
+    pub fn kill(&self, pid: Option<i32>, mode: SignalMode, sig: i32) -> Result<(), LoaderError> {
+        self.core.kill(pid, mode, sig)
+    }
+
+    /// Waits for the process `pid` of the sandbox (the first program or an exec'd
+    /// process) to end and returns its wait status, once: a second call fails with
+    /// [`LoaderError::PidAlreadyWaited`].
+    pub fn wait_pid(&self, pid: i32) -> Result<i32, LoaderError> {
+        self.core.wait_pid(pid)
+    }
+
+    /// Every process of the sandbox as the sentry sees it (`ps`).
+    pub fn processes(&self) -> Result<Vec<ProcessInfo>, LoaderError> {
+        self.core.processes()
+    }
+
+    /// Resizes the controlling terminal of `pid` (its foreground group gets SIGWINCH
+    /// if the size changed).
+    pub fn resize_pid(&self, pid: i32, rows: u16, cols: u16) -> Result<(), LoaderError> {
+        self.core.resize_pid(pid, rows, cols)
+    }
+
     fn command(&self, c: Command) -> Result<(), LoaderError> {
         self.commands.send(c).map_err(|_| LoaderError::Ended)?;
         let _ = self.wake.write(1);
@@ -871,7 +934,14 @@ pub struct Sandbox {
     pidfd: OwnedFd,
     init_pid: i32,
     old_mask: Option<SigSet>,
+    core: Arc<Core>,
 }
+
+// The daemon serves requests from threads: the handle must be shareable.
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Sandbox>();
+};
 
 impl Drop for Sandbox {
     /// A sandbox dropped while running is destroyed: nothing outlives its handle.
@@ -955,6 +1025,7 @@ fn notify_thread(listener: Listener, sup: Arc<Mutex<Supervisor>>, stop: Arc<Atom
 
 /// The state of the supervision loop.
 struct Loop {
+    core: Arc<Core>,
     sup: Arc<Mutex<Supervisor>>,
     notifier: Option<Notifier>,
     control: Option<OwnedFd>,
@@ -1173,6 +1244,9 @@ impl Loop {
             Ok(Some(Message::ProgramPid(p))) => self.program = Some(p),
             Ok(Some(Message::ProgramEnded(st))) => {
                 self.program_status = Some(st);
+                if let Some(p) = self.program {
+                    self.core.exited(p, st);
+                }
                 self.event(SandboxEvent::ProgramExited { wait_status: st });
             }
             Ok(Some(Message::ProgramStopped(sig))) => {
@@ -1383,6 +1457,9 @@ impl Loop {
                 if self.loader_seccomp {
                     self.confine_loader();
                 }
+                if let Some(p) = self.program {
+                    self.core.program_started(p);
+                }
                 for (mode, signo) in std::mem::take(&mut self.early_signals) {
                     self.forward_by(mode, signo);
                 }
@@ -1457,7 +1534,7 @@ impl Loop {
         if let Err(e) = r {
             tracing::warn!(%e, "signal not forwarded");
         }
-        sup.send_host_signals();
+        let _ = sup.send_host_signals();
     }
 
     /// Suspend pass-through (see the module documentation).
@@ -1511,7 +1588,7 @@ impl Loop {
 }
 
 /// The sentry's delivery mode for a signal mode.
-fn delivery_mode(mode: SignalMode, has_tty: bool) -> DeliveryMode {
+pub(crate) fn delivery_mode(mode: SignalMode, has_tty: bool) -> DeliveryMode {
     let fg = DeliveryMode::ForegroundProcessGroup {
         fallback_to_process: true,
     };

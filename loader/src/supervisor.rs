@@ -446,7 +446,7 @@ impl Supervisor {
         if self.owned {
             let _ = self.k.take_host_signals();
         } else {
-            self.send_host_signals();
+            let _ = self.send_host_signals();
         }
         self.drain_events();
     }
@@ -500,7 +500,7 @@ impl Supervisor {
         if r == Err(Errno::ERESTARTSYS) {
             self.stats.stopped_callers += 1;
         }
-        self.send_host_signals();
+        let _ = self.send_host_signals();
         match r {
             Ok(resp) => resp,
             Err(e) => Self::errno(e),
@@ -549,7 +549,7 @@ impl Supervisor {
             self.leaders.remove(idx);
         }
         self.reconcile();
-        self.send_host_signals();
+        let _ = self.send_host_signals();
     }
 
     /// The terminal's window size changed (SIGWINCH at the loader): the size is read
@@ -565,8 +565,26 @@ impl Supervisor {
         }
     }
 
-    /// Sends every signal in the sentry's host outbox.
-    pub fn send_host_signals(&mut self) {
+    /// Sets the size of the sandbox terminal `tty` (see [`Supervisor::set_size`]).
+    pub fn set_size_of(
+        &mut self,
+        tty: TtyId,
+        rows: u16,
+        cols: u16,
+    ) -> Result<(), crate::LoaderError> {
+        if self.tty.as_ref().map(|t| t.id) != Some(tty) {
+            return Err(crate::LoaderError::Setup(
+                "not the sandbox's terminal".into(),
+            ));
+        }
+        self.set_size(rows, cols);
+        Ok(())
+    }
+
+    /// Sends every signal in the sentry's host outbox. The first failure is returned
+    /// (the others are still sent).
+    pub fn send_host_signals(&mut self) -> Result<(), crate::LoaderError> {
+        let mut first = Ok(());
         for s in self.k.take_host_signals() {
             let sig = s.sig.number();
             let r = match s.target {
@@ -583,7 +601,7 @@ impl Supervisor {
                 },
                 HostTarget::Process(p) => match self.procs.host_pid(p) {
                     Some(h) => kill(h, sig),
-                    None => Ok(()),
+                    None => Err(nix::Error::ESRCH),
                 },
                 HostTarget::Thread(t) => {
                     let tgid = self.k.task(t).map(|x| x.tgid);
@@ -592,12 +610,16 @@ impl Supervisor {
                         self.procs.host_pid(t),
                     ) {
                         (Some(g), Some(h)) => tgkill(g, h, sig),
-                        _ => Ok(()),
+                        _ => Err(nix::Error::ESRCH),
                     }
                 }
             };
             tracing::debug!(target = ?s.target, sig = %s.sig.name(), ?r, "host signal sent");
+            if let (Err(e), Ok(())) = (r, &first) {
+                first = Err(crate::LoaderError::Sys("kill", e));
+            }
         }
+        first
     }
 }
 

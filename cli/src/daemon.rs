@@ -1,0 +1,776 @@
+//! The supervisor of a long-running sandbox (`sandbox run -d`).
+//!
+//! The `run -d` client creates the sandbox's state directory and re-executes the
+//! `sandbox` binary (`/proc/self/exe`) with a hidden subcommand, so that the
+//! supervisor starts as a fresh single-threaded process (the caller's process may have
+//! threads, and spawning init clones without exec). The supervisor:
+//! 1. calls `setsid` (no controlling terminal, out of the caller's session and process
+//!    group), keeps `/dev/null` as stdin and sends stdout and stderr (its log, and the
+//!    first program's output) to `<dir>/log`; the pipe it was started with on stdout
+//!    becomes its readiness channel;
+//! 2. takes the `lock` (see [`crate::state`]) and binds the control socket `sock`
+//!    (mode 0600, in a 0700 directory);
+//! 3. joins the sandbox's freezer cgroup ([`crate::freezer`]), starts the sandbox,
+//!    and leaves the cgroup again;
+//! 4. writes `state.json` and reports readiness — or the start-up error with its exit
+//!    status (125, 126, 127) — on the pipe, which the client prints;
+//! 5. serves requests ([`crate::protocol`]) until `delete`: one thread per connection,
+//!    each peer checked with `SO_PEERCRED` (the owner's uid or root).
+//!
+//! When the first program ends the sandbox is `stopped` (its status is kept for
+//! `wait`); `delete` kills what is left, waits for it, removes the cgroups and the
+//! state directory, answers, and exits. A supervisor killed with SIGKILL takes the
+//! sandbox with it (init exits when its control socket hangs up, and the kernel kills
+//! the rest of its PID namespace); its lock is released, so `list` shows the sandbox
+//! `dead` and `delete` cleans up (see [`crate::client::delete_dead`]).
+
+use crate::freezer::{self, Freezer};
+use crate::protocol::{self, ErrorKind, KillMode, ProtocolError, Request, Response};
+use crate::state::{self, SandboxState, Status};
+use parking_lot::{Condvar, Mutex};
+use sandbox_loader::{ExecEvent, ExecSpec, ExecTerminal, Sandbox, SandboxSpec, SignalMode};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Most connections served at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 64;
+/// How long a client may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the supervisor reports on its readiness pipe (one JSON line).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Readiness {
+    Ready { id: String, init_pid: i32 },
+    Failed { message: String, exit_code: i32 },
+}
+
+/// The readiness pipe, until used.
+static READY: Mutex<Option<fs::File>> = Mutex::new(None);
+
+/// Reports readiness or failure to the `run -d` client (once; later calls do nothing).
+pub fn report(r: &Readiness) {
+    if let Some(mut pipe) = READY.lock().take() {
+        if let Ok(mut line) = serde_json::to_vec(r) {
+            line.push(b'\n');
+            let _ = pipe.write_all(&line);
+        }
+    }
+}
+
+/// Errors of the supervisor's own set-up.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error("{0}: {1}")]
+    Sys(&'static str, nix::Error),
+    #[error("{0}: {1}")]
+    Io(&'static str, std::io::Error),
+    #[error("the sandbox's supervisor is running already")]
+    Locked,
+}
+
+/// A supervisor between its set-up ([`prepare`]) and its sandbox's start ([`serve`]).
+pub struct Detached {
+    pub id: String,
+    pub dir: PathBuf,
+    lock: nix::fcntl::Flock<fs::File>,
+    listener: OwnedFd,
+}
+
+/// Step 1 and 2 of the module's list. Call first in the supervisor process.
+pub fn prepare(root: &state::StateRoot, id: &str) -> Result<Detached, DaemonError> {
+    // The pipe to the client is our stdout: keep a copy for the report.
+    let ready = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| DaemonError::Io("dup", e))?;
+    *READY.lock() = Some(fs::File::from(ready));
+    nix::unistd::setsid().map_err(|e| DaemonError::Sys("setsid", e))?;
+    let dir = root.dir(id)?;
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(dir.join("log"))
+        .map_err(|e| DaemonError::Io("log", e))?;
+    nix::unistd::dup2_stdout(&log).map_err(|e| DaemonError::Sys("dup2", e))?;
+    nix::unistd::dup2_stderr(&log).map_err(|e| DaemonError::Sys("dup2", e))?;
+    let lock = nix::fcntl::Flock::lock(
+        state::open_lock(&dir)?,
+        nix::fcntl::FlockArg::LockExclusiveNonblock,
+    )
+    .map_err(|_| DaemonError::Locked)?;
+    let listener = listen(&dir.join("sock"))?;
+    Ok(Detached {
+        id: id.to_string(),
+        dir,
+        lock,
+        listener,
+    })
+}
+
+fn listen(path: &std::path::Path) -> Result<OwnedFd, DaemonError> {
+    use nix::sys::socket::{
+        bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+    };
+    let _ = fs::remove_file(path);
+    let sock = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| DaemonError::Sys("socket", e))?;
+    let addr = UnixAddr::new(path).map_err(|e| DaemonError::Sys("socket path", e))?;
+    bind(sock.as_raw_fd(), &addr).map_err(|e| DaemonError::Sys("bind", e))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+        .map_err(|e| DaemonError::Io("chmod", e))?;
+    let backlog = Backlog::new(128).map_err(|e| DaemonError::Sys("listen", e))?;
+    listen(&sock, backlog).map_err(|e| DaemonError::Sys("listen", e))?;
+    Ok(sock)
+}
+
+/// Removes the state directory's files and the directory.
+pub fn remove_state_dir(dir: &std::path::Path) {
+    for f in ["state.json", "state.json.tmp", "sock", "log", "lock"] {
+        let _ = fs::remove_file(dir.join(f));
+    }
+    if let Err(e) = fs::remove_dir(dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove the state directory");
+        }
+    }
+}
+
+/// The supervisor's shared state.
+struct Shared {
+    sandbox: Sandbox,
+    dir: PathBuf,
+    state: Mutex<SandboxState>,
+    /// The first program's wait status, once it has ended.
+    ended: Condvar,
+    freezer: Option<Freezer>,
+    /// The first program's environment: exec'd processes start from it.
+    env: Vec<String>,
+    connections: AtomicUsize,
+    /// Serialises `kill --mode all` and `delete`.
+    big_lock: Mutex<()>,
+}
+
+/// Steps 3 to 5: starts the sandbox, reports, serves until `delete`; returns the
+/// process's exit status.
+pub fn serve(mut spec: SandboxSpec, det: Detached) -> i32 {
+    let env = spec.env.clone();
+    // The supervisor makes calls the loader's own allow-list does not cover (accept,
+    // the state files, cgroups): it is not confined.
+    spec.loader_seccomp = false;
+    spec.forward_signals = false;
+    let argv = spec.argv.clone();
+    let freezer = Freezer::create(&det.id);
+    if let Some(f) = &freezer {
+        if let Err(e) = f.join() {
+            tracing::warn!(%e, "kill --mode all will not freeze");
+        }
+    }
+    let started = Sandbox::start(spec);
+    if let Some(f) = &freezer {
+        if let Err(e) = f.leave() {
+            tracing::warn!(%e, "the supervisor could not leave the freezer cgroup");
+        }
+    }
+    let sandbox = match started {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(f) = &freezer {
+                freezer::remove_cgroup(&f.dir);
+            }
+            remove_state_dir(&det.dir);
+            report(&Readiness::Failed {
+                message: e.to_string(),
+                exit_code: e.exit_code(),
+            });
+            return e.exit_code();
+        }
+    };
+    // Ready once the program runs; a start-up failure is reported with its status.
+    if sandbox.program_pid().is_err() || !program_execed(&sandbox) {
+        let (message, exit_code) = match sandbox.wait() {
+            Err(e) => (e.to_string(), e.exit_code()),
+            Ok(out) => (
+                "the sandbox ended before its program ran".to_string(),
+                if out.exit_code() == 0 {
+                    125
+                } else {
+                    out.exit_code()
+                },
+            ),
+        };
+        if let Some(f) = &freezer {
+            freezer::remove_cgroup(&f.dir);
+        }
+        remove_state_dir(&det.dir);
+        report(&Readiness::Failed { message, exit_code });
+        return exit_code;
+    }
+    let init_pid = sandbox.init_pid();
+    let mut cgroups = freezer::sandbox_cgroups_of(init_pid);
+    if let Some(f) = &freezer {
+        if !cgroups.contains(&f.dir) {
+            cgroups.push(f.dir.clone());
+        }
+    }
+    let st = SandboxState {
+        id: det.id.clone(),
+        pid: std::process::id() as i32,
+        init_pid,
+        status: Status::Running,
+        created: state::now_rfc3339(),
+        argv,
+        owner: nix::unistd::geteuid().as_raw(),
+        exit_status: None,
+        cgroups,
+    };
+    if let Err(e) = state::write_state(&det.dir, &st) {
+        let _ = sandbox.destroy();
+        let _ = sandbox.wait();
+        remove_state_dir(&det.dir);
+        report(&Readiness::Failed {
+            message: e.to_string(),
+            exit_code: 125,
+        });
+        return 125;
+    }
+    let shared = Arc::new(Shared {
+        sandbox,
+        dir: det.dir.clone(),
+        state: Mutex::new(st),
+        ended: Condvar::new(),
+        freezer,
+        env,
+        connections: AtomicUsize::new(0),
+        big_lock: Mutex::new(()),
+    });
+    {
+        let shared = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("first-program".into())
+            .spawn(move || {
+                let status = match shared.sandbox.wait() {
+                    Ok(out) => out.wait_status,
+                    Err(e) => {
+                        tracing::warn!(%e, "the sandbox ended with an error");
+                        // An exit with the error's status (125, 126, 127).
+                        (e.exit_code() & 0xff) << 8
+                    }
+                };
+                tracing::info!(status, "the first program ended");
+                let mut st = shared.state.lock();
+                st.status = Status::Stopped;
+                st.exit_status = Some(status);
+                if let Err(e) = state::write_state(&shared.dir, &st) {
+                    tracing::warn!(%e, "cannot update the state file");
+                }
+                shared.ended.notify_all();
+            });
+        if let Err(e) = spawned {
+            tracing::error!(%e, "cannot start the waiting thread");
+        }
+    }
+    report(&Readiness::Ready {
+        id: det.id.clone(),
+        init_pid,
+    });
+    let _lock = det.lock;
+    accept_loop(&shared, det.listener.as_fd())
+}
+
+fn accept_loop(shared: &Arc<Shared>, listener: std::os::fd::BorrowedFd<'_>) -> i32 {
+    loop {
+        let conn = match crate::sys::accept(listener.as_raw_fd()) {
+            Ok(c) => c,
+            Err(nix::Error::EINTR) | Err(nix::Error::ECONNABORTED) => continue,
+            Err(nix::Error::EMFILE) | Err(nix::Error::ENFILE) | Err(nix::Error::ENOMEM) => {
+                // Out of descriptors: let the running connections finish.
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(%e, "accept failed; the supervisor stops serving");
+                return 125;
+            }
+        };
+        if shared.connections.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
+            let _ = protocol::send(
+                conn.as_fd(),
+                &Response::error(ErrorKind::Failed, "too many connections; try again"),
+                &[],
+            );
+            continue;
+        }
+        shared.connections.fetch_add(1, Ordering::SeqCst);
+        let s = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("connection".into())
+            .spawn(move || {
+                connection(&s, conn);
+                s.connections.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            shared.connections.fetch_sub(1, Ordering::SeqCst);
+            tracing::warn!(%e, "cannot start a connection thread");
+        }
+    }
+}
+
+/// Waits until the first program has executed (its executable is no longer this
+/// binary, which init forked it from) — true — or has ended (an exec failure: 126,
+/// 127) — false. The loader announces the program once its filters are installed,
+/// just before its `execve`; the exec's outcome comes later.
+fn program_execed(sandbox: &Sandbox) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let identity = |path: &str| fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    let ours = identity("/proc/self/exe");
+    let init = sandbox.init_pid();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(sandbox_loader::SandboxEvent::ProgramExited { .. }) = sandbox.events().try_recv()
+        {
+            return false;
+        }
+        let children =
+            fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap_or_default();
+        for c in children.split_whitespace() {
+            let exe = identity(&format!("/proc/{c}/exe"));
+            if exe.is_some() && exe != ours {
+                return true;
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            // Something else is wrong; the program was announced: carry on.
+            tracing::warn!("cannot tell whether the first program has executed");
+            return true;
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+/// Whether the peer may use the socket: its uid is the owner's or root's.
+fn authorised(conn: &OwnedFd, owner: u32) -> Result<bool, nix::Error> {
+    let cred = nix::sys::socket::getsockopt(conn, nix::sys::socket::sockopt::PeerCredentials)?;
+    Ok(cred.uid() == owner || cred.uid() == 0)
+}
+
+fn answer(conn: &OwnedFd, r: &Response) {
+    if let Err(e) = protocol::send(conn.as_fd(), r, &[]) {
+        tracing::debug!(%e, "cannot answer a client");
+    }
+}
+
+/// Serves one connection: one request (see [`crate::protocol`]).
+fn connection(shared: &Arc<Shared>, conn: OwnedFd) {
+    let owner = shared.state.lock().owner;
+    match authorised(&conn, owner) {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!("a client that is neither the owner nor root was refused");
+            answer(
+                &conn,
+                &Response::error(
+                    ErrorKind::Unauthorized,
+                    "permission denied: only the sandbox's owner or root may use it",
+                ),
+            );
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(%e, "SO_PEERCRED failed; client refused");
+            return;
+        }
+    }
+    let timeout = nix::sys::time::TimeVal::new(REQUEST_TIMEOUT.as_secs() as i64, 0);
+    let _ =
+        nix::sys::socket::setsockopt(&conn, nix::sys::socket::sockopt::ReceiveTimeout, &timeout);
+    let (request, fds) = match protocol::recv::<Request>(conn.as_fd()) {
+        Ok(r) => r,
+        Err(ProtocolError::Closed) => return,
+        Err(e) => {
+            tracing::info!(%e, "malformed request");
+            answer(&conn, &Response::error(ErrorKind::Malformed, e.to_string()));
+            return;
+        }
+    };
+    tracing::debug!(?request, "request");
+    let response = match request {
+        Request::State => Response::State(shared.state.lock().clone()),
+        Request::Kill { pid, mode, signal } => kill(shared, pid, mode, signal),
+        Request::Wait { pid } => wait(shared, pid),
+        Request::Ps => processes(shared),
+        Request::Exec(req) => return exec(shared, conn, req, fds),
+        Request::Resize { .. } | Request::Signal { .. } => Response::error(
+            ErrorKind::OutOfOrder,
+            "out of order: resize and signal follow an exec on the same connection",
+        ),
+        Request::Delete { force } => return delete(shared, conn, force),
+    };
+    drop(fds);
+    answer(&conn, &response);
+}
+
+fn valid_signal(sig: i32) -> bool {
+    (1..=libc::SIGRTMAX()).contains(&sig)
+}
+
+/// A loader error as an answer.
+fn loader_error(e: &sandbox_loader::LoaderError) -> Response {
+    use sandbox_loader::LoaderError as L;
+    let kind = match e {
+        L::NoSuchProcess(_) => ErrorKind::NoSuchProcess,
+        L::PidAlreadyWaited(_) => ErrorKind::AlreadyWaited,
+        L::NoTerminal(_) => ErrorKind::NoTerminal,
+        L::NotFound { .. } => ErrorKind::NotFound,
+        L::CannotExecute { .. } => ErrorKind::CannotExecute,
+        L::Unsupported(_) => ErrorKind::Unsupported,
+        L::Ended => ErrorKind::Stopped,
+        _ => ErrorKind::Failed,
+    };
+    Response::error(kind, e.to_string())
+}
+
+fn kill(shared: &Arc<Shared>, pid: Option<i32>, mode: KillMode, sig: i32) -> Response {
+    if !valid_signal(sig) {
+        return Response::error(ErrorKind::Failed, format!("invalid signal {sig}"));
+    }
+    if shared.state.lock().status != Status::Running {
+        return Response::error(ErrorKind::Stopped, "the sandbox's first program has ended");
+    }
+    let mode = match mode {
+        KillMode::Process => SignalMode::Process,
+        KillMode::Foreground => {
+            // gVisor's rule: no terminal is an error; a terminal without a foreground
+            // group falls back to the process (the loader does that).
+            if let Err(r) = has_terminal(shared, pid) {
+                return r;
+            }
+            SignalMode::Foreground
+        }
+        KillMode::All => return kill_all(shared, sig),
+    };
+    match shared.sandbox.kill(pid, mode, sig) {
+        Ok(()) => Response::Ok,
+        Err(e) => loader_error(&e),
+    }
+}
+
+/// Whether `pid` (the first program when `None`) has a controlling terminal.
+fn has_terminal(shared: &Arc<Shared>, pid: Option<i32>) -> Result<(), Response> {
+    let target = match pid {
+        Some(p) => p,
+        None => shared.sandbox.program_pid().map_err(|e| loader_error(&e))?,
+    };
+    let procs = shared.sandbox.processes().map_err(|e| loader_error(&e))?;
+    match procs.iter().find(|p| p.pid == target) {
+        None => Err(Response::error(
+            ErrorKind::NoSuchProcess,
+            format!("no process {target} in the sandbox"),
+        )),
+        Some(p) if p.tty.is_none() => Err(Response::error(
+            ErrorKind::NoTerminal,
+            format!("process {target} has no controlling terminal (--mode foreground needs one)"),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// `kill --mode all`: freeze, signal, thaw; SIGKILL waits until only init is left.
+fn kill_all(shared: &Arc<Shared>, sig: i32) -> Response {
+    let _guard = shared.big_lock.lock();
+    let init = shared.sandbox.init_pid();
+    let frozen = match &shared.freezer {
+        Some(f) => match f.freeze() {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(%e, "cannot freeze: signalling without");
+                false
+            }
+        },
+        None => false,
+    };
+    let r = shared.sandbox.kill(None, SignalMode::All, sig);
+    if sig == libc::SIGKILL {
+        if let Some(f) = &shared.freezer {
+            // Every process the cgroup holds, known to the sentry or not yet: frozen,
+            // none can fork meanwhile.
+            for p in f.procs() {
+                if p != init {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(p),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+    }
+    if frozen {
+        if let Some(f) = &shared.freezer {
+            if let Err(e) = f.thaw() {
+                tracing::error!(%e, "cannot thaw the sandbox");
+            }
+        }
+    }
+    if sig == libc::SIGKILL {
+        if let Some(f) = &shared.freezer {
+            if !f.wait_until_only(&[init]) {
+                return Response::error(
+                    ErrorKind::Failed,
+                    "processes of the sandbox survived SIGKILL (still exiting)",
+                );
+            }
+            return Response::Ok;
+        }
+    }
+    match r {
+        Ok(()) => Response::Ok,
+        Err(e) => loader_error(&e),
+    }
+}
+
+fn wait(shared: &Arc<Shared>, pid: Option<i32>) -> Response {
+    if let Some(p) = pid {
+        return match shared.sandbox.wait_pid(p) {
+            Ok(wait_status) => Response::Exited { wait_status },
+            Err(e) => loader_error(&e),
+        };
+    }
+    let mut st = shared.state.lock();
+    loop {
+        if let Some(status) = st.exit_status {
+            return Response::Exited {
+                wait_status: status,
+            };
+        }
+        shared.ended.wait(&mut st);
+    }
+}
+
+fn processes(shared: &Arc<Shared>) -> Response {
+    match shared.sandbox.processes() {
+        Ok(list) => Response::Processes {
+            processes: list
+                .into_iter()
+                .map(|p| protocol::Process {
+                    pid: p.pid,
+                    ppid: p.ppid,
+                    pgid: p.pgid,
+                    sid: p.sid,
+                    tty: p.tty,
+                    state: p.state,
+                    foreground: p.foreground,
+                    command: p.command,
+                })
+                .collect(),
+        },
+        Err(e) => loader_error(&e),
+    }
+}
+
+/// Builds the loader's exec spec from a request and the descriptors that came with it.
+fn exec_spec(
+    shared: &Arc<Shared>,
+    req: protocol::ExecRequest,
+    fds: Vec<OwnedFd>,
+) -> Result<ExecSpec, Response> {
+    use protocol::ExecTty;
+    let bad = |m: &str| Response::error(ErrorKind::Malformed, m.to_string());
+    if req.argv.is_empty() {
+        return Err(bad("exec: no program given"));
+    }
+    let terminal = match (req.tty, fds.len()) {
+        (ExecTty::Stdio, 3) => {
+            let mut it = fds.into_iter();
+            match (it.next(), it.next(), it.next()) {
+                (Some(a), Some(b), Some(c)) => ExecTerminal::Stdio([a, b, c]),
+                _ => return Err(bad("exec: stdio needs 3 descriptors")),
+            }
+        }
+        (ExecTty::Stdio, _) => return Err(bad("exec: stdio needs 3 descriptors")),
+        (ExecTty::Borrow, 1) => {
+            let Some(fd) = fds.into_iter().next() else {
+                return Err(bad("exec --tty needs the terminal's descriptor"));
+            };
+            if !nix::unistd::isatty(&fd).unwrap_or(false) {
+                return Err(bad("exec --tty: the descriptor passed is not a terminal"));
+            }
+            ExecTerminal::Borrowed(fd)
+        }
+        (ExecTty::Borrow, _) => {
+            return Err(bad("exec --tty needs exactly the terminal's descriptor"))
+        }
+        (ExecTty::Pty, 0) => ExecTerminal::Pty {
+            console_socket: req.console_socket.map(PathBuf::from),
+            winsize: req.winsize,
+        },
+        (ExecTty::Pty, _) => return Err(bad("exec --tty=pty takes no descriptor")),
+    };
+    let mut env = shared.env.clone();
+    for e in req.env {
+        let key = e.split('=').next().unwrap_or_default().to_string();
+        env.retain(|kv| kv.split('=').next() != Some(key.as_str()));
+        env.push(e);
+    }
+    Ok(ExecSpec {
+        argv: req.argv,
+        env,
+        cwd: req.cwd.map(PathBuf::from),
+        user: req.user,
+        terminal,
+    })
+}
+
+/// `exec`: starts the process, answers `Started` (with a pty's master), then serves
+/// `Resize`/`Signal` from the client until the process ends, and answers `Exited`.
+/// A client gone before it got `Started` leaves nothing behind: the process is killed
+/// and reaped.
+fn exec(shared: &Arc<Shared>, conn: OwnedFd, req: protocol::ExecRequest, fds: Vec<OwnedFd>) {
+    if shared.state.lock().status != Status::Running {
+        answer(
+            &conn,
+            &Response::error(ErrorKind::Stopped, "the sandbox's first program has ended"),
+        );
+        return;
+    }
+    let spec = match exec_spec(shared, req, fds) {
+        Ok(s) => s,
+        Err(r) => return answer(&conn, &r),
+    };
+    let handle = match shared.sandbox.exec(spec) {
+        Ok(h) => h,
+        Err(e) => return answer(&conn, &loader_error(&e)),
+    };
+    let pid = handle.pid();
+    let master = handle.pty_master();
+    let passed: Vec<std::os::fd::BorrowedFd<'_>> = master.iter().map(|m| m.as_fd()).collect();
+    if let Err(e) = protocol::send(conn.as_fd(), &Response::Started { pid }, &passed) {
+        tracing::info!(pid, %e, "the exec client left before the process was announced: killing it");
+        let _ = shared
+            .sandbox
+            .kill(Some(pid), SignalMode::Process, libc::SIGKILL);
+        let _ = shared.sandbox.wait_pid(pid);
+        return;
+    }
+    drop(master);
+    // The client's requests for this process, until it ends.
+    let reader = {
+        let s = shared.clone();
+        let c = match conn.try_clone() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(%e, "cannot serve the exec client's requests");
+                return;
+            }
+        };
+        std::thread::Builder::new()
+            .name("exec-client".into())
+            .spawn(move || exec_requests(&s, &c, pid))
+    };
+    let status = loop {
+        match handle.events().recv() {
+            Ok(ExecEvent::Exited { wait_status }) => break Some(wait_status),
+            Ok(_) => continue,
+            Err(_) => break None,
+        }
+    };
+    let response = match status {
+        Some(wait_status) => Response::Exited { wait_status },
+        None => Response::error(ErrorKind::Stopped, "the sandbox ended"),
+    };
+    answer(&conn, &response);
+    let _ = nix::sys::socket::shutdown(conn.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+    if let Ok(t) = reader {
+        let _ = t.join();
+    }
+}
+
+fn exec_requests(shared: &Arc<Shared>, conn: &OwnedFd, pid: i32) {
+    let _ = nix::sys::socket::setsockopt(
+        conn,
+        nix::sys::socket::sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(0, 0),
+    );
+    loop {
+        let r = match protocol::recv::<Request>(conn.as_fd()) {
+            Ok((Request::Resize { rows, cols }, _)) => shared.sandbox.resize_pid(pid, rows, cols),
+            Ok((Request::Signal { signal }, _)) if valid_signal(signal) => {
+                // ^C at the client's terminal: for the foreground group of its process's
+                // terminal, or the process itself without one.
+                let mode = if has_terminal(shared, Some(pid)).is_ok() {
+                    SignalMode::Foreground
+                } else {
+                    SignalMode::Process
+                };
+                shared.sandbox.kill(Some(pid), mode, signal)
+            }
+            Ok((r, _)) => {
+                tracing::info!(?r, "out-of-order request during an exec");
+                Ok(())
+            }
+            Err(ProtocolError::Closed) | Err(ProtocolError::Socket(_)) => return,
+            Err(e) => {
+                tracing::info!(%e, "malformed request during an exec");
+                Ok(())
+            }
+        };
+        if let Err(e) = r {
+            tracing::debug!(pid, %e, "exec client request failed");
+        }
+    }
+}
+
+fn delete(shared: &Arc<Shared>, conn: OwnedFd, force: bool) {
+    let guard = shared.big_lock.lock();
+    let status = shared.state.lock().status;
+    if status == Status::Running && !force {
+        answer(
+            &conn,
+            &Response::error(
+                ErrorKind::Running,
+                "the sandbox is running: stop it first, or use --force",
+            ),
+        );
+        return;
+    }
+    tracing::info!(force, "deleting the sandbox");
+    if let Err(e) = shared.sandbox.destroy() {
+        tracing::debug!(%e, "destroy (init already gone?)");
+    }
+    {
+        let mut st = shared.state.lock();
+        while st.exit_status.is_none() {
+            shared.ended.wait(&mut st);
+        }
+    }
+    if let Some(f) = &shared.freezer {
+        if !f.wait_until_only(&[]) {
+            tracing::warn!("processes of the sandbox are still exiting");
+        }
+    }
+    let cgroups = shared.state.lock().cgroups.clone();
+    for dir in cgroups.iter().rev() {
+        freezer::remove_cgroup(dir);
+    }
+    remove_state_dir(&shared.dir);
+    answer(&conn, &Response::Ok);
+    drop(conn);
+    drop(guard);
+    tracing::info!("sandbox deleted; the supervisor exits");
+    std::process::exit(0);
+}

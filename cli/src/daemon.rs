@@ -88,11 +88,22 @@ pub struct Detached {
 
 /// Step 1 and 2 of the module's list. Call first in the supervisor process.
 pub fn prepare(root: &state::StateRoot, id: &str) -> Result<Detached, DaemonError> {
-    // The pipe to the client is our stdout: keep a copy for the report.
-    let ready = std::io::stdout()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| DaemonError::Io("dup", e))?;
+    // An OCI `create` passes the readiness pipe by path (the client's descriptor in
+    // /proc) and keeps our stdio for the container: see `crate::oci`.
+    let oci_ready = std::env::var_os(crate::oci::READY_ENV);
+    let ready = match &oci_ready {
+        Some(path) => fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| DaemonError::Io("readiness pipe", e))?
+            .into(),
+        // The pipe to the client is our stdout: keep a copy for the report.
+        None => std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| DaemonError::Io("dup", e))?,
+    };
     *READY.lock() = Some(fs::File::from(ready));
     nix::unistd::setsid().map_err(|e| DaemonError::Sys("setsid", e))?;
     let dir = root.dir(id)?;
@@ -103,8 +114,10 @@ pub fn prepare(root: &state::StateRoot, id: &str) -> Result<Detached, DaemonErro
         .custom_flags(libc::O_CLOEXEC)
         .open(dir.join("log"))
         .map_err(|e| DaemonError::Io("log", e))?;
-    nix::unistd::dup2_stdout(&log).map_err(|e| DaemonError::Sys("dup2", e))?;
-    nix::unistd::dup2_stderr(&log).map_err(|e| DaemonError::Sys("dup2", e))?;
+    if oci_ready.is_none() {
+        nix::unistd::dup2_stdout(&log).map_err(|e| DaemonError::Sys("dup2", e))?;
+        nix::unistd::dup2_stderr(&log).map_err(|e| DaemonError::Sys("dup2", e))?;
+    }
     let lock = nix::fcntl::Flock::lock(
         state::open_lock(&dir)?,
         nix::fcntl::FlockArg::LockExclusiveNonblock,
@@ -142,7 +155,14 @@ fn listen(path: &std::path::Path) -> Result<OwnedFd, DaemonError> {
 
 /// Removes the state directory's files and the directory.
 pub fn remove_state_dir(dir: &std::path::Path) {
-    for f in ["state.json", "state.json.tmp", "sock", "log", "lock"] {
+    for f in [
+        "state.json",
+        "state.json.tmp",
+        "sock",
+        "log",
+        "lock",
+        crate::oci::OCI_FILE,
+    ] {
         let _ = fs::remove_file(dir.join(f));
     }
     if let Err(e) = fs::remove_dir(dir) {
@@ -165,11 +185,23 @@ struct Shared {
     connections: AtomicUsize,
     /// Serialises `kill --mode all` and `delete`.
     big_lock: Mutex<()>,
+    /// OCI mode (`create`): the write end of the start gate until `start`.
+    oci: Option<Mutex<Option<OwnedFd>>>,
+}
+
+/// How an OCI `create`'s supervisor differs from `run -d`'s: the first program is
+/// held before its exec until `start` (the write end of
+/// [`SandboxSpec::start_gate`]'s pipe); the supervisor is ready (and `created`) once
+/// the program waits there, and it exits when the first program ends, with the
+/// same status (killing itself with the same signal): it is the process the runtime's
+/// caller (conmon) waits for, through `--pid-file`.
+pub struct OciServe {
+    pub gate: OwnedFd,
 }
 
 /// Steps 3 to 5: starts the sandbox, reports, serves until `delete`; returns the
 /// process's exit status.
-pub fn serve(mut spec: SandboxSpec, det: Detached) -> i32 {
+pub fn serve(mut spec: SandboxSpec, det: Detached, oci: Option<OciServe>) -> i32 {
     let env = spec.env.clone();
     // The supervisor makes calls the loader's own allow-list does not cover (accept,
     // the state files, cgroups): it is not confined.
@@ -202,8 +234,9 @@ pub fn serve(mut spec: SandboxSpec, det: Detached) -> i32 {
             return e.exit_code();
         }
     };
-    // Ready once the program runs; a start-up failure is reported with its status.
-    if sandbox.program_pid().is_err() || !program_execed(&sandbox) {
+    // Ready once the program runs (OCI: waits at the start gate); a start-up failure
+    // is reported with its status.
+    if sandbox.program_pid().is_err() || (oci.is_none() && !program_execed(&sandbox)) {
         let (message, exit_code) = match sandbox.wait() {
             Err(e) => (e.to_string(), e.exit_code()),
             Ok(out) => (
@@ -233,7 +266,11 @@ pub fn serve(mut spec: SandboxSpec, det: Detached) -> i32 {
         id: det.id.clone(),
         pid: std::process::id() as i32,
         init_pid,
-        status: Status::Running,
+        status: if oci.is_some() {
+            Status::Created
+        } else {
+            Status::Running
+        },
         created: state::now_rfc3339(),
         argv,
         owner: nix::unistd::geteuid().as_raw(),
@@ -259,6 +296,7 @@ pub fn serve(mut spec: SandboxSpec, det: Detached) -> i32 {
         env,
         connections: AtomicUsize::new(0),
         big_lock: Mutex::new(()),
+        oci: oci.map(|o| Mutex::new(Some(o.gate))),
     });
     {
         let shared = shared.clone();
@@ -281,6 +319,11 @@ pub fn serve(mut spec: SandboxSpec, det: Detached) -> i32 {
                     tracing::warn!(%e, "cannot update the state file");
                 }
                 shared.ended.notify_all();
+                if shared.oci.is_some() {
+                    // The sandbox is over (init reported the program's end and
+                    // exits); `delete` cleans up what is left.
+                    crate::oci::exit_like(status);
+                }
             });
         if let Err(e) = spawned {
             tracing::error!(%e, "cannot start the waiting thread");
@@ -421,9 +464,48 @@ fn connection(shared: &Arc<Shared>, conn: OwnedFd) {
             "out of order: resize and signal follow an exec on the same connection",
         ),
         Request::Delete { force } => return delete(shared, conn, force),
+        Request::Start => start(shared),
+        Request::Pause => freeze(shared, true),
+        Request::Resume => freeze(shared, false),
     };
     drop(fds);
     answer(&conn, &response);
+}
+
+/// OCI `start`: opens the start gate once.
+fn start(shared: &Arc<Shared>) -> Response {
+    let Some(gate) = &shared.oci else {
+        return Response::error(ErrorKind::Failed, "start: not a created (OCI) sandbox");
+    };
+    let Some(gate) = gate.lock().take() else {
+        return Response::error(
+            ErrorKind::Failed,
+            "start: the container was started already",
+        );
+    };
+    if let Err(e) = nix::unistd::write(&gate, b"1") {
+        return Response::error(ErrorKind::Failed, format!("start: {e}"));
+    }
+    let mut st = shared.state.lock();
+    if st.status == Status::Created {
+        st.status = Status::Running;
+        if let Err(e) = state::write_state(&shared.dir, &st) {
+            tracing::warn!(%e, "cannot update the state file");
+        }
+    }
+    Response::Ok
+}
+
+/// OCI `pause` / `resume`: the sandbox's freezer cgroup.
+fn freeze(shared: &Arc<Shared>, frozen: bool) -> Response {
+    let _guard = shared.big_lock.lock();
+    let Some(f) = &shared.freezer else {
+        return Response::error(ErrorKind::Unsupported, "no freezer cgroup: cannot pause");
+    };
+    match if frozen { f.freeze() } else { f.thaw() } {
+        Ok(()) => Response::Ok,
+        Err(e) => Response::error(ErrorKind::Failed, e.to_string()),
+    }
 }
 
 fn valid_signal(sig: i32) -> bool {
@@ -450,8 +532,24 @@ fn kill(shared: &Arc<Shared>, pid: Option<i32>, mode: KillMode, sig: i32) -> Res
     if !valid_signal(sig) {
         return Response::error(ErrorKind::Failed, format!("invalid signal {sig}"));
     }
-    if shared.state.lock().status != Status::Running {
+    let status = shared.state.lock().status;
+    let created = status == Status::Created && shared.oci.is_some();
+    if status != Status::Running && !created {
         return Response::error(ErrorKind::Stopped, "the sandbox's first program has ended");
+    }
+    if shared.oci.is_some() && pid.is_none() && mode == KillMode::Process {
+        // The first program is the container's PID 1 to its caller: Linux delivers a
+        // signal from outside a PID namespace to its init only if init handles it
+        // (SIGKILL and SIGSTOP always).
+        if let Some(host_pid) = crate::oci::first_program(shared.sandbox.init_pid()) {
+            if !crate::oci::init_would_take(host_pid, sig) {
+                tracing::info!(
+                    sig,
+                    "signal to PID 1 without a handler: ignored, as Linux does"
+                );
+                return Response::Ok;
+            }
+        }
     }
     let mode = match mode {
         KillMode::Process => SignalMode::Process,

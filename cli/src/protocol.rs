@@ -116,19 +116,33 @@ pub enum Request {
         signal: i32,
     },
     /// The wait status of `pid` (none: the first program) once it has ended.
-    Wait { pid: Option<i32> },
+    Wait {
+        pid: Option<i32>,
+    },
     /// The sandbox's processes (the sentry's view).
     Ps,
     /// A new process in the sandbox; descriptors as [`ExecRequest::tty`] says.
     Exec(ExecRequest),
     /// After `Exec` on the same connection: the client's terminal was resized.
-    Resize { rows: u16, cols: u16 },
+    Resize {
+        rows: u16,
+        cols: u16,
+    },
     /// After `Exec` on the same connection: a signal the client received, for the
     /// foreground group of its process's terminal.
-    Signal { signal: i32 },
+    Signal {
+        signal: i32,
+    },
     /// Kill everything, remove the state; refused while the first program runs
     /// unless `force`.
-    Delete { force: bool },
+    Delete {
+        force: bool,
+    },
+    /// OCI `start`: let the created (held) first program exec.
+    Start,
+    /// OCI `pause` / `resume`: freeze or thaw every process of the sandbox.
+    Pause,
+    Resume,
 }
 
 /// A process as [`Request::Ps`] lists it.

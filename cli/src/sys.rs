@@ -16,3 +16,18 @@ pub(crate) fn accept(listener: RawFd) -> nix::Result<OwnedFd> {
     // SAFETY: accept4 just returned this new descriptor; we are its only owner.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// Dies of `signal`: its disposition set back to the default (the Rust runtime
+/// ignores SIGPIPE), unblocked in this thread, and raised. Returns only if that did
+/// not end the process (a signal whose default action is not to terminate).
+pub(crate) fn die_of(signal: nix::sys::signal::Signal) {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // SAFETY: installing SIG_DFL runs no code of ours in signal context; the process is
+    // about to end.
+    let _ = unsafe { sigaction(signal, &dfl) };
+    let mut set = SigSet::empty();
+    set.add(signal);
+    let _ = set.thread_unblock();
+    let _ = nix::sys::signal::raise(signal);
+}

@@ -77,6 +77,9 @@ pub(crate) struct InitPlan {
     pub join_netns: Option<std::path::PathBuf>,
     /// A further filter installed right before exec (an OCI profile).
     pub extra_seccomp: Option<Filter>,
+    /// The program waits for a byte on it before exec (see
+    /// [`crate::SandboxSpec::start_gate`]); init closes its copy once it has forked.
+    pub start_gate: Option<RawFd>,
     /// The program's resource limits (resource, soft, hard).
     pub rlimits: Vec<(i32, u64, u64)>,
     /// The capabilities the program keeps (none by default).
@@ -113,6 +116,7 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
     // init would not see the loader go away).
     let mut keep = vec![plan.control];
     keep.extend(plan.stdio);
+    keep.extend(plan.start_gate);
     if let Err(e) = crate::sys::fd::close_all_except(&keep) {
         let _ = control::send(plan.control, &format!("F close_range: {e}"), None);
         return SETUP_FAILED;
@@ -200,6 +204,9 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
         Ok(Forked::Parent { pid, .. }) => pid,
         Err(e) => return fail(format!("fork: {e}")),
     };
+    if let Some(gate) = plan.start_gate {
+        let _ = nix::unistd::close(gate);
+    }
     // From here on init only waits, reaps, signals and reports.
     if let Err(e) = seccomp::install(&plan.init_filter) {
         return fail(format!("installing init's seccomp filter: {e}"));
@@ -353,6 +360,22 @@ fn program_main(plan: &InitPlan, pty_slave: Option<RawFd>) -> i32 {
     // Last, after everything that needs privileges (the filters are installed).
     if let Err(e) = drop_privileges(plan) {
         return fail(e);
+    }
+    if let Some(gate) = plan.start_gate {
+        // Created, not started: wait for the runtime's `start`.
+        let mut byte = [0u8; 1];
+        let got = loop {
+            match nix::unistd::read(crate::sys::fd::borrow(gate), &mut byte) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => break r,
+            }
+        };
+        let _ = nix::unistd::close(gate);
+        match got {
+            Ok(1) => {}
+            Ok(_) => return fail("the container was deleted before it was started".into()),
+            Err(e) => return fail(format!("waiting for start: {e}")),
+        }
     }
     if let Some(mask) = plan.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));

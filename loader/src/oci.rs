@@ -228,6 +228,62 @@ pub fn container_spec(spec: &Spec, bundle: &Path) -> Result<OciContainer, OciErr
     })
 }
 
+/// A process to execute in a running container (`exec --process FILE`).
+#[derive(Debug)]
+pub struct OciProcess {
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: PathBuf,
+    pub user: (u32, u32),
+    pub terminal: bool,
+    /// (rows, columns).
+    pub console_size: Option<(u16, u16)>,
+}
+
+/// Reads an OCI process JSON (`exec --process FILE`) and maps it as `process` of a
+/// config is mapped (the same refusals). Supplementary groups are refused; the
+/// capabilities, rlimits and umask it names are not given to the exec'd process,
+/// which gets the sandbox's exec defaults (no capabilities; the rlimits of the
+/// supervisor): a warning is logged when they differ from none.
+pub fn exec_process(path: &Path) -> Result<OciProcess, OciError> {
+    let text = std::fs::read(path).map_err(|e| OciError::Read {
+        path: path.to_path_buf(),
+        source: oci_spec::OciSpecError::Io(e),
+    })?;
+    let process: oci_spec::runtime::Process =
+        serde_json::from_slice(&text).map_err(|e| OciError::Read {
+            path: path.to_path_buf(),
+            source: oci_spec::OciSpecError::SerDe(e),
+        })?;
+    let argv = process.args().clone().unwrap_or_default();
+    if argv.is_empty() {
+        return Err(unsupported("process.args", "empty: nothing to run"));
+    }
+    let mut spec = SandboxSpec::new(argv.clone());
+    map_process(&process, &mut spec)?;
+    if !spec.additional_gids.is_empty() {
+        return Err(unsupported(
+            "process.user.additionalGids",
+            "not supported for exec",
+        ));
+    }
+    if !spec.capabilities.is_empty() || !spec.rlimits.is_empty() || spec.umask.is_some() {
+        tracing::warn!(
+            "exec: process.capabilities, rlimits and umask are not applied to an exec'd process"
+        );
+    }
+    Ok(OciProcess {
+        argv,
+        env: process.env().clone().unwrap_or_default(),
+        cwd: process.cwd().clone(),
+        user: spec.user.unwrap_or((0, 0)),
+        terminal: process.terminal().unwrap_or(false),
+        console_size: process
+            .console_size()
+            .map(|b| (clamp_u16(b.height()), clamp_u16(b.width()))),
+    })
+}
+
 fn clamp_u16(v: u64) -> u16 {
     u16::try_from(v).unwrap_or(u16::MAX)
 }

@@ -121,6 +121,12 @@ pub struct SandboxSpec {
     /// the kernel runs every filter and the most severe action wins, so it can only
     /// refuse more.
     pub extra_seccomp: Option<seccomp::Filter>,
+    /// Hold the program before its exec until a byte can be read from this descriptor
+    /// (the read end of a pipe): an OCI runtime's `create` then `start`. End of file
+    /// instead (the write end closed unwritten) ends the program without exec (exit
+    /// 125). Everything else (namespaces, filesystem, filters, credentials) is done
+    /// before it waits.
+    pub start_gate: Option<OwnedFd>,
     /// A terminal to borrow (the program's stdio should refer to it as well).
     pub terminal: Option<OwnedFd>,
     /// Start the terminal-signal listener on the borrowed `terminal`: for a terminal
@@ -190,6 +196,7 @@ impl SandboxSpec {
             masked_paths: Vec::new(),
             readonly_paths: Vec::new(),
             extra_seccomp: None,
+            start_gate: None,
             terminal: None,
             owned_pty: None,
             terminal_listener: false,
@@ -558,6 +565,7 @@ impl Sandbox {
             umask: spec.umask,
             join_netns: spec.join_netns.clone(),
             extra_seccomp: spec.extra_seccomp.take(),
+            start_gate: spec.start_gate.as_ref().map(|g| g.as_raw_fd()),
             rlimits,
             capabilities: spec.capabilities,
             wait_for_cgroup: join_cgroup,

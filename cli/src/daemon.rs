@@ -193,8 +193,8 @@ struct Shared {
 /// held before its exec until `start` (the write end of
 /// [`SandboxSpec::start_gate`]'s pipe); the supervisor is ready (and `created`) once
 /// the program waits there, and it exits when the first program ends, with the
-/// same status (killing itself with the same signal): it is the process the runtime's
-/// caller (conmon) waits for, through `--pid-file`.
+/// same status (killing itself with the same signal). The process the runtime's
+/// caller (conmon) waits for is init (see [`crate::oci`]).
 pub struct OciServe {
     pub gate: OwnedFd,
 }
@@ -307,6 +307,11 @@ pub fn serve(mut spec: SandboxSpec, det: Detached, oci: Option<OciServe>) -> i32
                     Ok(out) => out.wait_status,
                     Err(e) => {
                         tracing::warn!(%e, "the sandbox ended with an error");
+                        if shared.oci.is_some() {
+                            // An OCI container's stderr is its caller's (conmon's): the
+                            // user sees why, as with runc's message.
+                            let _ = writeln!(std::io::stderr(), "sandbox: {e}");
+                        }
                         // An exit with the error's status (125, 126, 127).
                         (e.exit_code() & 0xff) << 8
                     }

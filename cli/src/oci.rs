@@ -18,7 +18,7 @@
 //!   SIGKILL as with runc. `--all` signals every process of the sandbox.
 //! - `state ID` prints the runtime-spec state JSON: `created`, `running`, `paused`
 //!   (the sandbox's freezer cgroup is frozen), `stopped` (the first program ended, or
-//!   the supervisor is gone); `pid` is the supervisor's while it lives.
+//!   the supervisor is gone); `pid` is init's while it runs.
 //! - Errors: printed on stderr and, with `--log FILE`, appended to FILE (as JSON
 //!   lines `{"level":"error","msg":...,"time":...}` with `--log-format json`, which
 //!   podman reads to show the cause).
@@ -69,7 +69,7 @@ pub struct CreateArgs {
     /// The bundle directory (holding config.json).
     #[arg(short, long, default_value = ".")]
     pub bundle: PathBuf,
-    /// Write the PID conmon waits for here (the supervisor's).
+    /// Write the PID conmon waits for here (the sandbox's init).
     #[arg(long)]
     pub pid_file: Option<PathBuf>,
     /// With process.terminal: send the pty's master over this unix socket.
@@ -205,9 +205,9 @@ pub fn create(
         let _ = std::io::BufReader::new(std::fs::File::from(read)).read_line(&mut line);
     }
     match serde_json::from_str::<Readiness>(line.trim()) {
-        Ok(Readiness::Ready { .. }) => {
+        Ok(Readiness::Ready { init_pid, .. }) => {
             if let Some(pid_file) = &args.pid_file {
-                std::fs::write(pid_file, child.id().to_string())
+                std::fs::write(pid_file, init_pid.to_string())
                     .map_err(|e| OciCliError::Other(format!("--pid-file: {e}")))?;
             }
             Ok(0)
@@ -244,6 +244,7 @@ pub fn supervise_create(args: &CreateArgs, det: daemon::Detached) -> Result<i32,
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| OciCliError::Other(format!("pipe: {e}")))?;
     container.spec.start_gate = Some(read);
+    container.spec.clone_parent = true;
     Ok(daemon::serve(
         container.spec,
         det,
@@ -293,9 +294,9 @@ pub fn oci_state(root: &StateRoot, id: &str) -> Result<OciState, OciCliError> {
     };
     let (status, pid) = match st.status {
         _ if !alive => ("stopped", 0),
-        Status::Created => ("created", st.pid),
-        Status::Running if frozen(&st.cgroups) => ("paused", st.pid),
-        Status::Running => ("running", st.pid),
+        Status::Created => ("created", st.init_pid),
+        Status::Running if frozen(&st.cgroups) => ("paused", st.init_pid),
+        Status::Running => ("running", st.init_pid),
         Status::Stopped | Status::Dead => ("stopped", 0),
     };
     Ok(OciState {

@@ -127,6 +127,13 @@ pub struct SandboxSpec {
     /// 125). Everything else (namespaces, filesystem, filters, credentials) is done
     /// before it waits.
     pub start_gate: Option<OwnedFd>,
+    /// Create init as a child of the loader's parent (`CLONE_PARENT`), not of the
+    /// loader: an OCI runtime's container process, which the runtime's caller (conmon,
+    /// a child subreaper that inherits it when `create` exits) waits for and whose
+    /// namespaces `podman top` reads. The loader watches init through its pidfd and
+    /// takes the program's status from init's report. Not with the fork spawn method
+    /// (`SpawnError`), whose intermediate process would be the parent.
+    pub clone_parent: bool,
     /// A terminal to borrow (the program's stdio should refer to it as well).
     pub terminal: Option<OwnedFd>,
     /// Start the terminal-signal listener on the borrowed `terminal`: for a terminal
@@ -197,6 +204,7 @@ impl SandboxSpec {
             readonly_paths: Vec::new(),
             extra_seccomp: None,
             start_gate: None,
+            clone_parent: false,
             terminal: None,
             owned_pty: None,
             terminal_listener: false,
@@ -622,6 +630,9 @@ impl Sandbox {
         if plan.wait_for_maps {
             // Not root: a user namespace whose root is the caller.
             ns |= libc::CLONE_NEWUSER as u64;
+        }
+        if spec.clone_parent {
+            ns |= libc::CLONE_PARENT as u64;
         }
         let spawned = {
             // The child's copy of the mask is the blocked one; init and the program reset
@@ -1671,10 +1682,22 @@ fn place_init(
     Ok(cgroup)
 }
 
+/// init's wait status, once it has ended. An init that is not our child
+/// ([`SandboxSpec::clone_parent`]: its parent reaps it) cannot be waited for: once its
+/// pidfd says it has ended, SIGKILL stands for "ended" (the program's own status
+/// comes from init's report).
 fn wait_pidfd(pidfd: &OwnedFd) -> Result<i32, LoaderError> {
     use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
     loop {
         match waitid(Id::PIDFd(pidfd.as_fd()), WaitPidFlag::WEXITED) {
+            Err(nix::Error::ECHILD) => {
+                let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Ok(_) => return Ok(libc::SIGKILL),
+                    Err(nix::Error::EINTR) => continue,
+                    Err(e) => return Err(LoaderError::Sys("poll", e)),
+                }
+            }
             Ok(WaitStatus::Exited(_, code)) => return Ok((code & 0xff) << 8),
             Ok(WaitStatus::Signaled(_, sig, core)) => {
                 return Ok(sig as i32 | if core { 0x80 } else { 0 })

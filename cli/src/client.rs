@@ -257,7 +257,7 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<i32, ClientErro
         return Ok(0);
     }
     // Held open: the supervisor's exit releases its lock, which we then take.
-    let lock = state::open_lock(&dir)?;
+    let lock = std::fs::File::open(dir.join("lock")).ok();
     match request(root, id, &Request::Delete { force }) {
         Ok(_) => {}
         Err(ClientError::Dead(_)) => {
@@ -267,7 +267,9 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<i32, ClientErro
         Err(e) => return Err(e),
     }
     // The supervisor answers, then exits: wait until it has.
-    let _ = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive);
+    if let Some(lock) = lock {
+        let _ = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockShared);
+    }
     Ok(0)
 }
 
@@ -316,18 +318,81 @@ pub fn default_root_help() -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from("/run/sandbox"))
 }
 
-/// `sandbox exec`: starts the process, then waits on the same connection for its
-/// end and returns the shell's status.
-pub fn exec(root: &StateRoot, id: &str, req: protocol::ExecRequest) -> Result<i32, ClientError> {
+/// Signals `sandbox exec` forwards to its process (see [`exec`]).
+const EXEC_FORWARDED: [nix::sys::signal::Signal; 6] = [
+    nix::sys::signal::Signal::SIGINT,
+    nix::sys::signal::Signal::SIGQUIT,
+    nix::sys::signal::Signal::SIGTSTP,
+    nix::sys::signal::Signal::SIGWINCH,
+    nix::sys::signal::Signal::SIGTERM,
+    nix::sys::signal::Signal::SIGHUP,
+];
+
+/// Puts the terminal in raw mode and restores it on drop.
+struct RawMode {
+    fd: OwnedFd,
+    saved: nix::sys::termios::Termios,
+}
+
+impl RawMode {
+    fn enter(fd: std::os::fd::BorrowedFd<'_>) -> Option<RawMode> {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let saved = tcgetattr(fd).ok()?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(fd, SetArg::TCSADRAIN, &raw).ok()?;
+        Some(RawMode {
+            fd: fd.try_clone_to_owned().ok()?,
+            saved,
+        })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = nix::sys::termios::tcsetattr(
+            &self.fd,
+            nix::sys::termios::SetArg::TCSADRAIN,
+            &self.saved,
+        );
+    }
+}
+
+/// Writes all of `buf` to `fd` (a blocking descriptor).
+fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut buf: &[u8]) {
+    while !buf.is_empty() {
+        match nix::unistd::write(fd, buf) {
+            Ok(0) => return,
+            Ok(n) => buf = &buf[n..],
+            Err(nix::Error::EINTR) | Err(nix::Error::EAGAIN) => continue,
+            Err(_) => return,
+        }
+    }
+}
+
+/// `sandbox exec`: starts the process (passing this command's stdio, or its
+/// terminal), then until the process ends: forwards SIGINT, SIGQUIT, SIGTSTP,
+/// SIGTERM and SIGHUP it receives to the foreground group of the process's terminal
+/// (the process itself without one) and SIGWINCH as the terminal's new size; with
+/// `--tty=pty` proxies the pty's master to this terminal, in raw mode meanwhile
+/// (restored on every exit). Returns the shell's status of the process.
+pub fn exec(
+    root: &StateRoot,
+    id: &str,
+    mut req: protocol::ExecRequest,
+) -> Result<i32, ClientError> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::signal::SigSet;
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
     use protocol::ExecTty;
-    let conn = connect(root, id)?;
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
+    let on_tty = nix::unistd::isatty(stdin.as_fd()).unwrap_or(false);
     let fds: Vec<std::os::fd::BorrowedFd<'_>> = match req.tty {
         ExecTty::Stdio => vec![stdin.as_fd(), stdout.as_fd(), stderr.as_fd()],
         ExecTty::Borrow => {
-            if !nix::unistd::isatty(stdin.as_fd()).unwrap_or(false) {
+            if !on_tty {
                 return Err(ClientError::Other(
                     "--tty needs a terminal on standard input".into(),
                 ));
@@ -336,19 +401,174 @@ pub fn exec(root: &StateRoot, id: &str, req: protocol::ExecRequest) -> Result<i3
         }
         ExecTty::Pty => Vec::new(),
     };
+    let proxy = req.tty == ExecTty::Pty && req.console_socket.is_none();
+    if proxy && on_tty {
+        req.winsize = crate::sys::winsize(stdin.as_fd());
+    }
+    let borrowed = req.tty == ExecTty::Borrow;
+    // Taken over before the request: a ^C from now on is forwarded, not fatal.
+    let mut set = SigSet::empty();
+    for s in EXEC_FORWARDED {
+        set.add(s);
+    }
+    let old_mask = set
+        .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
+        .map_err(|e| ClientError::Other(format!("sigprocmask: {e}")))?;
+    struct Unblock(SigSet);
+    impl Drop for Unblock {
+        fn drop(&mut self) {
+            let _ = self.0.thread_set_mask();
+        }
+    }
+    let _unblock = Unblock(old_mask);
+    let sigfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| ClientError::Other(format!("signalfd: {e}")))?;
+    let conn = connect(root, id)?;
     protocol::send(conn.as_fd(), &Request::Exec(req), &fds)?;
+    drop(fds);
+    let closed = || {
+        ClientError::Other(format!(
+            "sandbox {id:?}: the supervisor closed the connection (did it die?)"
+        ))
+    };
+    let (first, mut passed) = protocol::recv::<Response>(conn.as_fd()).map_err(|e| match e {
+        ProtocolError::Closed => closed(),
+        e => e.into(),
+    })?;
+    match first {
+        Response::Started { pid } => tracing::debug!(pid, "exec'd"),
+        Response::Error { kind, message } => return Err(ClientError::Remote { kind, message }),
+        r => return Err(ClientError::Unexpected(Box::new(r))),
+    }
+    let mut master = if proxy { passed.pop() } else { None };
+    drop(passed);
+    let _raw = match (&master, on_tty) {
+        (Some(_), true) => RawMode::enter(stdin.as_fd()),
+        _ => None,
+    };
+    if let Some(m) = &master {
+        let _ = nix::fcntl::fcntl(
+            m,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
+    }
+    let mut stdin_open = master.is_some();
+    let mut buf = vec![0u8; 16 * 1024];
+    let forward = |sig: nix::sys::signal::Signal| -> Result<bool, ClientError> {
+        let req = if sig == nix::sys::signal::Signal::SIGWINCH {
+            match crate::sys::winsize(std::io::stdin().as_fd()) {
+                Some((rows, cols)) if proxy || borrowed => Request::Resize { rows, cols },
+                _ => return Ok(false),
+            }
+        } else {
+            Request::Signal { signal: sig as i32 }
+        };
+        match protocol::send(conn.as_fd(), &req, &[]) {
+            Ok(()) => Ok(true),
+            Err(ProtocolError::Closed) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    };
+    // The process's end, when it arrives while we wait for an acknowledgement.
+    let mut exited: Option<i32> = None;
     loop {
-        let (resp, _fds) = protocol::recv::<Response>(conn.as_fd()).map_err(|e| match e {
-            ProtocolError::Closed => ClientError::Other(format!(
-                "sandbox {id:?}: the supervisor closed the connection (did it die?)"
-            )),
-            e => e.into(),
-        })?;
-        match resp {
-            Response::Started { pid } => tracing::debug!(pid, "exec'd"),
-            Response::Exited { wait_status } => return Ok(shell_code(wait_status)),
-            Response::Error { kind, message } => return Err(ClientError::Remote { kind, message }),
-            r => return Err(ClientError::Unexpected(Box::new(r))),
+        let mut pfds = vec![
+            PollFd::new(conn.as_fd(), PollFlags::POLLIN),
+            PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
+        ];
+        if let Some(m) = &master {
+            pfds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
+            if stdin_open {
+                pfds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            }
+        }
+        match poll(&mut pfds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(ClientError::Other(format!("poll: {e}"))),
+        }
+        let ready = |i: usize| {
+            pfds.get(i)
+                .and_then(|p| p.revents())
+                .is_some_and(|r| !r.is_empty())
+        };
+        let (conn_ready, sig_ready, master_ready, stdin_ready) =
+            (ready(0), ready(1), ready(2), ready(3));
+        drop(pfds);
+        if sig_ready {
+            while let Ok(Some(info)) = sigfd.read_signal() {
+                let Ok(sig) = nix::sys::signal::Signal::try_from(info.ssi_signo as i32) else {
+                    continue;
+                };
+                if !forward(sig)? {
+                    continue;
+                }
+                // The supervisor acknowledges once the signal is sent or the size set.
+                match protocol::recv::<Response>(conn.as_fd()) {
+                    Ok((Response::Exited { wait_status }, _)) => exited = Some(wait_status),
+                    Ok((Response::Error { message, .. }, _)) => {
+                        tracing::debug!(%message, "forwarding failed")
+                    }
+                    Ok(_) => {}
+                    Err(ProtocolError::Closed) => return Err(closed()),
+                    Err(e) => return Err(e.into()),
+                }
+                if exited.is_some() {
+                    break;
+                }
+            }
+        }
+        if master_ready {
+            if let Some(m) = &master {
+                match nix::unistd::read(m, &mut buf) {
+                    Ok(0) | Err(nix::Error::EIO) => master = None,
+                    Ok(n) => write_all(stdout.as_fd(), &buf[..n]),
+                    Err(_) => {}
+                }
+            }
+        }
+        if stdin_ready {
+            match nix::unistd::read(stdin.as_fd(), &mut buf) {
+                Ok(0) | Err(nix::Error::EIO) => stdin_open = false,
+                Ok(n) => {
+                    if let Some(m) = &master {
+                        write_all(m.as_fd(), &buf[..n]);
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        if conn_ready || exited.is_some() {
+            let resp = match exited.take() {
+                Some(wait_status) => Response::Exited { wait_status },
+                None => {
+                    protocol::recv::<Response>(conn.as_fd())
+                        .map_err(|e| match e {
+                            ProtocolError::Closed => closed(),
+                            e => e.into(),
+                        })?
+                        .0
+                }
+            };
+            match resp {
+                // A late acknowledgement.
+                Response::Ok => continue,
+                Response::Exited { wait_status } => {
+                    // What the process wrote last is still in the pty.
+                    if let Some(m) = &master {
+                        while let Ok(n) = nix::unistd::read(m, &mut buf) {
+                            if n == 0 {
+                                break;
+                            }
+                            write_all(stdout.as_fd(), &buf[..n]);
+                        }
+                    }
+                    return Ok(shell_code(wait_status));
+                }
+                Response::Error { kind, message } => {
+                    return Err(ClientError::Remote { kind, message })
+                }
+                r => return Err(ClientError::Unexpected(Box::new(r))),
+            }
         }
     }
 }

@@ -412,10 +412,50 @@ fn program_execed(sandbox: &Sandbox) -> bool {
     }
 }
 
-/// Whether the peer may use the socket: its uid is the owner's or root's.
-fn authorised(conn: &OwnedFd, owner: u32) -> Result<bool, nix::Error> {
+/// Why a peer is refused.
+#[derive(Debug)]
+enum Refusal {
+    /// Neither the owner nor root.
+    Stranger,
+    /// A process of a sandbox (in a PID namespace below ours): a sandboxed program
+    /// that can see a supervisor's socket (a bind mount, `--read-only` over the host
+    /// root) must not drive it — or another sandbox's.
+    Sandboxed,
+}
+
+/// Whether the peer may use the socket: its uid is the owner's or root's, and it is
+/// not inside a sandbox. The PID namespace of the peer (the process that connected,
+/// as `SO_PEERCRED` names it) must be ours; a peer whose PID is 0 to us is in an
+/// ancestor namespace, outside every sandbox. The namespace is read from
+/// `/proc/PID/ns/pid`, and the peer's pidfd (`SO_PEERPIDFD`) must still be alive
+/// afterwards, so that the PID was not reused meanwhile. (Kernels before 6.5 have no
+/// `SO_PEERPIDFD`: the check is then racy against PID reuse, and says so in the log.)
+fn authorised(conn: &OwnedFd, owner: u32) -> Result<Result<(), Refusal>, nix::Error> {
     let cred = nix::sys::socket::getsockopt(conn, nix::sys::socket::sockopt::PeerCredentials)?;
-    Ok(cred.uid() == owner || cred.uid() == 0)
+    if cred.uid() != owner && cred.uid() != 0 {
+        return Ok(Err(Refusal::Stranger));
+    }
+    let pid = cred.pid();
+    if pid == 0 {
+        return Ok(Ok(()));
+    }
+    let pidfd = crate::sys::peer_pidfd(conn.as_fd());
+    if let Err(e) = &pidfd {
+        tracing::info!(%e, "no SO_PEERPIDFD: the peer's namespace check is racy");
+    }
+    let ns = |p: &str| fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let ours = ns("self");
+    let theirs = ns(&pid.to_string());
+    let same = ours.is_some() && ours == theirs;
+    let still_there = match &pidfd {
+        Ok(fd) => crate::sys::pidfd_alive(fd.as_fd()),
+        Err(_) => true,
+    };
+    if same && still_there {
+        Ok(Ok(()))
+    } else {
+        Ok(Err(Refusal::Sandboxed))
+    }
 }
 
 fn answer(conn: &OwnedFd, r: &Response) {
@@ -427,17 +467,25 @@ fn answer(conn: &OwnedFd, r: &Response) {
 /// Serves one connection: one request (see [`crate::protocol`]).
 fn connection(shared: &Arc<Shared>, conn: OwnedFd) {
     let owner = shared.state.lock().owner;
+    let timeout = nix::sys::time::TimeVal::new(REQUEST_TIMEOUT.as_secs() as i64, 0);
+    let _ =
+        nix::sys::socket::setsockopt(&conn, nix::sys::socket::sockopt::ReceiveTimeout, &timeout);
     match authorised(&conn, owner) {
-        Ok(true) => {}
-        Ok(false) => {
-            tracing::warn!("a client that is neither the owner nor root was refused");
-            answer(
-                &conn,
-                &Response::error(
-                    ErrorKind::Unauthorized,
-                    "permission denied: only the sandbox's owner or root may use it",
-                ),
-            );
+        Ok(Ok(())) => {}
+        Ok(Err(why)) => {
+            tracing::warn!(?why, "a client was refused");
+            // Read (and drop) its request first: closing with it unread would reset
+            // the connection, and the client would see no answer.
+            drop(protocol::recv_frame(conn.as_fd()));
+            let message = match why {
+                Refusal::Stranger => {
+                    "permission denied: only the sandbox's owner or root may use it"
+                }
+                Refusal::Sandboxed => {
+                    "permission denied: a process inside a sandbox may not use a supervisor"
+                }
+            };
+            answer(&conn, &Response::error(ErrorKind::Unauthorized, message));
             return;
         }
         Err(e) => {
@@ -445,9 +493,6 @@ fn connection(shared: &Arc<Shared>, conn: OwnedFd) {
             return;
         }
     }
-    let timeout = nix::sys::time::TimeVal::new(REQUEST_TIMEOUT.as_secs() as i64, 0);
-    let _ =
-        nix::sys::socket::setsockopt(&conn, nix::sys::socket::sockopt::ReceiveTimeout, &timeout);
     let (request, fds) = match protocol::recv::<Request>(conn.as_fd()) {
         Ok(r) => r,
         Err(ProtocolError::Closed) => return,
@@ -822,18 +867,39 @@ fn exec_requests(shared: &Arc<Shared>, conn: &OwnedFd, pid: i32) {
                 };
                 shared.sandbox.kill(Some(pid), mode, signal)
             }
+            Ok((Request::Signal { signal }, _)) => {
+                answer(
+                    conn,
+                    &Response::error(ErrorKind::Failed, format!("invalid signal {signal}")),
+                );
+                continue;
+            }
             Ok((r, _)) => {
                 tracing::info!(?r, "out-of-order request during an exec");
-                Ok(())
+                answer(
+                    conn,
+                    &Response::error(
+                        ErrorKind::OutOfOrder,
+                        "out of order: only resize and signal may follow an exec",
+                    ),
+                );
+                continue;
             }
             Err(ProtocolError::Closed) | Err(ProtocolError::Socket(_)) => return,
             Err(e) => {
                 tracing::info!(%e, "malformed request during an exec");
-                Ok(())
+                answer(conn, &Response::error(ErrorKind::Malformed, e.to_string()));
+                continue;
             }
         };
-        if let Err(e) = r {
-            tracing::debug!(pid, %e, "exec client request failed");
+        // Answered once done: the client waits for it, so that what it does next
+        // (and what a test sees it do) comes after the signal or the resize.
+        match r {
+            Ok(()) => answer(conn, &Response::Ok),
+            Err(e) => {
+                tracing::debug!(pid, %e, "exec client request failed");
+                answer(conn, &loader_error(&e));
+            }
         }
     }
 }

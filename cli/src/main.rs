@@ -209,9 +209,10 @@ struct ExecArgs {
     /// to --pid-file).
     #[arg(short = 'd', long)]
     detach: bool,
-    /// Set an environment variable (KEY=VALUE) on top of the first program's
-    /// environment; repeatable.
-    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    /// Set an environment variable on top of the first program's environment:
+    /// KEY=VALUE, or KEY alone for this command's value of KEY (skipped if unset);
+    /// repeatable.
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]", value_parser = parse_exec_env)]
     envs: Vec<String>,
     /// Working directory inside the sandbox (default: /).
     #[arg(short = 'w', long)]
@@ -419,6 +420,20 @@ fn parse_env(s: &str) -> Result<String, String> {
         Some(_) => Err("the name before '=' is empty".into()),
         None => Err("expected KEY=VALUE".into()),
     }
+}
+
+/// `KEY=VALUE`, or `KEY` for this process's value of KEY (docker's `-e KEY`; an
+/// unset KEY gives an empty string, dropped by `exec`).
+fn parse_exec_env(s: &str) -> Result<String, String> {
+    if s.contains('=') {
+        return parse_env(s);
+    }
+    if s.is_empty() || s.contains('\0') {
+        return Err("expected KEY or KEY=VALUE".into());
+    }
+    Ok(std::env::var(s)
+        .map(|v| format!("{s}={v}"))
+        .unwrap_or_default())
 }
 
 /// `NAME=SOFT[:HARD]` → (RLIMIT_*, soft, hard).
@@ -1014,7 +1029,7 @@ fn exec(
     };
     let req = ExecRequest {
         argv: args.command,
-        env: args.envs,
+        env: args.envs.into_iter().filter(|e| !e.is_empty()).collect(),
         cwd: args.cwd.map(|p| p.to_string_lossy().into_owned()),
         user,
         tty,

@@ -238,15 +238,17 @@ pub fn open_lock(dir: &Path) -> Result<fs::File, StateError> {
 }
 
 /// Whether the supervisor of the sandbox in `dir` is alive: someone holds `lock`. A
-/// missing lock file (the supervisor not started yet, or removed) counts as alive
-/// only while `state.json` is absent too.
+/// missing lock file means it is gone; a lock file we may not open (not the owner)
+/// tells nothing, and counts as alive.
 pub fn supervisor_alive(dir: &Path) -> bool {
-    let Ok(f) = fs::OpenOptions::new()
+    let f = match fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_CLOEXEC)
         .open(dir.join("lock"))
-    else {
-        return false;
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
+        Err(_) => return true,
     };
     match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockSharedNonblock) {
         Ok(_unlocked_on_drop) => false,

@@ -110,6 +110,11 @@ impl CapSet {
     /// No capability.
     pub const EMPTY: CapSet = CapSet(0);
 
+    /// The set with the raw mask `bits` (bit N = capability N).
+    pub fn from_bits(bits: u64) -> CapSet {
+        CapSet(bits)
+    }
+
     /// The raw mask (bit N = capability N).
     pub fn bits(self) -> u64 {
         self.0

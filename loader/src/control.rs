@@ -1,28 +1,43 @@
-//! The control channel between the loader and the sandbox's init: one
-//! `SOCK_SEQPACKET` socket pair created before the spawn. Messages are short text
-//! records, one per packet; the program's seccomp listener travels as SCM_RIGHTS.
+//! The control protocol between the loader and the processes it starts (the
+//! sandbox's init, and the helper of each exec'd process), encoded and decoded here
+//! for both ends. One `SOCK_SEQPACKET` socket pair per process started; one message
+//! per packet: a tag byte and its fields in a fixed binary layout (integers
+//! little-endian, strings and lists length-prefixed); descriptors travel beside it as
+//! SCM_RIGHTS, referred to by their index. Decoding never panics: a malformed or
+//! truncated packet is a [`ProtocolError`].
 //!
-//! From init: `P <pid>` (the program was forked, its PID in the sandbox),
-//! `E <wait status>` (the program ended; init exits next), `F <text>` (setup failed),
-//! `M` with the owned pty's master, `S <sig>` / `C` (the program stopped/continued).
-//! From the program, before exec: `L` with the listener descriptor, or
-//! `X <errno>` when exec failed. From the loader: `G` once it has written the uid/gid
-//! maps of a new user namespace.
+//! From init (or an exec helper): [`Message::ProgramPid`], [`Message::ProgramEnded`],
+//! [`Message::SetupFailed`], [`Message::PtyMaster`], [`Message::ProgramStopped`],
+//! [`Message::ProgramContinued`]. From the program (or exec'd process) before its
+//! execve: [`Message::Listener`] or [`Message::ExecFailed`]. From the loader:
+//! [`Message::Init`] / [`Message::Exec`] (the plan, first), [`Message::Go`],
+//! [`Message::JoinCgroup`].
 
+use crate::capability::CapSet;
+use crate::init::{ExecPlan, InitPlan, ProgramPlan, PtyInit, StdioPlan};
+use crate::mounts::{Bind, FsSpec, RootMode};
+use crate::seccomp::{Filter, Instruction};
 use nix::sys::socket::{
     recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
     SockFlag, SockType,
 };
+use std::ffi::CString;
 use std::io::IoSliceMut;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
 
 /// A message on the control channel.
 #[derive(Debug)]
 pub(crate) enum Message {
+    /// From init / an exec helper: the program was forked (its PID: in the sandbox from
+    /// init, in the loader's namespace from an exec helper).
     ProgramPid(i32),
+    /// The program ended with this wait status (init or the helper exits next).
     ProgramEnded(i32),
     SetupFailed(String),
+    /// The program's seccomp listener.
     Listener(OwnedFd),
+    /// The program's execve failed with this errno.
     ExecFailed(i32),
     /// From the loader: the user namespace's maps are written / the sandbox's cgroups
     /// are ready.
@@ -30,12 +45,57 @@ pub(crate) enum Message {
     /// From the loader: the `tasks` file of a v1 cgroup of the sandbox, for init to
     /// join by writing `0` to it.
     JoinCgroup(OwnedFd),
-    /// From init: the owned pty's master.
+    /// The owned pty's master.
     PtyMaster(OwnedFd),
-    /// From init: the program stopped (signal) / continued.
+    /// The program stopped (signal) / continued.
     ProgramStopped(i32),
     ProgramContinued,
+    /// The program has exec'd (or died before): the close-on-exec pipe it held closed.
+    Executed,
+    /// From the loader to init, first: everything init does.
+    Init(Box<InitPlan>),
+    /// From the loader to an exec helper, first: the process to execute.
+    Exec(Box<ExecPlan>),
 }
+
+/// Why a packet could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProtocolError {
+    #[error("control message truncated")]
+    Truncated,
+    #[error("unknown control message tag {0:#x}")]
+    UnknownTag(u8),
+    #[error("control message field invalid: {0}")]
+    Invalid(&'static str),
+    #[error("control message names descriptor {0}, which did not come with it")]
+    MissingDescriptor(u32),
+    #[error("control message has {0} bytes left over")]
+    Trailing(usize),
+    #[error("control channel: {0}")]
+    Sys(#[from] nix::Error),
+}
+
+const TAG_PID: u8 = b'P';
+const TAG_ENDED: u8 = b'E';
+const TAG_FAILED: u8 = b'F';
+const TAG_LISTENER: u8 = b'L';
+const TAG_EXEC_FAILED: u8 = b'X';
+const TAG_GO: u8 = b'G';
+/// [`Message::Go`] as it is on the wire (one byte), for a reader that makes raw
+/// system calls only (`crate::sys::entry`).
+pub(crate) const GO_BYTE: u8 = TAG_GO;
+const TAG_JOIN: u8 = b'J';
+const TAG_MASTER: u8 = b'M';
+const TAG_STOPPED: u8 = b'S';
+const TAG_CONTINUED: u8 = b'C';
+const TAG_INIT: u8 = b'I';
+const TAG_EXECUTED: u8 = b'D';
+const TAG_EXEC: u8 = b'R';
+
+/// Most descriptors one message carries (an exec plan: init's pidfd and three stdio).
+const MAX_FDS: usize = 8;
+/// Largest packet: a plan with its seccomp programs (a few thousand instructions).
+const MAX_PACKET: usize = 1 << 20;
 
 /// Creates the pair (both ends close-on-exec).
 pub(crate) fn pair() -> nix::Result<(OwnedFd, OwnedFd)> {
@@ -47,60 +107,569 @@ pub(crate) fn pair() -> nix::Result<(OwnedFd, OwnedFd)> {
     )
 }
 
-/// Sends a text record (and optionally a descriptor). Uses `sendmsg`, which the
-/// sandbox's notify filter never intercepts.
-pub(crate) fn send(fd: RawFd, text: &str, pass: Option<RawFd>) -> nix::Result<()> {
-    let iov = [std::io::IoSlice::new(text.as_bytes())];
-    let fds;
-    let cmsgs: &[ControlMessage] = match pass {
-        Some(f) => {
-            fds = [f];
-            &[ControlMessage::ScmRights(&fds)]
-        }
-        None => &[],
+/// Encodes and sends one message. Uses `sendmsg`, which the sandbox's notify filter
+/// never intercepts.
+pub(crate) fn send(fd: RawFd, m: &Message) -> nix::Result<()> {
+    let (bytes, fds) = encode(m);
+    send_raw(fd, &bytes, &fds)
+}
+
+fn send_raw(fd: RawFd, bytes: &[u8], fds: &[RawFd]) -> nix::Result<()> {
+    let iov = [std::io::IoSlice::new(bytes)];
+    let cmsgs: &[ControlMessage] = if fds.is_empty() {
+        &[]
+    } else {
+        &[ControlMessage::ScmRights(fds)]
     };
     sendmsg::<()>(fd, &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None).map(drop)
 }
 
+/// Sends [`Message::JoinCgroup`] with a descriptor the caller keeps.
+pub(crate) fn send_join(fd: RawFd, tasks: RawFd) -> nix::Result<()> {
+    send_raw(fd, &[TAG_JOIN, 0, 0, 0, 0], &[tasks])
+}
+
+/// Sends one descriptor with a text over a stream socket (an OCI console socket: the
+/// one SCM_RIGHTS helper of the crate).
+pub(crate) fn send_fd_stream(fd: RawFd, text: &str, pass: RawFd) -> nix::Result<()> {
+    send_raw(fd, text.as_bytes(), &[pass])
+}
+
 /// Receives one message; `Ok(None)` at end of stream (every sender has gone).
-pub(crate) fn recv(fd: RawFd) -> nix::Result<Option<Message>> {
-    let mut buf = [0u8; 512];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
+pub(crate) fn recv(fd: RawFd) -> Result<Option<Message>, ProtocolError> {
+    let mut buf = vec![0u8; 4096];
+    let (n, fds) = match recv_raw(fd, &mut buf)? {
+        Some(r) => r,
+        None => return Ok(None),
+    };
+    decode(&buf[..n], fds).map(Some)
+}
+
+/// Receives a plan (a large packet).
+pub(crate) fn recv_plan(fd: RawFd) -> Result<Option<Message>, ProtocolError> {
+    let mut buf = vec![0u8; MAX_PACKET];
+    let (n, fds) = match recv_raw(fd, &mut buf)? {
+        Some(r) => r,
+        None => return Ok(None),
+    };
+    decode(&buf[..n], fds).map(Some)
+}
+
+type Received = Option<(usize, Vec<OwnedFd>)>;
+
+fn recv_raw(fd: RawFd, buf: &mut [u8]) -> Result<Received, ProtocolError> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
     let msg = recvmsg::<()>(fd, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
-    let mut passed = None;
+    let mut fds = Vec::new();
     for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            for f in fds {
-                let owned = crate::sys::fd::own_received(f);
-                if passed.is_none() {
-                    passed = Some(owned);
+        if let ControlMessageOwned::ScmRights(list) = c {
+            fds.extend(list.into_iter().map(crate::sys::fd::own_received));
+        }
+    }
+    if msg.flags.contains(MsgFlags::MSG_TRUNC) {
+        return Err(ProtocolError::Truncated);
+    }
+    let n = msg.bytes;
+    if n == 0 && fds.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((n, fds)))
+}
+
+/// A message as bytes and the descriptors that go with it.
+pub(crate) fn encode(m: &Message) -> (Vec<u8>, Vec<RawFd>) {
+    let mut w = Writer::default();
+    match m {
+        Message::ProgramPid(p) => w.tag(TAG_PID).i32(*p),
+        Message::ProgramEnded(s) => w.tag(TAG_ENDED).i32(*s),
+        Message::SetupFailed(s) => w.tag(TAG_FAILED).str(s),
+        Message::Listener(fd) => w.tag(TAG_LISTENER).fd(fd),
+        Message::ExecFailed(e) => w.tag(TAG_EXEC_FAILED).i32(*e),
+        Message::Go => w.tag(TAG_GO),
+        Message::JoinCgroup(fd) => w.tag(TAG_JOIN).fd(fd),
+        Message::PtyMaster(fd) => w.tag(TAG_MASTER).fd(fd),
+        Message::ProgramStopped(s) => w.tag(TAG_STOPPED).i32(*s),
+        Message::ProgramContinued => w.tag(TAG_CONTINUED),
+        Message::Executed => w.tag(TAG_EXECUTED),
+        Message::Init(p) => {
+            w.tag(TAG_INIT);
+            w.fs(&p.fs);
+            w.program(&p.program);
+            w.filter(&p.init_filter);
+            w.bool(p.wait_for_cgroup);
+            w.opt_path(&p.join_netns)
+        }
+        Message::Exec(p) => {
+            w.tag(TAG_EXEC);
+            w.program(&p.program);
+            w.fd(&p.init_pidfd)
+                .u64(p.namespaces)
+                .filter(&p.helper_filter)
+        }
+    };
+    (w.buf, w.fds)
+}
+
+/// Decodes one packet and the descriptors that came with it. Descriptors the message
+/// does not name are closed.
+pub(crate) fn decode(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<Message, ProtocolError> {
+    let mut r = Reader {
+        buf: bytes,
+        fds: fds.into_iter().map(Some).collect(),
+    };
+    let m = match r.u8()? {
+        TAG_PID => Message::ProgramPid(r.i32()?),
+        TAG_ENDED => Message::ProgramEnded(r.i32()?),
+        TAG_FAILED => Message::SetupFailed(r.str()?),
+        TAG_LISTENER => Message::Listener(r.fd()?),
+        TAG_EXEC_FAILED => Message::ExecFailed(r.i32()?),
+        TAG_GO => Message::Go,
+        TAG_JOIN => Message::JoinCgroup(r.fd()?),
+        TAG_MASTER => Message::PtyMaster(r.fd()?),
+        TAG_STOPPED => Message::ProgramStopped(r.i32()?),
+        TAG_CONTINUED => Message::ProgramContinued,
+        TAG_EXECUTED => Message::Executed,
+        TAG_INIT => Message::Init(Box::new(InitPlan {
+            fs: r.fs()?,
+            program: r.program()?,
+            init_filter: r.filter()?,
+            wait_for_cgroup: r.bool()?,
+            join_netns: r.opt(Reader::path)?,
+        })),
+        TAG_EXEC => Message::Exec(Box::new(ExecPlan {
+            program: r.program()?,
+            init_pidfd: r.fd()?,
+            namespaces: r.u64()?,
+            helper_filter: r.filter()?,
+        })),
+        t => return Err(ProtocolError::UnknownTag(t)),
+    };
+    if !r.buf.is_empty() {
+        return Err(ProtocolError::Trailing(r.buf.len()));
+    }
+    Ok(m)
+}
+
+#[derive(Default)]
+struct Writer {
+    buf: Vec<u8>,
+    fds: Vec<RawFd>,
+}
+
+impl Writer {
+    fn tag(&mut self, t: u8) -> &mut Self {
+        self.buf.push(t);
+        self
+    }
+    fn u8(&mut self, v: u8) -> &mut Self {
+        self.buf.push(v);
+        self
+    }
+    fn bool(&mut self, v: bool) -> &mut Self {
+        self.u8(v as u8)
+    }
+    fn u32(&mut self, v: u32) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn i32(&mut self, v: i32) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn u64(&mut self, v: u64) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn len(&mut self, n: usize) -> &mut Self {
+        self.u32(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+    fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        self.len(b.len());
+        self.buf.extend_from_slice(b);
+        self
+    }
+    fn str(&mut self, s: &str) -> &mut Self {
+        self.bytes(s.as_bytes())
+    }
+    fn path(&mut self, p: &std::path::Path) -> &mut Self {
+        use std::os::unix::ffi::OsStrExt;
+        self.bytes(p.as_os_str().as_bytes())
+    }
+    fn opt_path(&mut self, p: &Option<PathBuf>) -> &mut Self {
+        match p {
+            Some(p) => self.u8(1).path(p),
+            None => self.u8(0),
+        }
+    }
+    fn fd(&mut self, fd: &OwnedFd) -> &mut Self {
+        let i = self.fds.len();
+        self.fds.push(fd.as_raw_fd());
+        self.len(i)
+    }
+    fn cstrings(&mut self, v: &[CString]) -> &mut Self {
+        self.len(v.len());
+        for s in v {
+            self.bytes(s.as_bytes());
+        }
+        self
+    }
+    fn filter(&mut self, f: &Filter) -> &mut Self {
+        self.len(f.programs().len());
+        for p in f.programs() {
+            self.len(p.len());
+            for i in p {
+                self.buf.extend_from_slice(&i.code.to_le_bytes());
+                self.buf.push(i.jt);
+                self.buf.push(i.jf);
+                self.buf.extend_from_slice(&i.k.to_le_bytes());
+            }
+        }
+        self
+    }
+    fn termios(&mut self, t: &libc::termios) -> &mut Self {
+        self.u32(t.c_iflag)
+            .u32(t.c_oflag)
+            .u32(t.c_cflag)
+            .u32(t.c_lflag)
+            .u8(t.c_line);
+        self.bytes(&t.c_cc);
+        self.u32(t.c_ispeed).u32(t.c_ospeed)
+    }
+    fn fs(&mut self, fs: &FsSpec) -> &mut Self {
+        self.opt_path(&fs.rootfs);
+        self.u8(match fs.root_mode {
+            RootMode::Overlay => 0,
+            RootMode::ReadOnly => 1,
+            RootMode::Writable => 2,
+        });
+        self.len(fs.binds.len());
+        for b in &fs.binds {
+            self.path(&b.source).path(&b.target).bool(b.read_only);
+        }
+        self.opt_path(&fs.terminal);
+        match &fs.hostname {
+            Some(h) => self.u8(1).str(h),
+            None => self.u8(0),
+        };
+        self.opt_path(&fs.cwd).opt_path(&fs.caller_cwd);
+        self.len(fs.kernel_mounts.len());
+        for m in &fs.kernel_mounts {
+            self.str(m.fstype).path(&m.target).u64(m.flags).str(&m.data);
+        }
+        self.len(fs.masked_paths.len());
+        for p in &fs.masked_paths {
+            self.path(p);
+        }
+        self.len(fs.readonly_paths.len());
+        for p in &fs.readonly_paths {
+            self.path(p);
+        }
+        self
+    }
+    fn program(&mut self, p: &ProgramPlan) -> &mut Self {
+        self.cstrings(&p.argv).cstrings(&p.env).opt_path(&p.cwd);
+        match &p.deny {
+            Some(f) => self.u8(1).filter(f),
+            None => self.u8(0),
+        };
+        self.filter(&p.notify);
+        match p.user {
+            Some((u, g)) => self.u8(1).u32(u).u32(g),
+            None => self.u8(0),
+        };
+        self.len(p.rlimits.len());
+        for &(r, soft, hard) in &p.rlimits {
+            self.i32(r).u64(soft).u64(hard);
+        }
+        self.u64(p.capabilities.bits());
+        self.len(p.additional_gids.len());
+        for &g in &p.additional_gids {
+            self.u32(g);
+        }
+        match p.umask {
+            Some(m) => self.u8(1).u32(m),
+            None => self.u8(0),
+        };
+        match &p.extra_seccomp {
+            Some(f) => self.u8(1).filter(f),
+            None => self.u8(0),
+        };
+        match &p.start_gate {
+            Some(fd) => self.u8(1).fd(fd),
+            None => self.u8(0),
+        };
+        match &p.stdio {
+            StdioPlan::Inherit => self.u8(0),
+            StdioPlan::Terminal(fd) => self.u8(1).fd(fd),
+            StdioPlan::Three([a, b, c]) => self.u8(2).fd(a).fd(b).fd(c),
+        };
+        match &p.pty {
+            None => self.u8(0),
+            Some(pty) => {
+                self.u8(1);
+                match &pty.termios {
+                    Some(t) => self.u8(1).termios(t),
+                    None => self.u8(0),
+                };
+                match &pty.winsize {
+                    Some(w) => self
+                        .u8(1)
+                        .u32(u32::from(w.ws_row))
+                        .u32(u32::from(w.ws_col))
+                        .u32(u32::from(w.ws_xpixel))
+                        .u32(u32::from(w.ws_ypixel)),
+                    None => self.u8(0),
                 }
             }
         }
     }
-    let n = msg.bytes;
-    if n == 0 && passed.is_none() {
-        return Ok(None);
-    }
-    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-    let (tag, rest) = text.split_once(' ').unwrap_or((text.as_str(), ""));
-    let num = || rest.trim().parse::<i32>().unwrap_or(0);
-    Ok(Some(match (tag, passed) {
-        ("L", Some(fd)) => Message::Listener(fd),
-        ("M", Some(fd)) => Message::PtyMaster(fd),
-        ("J", Some(fd)) => Message::JoinCgroup(fd),
-        ("P", _) => Message::ProgramPid(num()),
-        ("E", _) => Message::ProgramEnded(num()),
-        ("X", _) => Message::ExecFailed(num()),
-        ("G", _) => Message::Go,
-        ("S", _) => Message::ProgramStopped(num()),
-        ("C", _) => Message::ProgramContinued,
-        _ => Message::SetupFailed(rest.to_string()),
-    }))
 }
 
-/// Sends `text` with one descriptor over a stream socket (a console socket).
-pub(crate) fn send_stream(fd: RawFd, text: &str, pass: RawFd) -> nix::Result<()> {
-    send(fd, text, Some(pass))
+struct Reader<'a> {
+    buf: &'a [u8],
+    fds: Vec<Option<OwnedFd>>,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], ProtocolError> {
+        if self.buf.len() < n {
+            return Err(ProtocolError::Truncated);
+        }
+        let (a, b) = self.buf.split_at(n);
+        self.buf = b;
+        Ok(a)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], ProtocolError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, ProtocolError> {
+        Ok(self.array::<1>()?[0])
+    }
+    fn bool(&mut self) -> Result<bool, ProtocolError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(ProtocolError::Invalid("boolean")),
+        }
+    }
+    fn u16(&mut self) -> Result<u16, ProtocolError> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+    fn u32(&mut self) -> Result<u32, ProtocolError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn i32(&mut self) -> Result<i32, ProtocolError> {
+        Ok(i32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Result<u64, ProtocolError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    /// A count of items each at least `min` bytes long: bounded by what is left, so a
+    /// lying count cannot make the decoder allocate much.
+    fn count(&mut self, min: usize) -> Result<usize, ProtocolError> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(min.max(1)) > self.buf.len() {
+            return Err(ProtocolError::Truncated);
+        }
+        Ok(n)
+    }
+    fn bytes(&mut self) -> Result<Vec<u8>, ProtocolError> {
+        let n = self.count(1)?;
+        Ok(self.take(n)?.to_vec())
+    }
+    fn str(&mut self) -> Result<String, ProtocolError> {
+        String::from_utf8(self.bytes()?).map_err(|_| ProtocolError::Invalid("UTF-8 text"))
+    }
+    fn path(&mut self) -> Result<PathBuf, ProtocolError> {
+        use std::os::unix::ffi::OsStringExt;
+        let b = self.bytes()?;
+        if b.contains(&0) {
+            return Err(ProtocolError::Invalid("path with NUL"));
+        }
+        Ok(PathBuf::from(std::ffi::OsString::from_vec(b)))
+    }
+    fn opt<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, ProtocolError>,
+    ) -> Result<Option<T>, ProtocolError> {
+        if self.bool()? {
+            f(self).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+    fn fd(&mut self) -> Result<OwnedFd, ProtocolError> {
+        let i = self.u32()?;
+        self.fds
+            .get_mut(i as usize)
+            .and_then(Option::take)
+            .ok_or(ProtocolError::MissingDescriptor(i))
+    }
+    fn cstrings(&mut self) -> Result<Vec<CString>, ProtocolError> {
+        let n = self.count(4)?;
+        (0..n)
+            .map(|_| {
+                CString::new(self.bytes()?).map_err(|_| ProtocolError::Invalid("NUL in a string"))
+            })
+            .collect()
+    }
+    fn filter(&mut self) -> Result<Filter, ProtocolError> {
+        let n = self.count(4)?;
+        let mut programs = Vec::with_capacity(n);
+        for _ in 0..n {
+            let len = self.count(8)?;
+            let mut p = Vec::with_capacity(len);
+            for _ in 0..len {
+                p.push(Instruction {
+                    code: self.u16()?,
+                    jt: self.u8()?,
+                    jf: self.u8()?,
+                    k: self.u32()?,
+                });
+            }
+            programs.push(p);
+        }
+        Filter::from_programs(programs).ok_or(ProtocolError::Invalid("empty seccomp filter"))
+    }
+    fn termios(&mut self) -> Result<libc::termios, ProtocolError> {
+        let (c_iflag, c_oflag, c_cflag, c_lflag, c_line) = (
+            self.u32()?,
+            self.u32()?,
+            self.u32()?,
+            self.u32()?,
+            self.u8()?,
+        );
+        let cc = self.bytes()?;
+        let mut c_cc = [0u8; libc::NCCS];
+        if cc.len() != c_cc.len() {
+            return Err(ProtocolError::Invalid("termios control characters"));
+        }
+        c_cc.copy_from_slice(&cc);
+        Ok(libc::termios {
+            c_iflag,
+            c_oflag,
+            c_cflag,
+            c_lflag,
+            c_line,
+            c_cc,
+            c_ispeed: self.u32()?,
+            c_ospeed: self.u32()?,
+        })
+    }
+    fn winsize(&mut self) -> Result<libc::winsize, ProtocolError> {
+        let mut v = [0u16; 4];
+        for x in &mut v {
+            *x = u16::try_from(self.u32()?).map_err(|_| ProtocolError::Invalid("window size"))?;
+        }
+        Ok(libc::winsize {
+            ws_row: v[0],
+            ws_col: v[1],
+            ws_xpixel: v[2],
+            ws_ypixel: v[3],
+        })
+    }
+    fn fs(&mut self) -> Result<FsSpec, ProtocolError> {
+        let rootfs = self.opt(Self::path)?;
+        let root_mode = match self.u8()? {
+            0 => RootMode::Overlay,
+            1 => RootMode::ReadOnly,
+            2 => RootMode::Writable,
+            _ => return Err(ProtocolError::Invalid("root mode")),
+        };
+        let n = self.count(9)?;
+        let mut binds = Vec::with_capacity(n);
+        for _ in 0..n {
+            binds.push(Bind {
+                source: self.path()?,
+                target: self.path()?,
+                read_only: self.bool()?,
+            });
+        }
+        let terminal = self.opt(Self::path)?;
+        let hostname = self.opt(Self::str)?;
+        let cwd = self.opt(Self::path)?;
+        let caller_cwd = self.opt(Self::path)?;
+        let n = self.count(8)?;
+        let mut kernel_mounts = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = self.str()?;
+            let fstype = crate::mounts::KERNEL_MOUNT_TYPES
+                .iter()
+                .copied()
+                .find(|t| *t == name)
+                .ok_or(ProtocolError::Invalid("kernel mount type"))?;
+            kernel_mounts.push(crate::mounts::KernelMount {
+                fstype,
+                target: self.path()?,
+                flags: self.u64()?,
+                data: self.str()?,
+            });
+        }
+        let n = self.count(4)?;
+        let masked_paths = (0..n).map(|_| self.path()).collect::<Result<_, _>>()?;
+        let n = self.count(4)?;
+        let readonly_paths = (0..n).map(|_| self.path()).collect::<Result<_, _>>()?;
+        Ok(FsSpec {
+            rootfs,
+            root_mode,
+            binds,
+            terminal,
+            hostname,
+            cwd,
+            caller_cwd,
+            kernel_mounts,
+            masked_paths,
+            readonly_paths,
+        })
+    }
+    fn program(&mut self) -> Result<ProgramPlan, ProtocolError> {
+        let argv = self.cstrings()?;
+        let env = self.cstrings()?;
+        let cwd = self.opt(Self::path)?;
+        let deny = self.opt(Self::filter)?;
+        let notify = self.filter()?;
+        let user = self.opt(|r| Ok((r.u32()?, r.u32()?)))?;
+        let n = self.count(20)?;
+        let mut rlimits = Vec::with_capacity(n);
+        for _ in 0..n {
+            rlimits.push((self.i32()?, self.u64()?, self.u64()?));
+        }
+        let capabilities = CapSet::from_bits(self.u64()?);
+        let n = self.count(4)?;
+        let additional_gids = (0..n).map(|_| self.u32()).collect::<Result<_, _>>()?;
+        let umask = self.opt(Self::u32)?;
+        let extra_seccomp = self.opt(Self::filter)?;
+        let start_gate = self.opt(Self::fd)?;
+        let stdio = match self.u8()? {
+            0 => StdioPlan::Inherit,
+            1 => StdioPlan::Terminal(self.fd()?),
+            2 => StdioPlan::Three([self.fd()?, self.fd()?, self.fd()?]),
+            _ => return Err(ProtocolError::Invalid("stdio")),
+        };
+        let pty = self.opt(|r| {
+            Ok(PtyInit {
+                termios: r.opt(Self::termios)?,
+                winsize: r.opt(Self::winsize)?,
+            })
+        })?;
+        Ok(ProgramPlan {
+            argv,
+            env,
+            cwd,
+            deny,
+            notify,
+            user,
+            additional_gids,
+            umask,
+            extra_seccomp,
+            start_gate,
+            rlimits,
+            capabilities,
+            stdio,
+            pty,
+        })
+    }
 }

@@ -12,13 +12,81 @@
 //!   is an error;
 //! - a process's exit status is reported to one waiter, once (`wait4` reaps).
 
-use crate::exec::ProcessInfo;
+use crate::control::{self, Message};
+use crate::exec::{ExecEvent, ExecHandle, ExecSpec, ExecTerminal, ProcessInfo};
+use crate::init::{ExecPlan, ProgramPlan, PtyInit, StdioPlan};
 use crate::sandbox::{LoaderError, SignalMode};
-use crate::supervisor::Supervisor;
+use crate::seccomp::{self, Filter, NotifyOptions};
+use crate::supervisor::{termios_from_host, winsize_from_host, Binding, Supervisor, Terminal};
+use crate::sys::tty as systty;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use parking_lot::{Condvar, Mutex};
-use sandbox_sentry::{DeliveryMode, Kernel, Pid};
+use sandbox_sentry::{DeliveryMode, HostProcess, Kernel, OpenFlags, Pid};
 use std::collections::{HashMap, HashSet};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What every exec'd process gets from the sandbox's spec (compiled once at start).
+pub(crate) struct ExecContext {
+    pub deny: Option<Filter>,
+    pub rlimits: Vec<(i32, u64, u64)>,
+    pub capabilities: crate::capability::CapSet,
+    pub helper_filter: Filter,
+    pub rootless: bool,
+    /// The sandbox's further filter ([`crate::SandboxSpec::extra_seccomp`]): an exec'd
+    /// process gets it too, as runc gives a container's profile to `exec`.
+    pub extra_seccomp: Option<Filter>,
+}
+
+/// The sandbox as an exec'd process joins it.
+pub(crate) struct ExecTarget {
+    pub context: ExecContext,
+    /// `CLONE_NEW*` flags init was created with.
+    pub namespaces: u64,
+    pub init_pidfd: OwnedFd,
+}
+
+/// A running exec'd process, watched by the supervision loop through its helper.
+pub(crate) struct ExecWatch {
+    pub pid: Pid,
+    pub control: OwnedFd,
+    pub helper: OwnedFd,
+    pub events: crossbeam_channel::Sender<ExecEvent>,
+}
+
+/// A notification thread (see `crate::sandbox`'s notify thread).
+pub(crate) struct Notifier {
+    pub stop: Arc<AtomicBool>,
+    pub thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Notifier {
+    /// Starts answering the notifications of `listener`.
+    pub fn start(
+        listener: crate::seccomp::Listener,
+        sup: Arc<Mutex<Supervisor>>,
+    ) -> std::io::Result<Notifier> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("sandbox-notify".into())
+            .spawn(move || crate::sandbox::notify_thread(listener, sup, flag))?;
+        Ok(Notifier {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops it and waits for it.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
 
 /// Exit statuses of the sandbox's first program and exec'd processes.
 #[derive(Debug, Default)]
@@ -39,15 +107,59 @@ pub(crate) struct Core {
     pub sup: Arc<Mutex<Supervisor>>,
     exits: Mutex<ExitTable>,
     changed: Condvar,
+    target: ExecTarget,
+    /// The sandbox's cgroups (exec helpers join them); removed when the supervision
+    /// ends.
+    pub cgroup: Mutex<Option<crate::cgroup::SandboxCgroup>>,
+    /// Notification threads of exec'd processes.
+    pub notifiers: Mutex<Vec<Notifier>>,
+    /// Hands exec'd processes to the supervision loop.
+    watches: crossbeam_channel::Sender<ExecWatch>,
+    wake: Arc<nix::sys::eventfd::EventFd>,
+    /// Serialises exec (one helper at a time joins the sandbox).
+    exec_lock: Mutex<()>,
 }
 
 impl Core {
-    pub fn new(sup: Arc<Mutex<Supervisor>>) -> Core {
+    pub fn new(
+        sup: Arc<Mutex<Supervisor>>,
+        target: ExecTarget,
+        cgroup: Option<crate::cgroup::SandboxCgroup>,
+        watches: crossbeam_channel::Sender<ExecWatch>,
+        wake: Arc<nix::sys::eventfd::EventFd>,
+    ) -> Core {
         Core {
             sup,
             exits: Mutex::new(ExitTable::default()),
             changed: Condvar::new(),
+            target,
+            cgroup: Mutex::new(cgroup),
+            notifiers: Mutex::new(Vec::new()),
+            watches,
+            wake,
+            exec_lock: Mutex::new(()),
         }
+    }
+
+    /// A process whose status is kept started.
+    pub fn started(&self, pid: Pid) {
+        let mut e = self.exits.lock();
+        e.running.insert(pid);
+        e.waited.remove(&pid);
+        e.exited.remove(&pid);
+        self.changed.notify_all();
+    }
+
+    /// A process registered by a failed exec: nothing to wait for.
+    fn forget(&self, pid: Pid) {
+        let mut e = self.exits.lock();
+        e.running.remove(&pid);
+        self.changed.notify_all();
+    }
+
+    /// Whether the supervision has ended.
+    pub fn has_ended(&self) -> bool {
+        self.exits.lock().ended
     }
 
     /// The first program is registered (sandbox PID).
@@ -220,5 +332,386 @@ fn command_line(host: i32) -> String {
         _ => std::fs::read_to_string(format!("/proc/{host}/comm"))
             .map(|c| format!("[{}]", c.trim_end()))
             .unwrap_or_default(),
+    }
+}
+
+/// How long an exec may take to reach the process's execve.
+const EXEC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The pieces of an exec'd process's terminal, prepared before it starts.
+enum PreparedTerminal {
+    None,
+    Borrowed {
+        fd: OwnedFd,
+        name: String,
+        is_pty: bool,
+        identity: (u64, u64),
+        termios: libc::termios,
+        winsize: libc::winsize,
+    },
+    Pty {
+        console: Option<(std::path::PathBuf, std::os::unix::net::UnixStream)>,
+    },
+}
+
+impl Core {
+    /// Executes a process in the sandbox (see [`crate::Sandbox::exec`]).
+    pub fn exec(&self, spec: ExecSpec) -> Result<ExecHandle, LoaderError> {
+        if self.has_ended() {
+            return Err(LoaderError::Ended);
+        }
+        if spec.argv.is_empty() {
+            return Err(LoaderError::NoProgram);
+        }
+        if let Some((uid, gid)) = spec.user {
+            if uid == u32::MAX || gid == u32::MAX {
+                return Err(LoaderError::InvalidUser { uid, gid });
+            }
+            if (uid, gid) != (0, 0) && self.target.context.rootless {
+                return Err(LoaderError::UnmappedUser { uid, gid });
+            }
+        }
+        let argv = crate::sandbox::cstrings(&spec.argv)?;
+        let env = crate::sandbox::cstrings(&spec.env)?;
+        let ctx = &self.target.context;
+        let (stdio, prepared, pty, tty_io) = match spec.terminal {
+            ExecTerminal::Stdio(fds) => {
+                (StdioPlan::Three(fds), PreparedTerminal::None, None, false)
+            }
+            ExecTerminal::Borrowed(fd) => {
+                let termios = systty::tcgets(fd.as_fd()).map_err(LoaderError::Terminal)?;
+                let winsize = systty::get_winsize(fd.as_fd()).map_err(LoaderError::Terminal)?;
+                let st = nix::sys::stat::fstat(fd.as_fd()).map_err(LoaderError::Terminal)?;
+                let path = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+                    .map_err(|_| LoaderError::Terminal(nix::Error::ENOTTY))?;
+                let name = path
+                    .to_string_lossy()
+                    .trim_start_matches("/dev/")
+                    .to_string();
+                let stdio = StdioPlan::Terminal(crate::sandbox::dup(&fd)?);
+                (
+                    stdio,
+                    PreparedTerminal::Borrowed {
+                        fd,
+                        name,
+                        is_pty: systty::is_pty_slave(st.st_rdev),
+                        identity: (st.st_dev, st.st_ino),
+                        termios,
+                        winsize,
+                    },
+                    None,
+                    true,
+                )
+            }
+            ExecTerminal::Pty {
+                console_socket,
+                winsize,
+            } => {
+                // Connected first, as runc does: a wrong path is reported as such.
+                let console = match console_socket {
+                    Some(path) => Some((
+                        path.clone(),
+                        std::os::unix::net::UnixStream::connect(&path).map_err(|e| {
+                            LoaderError::ConsoleSocket {
+                                path: path.clone(),
+                                err: e.to_string(),
+                            }
+                        })?,
+                    )),
+                    None => None,
+                };
+                let pty = PtyInit {
+                    termios: None,
+                    winsize: winsize.map(|(rows, cols)| libc::winsize {
+                        ws_row: rows,
+                        ws_col: cols,
+                        ws_xpixel: 0,
+                        ws_ypixel: 0,
+                    }),
+                };
+                (
+                    StdioPlan::Inherit,
+                    PreparedTerminal::Pty { console },
+                    Some(pty),
+                    false,
+                )
+            }
+        };
+        let plan = ExecPlan {
+            program: ProgramPlan {
+                argv,
+                env,
+                cwd: Some(spec.cwd.unwrap_or_else(|| "/".into())),
+                deny: ctx.deny.clone(),
+                notify: seccomp::notify_filter(&NotifyOptions { tty_io })?,
+                user: spec.user,
+                additional_gids: Vec::new(),
+                umask: None,
+                extra_seccomp: ctx.extra_seccomp.clone(),
+                start_gate: None,
+                rlimits: ctx.rlimits.clone(),
+                capabilities: ctx.capabilities,
+                stdio,
+                pty,
+            },
+            init_pidfd: crate::sandbox::dup(&self.target.init_pidfd)?,
+            namespaces: self.target.namespaces,
+            helper_filter: ctx.helper_filter.clone(),
+        };
+        let _one_at_a_time = self.exec_lock.lock();
+        let (ours, theirs) = control::pair().map_err(|e| LoaderError::Sys("socketpair", e))?;
+        crate::sys::entry::ensure_linked();
+        let entry =
+            crate::sys::entry::EntryExec::new(crate::entry::EXEC, theirs.as_raw_fd(), false)
+                .map_err(|e| LoaderError::Sys("/proc/self/exe", e))?;
+        let helper = {
+            let mut child = || entry.exec();
+            crate::spawn::spawn(0, crate::spawn::SpawnMethod::Clone3, &mut child)?
+        };
+        drop(theirs);
+        let kill_helper = |e: LoaderError| {
+            let _ = crate::sys::clone::pidfd_kill(&helper.pidfd);
+            let _ = crate::sandbox::wait_pidfd(&helper.pidfd);
+            e
+        };
+        // In the sandbox's cgroups before it forks the process.
+        if let Some(c) = self.cgroup.lock().as_mut() {
+            if let Err(e) = c.add_process(helper.pid) {
+                return Err(kill_helper(e.into()));
+            }
+        }
+        if let Err(e) = control::send(ours.as_raw_fd(), &Message::Exec(Box::new(plan))) {
+            return Err(kill_helper(LoaderError::Sys("control channel", e)));
+        }
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let deadline = Instant::now() + EXEC_TIMEOUT;
+        let mut host_pid = None;
+        let mut ns_pid = None;
+        let mut master = None;
+        let mut failure: Option<LoaderError> = None;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                failure.get_or_insert(LoaderError::Setup("exec: timed out".into()));
+                break;
+            }
+            let mut fds = [PollFd::new(ours.as_fd(), PollFlags::POLLIN)];
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(0) | Err(nix::Error::EINTR) => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    failure.get_or_insert(LoaderError::Sys("poll", e));
+                    break;
+                }
+            }
+            match control::recv(ours.as_raw_fd()) {
+                Ok(Some(Message::ProgramPid(p))) => host_pid = Some(p),
+                Ok(Some(Message::PtyMaster(fd))) => master = Some(fd),
+                Ok(Some(Message::Listener(fd))) => {
+                    let Some(h) = host_pid else {
+                        failure.get_or_insert(LoaderError::Setup(
+                            "exec: the listener came before the process".into(),
+                        ));
+                        break;
+                    };
+                    match self.register(h, &prepared, master.as_ref(), fd) {
+                        Ok(p) => ns_pid = Some(p),
+                        Err(e) => {
+                            failure.get_or_insert(e);
+                            break;
+                        }
+                    }
+                }
+                Ok(Some(Message::SetupFailed(e))) => {
+                    failure.get_or_insert(LoaderError::Setup(e));
+                }
+                Ok(Some(Message::ExecFailed(errno))) => {
+                    let program = spec.argv[0].clone();
+                    let errno = nix::Error::from_raw(errno);
+                    failure.get_or_insert(if errno == nix::Error::ENOENT {
+                        LoaderError::NotFound { program }
+                    } else {
+                        LoaderError::CannotExecute { program, errno }
+                    });
+                }
+                Ok(Some(Message::Executed)) => break,
+                Ok(Some(Message::ProgramStopped(sig))) => {
+                    let _ = tx.send(ExecEvent::Stopped { sig });
+                }
+                Ok(Some(Message::ProgramContinued)) => {
+                    let _ = tx.send(ExecEvent::Continued);
+                }
+                Ok(Some(Message::ProgramEnded(st))) => {
+                    failure.get_or_insert(LoaderError::Setup(format!(
+                        "exec: the process ended before its execve (status {st:#x})"
+                    )));
+                    break;
+                }
+                Ok(Some(other)) => {
+                    tracing::warn!(?other, "exec helper: unexpected message");
+                }
+                Err(nix_err) => {
+                    failure.get_or_insert(LoaderError::Setup(format!("exec helper: {nix_err}")));
+                    break;
+                }
+                Ok(None) => {
+                    failure.get_or_insert(LoaderError::EndedEarly);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failure {
+            if let Some(p) = ns_pid {
+                self.forget(p);
+            }
+            // The helper kills the process when its control socket hangs up.
+            drop(ours);
+            let _ = crate::sandbox::wait_pidfd(&helper.pidfd);
+            return Err(e);
+        }
+        let (Some(pid), Some(host)) = (ns_pid, host_pid) else {
+            drop(ours);
+            let _ = crate::sandbox::wait_pidfd(&helper.pidfd);
+            return Err(LoaderError::Setup("exec: the process never ran".into()));
+        };
+        let mut handed = None;
+        if let (
+            PreparedTerminal::Pty {
+                console: Some((path, stream)),
+            },
+            Some(m),
+        ) = (&prepared, master.as_ref())
+        {
+            if let Err(e) = control::send_fd_stream(stream.as_raw_fd(), "console", m.as_raw_fd()) {
+                tracing::warn!(%e, path = %path.display(), "console socket: the pty master was not sent");
+            }
+        } else {
+            handed = master;
+        }
+        let watch = ExecWatch {
+            pid,
+            control: ours,
+            helper: helper.pidfd,
+            events: tx,
+        };
+        if self.watches.send(watch).is_err() {
+            return Err(LoaderError::Ended);
+        }
+        let _ = self.wake.write(1);
+        Ok(ExecHandle {
+            pid,
+            host_pid: host,
+            pty_master: parking_lot::Mutex::new(handed),
+            events: rx,
+        })
+    }
+
+    /// Registers an exec'd process in the sentry (a process with no parent in the
+    /// namespace, leading its own session, with its terminal as the session's
+    /// controlling terminal and its group in the foreground) and starts answering its
+    /// notifications. Returns its sandbox PID.
+    fn register(
+        &self,
+        host: i32,
+        prepared: &PreparedTerminal,
+        master: Option<&OwnedFd>,
+        listener: OwnedFd,
+    ) -> Result<Pid, LoaderError> {
+        let info = crate::procfs::read(host)
+            .map_err(|e| LoaderError::Setup(format!("exec: the process is gone: {e}")))?;
+        let pid = info.ns_pid;
+        let mut guard = self.sup.lock();
+        let sup = &mut *guard;
+        sup.procs.add_root(host);
+        let _ = sup.procs.translate(host);
+        if sup.k.thread_group(pid).is_none() {
+            sup.k
+                .host_adopt(HostProcess {
+                    pid,
+                    parent: None,
+                    pgid: info.ns_pgid,
+                    sid: info.ns_sid,
+                    did_exec: info.did_exec,
+                })
+                .map_err(|e| {
+                    LoaderError::Setup(format!("exec: the sentry refused the process: {e}"))
+                })?;
+        }
+        let tty = match prepared {
+            PreparedTerminal::None => None,
+            PreparedTerminal::Borrowed {
+                fd,
+                name,
+                is_pty,
+                identity,
+                termios,
+                winsize,
+            } => {
+                let id = sup.k.create_host_tty(
+                    name,
+                    *is_pty,
+                    termios_from_host(termios),
+                    winsize_from_host(winsize),
+                );
+                sup.terminals.push(Terminal {
+                    id,
+                    binding: Binding::Borrowed,
+                    fd: Some(crate::sandbox::dup(fd)?),
+                    identity: *identity,
+                    leader_host: host,
+                });
+                Some(id)
+            }
+            PreparedTerminal::Pty { console } => {
+                let m = master.ok_or_else(|| LoaderError::Setup("exec: no pty master".into()))?;
+                let n = systty::pty_number(m.as_fd()).map_err(LoaderError::Terminal)?;
+                let identity = systty::peer_identity(m.as_fd()).map_err(LoaderError::Terminal)?;
+                let termios = systty::tcgets(m.as_fd()).ok();
+                let ws = systty::get_winsize(m.as_fd()).ok();
+                let id = sup.k.create_host_tty(
+                    &format!("pts/{n}"),
+                    true,
+                    termios
+                        .as_ref()
+                        .map(termios_from_host)
+                        .unwrap_or_else(sandbox_sentry::Termios::linux_default),
+                    ws.as_ref().map(winsize_from_host).unwrap_or_default(),
+                );
+                sup.terminals.push(Terminal {
+                    id,
+                    binding: Binding::OwnedPty,
+                    // A master handed to a console socket is not kept: closing the
+                    // client's copy must hang the pty up.
+                    fd: if console.is_some() {
+                        None
+                    } else {
+                        Some(crate::sandbox::dup(m)?)
+                    },
+                    identity,
+                    leader_host: host,
+                });
+                Some(id)
+            }
+        };
+        if let Some(id) = tty {
+            if let Err(e) = sup.k.open_tty(pid, id, OpenFlags::RDWR) {
+                tracing::error!(%e, "could not give the exec'd session its terminal");
+            }
+            if let Err(e) = sup.k.tiocspgrp(pid, id, info.ns_pgid) {
+                tracing::error!(%e, "could not put the exec'd process in the foreground");
+            }
+            // A borrowed terminal's changes are emulated: nothing went to the host.
+            let _ = sup.k.take_host_signals();
+            sup.drain_events();
+        }
+        drop(guard);
+        self.started(pid);
+        let listener = crate::seccomp::Listener::from_fd(listener);
+        let _ = listener.set_sync_wakeup();
+        let notifier = Notifier::start(listener, self.sup.clone())
+            .map_err(|e| LoaderError::Setup(format!("cannot start a notification thread: {e}")))?;
+        self.notifiers.lock().push(notifier);
+        Ok(pid)
     }
 }

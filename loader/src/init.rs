@@ -49,53 +49,94 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
-/// Everything init needs, prepared before the spawn.
-pub(crate) struct InitPlan {
-    pub fs: FsSpec,
+/// How the program gets its standard descriptors.
+pub(crate) enum StdioPlan {
+    /// Those of its parent (init: the loader's).
+    Inherit,
+    /// A terminal (a borrowed one) as stdin, stdout and stderr.
+    Terminal(OwnedFd),
+    /// These three.
+    Three([OwnedFd; 3]),
+}
+
+/// The program's last steps before execve: the same for the sandbox's first program
+/// and for an exec'd process.
+pub(crate) struct ProgramPlan {
     pub argv: Vec<CString>,
     pub env: Vec<CString>,
+    /// Working directory (an exec'd process; the first program's is set up with the
+    /// filesystem view).
+    pub cwd: Option<std::path::PathBuf>,
     /// The program's policy ([`seccomp::program_filter`]), unless switched off.
     pub deny: Option<Filter>,
     pub notify: Filter,
-    /// init's own allow-list ([`seccomp::init_filter`]), installed once the program is
-    /// forked.
-    pub init_filter: Filter,
-    /// init's end of the control channel.
-    pub control: RawFd,
-    /// init is in a new user namespace: wait for the loader to write its uid/gid maps
-    /// (the loader sends `G`) before doing anything that needs its capabilities.
-    pub wait_for_maps: bool,
     /// The program's user and group.
     pub user: Option<(u32, u32)>,
     /// Its supplementary groups (with `user`).
     pub additional_gids: Vec<u32>,
     /// Its umask.
     pub umask: Option<u32>,
-    /// A network namespace init joins before building the filesystem.
-    pub join_netns: Option<std::path::PathBuf>,
     /// A further filter installed right before exec (an OCI profile).
     pub extra_seccomp: Option<Filter>,
     /// The program waits for a byte on it before exec (see
-    /// [`crate::SandboxSpec::start_gate`]); init closes its copy once it has forked.
-    pub start_gate: Option<RawFd>,
+    /// [`crate::SandboxSpec::start_gate`]).
+    pub start_gate: Option<OwnedFd>,
     /// The program's resource limits (resource, soft, hard).
     pub rlimits: Vec<(i32, u64, u64)>,
     /// The capabilities the program keeps (none by default).
     pub capabilities: CapSet,
+    pub stdio: StdioPlan,
+    /// Owned-pty mode: a pty in the sandbox's own devpts becomes the session's
+    /// controlling terminal, its master goes to the loader (`M`), the slave is the
+    /// program's stdio, with the program's group in the foreground. Created by init
+    /// for the first program, by the exec'd process itself (a session leader) otherwise.
+    pub pty: Option<PtyInit>,
+}
+
+/// Everything init needs (the first message on its control socket).
+pub(crate) struct InitPlan {
+    pub fs: FsSpec,
+    pub program: ProgramPlan,
+    /// init's own allow-list ([`seccomp::init_filter`]), installed once the program is
+    /// forked.
+    pub init_filter: Filter,
     /// The loader creates the sandbox's cgroups while init builds the filesystem, then
     /// sends the `tasks` file of each v1 cgroup (`J`: init writes `0` to it, moving
     /// itself with no global lock, see [`crate::cgroup::SandboxCgroup`]), moves init
     /// into the v2 ones itself, and sends `G`: init waits for it before it forks the
     /// program.
     pub wait_for_cgroup: bool,
-    /// Make this descriptor (a borrowed terminal) the program's stdio.
-    pub stdio: Option<RawFd>,
-    /// Owned-pty mode: init creates a pty in the sandbox's own devpts, makes it the
-    /// session's controlling terminal, sends the master to the loader (`M`) and gives
-    /// the slave to the program as stdio, with the program's group in the foreground.
-    pub owned_pty: Option<PtyInit>,
+    /// A network namespace init joins before building the filesystem.
+    pub join_netns: Option<std::path::PathBuf>,
+}
+
+/// What an exec helper needs (the first message on its control socket).
+pub(crate) struct ExecPlan {
+    pub program: ProgramPlan,
+    /// The sandbox's init: the namespaces to join.
+    pub init_pidfd: OwnedFd,
+    /// `CLONE_NEW*` flags of the namespaces to join (those init was created in).
+    pub namespaces: u64,
+    /// The helper's own allow-list, installed once the process is forked.
+    pub helper_filter: Filter,
+}
+
+impl std::fmt::Debug for InitPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InitPlan")
+            .field("argv", &self.program.argv)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ExecPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecPlan")
+            .field("argv", &self.program.argv)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The owned pty's initial settings (the user's terminal's, when proxying).
@@ -107,30 +148,31 @@ pub(crate) struct PtyInit {
 /// Exit code of init when setup fails (the loader reports the message it sent).
 pub(crate) const SETUP_FAILED: i32 = 125;
 
-pub(crate) fn init_main(plan: &InitPlan) -> i32 {
+/// Sends a message on the control channel; a failure means the loader is gone, which
+/// the caller finds out on its next step.
+fn report(control: RawFd, m: control::Message) {
+    let _ = control::send(control, &m);
+}
+
+fn failed(control: RawFd, what: String) -> i32 {
+    report(control, control::Message::SetupFailed(what));
+    SETUP_FAILED
+}
+
+pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
     // No logging from here on: the loader's log file is one of the descriptors closed
     // below, and a failed log write would be reported on the terminal.
     let _quiet = tracing::dispatcher::set_default(&tracing::Dispatch::none());
     // Nothing of the loader's process stays open here but the control channel and the
     // terminal (the loader's own end of the channel included: while any copy is open,
     // init would not see the loader go away).
-    let mut keep = vec![plan.control];
-    keep.extend(plan.stdio);
-    keep.extend(plan.start_gate);
+    let mut keep = vec![control];
+    keep.extend(plan.program.stdio_fds());
+    keep.extend(plan.program.start_gate.as_ref().map(|g| g.as_raw_fd()));
     if let Err(e) = crate::sys::fd::close_all_except(&keep) {
-        let _ = control::send(plan.control, &format!("F close_range: {e}"), None);
-        return SETUP_FAILED;
+        return failed(control, format!("close_range: {e}"));
     }
-    let fail = |what: String| {
-        let _ = control::send(plan.control, &format!("F {what}"), None);
-        SETUP_FAILED
-    };
-    if plan.wait_for_maps {
-        match control::recv(plan.control) {
-            Ok(Some(control::Message::Go)) => {}
-            _ => return fail("the loader did not map the user namespace".into()),
-        }
-    }
+    let fail = |what: String| failed(control, what);
     // Out of the program's reach from here on (the loader has written the user
     // namespace's maps, which needs init's /proc files to be the caller's): without
     // CAP_SYS_PTRACE over init, nobody may ptrace it, read or write its memory, take
@@ -158,20 +200,13 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
     if let Err(e) = mounts::setup_filesystem(&plan.fs) {
         return fail(e.to_string());
     }
-    let slave = match &plan.owned_pty {
-        Some(p) => match crate::sys::tty::open_owned_pty(p.termios.as_ref(), p.winsize.as_ref()) {
-            Ok((master, slave)) => {
-                if let Err(e) = control::send(plan.control, "M", Some(master.as_raw_fd())) {
-                    return fail(format!("passing the pty master: {e}"));
-                }
-                drop(master);
-                Some(slave)
-            }
-            Err(e) => return fail(format!("creating the sandbox's pty: {e}")),
+    let slave = match &plan.program.pty {
+        Some(p) => match open_pty(control, p) {
+            Ok(slave) => Some(slave),
+            Err(e) => return fail(e),
         },
         None => None,
     };
-    let slave_fd = slave.as_ref().map(|s| s.as_raw_fd());
     let mut chld = SigSet::empty();
     chld.add(Signal::SIGCHLD);
     // init leads the session that owns the terminal: a hangup sends it SIGHUP, which it
@@ -188,7 +223,7 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
         // In the sandbox's cgroups before the program exists: everything it starts is
         // counted.
         loop {
-            match control::recv(plan.control) {
+            match control::recv(control) {
                 Ok(Some(control::Message::JoinCgroup(tasks))) => {
                     if let Err(e) = nix::unistd::write(&tasks, b"0") {
                         return fail(format!("joining the sandbox's cgroup: {e}"));
@@ -199,60 +234,116 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
             }
         }
     }
+    let slave_fd = slave.as_ref().map(|s| s.as_raw_fd());
     let program = match clone::fork() {
-        Ok(Forked::Child) => clone::exit_now(program_main(plan, slave_fd)),
+        Ok(Forked::Child) => clone::exit_now(program_main(
+            &plan.program,
+            control,
+            Session::InitsSession,
+            slave_fd,
+        )),
         Ok(Forked::Parent { pid, .. }) => pid,
         Err(e) => return fail(format!("fork: {e}")),
     };
-    if let Some(gate) = plan.start_gate {
-        let _ = nix::unistd::close(gate);
-    }
+    drop(slave);
     // From here on init only waits, reaps, signals and reports.
     if let Err(e) = seccomp::install(&plan.init_filter) {
         return fail(format!("installing init's seccomp filter: {e}"));
     }
-    let _ = control::send(plan.control, &format!("P {program}"), None);
-    loop {
-        let ctl = crate::sys::fd::borrow(plan.control);
-        let mut fds = [
-            PollFd::new(ctl, PollFlags::POLLIN),
-            PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
-        ];
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return SETUP_FAILED,
-        }
-        let hup = fds[0]
-            .revents()
-            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR));
-        if hup {
-            // The loader is gone: take the namespace down with us.
-            return 128 + libc::SIGKILL;
-        }
-        while let Ok(Some(si)) = sigfd.read_signal() {
-            if si.ssi_signo == libc::SIGHUP as u32 {
-                let group = nix::unistd::Pid::from_raw(-program);
-                let _ = nix::sys::signal::kill(group, Signal::SIGHUP);
-                let _ = nix::sys::signal::kill(group, Signal::SIGCONT);
-            }
-        }
+    report(control, control::Message::ProgramPid(program));
+    let mut watch = Watch {
+        control,
+        sigfd: &sigfd,
+        program,
+        executed: None,
+        reap_all: true,
+    };
+    watch.run()
+}
+
+/// The program's parent (init, or an exec helper) waits for it and reports.
+struct Watch<'a> {
+    control: RawFd,
+    sigfd: &'a SignalFd,
+    /// The program's PID (as the watcher sees it).
+    program: i32,
+    /// A pipe whose write end only the program holds, close-on-exec: end of file once
+    /// it has exec'd (or died). Reported as [`control::Message::Executed`].
+    executed: Option<OwnedFd>,
+    /// Reap every child (init: orphans of the namespace), not only the program.
+    reap_all: bool,
+}
+
+impl Watch<'_> {
+    /// Serves until the program ends; returns the watcher's exit code.
+    fn run(&mut self) -> i32 {
         loop {
-            let flags = WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED | WaitPidFlag::WCONTINUED;
-            match waitpid(None, Some(flags)) {
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(WaitStatus::Stopped(p, sig)) if p.as_raw() == program => {
-                    let _ = control::send(plan.control, &format!("S {}", sig as i32), None);
+            let ctl = crate::sys::fd::borrow(self.control);
+            let mut fds = vec![
+                PollFd::new(ctl, PollFlags::POLLIN),
+                PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN),
+            ];
+            if let Some(p) = &self.executed {
+                fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return SETUP_FAILED,
+            }
+            let hup = fds[0]
+                .revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR));
+            let executed = fds
+                .get(2)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty());
+            drop(fds);
+            if hup {
+                // The loader is gone: take the program down with us (init: the whole
+                // namespace, by exiting).
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(self.program),
+                    Signal::SIGKILL,
+                );
+                return 128 + libc::SIGKILL;
+            }
+            if executed {
+                self.executed = None;
+                report(self.control, control::Message::Executed);
+            }
+            while let Ok(Some(si)) = self.sigfd.read_signal() {
+                if si.ssi_signo == libc::SIGHUP as u32 {
+                    let group = nix::unistd::Pid::from_raw(-self.program);
+                    let _ = nix::sys::signal::kill(group, Signal::SIGHUP);
+                    let _ = nix::sys::signal::kill(group, Signal::SIGCONT);
                 }
-                Ok(WaitStatus::Continued(p)) if p.as_raw() == program => {
-                    let _ = control::send(plan.control, "C", None);
-                }
-                Ok(WaitStatus::Stopped(..)) | Ok(WaitStatus::Continued(..)) => {}
-                Ok(st) => {
-                    if st.pid().map(|p| p.as_raw()) == Some(program) {
-                        let raw = raw_status(st);
-                        let _ = control::send(plan.control, &format!("E {raw}"), None);
-                        return shell_code(raw);
+            }
+            loop {
+                let flags = WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED | WaitPidFlag::WCONTINUED;
+                let which = if self.reap_all {
+                    None
+                } else {
+                    Some(nix::unistd::Pid::from_raw(self.program))
+                };
+                match waitpid(which, Some(flags)) {
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(WaitStatus::Stopped(p, sig)) if p.as_raw() == self.program => {
+                        report(self.control, control::Message::ProgramStopped(sig as i32));
+                    }
+                    Ok(WaitStatus::Continued(p)) if p.as_raw() == self.program => {
+                        report(self.control, control::Message::ProgramContinued);
+                    }
+                    Ok(WaitStatus::Stopped(..)) | Ok(WaitStatus::Continued(..)) => {}
+                    Ok(st) => {
+                        if st.pid().map(|p| p.as_raw()) == Some(self.program) {
+                            let raw = raw_status(st);
+                            if self.executed.take().is_some() {
+                                report(self.control, control::Message::Executed);
+                            }
+                            report(self.control, control::Message::ProgramEnded(raw));
+                            return shell_code(raw);
+                        }
                     }
                 }
             }
@@ -260,12 +351,99 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
     }
 }
 
-/// The program's credentials: the bounding set cut to [`InitPlan::capabilities`]
+/// The exec helper: started by the loader (outside the sandbox), it joins the
+/// sandbox's namespaces through init's pidfd, forks the process to execute (which is
+/// then in the sandbox's PID namespace, with PPID 0 there, in a session of its own),
+/// confines itself to its allow-list, waits for the process and reports it like init
+/// reports the first program. It dies with the loader (its control socket hangs up:
+/// it kills the process first). Non-dumpable: nothing in the sandbox can see it (it
+/// is outside the sandbox's PID namespace) or trace it.
+pub(crate) fn exec_helper_main(plan: &ExecPlan, control: RawFd) -> i32 {
+    let _quiet = tracing::dispatcher::set_default(&tracing::Dispatch::none());
+    let fail = |what: String| failed(control, what);
+    if let Err(e) = crate::sys::process::set_not_dumpable() {
+        return fail(format!("prctl(PR_SET_DUMPABLE, 0): {e}"));
+    }
+    if let Err(e) = crate::sys::process::set_no_new_privs() {
+        return fail(format!("prctl(PR_SET_NO_NEW_PRIVS): {e}"));
+    }
+    if let Err(e) = crate::sys::process::setns_pidfd(plan.init_pidfd.as_fd(), plan.namespaces) {
+        return fail(format!("joining the sandbox's namespaces: {e}"));
+    }
+    let mut chld = SigSet::empty();
+    chld.add(Signal::SIGCHLD);
+    if let Err(e) = chld.thread_block() {
+        return fail(format!("blocking SIGCHLD: {e}"));
+    }
+    let sigfd = match SignalFd::with_flags(&chld, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
+        Ok(fd) => fd,
+        Err(e) => return fail(format!("signalfd: {e}")),
+    };
+    let (executed_rd, executed_wr) =
+        match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK) {
+            Ok(p) => p,
+            Err(e) => return fail(format!("pipe2: {e}")),
+        };
+    let program = match clone::fork() {
+        Ok(Forked::Child) => {
+            drop(executed_rd);
+            clone::exit_now(program_main(&plan.program, control, Session::Own, None))
+        }
+        Ok(Forked::Parent { pid, .. }) => pid,
+        Err(e) => return fail(format!("fork: {e}")),
+    };
+    drop(executed_wr);
+    if let Err(e) = seccomp::install(&plan.helper_filter) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(program), Signal::SIGKILL);
+        return fail(format!("installing the exec helper's seccomp filter: {e}"));
+    }
+    report(control, control::Message::ProgramPid(program));
+    let mut watch = Watch {
+        control,
+        sigfd: &sigfd,
+        program,
+        executed: Some(executed_rd),
+        reap_all: false,
+    };
+    watch.run()
+}
+
+/// Which session the program is in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Session {
+    /// init's, in a process group of its own (the first program).
+    InitsSession,
+    /// A new one it leads (an exec'd process).
+    Own,
+}
+
+/// Creates the owned pty (the caller leads its session: the slave becomes its
+/// controlling terminal) and sends its master to the loader; returns the slave.
+fn open_pty(control: RawFd, p: &PtyInit) -> Result<OwnedFd, String> {
+    let (master, slave) = crate::sys::tty::open_owned_pty(p.termios.as_ref(), p.winsize.as_ref())
+        .map_err(|e| format!("creating the sandbox's pty: {e}"))?;
+    control::send(control, &control::Message::PtyMaster(master))
+        .map_err(|e| format!("passing the pty master: {e}"))?;
+    Ok(slave)
+}
+
+impl ProgramPlan {
+    /// Descriptors of the plan that must stay open until the program is set up.
+    fn stdio_fds(&self) -> Vec<RawFd> {
+        match &self.stdio {
+            StdioPlan::Inherit => Vec::new(),
+            StdioPlan::Terminal(fd) => vec![fd.as_raw_fd()],
+            StdioPlan::Three(fds) => fds.iter().map(|f| f.as_raw_fd()).collect(),
+        }
+    }
+}
+
+/// The program's credentials: the bounding set cut to [`ProgramPlan::capabilities`]
 /// (while CAP_SETPCAP is still effective), the user and group (keeping the permitted
 /// set across the uid change), checked, then exactly the kept capabilities in the
 /// effective, permitted, inheritable and ambient sets, so they survive execve for any
 /// uid; with none kept every set is empty.
-fn drop_privileges(plan: &InitPlan) -> Result<(), String> {
+fn drop_privileges(plan: &ProgramPlan) -> Result<(), String> {
     use crate::sys::process as p;
     let keep = plan.capabilities.bits();
     p::drop_bounding_except(keep).map_err(|e| format!("dropping the bounding set: {e}"))?;
@@ -286,8 +464,8 @@ fn drop_privileges(plan: &InitPlan) -> Result<(), String> {
     Ok(())
 }
 
-/// The wait status word for a final status.
-fn raw_status(st: WaitStatus) -> i32 {
+/// The wait status word for a final status (the one place it is encoded).
+pub(crate) fn raw_status(st: WaitStatus) -> i32 {
     match st {
         WaitStatus::Exited(_, code) => (code & 0xff) << 8,
         WaitStatus::Signaled(_, sig, core) => sig as i32 | if core { 0x80 } else { 0 },
@@ -304,27 +482,58 @@ pub(crate) fn shell_code(raw: i32) -> i32 {
     }
 }
 
-fn program_main(plan: &InitPlan, pty_slave: Option<RawFd>) -> i32 {
-    let fail = |what: String| {
-        let _ = control::send(plan.control, &format!("F {what}"), None);
-        SETUP_FAILED
-    };
-    if let Err(e) =
-        nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))
-    {
-        return fail(format!("setpgid: {e}"));
-    }
-    if let Some(fd) = plan.stdio {
-        if let Err(e) = crate::sys::fd::onto_stdio(fd) {
-            return fail(format!("the terminal as stdio: {e}"));
+fn program_main(
+    plan: &ProgramPlan,
+    control: RawFd,
+    session: Session,
+    pty_slave: Option<RawFd>,
+) -> i32 {
+    let fail = |what: String| failed(control, what);
+    let mut own_slave = None;
+    match session {
+        Session::InitsSession => {
+            if let Err(e) =
+                nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))
+            {
+                return fail(format!("setpgid: {e}"));
+            }
+        }
+        Session::Own => {
+            if let Err(e) = nix::unistd::setsid() {
+                return fail(format!("setsid: {e}"));
+            }
+            if let Some(p) = &plan.pty {
+                match open_pty(control, p) {
+                    Ok(s) => own_slave = Some(s),
+                    Err(e) => return fail(e),
+                }
+            }
         }
     }
-    if let Some(slave) = pty_slave {
+    match &plan.stdio {
+        StdioPlan::Inherit => {}
+        StdioPlan::Terminal(fd) => {
+            if let Err(e) = crate::sys::fd::onto_stdio(fd.as_raw_fd()) {
+                return fail(format!("the terminal as stdio: {e}"));
+            }
+        }
+        StdioPlan::Three(fds) => {
+            if let Err(e) = crate::sys::fd::onto_each_stdio(fds) {
+                return fail(format!("stdio: {e}"));
+            }
+        }
+    }
+    if let Some(slave) = pty_slave.or(own_slave.as_ref().map(|s| s.as_raw_fd())) {
         // The owned pty is the session's real controlling terminal: stdio, and this
         // group in the foreground (from the background, so with SIGTTOU blocked: the
         // mask is emptied below).
         if let Err(e) = crate::sys::tty::take_foreground(slave) {
             return fail(format!("the pty's foreground group: {e}"));
+        }
+    }
+    if let Some(dir) = &plan.cwd {
+        if let Err(e) = nix::unistd::chdir(dir.as_path()) {
+            return fail(format!("cannot enter {}: {e}", dir.display()));
         }
     }
     signal::reset_all_to_default();
@@ -348,10 +557,9 @@ fn program_main(plan: &InitPlan, pty_slave: Option<RawFd>) -> i32 {
         Ok(l) => l,
         Err(e) => return fail(format!("installing the seccomp notify filter: {e}")),
     };
-    if let Err(e) = control::send(plan.control, "L", Some(listener.as_raw_fd())) {
+    if let Err(e) = control::send(control, &control::Message::Listener(listener)) {
         return fail(format!("passing the seccomp listener: {e}"));
     }
-    drop(listener);
     for &(resource, soft, hard) in &plan.rlimits {
         if let Err(e) = crate::sys::process::set_rlimit(resource, soft, hard) {
             return fail(format!("setrlimit({resource}): {e}"));
@@ -361,16 +569,16 @@ fn program_main(plan: &InitPlan, pty_slave: Option<RawFd>) -> i32 {
     if let Err(e) = drop_privileges(plan) {
         return fail(e);
     }
-    if let Some(gate) = plan.start_gate {
-        // Created, not started: wait for the runtime's `start`.
+    if let Some(gate) = &plan.start_gate {
+        // Created, not started: wait for the runtime's `start` (the descriptor is
+        // close-on-exec).
         let mut byte = [0u8; 1];
         let got = loop {
-            match nix::unistd::read(crate::sys::fd::borrow(gate), &mut byte) {
+            match nix::unistd::read(gate.as_fd(), &mut byte) {
                 Err(nix::errno::Errno::EINTR) => continue,
                 r => break r,
             }
         };
-        let _ = nix::unistd::close(gate);
         match got {
             Ok(1) => {}
             Ok(_) => return fail("the container was deleted before it was started".into()),
@@ -394,7 +602,7 @@ fn program_main(plan: &InitPlan, pty_slave: Option<RawFd>) -> i32 {
         Err(e) => e,
         Ok(never) => match never {},
     };
-    let _ = control::send(plan.control, &format!("X {}", err as i32), None);
+    report(control, control::Message::ExecFailed(err as i32));
     if err == nix::errno::Errno::ENOENT {
         127
     } else {

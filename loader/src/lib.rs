@@ -51,6 +51,7 @@ pub mod capability;
 pub mod cgroup;
 pub(crate) mod control;
 pub(crate) mod core;
+pub(crate) mod entry;
 pub mod exec;
 pub mod host_kernel;
 pub(crate) mod init;

@@ -22,16 +22,17 @@
 
 use crate::capability::CapSet;
 use crate::control::{self, Message};
-use crate::core::Core;
-use crate::exec::{ExecHandle, ExecSpec, ProcessInfo};
-use crate::init::{self, InitPlan};
+use crate::core::{Core, ExecContext, ExecTarget, ExecWatch, Notifier};
+use crate::exec::{ExecEvent, ExecHandle, ExecSpec, ProcessInfo};
+use crate::init::{self, InitPlan, ProgramPlan, StdioPlan};
 use crate::mounts::{Bind, FsSpec, RootMode};
 use crate::procfs;
 use crate::seccomp::{self, Listener, NotifyOptions};
 use crate::spawn::{self, SpawnError, SpawnMethod};
 use crate::supervisor::{
-    termios_from_host, winsize_from_host, BorrowedTty, NotifyStats, Supervisor,
+    termios_from_host, winsize_from_host, Binding, NotifyStats, Supervisor, Terminal,
 };
+use crate::sys::entry::EntryExec;
 use crate::sys::tty as systty;
 use crate::tracker::Tracker;
 use crate::tty_restorer::Restorer;
@@ -390,7 +391,7 @@ impl Drop for Restore {
     }
 }
 
-fn dup(fd: &OwnedFd) -> Result<OwnedFd, LoaderError> {
+pub(crate) fn dup(fd: &OwnedFd) -> Result<OwnedFd, LoaderError> {
     fd.try_clone()
         .map_err(|e| LoaderError::Sys("dup", nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))
 }
@@ -406,7 +407,7 @@ struct Proxy {
     cooked: libc::termios,
 }
 
-fn cstrings(v: &[String]) -> Result<Vec<CString>, LoaderError> {
+pub(crate) fn cstrings(v: &[String]) -> Result<Vec<CString>, LoaderError> {
     v.iter()
         .map(|s| CString::new(s.as_bytes()).map_err(|_| LoaderError::Nul(s.clone())))
         .collect()
@@ -559,34 +560,54 @@ impl Sandbox {
             readonly_paths: spec.readonly_paths.clone(),
         };
         let (ours, theirs) = control::pair().map_err(|e| LoaderError::Sys("socketpair", e))?;
+        let init_filter = seccomp::init_filter()?;
+        let exec_context = ExecContext {
+            deny: deny.clone(),
+            rlimits: rlimits.clone(),
+            capabilities: spec.capabilities,
+            helper_filter: init_filter.clone(),
+            rootless,
+            extra_seccomp: spec.extra_seccomp.clone(),
+        };
         let plan = InitPlan {
             fs,
-            argv,
-            env,
-            deny,
-            notify,
-            init_filter: seccomp::init_filter()?,
-            control: theirs.as_raw_fd(),
-            wait_for_maps: rootless,
-            user: spec.user,
-            additional_gids: spec.additional_gids.clone(),
-            umask: spec.umask,
-            join_netns: spec.join_netns.clone(),
-            extra_seccomp: spec.extra_seccomp.take(),
-            start_gate: spec.start_gate.as_ref().map(|g| g.as_raw_fd()),
-            rlimits,
-            capabilities: spec.capabilities,
-            wait_for_cgroup: join_cgroup,
-            stdio: if spec.terminal_stdio {
-                terminal.as_ref().map(|t| t.as_raw_fd())
-            } else {
-                None
+            program: ProgramPlan {
+                argv,
+                env,
+                cwd: None,
+                deny,
+                notify,
+                user: spec.user,
+                additional_gids: spec.additional_gids.clone(),
+                umask: spec.umask,
+                extra_seccomp: spec.extra_seccomp.take(),
+                start_gate: spec.start_gate.take(),
+                rlimits,
+                capabilities: spec.capabilities,
+                stdio: match (&terminal, spec.terminal_stdio) {
+                    (Some(t), true) => StdioPlan::Terminal(dup(t)?),
+                    _ => StdioPlan::Inherit,
+                },
+                pty: owned.as_ref().map(|_| crate::init::PtyInit {
+                    termios: proxy_state.map(|(t, _)| t),
+                    winsize: proxy_state.map(|(_, w)| w),
+                }),
             },
-            owned_pty: owned.as_ref().map(|_| crate::init::PtyInit {
-                termios: proxy_state.map(|(t, _)| t),
-                winsize: proxy_state.map(|(_, w)| w),
-            }),
+            init_filter,
+            wait_for_cgroup: join_cgroup,
+            join_netns: spec.join_netns.clone(),
         };
+        // Rootless, init is created in a new user namespace: its clone child waits for
+        // the uid maps (`G`) before it execs the entry point, and the plan follows.
+        let wait_for_maps = rootless;
+        let mut plan = Some(Message::Init(Box::new(plan)));
+        if !wait_for_maps {
+            // The plan waits in the socket: init reads it as soon as it runs.
+            if let Some(p) = plan.take() {
+                control::send(ours.as_raw_fd(), &p)
+                    .map_err(|e| LoaderError::Sys("control channel", e))?;
+            }
+        }
 
         // Take over the forwarded signals before the sandbox (and any thread of ours)
         // exists, if asked to.
@@ -624,10 +645,10 @@ impl Sandbox {
             (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC)
                 as u64;
         // A namespace to join is joined by init (setns), none is created for it.
-        if !spec.share_net && plan.join_netns.is_none() {
+        if !spec.share_net && spec.join_netns.is_none() {
             ns |= libc::CLONE_NEWNET as u64;
         }
-        if plan.wait_for_maps {
+        if wait_for_maps {
             // Not root: a user namespace whose root is the caller.
             ns |= libc::CLONE_NEWUSER as u64;
         }
@@ -635,9 +656,12 @@ impl Sandbox {
             ns |= libc::CLONE_PARENT as u64;
         }
         let spawned = {
-            // The child's copy of the mask is the blocked one; init and the program reset
-            // their own.
-            let mut child = || init::init_main(&plan);
+            // The child only execs the entry point (see `crate::sys::entry`); init
+            // resets the mask it inherits.
+            crate::sys::entry::ensure_linked();
+            let entry = EntryExec::new(crate::entry::INIT, theirs.as_raw_fd(), wait_for_maps)
+                .map_err(|e| LoaderError::Sys("/proc/self/exe", e))?;
+            let mut child = || entry.exec();
             spawn::spawn(ns, spec.spawn_method, &mut child)?
         };
         drop(theirs);
@@ -660,7 +684,7 @@ impl Sandbox {
                 }
             }
         }
-        if plan.wait_for_maps {
+        if wait_for_maps {
             let maps = crate::userns::write_id_maps(
                 nix::unistd::Pid::from_raw(spawned.pid),
                 nix::unistd::geteuid(),
@@ -674,8 +698,12 @@ impl Sandbox {
                 let _ = wait_pidfd(&spawned.pidfd);
                 return Err(LoaderError::Setup(format!("user namespace: {e}")));
             }
-            control::send(ours.as_raw_fd(), "G", None)
+            control::send(ours.as_raw_fd(), &Message::Go)
                 .map_err(|e| LoaderError::Sys("control channel", e))?;
+            if let Some(p) = plan.take() {
+                control::send(ours.as_raw_fd(), &p)
+                    .map_err(|e| LoaderError::Sys("control channel", e))?;
+            }
         }
         let cgroup = if join_cgroup {
             match place_init(ours.as_raw_fd(), spawned.pid, limits) {
@@ -706,17 +734,20 @@ impl Sandbox {
                     termios_from_host(t),
                     winsize_from_host(ws),
                 );
-                Some(BorrowedTty {
+                Some(Terminal {
                     id,
+                    binding: Binding::Borrowed,
                     fd: Some(dup(fd)?),
                     identity: (st.st_dev, st.st_ino),
+                    leader_host: spawned.pid,
                 })
             }
             _ => None,
         };
         let sup = Arc::new(Mutex::new(Supervisor {
             k,
-            tty,
+            main: tty.as_ref().map(|t| t.id),
+            terminals: tty.into_iter().collect(),
             procs: Tracker::new(spawned.pid).with_report(spec.lockstep_report.clone()),
             stats: NotifyStats::default(),
             leaders: Vec::new(),
@@ -724,22 +755,51 @@ impl Sandbox {
             stop_signal_seen: false,
             loader_pgrp: nix::unistd::getpgrp().as_raw(),
             job_of_user_shell: spec.forward_signals,
+            current: None,
             events: None,
             wake: nix::sys::eventfd::EventFd::from_flags(
                 nix::sys::eventfd::EfdFlags::EFD_CLOEXEC
                     | nix::sys::eventfd::EfdFlags::EFD_NONBLOCK,
             )
             .ok(),
-            owned: owned.is_some(),
             winsize_source: match proxy {
                 Some(fd) => Some(dup(fd)?),
                 None => None,
             },
         }));
-        let core = Arc::new(Core::new(sup.clone()));
+        let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
+        let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
+        let (watch_tx, watch_rx) = crossbeam_channel::unbounded();
+        let cmd_wake = Arc::new(
+            nix::sys::eventfd::EventFd::from_flags(
+                nix::sys::eventfd::EfdFlags::EFD_CLOEXEC
+                    | nix::sys::eventfd::EfdFlags::EFD_NONBLOCK,
+            )
+            .map_err(|e| LoaderError::Sys("eventfd", e))?,
+        );
+        let core = Arc::new(Core::new(
+            sup.clone(),
+            ExecTarget {
+                context: exec_context,
+                // init's namespaces to join: a joined network namespace too; never
+                // CLONE_PARENT (a spawn flag, not a namespace).
+                namespaces: (ns & !(libc::CLONE_PARENT as u64))
+                    | if spec.join_netns.is_some() {
+                        libc::CLONE_NEWNET as u64
+                    } else {
+                        0
+                    },
+                init_pidfd: dup(&spawned.pidfd)?,
+            },
+            cgroup,
+            watch_tx,
+            cmd_wake.clone(),
+        ));
         let mut lp = Loop {
             core: core.clone(),
             sup: sup.clone(),
+            new_execs: watch_rx,
+            execs: Vec::new(),
             notifier: None,
             control: Some(ours),
             program: None,
@@ -775,15 +835,6 @@ impl Sandbox {
             // The user's keys go to the pty as they are: its line discipline does the rest.
             let _ = systty::tcsets(p.user.as_fd(), &p.raw);
         }
-        let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
-        let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
-        let cmd_wake = Arc::new(
-            nix::sys::eventfd::EventFd::from_flags(
-                nix::sys::eventfd::EfdFlags::EFD_CLOEXEC
-                    | nix::sys::eventfd::EfdFlags::EFD_NONBLOCK,
-            )
-            .map_err(|e| LoaderError::Sys("eventfd", e))?,
-        );
         lp.commands = Some((cmd_rx, cmd_wake.clone()));
         lp.events = Some(ev_tx.clone());
         sup.lock().events = Some(ev_tx);
@@ -798,11 +849,11 @@ impl Sandbox {
             .spawn(move || {
                 // Restores the terminal's termios however the loop ends.
                 let _restore = restore;
-                // Removed once init is reaped (every sandbox process is gone then).
-                let _cgroup = cgroup;
                 let served = lp.serve(sigfd.as_ref(), &spawned.pidfd);
                 lp.stop_notifier();
                 lp.core.ended();
+                // Removed once init is reaped (every sandbox process is gone then).
+                drop(lp.core.cgroup.lock().take());
                 let init_status = served?;
                 let sup = sup.lock();
                 if let Some(e) = lp.setup_error.take() {
@@ -905,8 +956,7 @@ impl Sandbox {
     /// once it runs: its execve done, or failed with [`LoaderError::NotFound`] (127)
     /// or [`LoaderError::CannotExecute`] (126) as for the first program.
     pub fn exec(&self, spec: ExecSpec) -> Result<ExecHandle, LoaderError> {
-        let _ = spec;
-        Err(LoaderError::Unsupported("exec is being implemented"))
+        self.core.exec(spec)
     }
 
     /// Sends signal `sig` to `pid` (the first program when `None`) by delivery mode:
@@ -997,12 +1047,11 @@ enum Command {
 /// call (-ERESTARTSYS, so EINTR without SA_RESTART) — something Linux never does to a
 /// non-blocking call such as tcsetpgrp; once received, the listener's killable-wait
 /// flag holds every signal but SIGKILL until the answer.
-struct Notifier {
+pub(crate) fn notify_thread(
+    listener: Listener,
+    sup: Arc<Mutex<Supervisor>>,
     stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-fn notify_thread(listener: Listener, sup: Arc<Mutex<Supervisor>>, stop: Arc<AtomicBool>) {
+) {
     // Run the moment a notification wakes us (see `Notifier`): the loser of that race
     // is a program whose non-blocking call fails with EINTR.
     if !crate::sys::sched::make_realtime() {
@@ -1046,6 +1095,9 @@ fn notify_thread(listener: Listener, sup: Arc<Mutex<Supervisor>>, stop: Arc<Atom
 struct Loop {
     core: Arc<Core>,
     sup: Arc<Mutex<Supervisor>>,
+    /// Exec'd processes handed over by [`Core::exec`], and those watched.
+    new_execs: crossbeam_channel::Receiver<ExecWatch>,
+    execs: Vec<ExecWatch>,
     notifier: Option<Notifier>,
     control: Option<OwnedFd>,
     /// The program (sandbox PID).
@@ -1081,10 +1133,11 @@ struct Loop {
 impl Loop {
     fn stop_notifier(&mut self) {
         if let Some(mut n) = self.notifier.take() {
-            n.stop.store(true, Ordering::Relaxed);
-            if let Some(t) = n.thread.take() {
-                let _ = t.join();
-            }
+            n.stop();
+        }
+        let others = std::mem::take(&mut *self.core.notifiers.lock());
+        for mut n in others {
+            n.stop();
         }
     }
 
@@ -1100,39 +1153,9 @@ impl Loop {
             } else {
                 PollTimeout::NONE
             };
-            let mut fds: Vec<PollFd> = Vec::with_capacity(8);
-            fds.push(PollFd::new(init_pidfd.as_fd(), PollFlags::POLLIN));
-            let sig_idx = sigfd.map(|f| {
-                fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
-                fds.len() - 1
-            });
-            let cmd_idx = self.commands.as_ref().map(|(_, w)| {
-                fds.push(PollFd::new(w.as_fd(), PollFlags::POLLIN));
-                fds.len() - 1
-            });
-            let ctl_idx = self.control.as_ref().map(|c| {
-                fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
-                fds.len() - 1
-            });
+            // Every descriptor polled below stays open until the dispatch is done: the
+            // registry is rebuilt each round from what the loop owns.
             let wake = self.sup.lock().wake.as_ref().map(|w| w.as_fd().as_raw_fd());
-            let wake_idx = wake.map(|w| {
-                // Owned by the supervisor for the whole run.
-                fds.push(PollFd::new(crate::sys::fd::borrow(w), PollFlags::POLLIN));
-                fds.len() - 1
-            });
-            let proxy_at = fds.len();
-            let proxying = self.proxy.as_ref().is_some_and(|p| p.master.is_some());
-            if let Some(p) = self.proxy.as_ref().filter(|_| proxying) {
-                fds.push(PollFd::new(p.user.as_fd(), PollFlags::POLLIN));
-                if let Some(m) = &p.master {
-                    fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
-                }
-            }
-            let listener_idx = self.tty_listener.as_ref().map(|l| {
-                fds.push(PollFd::new(l.fd(), PollFlags::POLLIN));
-                fds.len() - 1
-            });
-            let leaders_at = fds.len();
             let leaders: Vec<std::os::fd::RawFd> = self
                 .sup
                 .lock()
@@ -1140,62 +1163,82 @@ impl Loop {
                 .iter()
                 .map(|(_, fd)| fd.as_raw_fd())
                 .collect();
-            for &fd in &leaders {
-                // Leaders' pidfds are removed only by this thread (leader_died).
-                fds.push(PollFd::new(crate::sys::fd::borrow(fd), PollFlags::POLLIN));
+            // Registered in the order they are served: init's messages first (the
+            // program's listener before any signal is forwarded), the pty's output
+            // before the user's input.
+            let mut set = PollSet::default();
+            set.add(init_pidfd.as_raw_fd(), Source::Init);
+            if let Some(c) = &self.control {
+                set.add(c.as_raw_fd(), Source::Control);
             }
-            match poll(&mut fds, timeout) {
-                Ok(_) => {}
-                Err(nix::Error::EINTR) => continue,
-                Err(e) => return Err(LoaderError::Sys("poll", e)),
-            }
-            let ready = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
-            let init_done = ready(0);
-            let sig_ready = sig_idx.is_some_and(ready);
-            let cmd_ready = cmd_idx.is_some_and(ready);
-            let wake_ready = wake_idx.is_some_and(ready);
-            let listener_ready = listener_idx.is_some_and(ready);
-            let ctl_ready = ctl_idx.is_some_and(ready);
-            let user_ready = proxying && ready(proxy_at);
-            let master_ready = proxying && ready(proxy_at + 1);
-            let dead_leaders: Vec<usize> = (leaders_at..fds.len())
-                .filter(|&i| ready(i))
-                .map(|i| i - leaders_at)
-                .collect();
-            drop(fds);
-
-            if ctl_ready {
-                self.control_message();
-            }
-            if master_ready {
-                self.pty_output();
-            }
-            if user_ready {
-                self.user_input();
-            }
-            if let (true, Some(f)) = (sig_ready, sigfd) {
-                while let Ok(Some(si)) = f.read_signal() {
-                    self.host_signal(si.ssi_signo as i32);
+            if let Some(p) = &self.proxy {
+                if let Some(m) = &p.master {
+                    set.add(m.as_raw_fd(), Source::ProxyOutput);
+                    set.add(p.user.as_raw_fd(), Source::ProxyInput);
                 }
             }
-            if cmd_ready {
-                self.commands();
+            if let Some(f) = sigfd {
+                set.add(f.as_fd().as_raw_fd(), Source::Signals);
             }
-            if listener_ready {
-                self.terminal_signals();
+            if let Some((_, w)) = &self.commands {
+                set.add(w.as_fd().as_raw_fd(), Source::Commands);
             }
+            if let Some(l) = &self.tty_listener {
+                set.add(l.fd().as_raw_fd(), Source::TtyListener);
+            }
+            for (i, &fd) in leaders.iter().enumerate() {
+                set.add(fd, Source::Leader(i));
+            }
+            if let Some(w) = wake {
+                set.add(w, Source::Wake);
+            }
+            for (i, w) in self.execs.iter().enumerate() {
+                set.add(w.control.as_raw_fd(), Source::Exec(i));
+            }
+            let ready = match set.poll(timeout) {
+                Ok(r) => r,
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(LoaderError::Sys("poll", e)),
+            };
+            let mut init_done = false;
+            let mut dead_leaders = Vec::new();
+            let mut exec_ready = Vec::new();
+            for source in ready {
+                match source {
+                    Source::Init => init_done = true,
+                    Source::Control => self.control_message(),
+                    Source::ProxyOutput => self.pty_output(),
+                    Source::ProxyInput => self.user_input(),
+                    Source::Signals => {
+                        if let Some(f) = sigfd {
+                            while let Ok(Some(si)) = f.read_signal() {
+                                self.host_signal(si.ssi_signo as i32);
+                            }
+                        }
+                    }
+                    Source::Commands => self.commands(),
+                    Source::TtyListener => self.terminal_signals(),
+                    Source::Leader(i) => dead_leaders.push(i),
+                    Source::Exec(i) => exec_ready.push(i),
+                    Source::Wake => {
+                        let mut sup = self.sup.lock();
+                        if let Some(w) = &sup.wake {
+                            let _ = w.read();
+                        }
+                        if std::mem::take(&mut sup.stop_signal_seen) && sup.main.is_some() {
+                            self.watch_stop = Some(Instant::now() + Duration::from_secs(2));
+                        }
+                    }
+                }
+            }
+            // Leaders' pidfds are removed only by this thread (leader_died).
             for i in dead_leaders.into_iter().rev() {
                 self.sup.lock().leader_died(i);
             }
-            if wake_ready {
-                let mut sup = self.sup.lock();
-                if let Some(w) = &sup.wake {
-                    let _ = w.read();
-                }
-                if std::mem::take(&mut sup.stop_signal_seen) && sup.tty.is_some() {
-                    self.watch_stop = Some(Instant::now() + Duration::from_secs(2));
-                }
+            for i in exec_ready.into_iter().rev() {
+                self.exec_message(i);
             }
+            self.execs.extend(self.new_execs.try_iter());
             if self.watch_stop.is_some() {
                 self.check_pass_through();
             }
@@ -1205,8 +1248,70 @@ impl Loop {
                     self.control_message();
                 }
                 self.drain_pty();
+                self.drain_execs();
                 return wait_pidfd(init_pidfd);
             }
+        }
+    }
+
+    /// An exec helper reported: the process stopped, continued or ended; end of file
+    /// once the helper has exited (it is reaped then).
+    fn exec_message(&mut self, i: usize) {
+        let Some(w) = self.execs.get(i) else {
+            return;
+        };
+        let done = match control::recv(w.control.as_raw_fd()) {
+            Ok(Some(Message::ProgramStopped(sig))) => {
+                let _ = w.events.send(ExecEvent::Stopped { sig });
+                false
+            }
+            Ok(Some(Message::ProgramContinued)) => {
+                let _ = w.events.send(ExecEvent::Continued);
+                false
+            }
+            Ok(Some(Message::ProgramEnded(st))) => {
+                self.core.exited(w.pid, st);
+                let _ = w.events.send(ExecEvent::Exited { wait_status: st });
+                false
+            }
+            Ok(Some(other)) => {
+                tracing::debug!(?other, "exec helper: message ignored");
+                false
+            }
+            Ok(None) | Err(_) => true,
+        };
+        if done {
+            let w = self.execs.remove(i);
+            let _ = wait_pidfd(&w.helper);
+            tracing::debug!(pid = w.pid, "exec helper reaped");
+        }
+    }
+
+    /// The sandbox has ended: every exec'd process is gone (killed with the namespace);
+    /// collect what their helpers report, for a few seconds at most.
+    fn drain_execs(&mut self) {
+        self.execs.extend(self.new_execs.try_iter());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.execs.is_empty() && Instant::now() < deadline {
+            let mut set = PollSet::default();
+            for (i, w) in self.execs.iter().enumerate() {
+                set.add(w.control.as_raw_fd(), Source::Exec(i));
+            }
+            let ready = match set.poll(PollTimeout::from(100u16)) {
+                Ok(r) => r,
+                Err(_) => break,
+            };
+            for source in ready.into_iter().rev() {
+                if let Source::Exec(i) = source {
+                    self.exec_message(i);
+                }
+            }
+        }
+        for w in std::mem::take(&mut self.execs) {
+            // A helper that did not report in time: the process is gone anyway.
+            tracing::warn!(pid = w.pid, "exec helper did not report the end");
+            drop(w.control);
+            let _ = wait_pidfd(&w.helper);
         }
     }
 
@@ -1275,12 +1380,18 @@ impl Loop {
             Ok(Some(Message::SetupFailed(e))) => self.fail_setup(e),
             Ok(Some(Message::ExecFailed(e))) => self.exec_error = Some(e),
             // Messages for init, never sent to the loader.
-            Ok(Some(Message::Go | Message::JoinCgroup(_))) => {}
+            Ok(Some(
+                Message::Go
+                | Message::JoinCgroup(_)
+                | Message::Init(_)
+                | Message::Exec(_)
+                | Message::Executed,
+            )) => {}
             Ok(Some(Message::PtyMaster(fd))) => self.owned_pty(fd),
             // init ended with a message of ours unread (a `J` or `G` sent while it was
             // failing): the kernel reports ECONNRESET once, before what init sent
             // last (its `F`), which the next receive returns.
-            Err(nix::Error::ECONNRESET) => {}
+            Err(control::ProtocolError::Sys(nix::Error::ECONNRESET)) => {}
             Ok(None) | Err(_) => self.control = None,
         }
     }
@@ -1337,7 +1448,7 @@ impl Loop {
                 // The user's terminal hung up: hang the sandbox's pty up too (close
                 // every master descriptor the loader holds).
                 p.master = None;
-                if let Some(t) = self.sup.lock().tty.as_mut() {
+                if let Some(t) = self.sup.lock().main_terminal_mut() {
                     t.fd = None;
                 }
             }
@@ -1378,7 +1489,7 @@ impl Loop {
         let ws = systty::get_winsize(master.as_fd()).ok();
         let keep = if let Some(console) = &self.console_socket {
             if let Err(e) =
-                control::send_stream(console.stream.as_raw_fd(), "console", master.as_raw_fd())
+                control::send_fd_stream(console.stream.as_raw_fd(), "console", master.as_raw_fd())
             {
                 self.fail_setup(format!("console socket {}: {e}", console.path.display()));
             }
@@ -1396,11 +1507,15 @@ impl Loop {
                 .unwrap_or_else(sandbox_sentry::Termios::linux_default),
             ws.as_ref().map(winsize_from_host).unwrap_or_default(),
         );
-        sup.tty = Some(BorrowedTty {
+        let leader_host = sup.procs.init_host;
+        sup.terminals.push(Terminal {
             id,
+            binding: Binding::OwnedPty,
             fd: keep,
             identity,
+            leader_host,
         });
+        sup.main = Some(id);
         drop(sup);
         if let Some(p) = &mut self.proxy {
             p.master = Some(master);
@@ -1441,8 +1556,7 @@ impl Loop {
             self.program = Some(p);
             let _ = sup.procs.translate(info.host_pid);
             // init's session takes the terminal; the program's group is the foreground.
-            if let Some(tty) = &sup.tty {
-                let id = tty.id;
+            if let Some(id) = sup.main {
                 if let Err(e) = sup.k.open_tty(Kernel::INIT, id, OpenFlags::RDWR) {
                     tracing::error!(%e, "could not give the sandbox's session its terminal");
                 }
@@ -1454,25 +1568,16 @@ impl Loop {
                 sid: info.ns_sid,
                 did_exec: info.did_exec,
             });
-            if let (Ok(()), Some(tty)) = (adopted, &sup.tty) {
-                let id = tty.id;
+            if let (Ok(()), Some(id)) = (adopted, sup.main) {
                 if let Err(e) = sup.k.tiocspgrp(Kernel::INIT, id, info.ns_pgid) {
                     tracing::error!(%e, "could not put the program in the foreground");
                 }
             }
         }
         drop(guard);
-        let stop = Arc::new(AtomicBool::new(false));
-        let (sup, flag) = (self.sup.clone(), stop.clone());
-        let thread = std::thread::Builder::new()
-            .name("sandbox-notify".into())
-            .spawn(move || notify_thread(listener, sup, flag));
-        match thread {
-            Ok(t) => {
-                self.notifier = Some(Notifier {
-                    stop,
-                    thread: Some(t),
-                });
+        match Notifier::start(listener, self.sup.clone()) {
+            Ok(n) => {
+                self.notifier = Some(n);
                 if self.loader_seccomp {
                     self.confine_loader();
                 }
@@ -1506,7 +1611,7 @@ impl Loop {
             return;
         };
         tracing::debug!(?sig, "loader received a signal");
-        let has_tty = self.sup.lock().tty.is_some();
+        let has_tty = self.sup.lock().main.is_some();
         match sig {
             Signal::SIGCHLD | Signal::SIGTTIN | Signal::SIGTTOU => {}
             Signal::SIGWINCH if has_tty => self.sup.lock().resized(),
@@ -1536,7 +1641,7 @@ impl Loop {
         };
         let mut guard = self.sup.lock();
         let sup = &mut *guard;
-        let mode = delivery_mode(mode, sup.tty.is_some());
+        let mode = delivery_mode(mode, sup.main.is_some());
         sup.procs.reconcile(&mut sup.k);
         let r = if mode == DeliveryMode::AllProcesses {
             // Every process but init: a signal from outside would kill it, and with it
@@ -1571,7 +1676,7 @@ impl Loop {
             self.watch_stop = None;
             return;
         }
-        let Some(tty) = sup.tty.as_ref().map(|t| t.id) else {
+        let Some(tty) = sup.main else {
             return;
         };
         let Some(fg) = sup.k.tty(tty).and_then(|t| t.pgrp) else {
@@ -1603,6 +1708,62 @@ impl Loop {
         if let Some(p) = &self.proxy {
             let _ = systty::tcsets(p.user.as_fd(), &p.raw);
         }
+    }
+}
+
+/// What the supervision loop polls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// init's pidfd: readable once it has exited.
+    Init,
+    /// The loader's signalfd (`forward_signals`).
+    Signals,
+    /// Requests of the [`Sandbox`] handle (and new exec'd processes).
+    Commands,
+    /// init's control socket.
+    Control,
+    /// The notification threads want the loop's attention.
+    Wake,
+    /// The user's terminal (owned pty proxy).
+    ProxyInput,
+    /// The owned pty's master (proxy).
+    ProxyOutput,
+    /// The terminal-signal listener.
+    TtyListener,
+    /// The pidfd of a session leader holding the borrowed terminal (index into the
+    /// supervisor's list).
+    Leader(usize),
+    /// The control socket of an exec helper (index into the loop's list).
+    Exec(usize),
+}
+
+/// A poll set whose entries are named by their [`Source`]: the loop registers what
+/// it owns and gets back the sources that are ready, in registration order.
+#[derive(Default)]
+struct PollSet {
+    fds: Vec<PollFd<'static>>,
+    sources: Vec<Source>,
+}
+
+impl PollSet {
+    /// `fd` must stay open until [`PollSet::poll`] has returned (the loop's own
+    /// descriptors, which only the loop closes).
+    fn add(&mut self, fd: std::os::fd::RawFd, source: Source) {
+        self.fds
+            .push(PollFd::new(crate::sys::fd::borrow(fd), PollFlags::POLLIN));
+        self.sources.push(source);
+    }
+
+    /// Waits; returns the ready sources (any event: readable, hang-up, error).
+    fn poll(mut self, timeout: PollTimeout) -> nix::Result<Vec<Source>> {
+        poll(&mut self.fds, timeout)?;
+        Ok(self
+            .fds
+            .iter()
+            .zip(&self.sources)
+            .filter(|(f, _)| f.revents().is_some_and(|r| !r.is_empty()))
+            .map(|(_, &s)| s)
+            .collect())
     }
 }
 
@@ -1665,7 +1826,7 @@ fn place_init(
     let mut cgroup = placement.cgroup;
     if let Some(c) = &mut cgroup {
         for tasks in c.self_join() {
-            if let Err(e) = control::send(control, "J", Some(tasks)) {
+            if let Err(e) = control::send_join(control, tasks) {
                 gone(e);
                 c.close_join_descriptors();
                 return Ok(cgroup);
@@ -1676,7 +1837,7 @@ fn place_init(
         }
         c.close_join_descriptors();
     }
-    if let Err(e) = control::send(control, "G", None) {
+    if let Err(e) = control::send(control, &Message::Go) {
         gone(e);
     }
     Ok(cgroup)
@@ -1686,7 +1847,7 @@ fn place_init(
 /// ([`SandboxSpec::clone_parent`]: its parent reaps it) cannot be waited for: once its
 /// pidfd says it has ended, SIGKILL stands for "ended" (the program's own status
 /// comes from init's report).
-fn wait_pidfd(pidfd: &OwnedFd) -> Result<i32, LoaderError> {
+pub(crate) fn wait_pidfd(pidfd: &OwnedFd) -> Result<i32, LoaderError> {
     use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
     loop {
         match waitid(Id::PIDFd(pidfd.as_fd()), WaitPidFlag::WEXITED) {
@@ -1698,9 +1859,8 @@ fn wait_pidfd(pidfd: &OwnedFd) -> Result<i32, LoaderError> {
                     Err(e) => return Err(LoaderError::Sys("poll", e)),
                 }
             }
-            Ok(WaitStatus::Exited(_, code)) => return Ok((code & 0xff) << 8),
-            Ok(WaitStatus::Signaled(_, sig, core)) => {
-                return Ok(sig as i32 | if core { 0x80 } else { 0 })
+            Ok(st @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                return Ok(init::raw_status(st))
             }
             Ok(_) => continue,
             Err(nix::Error::EINTR) => continue,

@@ -13,9 +13,10 @@
 //!    PID 1. The loader becomes a child subreaper so that the grandchild is its child
 //!    (to wait for it) once the intermediate process exits.
 //!
-//! The loader must be single-threaded when it spawns: the child runs ordinary Rust
-//! code after a raw clone, which is only sound when no other thread can hold a lock
-//! (the allocator's, say) at the moment of the copy.
+//! The child of the clone (and the intermediate process of the fork fallback) makes
+//! only system calls — no allocation, no lock — so spawning is sound from any thread
+//! of a multi-threaded process: the sandbox passes a `child` that only `execveat`s the
+//! loader's own binary (see `crate::sys::entry`).
 
 use crate::sys::clone::{self, Forked};
 use crate::sys::signal;
@@ -188,7 +189,7 @@ fn spawn_fork(ns_flags: u64, child: &mut dyn FnMut() -> i32) -> Result<Spawned, 
             signal::clear_caught_handlers();
             let flags = nix::sched::CloneFlags::from_bits_truncate(ns_flags as i32);
             if let Err(e) = nix::sched::unshare(flags) {
-                let _ = wr.write_all(format!("U {}", e as i32).as_bytes());
+                write_record(&mut wr, b'U', e as i64);
                 clone::exit_now(1);
             }
             if !needs_grandchild {
@@ -204,11 +205,11 @@ fn spawn_fork(ns_flags: u64, child: &mut dyn FnMut() -> i32) -> Result<Spawned, 
                     clone::exit_now(child())
                 }
                 Ok(Forked::Parent { pid, .. }) => {
-                    let _ = wr.write_all(format!("P {pid}").as_bytes());
+                    write_record(&mut wr, b'P', i64::from(pid));
                     clone::exit_now(0)
                 }
                 Err(e) => {
-                    let _ = wr.write_all(format!("E fork: {e}").as_bytes());
+                    write_record(&mut wr, b'E', e as i64);
                     clone::exit_now(1)
                 }
             }
@@ -243,6 +244,35 @@ fn spawn_fork(ns_flags: u64, child: &mut dyn FnMut() -> i32) -> Result<Spawned, 
             Err(create(errno))
         }
     }
+}
+
+/// Writes `<tag> <n>` without allocating (the child of a fork of a possibly
+/// multi-threaded process may not take the allocator's lock).
+fn write_record(w: &mut impl Write, tag: u8, n: i64) {
+    let mut buf = [0u8; 24];
+    buf[0] = tag;
+    buf[1] = b' ';
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    let mut v = n.unsigned_abs();
+    loop {
+        digits[len] = b'0' + (v % 10) as u8;
+        len += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let mut at = 2;
+    if n < 0 {
+        buf[at] = b'-';
+        at += 1;
+    }
+    for d in digits[..len].iter().rev() {
+        buf[at] = *d;
+        at += 1;
+    }
+    let _ = w.write_all(&buf[..at]);
 }
 
 fn io_errno(e: &std::io::Error) -> Errno {

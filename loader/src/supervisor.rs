@@ -47,15 +47,32 @@ use crate::tracker::{NsThread, Tracker};
 use sandbox_sentry::{Errno, HostTarget, Kernel, Pid, Termios, TtyId, Winsize};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-/// The borrowed terminal as the supervisor holds it.
-pub(crate) struct BorrowedTty {
+/// How a sandbox terminal is bound to the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Binding {
+    /// A terminal of the caller's (`--tty`, `exec --tty`): never a sandbox process's
+    /// host controlling terminal; the sentry enforces job control on it through
+    /// notifications and emulates its job-control ioctls.
+    Borrowed,
+    /// A pty in the sandbox's own devpts, the real controlling terminal of its session:
+    /// the host enforces the background rules and sends the terminal's signals; the
+    /// sentry approves every job-control change first and the host then runs it.
+    OwnedPty,
+}
+
+/// A terminal of the sandbox, bound to one session in the sentry.
+pub(crate) struct Terminal {
     pub id: TtyId,
-    /// The loader's descriptor of it (none for an owned pty whose master was handed
-    /// out: holding it would keep the pty from hanging up).
+    pub binding: Binding,
+    /// The loader's descriptor of it (a borrowed terminal, or an owned pty's master;
+    /// none for a master handed out: holding it would keep the pty from hanging up).
     pub fd: Option<OwnedFd>,
     /// (`st_dev`, `st_ino`) of the device node: how a sandbox descriptor is recognised
     /// as this terminal.
     pub identity: (u64, u64),
+    /// Host PID of its session's leader (init for the first program's terminal), whose
+    /// `/proc` stat shows an owned pty's host foreground group.
+    pub leader_host: i32,
 }
 
 // Terminal ioctls the notify filter sends us (low 32 bits of the command).
@@ -90,7 +107,12 @@ pub struct NotifyStats {
 
 pub(crate) struct Supervisor {
     pub k: Kernel,
-    pub tty: Option<BorrowedTty>,
+    /// Every terminal of the sandbox: the first program's and those of exec'd
+    /// processes.
+    pub terminals: Vec<Terminal>,
+    /// The first program's terminal (the one the loader's own signals and SIGWINCH
+    /// concern).
+    pub main: Option<TtyId>,
     pub procs: Tracker,
     pub stats: NotifyStats,
     /// Session leaders holding the borrowed terminal, watched for their death.
@@ -107,28 +129,58 @@ pub(crate) struct Supervisor {
     /// Wakes the main loop (it polls this eventfd) when a notification needs its
     /// attention.
     pub wake: Option<nix::sys::eventfd::EventFd>,
-    /// Owned-pty mode: the terminal is the sandbox session's real controlling terminal,
-    /// so the host enforces the background rules and sends the terminal's own signals;
-    /// the sentry approves each job-control change first and the host then runs it.
-    pub owned: bool,
-    /// Owned-pty mode with a proxied user terminal: where window sizes come from.
+    /// The main terminal is an owned pty proxied to the user's terminal: where window
+    /// sizes come from.
     pub winsize_source: Option<OwnedFd>,
     /// The loader is a job of the user's shell (it forwards the process's signals):
     /// it may stop itself when the sandbox reads the terminal from the background.
     pub job_of_user_shell: bool,
+    /// The notification being answered: (listener, id), for
+    /// `SECCOMP_IOCTL_NOTIF_ID_VALID` checks (see [`Supervisor::caller_valid`]).
+    pub current: Option<(std::os::fd::RawFd, u64)>,
     /// Where foreground changes are reported (the [`crate::Sandbox`] handle's events).
     pub events: Option<crossbeam_channel::Sender<crate::SandboxEvent>>,
 }
 
 impl Supervisor {
+    pub fn terminal(&self, id: TtyId) -> Option<&Terminal> {
+        self.terminals.iter().find(|t| t.id == id)
+    }
+
+    pub fn main_terminal(&self) -> Option<&Terminal> {
+        self.main.and_then(|id| self.terminal(id))
+    }
+
+    pub fn main_terminal_mut(&mut self) -> Option<&mut Terminal> {
+        let id = self.main?;
+        self.terminals.iter_mut().find(|t| t.id == id)
+    }
+
+    fn binding(&self, id: TtyId) -> Binding {
+        self.terminal(id).map_or(Binding::Borrowed, |t| t.binding)
+    }
+
     /// Answers one notification.
     pub fn handle(&mut self, listener: &Listener, n: &Notification) {
         self.stats.notifications += 1;
+        self.current = Some((listener.as_fd().as_raw_fd(), n.id));
         let resp = self.decide(n);
+        self.current = None;
         self.drain_events();
         tracing::debug!(nr = n.nr, pid = n.pid, args = ?&n.args[..3], ?resp, "notification answered");
         if let Err(e) = listener.respond(n.id, resp) {
             tracing::debug!(%e, "notification answer not delivered (caller gone)");
+        }
+    }
+
+    /// Whether the notification being answered is still pending: its task is still the
+    /// one that made the call (`SECCOMP_IOCTL_NOTIF_ID_VALID`). Checked after every read
+    /// of the caller's state (`/proc/PID/...`, its memory: the PID may have been reused
+    /// if it died) and before every write into its memory (seccomp_unotify(2)).
+    fn caller_valid(&self) -> bool {
+        match self.current {
+            Some((fd, id)) => Listener::id_valid_on(crate::sys::fd::borrow(fd), id),
+            None => true,
         }
     }
 
@@ -138,6 +190,10 @@ impl Supervisor {
             // Gone already, or not ours: let the kernel handle it.
             return Response::Continue;
         };
+        if !self.caller_valid() {
+            // What /proc said may be another process's (the PID reused): decide nothing.
+            return Response::Continue;
+        }
         self.procs.caller_returned(t.tid);
         match n.nr {
             libc::SYS_setsid => self.setsid(t),
@@ -209,15 +265,23 @@ impl Supervisor {
     /// `/dev/tty` (5,0) opened by a process whose controlling terminal it is (the
     /// kernel resolves /dev/tty at open, but the descriptor keeps /dev/tty's inode).
     fn is_borrowed_tty(&self, host_tid: i32, fd: i32) -> Option<TtyId> {
-        let tty = self.tty.as_ref()?;
-        let (dev, ino, rdev) = procfs::fd_stat(host_tid, fd).ok()?;
-        if (dev, ino) == tty.identity {
-            return Some(tty.id);
+        if self.terminals.is_empty() {
+            return None;
         }
-        if self.owned && rdev == libc::makedev(5, 0) {
+        let (dev, ino, rdev) = procfs::fd_stat(host_tid, fd).ok()?;
+        if !self.caller_valid() {
+            return None;
+        }
+        if let Some(t) = self.terminals.iter().find(|t| t.identity == (dev, ino)) {
+            return Some(t.id);
+        }
+        if rdev == libc::makedev(5, 0) {
+            // /dev/tty of an owned pty's session (a borrowed terminal's /dev/tty is a
+            // bind of its device: found above).
             let tgid = self.procs.cached(host_tid)?.tgid;
-            if self.k.thread_group(tgid)?.tty == Some(tty.id) {
-                return Some(tty.id);
+            let ctty = self.k.thread_group(tgid)?.tty?;
+            if self.binding(ctty) == Binding::OwnedPty {
+                return Some(ctty);
             }
         }
         None
@@ -239,22 +303,28 @@ impl Supervisor {
     }
 
     fn io(&mut self, t: NsThread, host_tid: i32, fd: i32, write: bool) -> Response {
-        let Some(tty_id) = self.tty.as_ref().map(|x| x.id) else {
+        if self.terminals.is_empty() {
+            return Response::Continue;
+        }
+        self.wait_for_host_foreground(host_tid, fd, write);
+        // Linux checks a caller's I/O only on its own controlling terminal.
+        let Some(tty_id) = self.k.thread_group(t.tgid).and_then(|g| g.tty) else {
+            self.stats.fast_path += 1;
             return Response::Continue;
         };
-        self.wait_for_host_foreground(host_tid, fd, write);
         if !self.in_background_of(t, tty_id) {
             self.stats.fast_path += 1;
             return Response::Continue;
         }
-        let Some(tty) = self.is_borrowed_tty(host_tid, fd) else {
+        if self.is_borrowed_tty(host_tid, fd) != Some(tty_id) {
             self.stats.fast_path += 1;
             return Response::Continue;
-        };
+        }
+        let tty = tty_id;
         self.reconcile();
         self.refresh_signal_state(t, host_tid);
         let r = if write {
-            self.refresh_termios();
+            self.refresh_termios(tty);
             self.k.tty_check_write(t.tid, tty)
         } else {
             self.k.tty_check_read(t.tid, tty)
@@ -283,7 +353,7 @@ impl Supervisor {
         // Twice at most: a stop that did not happen (an orphaned job's stop signals are
         // discarded) must not spin.
         for _ in 0..2 {
-            let Some(tty) = &self.tty else {
+            let Some(tty) = self.main_terminal() else {
                 return;
             };
             let Some(tfd) = &tty.fd else {
@@ -322,6 +392,7 @@ impl Supervisor {
         let Some(tty) = self.is_borrowed_tty(host_tid, fd) else {
             return Response::Continue;
         };
+        let owned = self.binding(tty) == Binding::OwnedPty;
         match cmd {
             TCSETS | TCSETSW | TCSETSF | TCSETA | TCSETAW | TCSETAF | TCSETS2 | TCSETSW2
             | TCSETSF2 | TCFLSH | TCXONC | TCSBRK | TCSBRKP | TIOCSBRK | TIOCCBRK => {
@@ -334,7 +405,7 @@ impl Supervisor {
                 self.answer(r.map(|()| Response::Continue))
             }
             // Owned pty: the host answers queries (its values are the sentry's).
-            TIOCGPGRP | TIOCGSID if self.owned => Response::Continue,
+            TIOCGPGRP | TIOCGSID if owned => Response::Continue,
             TIOCGPGRP => {
                 let r = self.k.tiocgpgrp(t.tid, tty);
                 self.answer_int(host_tid, arg, r)
@@ -348,36 +419,42 @@ impl Supervisor {
                     Ok(v) => v,
                     Err(_) => return Self::errno(Errno::EFAULT),
                 };
+                if !self.caller_valid() {
+                    return Self::errno(Errno::ESRCH);
+                }
                 self.reconcile();
                 self.refresh_signal_state(t, host_tid);
                 let r = self.k.tiocspgrp(t.tid, tty, pgrp);
                 if r.is_ok() {
                     self.tiocspgrp_seen = true;
-                    if self.owned {
+                    if owned {
                         self.procs.approved(t.tid, crate::tracker::FOREGROUND);
                     }
                 }
-                let done = self.done();
+                let done = Self::done(owned);
                 self.answer(r.map(|()| done))
             }
             TIOCSCTTY => {
                 self.reconcile();
                 let readable = procfs::fd_readable(host_tid, n.args[0] as i32);
+                if !self.caller_valid() {
+                    return Self::errno(Errno::ESRCH);
+                }
                 let r = self.k.tiocsctty(t.tid, tty, arg == 1, readable);
-                if r.is_ok() && !self.owned {
+                if r.is_ok() && !owned {
                     self.watch_leader(t.tgid);
                 }
-                let done = self.done();
+                let done = Self::done(owned);
                 self.answer(r.map(|()| done))
             }
             TIOCNOTTY => {
                 self.reconcile();
                 let r = self.k.tiocnotty(t.tid, tty);
-                if self.owned {
+                if owned {
                     // The host's own TIOCNOTTY sends the session's SIGHUP/SIGCONT.
                     let _ = self.k.take_host_signals();
                 }
-                let done = self.done();
+                let done = Self::done(owned);
                 self.answer(r.map(|()| done))
             }
             _ => Response::Continue,
@@ -386,8 +463,8 @@ impl Supervisor {
 
     /// The answer to an approved terminal change: emulated entirely on a borrowed
     /// terminal (the host never sees it), run by the host on an owned pty.
-    fn done(&self) -> Response {
-        if self.owned {
+    fn done(owned: bool) -> Response {
+        if owned {
             Response::Continue
         } else {
             Response::Return(0)
@@ -397,6 +474,8 @@ impl Supervisor {
     fn answer_int(&mut self, host_tid: i32, addr: u64, r: Result<Pid, Errno>) -> Response {
         tracing::debug!(?r, "terminal query answered");
         match r {
+            // Never into another process's memory (the caller died, its PID reused).
+            Ok(_) if !self.caller_valid() => Self::errno(Errno::ESRCH),
             Ok(v) => match crate::seccomp::write_i32(host_tid as u32, addr, v) {
                 Ok(()) => Response::Return(0),
                 Err(_) => Self::errno(Errno::EFAULT),
@@ -421,29 +500,35 @@ impl Supervisor {
     /// host sends SIGWINCH); a borrowed terminal's size is the embedder's to set, the
     /// sentry records it and sends SIGWINCH to the foreground group if it changed.
     pub fn set_size(&mut self, rows: u16, cols: u16) {
-        self.apply_winsize(libc::winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        });
+        let Some(id) = self.main else {
+            return;
+        };
+        self.apply_winsize(
+            id,
+            libc::winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            },
+        );
     }
 
     /// A new window size for the sandbox's terminal: an owned pty's master takes it
     /// (the host then signals the foreground itself); the sentry records it and, for a
     /// borrowed terminal, sends SIGWINCH to the foreground group if it changed.
-    fn apply_winsize(&mut self, ws: libc::winsize) {
-        let Some(tty) = &self.tty else {
+    fn apply_winsize(&mut self, id: TtyId, ws: libc::winsize) {
+        let Some(tty) = self.terminal(id) else {
             return;
         };
-        let id = tty.id;
-        if self.owned {
+        let owned = tty.binding == Binding::OwnedPty;
+        if owned {
             if let Some(fd) = &tty.fd {
                 let _ = systty::set_winsize(fd.as_fd(), &ws);
             }
         }
         let _ = self.k.tty_set_winsize(id, winsize_from_host(&ws));
-        if self.owned {
+        if owned {
             let _ = self.k.take_host_signals();
         } else {
             let _ = self.send_host_signals();
@@ -456,37 +541,72 @@ impl Supervisor {
     /// its terminal's foreground group) the host kernel has sent already.
     pub fn reconcile(&mut self) {
         self.procs.reconcile(&mut self.k);
-        if self.owned {
-            let dropped = self.k.take_host_signals();
-            if !dropped.is_empty() {
-                tracing::debug!(?dropped, "sent by the host itself (owned pty)");
-            }
-            self.check_foreground();
+        let owned: Vec<TtyId> = self
+            .terminals
+            .iter()
+            .filter(|t| t.binding == Binding::OwnedPty)
+            .map(|t| t.id)
+            .collect();
+        if owned.is_empty() {
+            return;
         }
+        // What the sentry would send to an owned pty's session the host has sent
+        // already; the rest (a borrowed terminal's session) is sent now.
+        let (dropped, keep): (Vec<_>, Vec<_>) =
+            self.k.take_host_signals().into_iter().partition(|s| {
+                self.signal_session_tty(s.target)
+                    .is_some_and(|t| owned.contains(&t))
+            });
+        if !dropped.is_empty() {
+            tracing::debug!(?dropped, "sent by the host itself (owned pty)");
+        }
+        let _ = self.send_signals(keep);
+        for id in owned {
+            self.check_foreground(id);
+        }
+    }
+
+    /// The controlling terminal of the session a host signal's target is in.
+    fn signal_session_tty(&self, target: HostTarget) -> Option<TtyId> {
+        let sid = match target {
+            HostTarget::ProcessGroup(pg) => self.k.process_group(pg).map(|g| g.sid),
+            HostTarget::Process(p) => self.k.thread_group(p).map(|g| g.sid),
+            HostTarget::Thread(t) => self
+                .k
+                .task(t)
+                .and_then(|x| self.k.thread_group(x.tgid))
+                .map(|g| g.sid),
+        }?;
+        self.terminals
+            .iter()
+            .find(|t| self.k.tty(t.id).is_some_and(|x| x.session == Some(sid)))
+            .map(|t| t.id)
     }
 
     /// Owned pty: the host's foreground group (init's terminal's, from /proc) must be
     /// the sentry's, unless an approved change may not have run yet.
-    fn check_foreground(&mut self) {
+    fn check_foreground(&mut self, id: TtyId) {
         if self.procs.foreground_in_flight() {
             return;
         }
-        let Some(id) = self.tty.as_ref().map(|t| t.id) else {
+        let Some(leader_host) = self.terminal(id).map(|t| t.leader_host) else {
             return;
         };
-        let Ok(init) = procfs::read(self.procs.init_host) else {
+        let Ok(leader) = procfs::read(leader_host) else {
             return;
         };
-        let host = match init.host_tpgid {
+        if leader.is_zombie() {
+            return;
+        }
+        let host = match leader.host_tpgid {
             h if h > 0 => self.procs.ns_pid(h),
             _ => None,
         };
         let model = self.k.tty(id).and_then(|t| t.pgrp);
+        let leader_ns = self.procs.cached(leader_host).map(|t| t.tgid);
         if host != model
-            && self
-                .k
-                .tty(id)
-                .is_some_and(|t| t.session == Some(Kernel::INIT))
+            && leader_ns.is_some()
+            && self.k.tty(id).is_some_and(|t| t.session == leader_ns)
         {
             self.procs.violation(format!(
                 "lockstep violation: the pty's foreground group is {host:?} on the host \
@@ -508,7 +628,13 @@ impl Supervisor {
     }
 
     fn refresh_signal_state(&mut self, t: NsThread, host_tid: i32) {
-        if let Ok(info) = procfs::read(host_tid) {
+        if let Ok(info) = procfs::read(host_tid).map_err(drop).and_then(|i| {
+            if self.caller_valid() {
+                Ok(i)
+            } else {
+                Err(())
+            }
+        }) {
             let _ = self.k.host_set_signal_state(
                 t.tid,
                 sigset_from_proc(info.sig_blocked),
@@ -517,15 +643,14 @@ impl Supervisor {
         }
     }
 
-    fn refresh_termios(&mut self) {
-        let Some(tty) = &self.tty else {
+    fn refresh_termios(&mut self, id: TtyId) {
+        let Some(tty) = self.terminal(id) else {
             return;
         };
         let Some(fd) = &tty.fd else {
             return;
         };
         if let Ok(t) = systty::tcgets(fd.as_fd()) {
-            let id = tty.id;
             let _ = self.k.tty_set_termios_observed(id, termios_from_host(&t));
         }
     }
@@ -555,13 +680,16 @@ impl Supervisor {
     /// The terminal's window size changed (SIGWINCH at the loader): the size is read
     /// from the user's terminal proxied to an owned pty, or from the borrowed terminal.
     pub fn resized(&mut self) {
-        let source = if self.owned {
-            self.winsize_source.as_ref()
-        } else {
-            self.tty.as_ref().and_then(|t| t.fd.as_ref())
+        let Some(main) = self.main_terminal() else {
+            return;
+        };
+        let id = main.id;
+        let source = match main.binding {
+            Binding::OwnedPty => self.winsize_source.as_ref(),
+            Binding::Borrowed => main.fd.as_ref(),
         };
         if let Some(ws) = source.and_then(|fd| systty::get_winsize(fd.as_fd()).ok()) {
-            self.apply_winsize(ws);
+            self.apply_winsize(id, ws);
         }
     }
 
@@ -572,20 +700,36 @@ impl Supervisor {
         rows: u16,
         cols: u16,
     ) -> Result<(), crate::LoaderError> {
-        if self.tty.as_ref().map(|t| t.id) != Some(tty) {
+        if self.terminal(tty).is_none() {
             return Err(crate::LoaderError::Setup(
-                "not the sandbox's terminal".into(),
+                "not a terminal of the sandbox".into(),
             ));
         }
-        self.set_size(rows, cols);
+        self.apply_winsize(
+            tty,
+            libc::winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            },
+        );
         Ok(())
     }
 
     /// Sends every signal in the sentry's host outbox. The first failure is returned
     /// (the others are still sent).
     pub fn send_host_signals(&mut self) -> Result<(), crate::LoaderError> {
+        let list = self.k.take_host_signals();
+        self.send_signals(list)
+    }
+
+    fn send_signals(
+        &mut self,
+        list: Vec<sandbox_sentry::HostSignal>,
+    ) -> Result<(), crate::LoaderError> {
         let mut first = Ok(());
-        for s in self.k.take_host_signals() {
+        for s in list {
             let sig = s.sig.number();
             let r = match s.target {
                 HostTarget::ProcessGroup(pg) => match self.procs.host_pid(pg) {

@@ -34,6 +34,9 @@ pub(crate) struct NsThread {
 pub(crate) struct Tracker {
     /// Host PID of the sandbox's init.
     pub init_host: i32,
+    /// Host PIDs of exec'd processes: walked like init (their parent, an exec helper,
+    /// is outside the sandbox's PID namespace; PPID 0 inside).
+    roots: BTreeSet<i32>,
     by_host: HashMap<i32, NsThread>,
     /// ns PID → host PID, for every process and thread seen (also used for process
     /// group IDs: a group's ID is its leader's PID in each namespace).
@@ -55,6 +58,11 @@ impl Tracker {
         t.by_host.insert(init_host, NsThread { tid: 1, tgid: 1 });
         t.to_host.insert(1, init_host);
         t
+    }
+
+    /// An exec'd process: a root of the process tree besides init.
+    pub fn add_root(&mut self, host_pid: i32) {
+        self.roots.insert(host_pid);
     }
 
     /// Appends violations to `report` as they are found.
@@ -127,7 +135,7 @@ impl Tracker {
         if k.thread_group(me.tgid).is_some() {
             return Some(me.tgid);
         }
-        let parent = if info.host_ppid == 0 {
+        let parent = if info.host_ppid == 0 || self.roots.contains(&host_pid) {
             None
         } else {
             match self.translate(info.host_ppid) {
@@ -198,6 +206,18 @@ impl Tracker {
         seen.insert(1);
         let mut queue = vec![self.init_host];
         let mut infos: Vec<ProcInfo> = Vec::new();
+        let roots: Vec<i32> = self.roots.iter().copied().collect();
+        for r in roots {
+            match procfs::read(r) {
+                Ok(info) => {
+                    queue.push(r);
+                    infos.push(info);
+                }
+                Err(_) => {
+                    self.roots.remove(&r);
+                }
+            }
+        }
         while let Some(host) = queue.pop() {
             if let Ok(children) = procfs::children(host) {
                 for c in children {
@@ -212,7 +232,11 @@ impl Tracker {
         for info in &infos {
             let me = self.remember(info);
             seen.insert(me.tgid);
-            let parent = self.translate(info.host_ppid).map(|p| p.tgid);
+            let parent = if self.roots.contains(&info.host_pid) {
+                None
+            } else {
+                self.translate(info.host_ppid).map(|p| p.tgid)
+            };
             match k.thread_group(me.tgid) {
                 None => {
                     let _ = self.adopt(k, info.host_pid, 0);

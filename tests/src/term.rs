@@ -1098,7 +1098,30 @@ pub enum Launcher {
     Sandbox(PathBuf),
     /// `SANDBOX run --tty=pty -- PROGRAM...` (a pty of the sandbox's own, proxied).
     SandboxPty(PathBuf),
+    /// `SANDBOX --root ROOT exec --tty[=pty] -e ... ID -- PROGRAM...`: a process
+    /// executed into the running sandbox ID (`run -d`), on the borrowed terminal or,
+    /// with `pty`, a pty of the sandbox's own proxied by the exec client. The
+    /// terminal's environment ([`Term::spawn`]'s and the shell's) is passed with `-e`.
+    SandboxExec {
+        bin: PathBuf,
+        root: PathBuf,
+        id: String,
+        pty: bool,
+    },
 }
+
+/// The variables a [`Launcher::SandboxExec`] passes to the exec'd process.
+const EXEC_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "TERM",
+    "LANG",
+    MARKER_VAR,
+    "SANDBOX_LOCKSTEP_REPORT",
+    "PS1",
+    "PS2",
+    "HISTFILE",
+];
 
 impl Launcher {
     /// The sandbox launcher for the `sandbox` binary at `bin`.
@@ -1112,19 +1135,44 @@ impl Launcher {
     }
 
     pub fn is_sandbox(&self) -> bool {
-        matches!(self, Launcher::Sandbox(_) | Launcher::SandboxPty(_))
+        !matches!(self, Launcher::Direct)
+    }
+
+    /// `sandbox exec` (see [`Launcher::SandboxExec`]).
+    pub fn is_exec(&self) -> bool {
+        matches!(self, Launcher::SandboxExec { .. })
     }
 
     /// Through the sandbox with a pty of its own: the host sees the real controlling
     /// terminal, so TPGID and `tty` are exact.
     pub fn is_owned_pty(&self) -> bool {
-        matches!(self, Launcher::SandboxPty(_))
+        matches!(
+            self,
+            Launcher::SandboxPty(_) | Launcher::SandboxExec { pty: true, .. }
+        )
     }
 
     /// The argv that runs `program` this way.
     pub fn argv(&self, program: &[String]) -> Vec<String> {
         match self {
             Launcher::Direct => program.to_vec(),
+            Launcher::SandboxExec { bin, root, id, pty } => {
+                let mut v = vec![
+                    bin.to_string_lossy().into_owned(),
+                    "--root".to_string(),
+                    root.to_string_lossy().into_owned(),
+                    "exec".to_string(),
+                    if *pty { "--tty=pty" } else { "--tty" }.to_string(),
+                ];
+                for var in EXEC_ENV {
+                    v.push("-e".to_string());
+                    v.push(var.to_string());
+                }
+                v.push(id.clone());
+                v.push("--".to_string());
+                v.extend_from_slice(program);
+                v
+            }
             Launcher::Sandbox(bin) | Launcher::SandboxPty(bin) => {
                 let tty = if self.is_owned_pty() {
                     "--tty=pty"
@@ -1177,6 +1225,7 @@ impl Launcher {
             current: shell,
             sandboxed: self.is_sandbox(),
             owned_pty: self.is_owned_pty(),
+            exec_client: self.is_exec(),
         };
         if let Err(e) = session.wait_prompt(STARTUP_TIMEOUT) {
             panic!("{} did not show its first prompt: {e}", shell.name());
@@ -1195,8 +1244,10 @@ pub struct ShellSession {
     current: Shell,
     /// Started through `sandbox run`.
     sandboxed: bool,
-    /// Started through `sandbox run --tty=pty`.
+    /// Started through `sandbox run --tty=pty` (or `exec --tty=pty`).
     owned_pty: bool,
+    /// Started through `sandbox exec`.
+    exec_client: bool,
 }
 
 impl std::ops::Deref for ShellSession {
@@ -1388,11 +1439,19 @@ impl ShellSession {
             return Ok(());
         }
         let loader = self.term.pid();
+        let exec_client = self.exec_client;
         self.term.wait_until(
             "the sandbox to take the SIGWINCH and pass it on",
             DEFAULT_TIMEOUT,
             || {
-                !ProcInfo::shared_signal_pending(loader, Signal::SIGWINCH)
+                // `sandbox exec` (one thread) takes the signal, sends the new size to
+                // the supervisor and waits for its acknowledgement (the size set, the
+                // SIGWINCH sent) before it polls again.
+                let client_done = !exec_client
+                    || ProcInfo::blocked_syscall(loader, loader)
+                        .is_some_and(|n| n == libc::SYS_poll || n == libc::SYS_ppoll);
+                client_done
+                    && !ProcInfo::shared_signal_pending(loader, Signal::SIGWINCH)
                     && ProcInfo::threads(loader)
                         .into_iter()
                         .filter(|&t| t != loader)

@@ -231,6 +231,15 @@ impl Filter {
         Filter { programs }
     }
 
+    /// The stack of `programs` (install order); `None` if there is none or one is
+    /// empty.
+    pub(crate) fn from_programs(programs: Vec<Vec<Instruction>>) -> Option<Self> {
+        if programs.is_empty() || programs.iter().any(Vec::is_empty) {
+            return None;
+        }
+        Some(Filter { programs })
+    }
+
     /// The programs, in install order.
     pub(crate) fn into_programs(self) -> Vec<Vec<Instruction>> {
         self.programs

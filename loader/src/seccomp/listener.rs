@@ -194,7 +194,12 @@ impl Listener {
     /// Whether notification `id` is still pending (its task is still waiting for the
     /// answer). Any failure of the check counts as "no".
     pub fn id_valid(&self, id: u64) -> bool {
-        sys::notif_id_valid(self.fd.as_fd(), id).is_ok()
+        Self::id_valid_on(self.fd.as_fd(), id)
+    }
+
+    /// [`Listener::id_valid`] on a borrowed listener descriptor.
+    pub fn id_valid_on(fd: BorrowedFd<'_>, id: u64) -> bool {
+        sys::notif_id_valid(fd, id).is_ok()
     }
 
     /// Answers notification `id`. [`SeccompError::TargetGone`] when it is no longer

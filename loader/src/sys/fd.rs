@@ -34,6 +34,24 @@ pub(crate) fn onto_stdio(fd: RawFd) -> Result<(), nix::Error> {
     Ok(())
 }
 
+/// Duplicates `fds` onto descriptors 0, 1 and 2 in order (not close-on-exec). A
+/// source that is itself one of 0-2 is moved out of the way first.
+pub(crate) fn onto_each_stdio(fds: &[std::os::fd::OwnedFd; 3]) -> Result<(), nix::Error> {
+    use std::os::fd::AsRawFd;
+    let mut high = [0; 3];
+    for (h, f) in high.iter_mut().zip(fds) {
+        // SAFETY: F_DUPFD_CLOEXEC takes a descriptor and an integer; `f` is open.
+        *h = nix::errno::Errno::result(unsafe {
+            libc::fcntl(f.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3)
+        })?;
+    }
+    for (target, &h) in high.iter().enumerate() {
+        // SAFETY: dup2 takes two descriptor numbers; `h` is open.
+        nix::errno::Errno::result(unsafe { libc::dup2(h, target as i32) })?;
+    }
+    Ok(())
+}
+
 /// Closes every descriptor from 3 up except those in `keep` (close_range over the
 /// gaps). For init, which never execs, so close-on-exec would not do: a descriptor of
 /// the embedder's (a pty master, say) must not stay open in the sandbox.
@@ -64,4 +82,10 @@ pub(crate) fn own_received(fd: RawFd) -> std::os::fd::OwnedFd {
     // SAFETY: the kernel installed this descriptor for us in recvmsg; nothing else in
     // the process knows its number, so this is its only owner.
     unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// Sets close-on-exec on `fd`.
+pub(crate) fn set_cloexec(fd: RawFd) -> Result<(), nix::Error> {
+    // SAFETY: F_SETFD takes a descriptor and an integer.
+    nix::errno::Errno::result(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }).map(drop)
 }

@@ -2,6 +2,7 @@
 //! tree, each with a `// SAFETY:` comment.
 
 pub(crate) mod clone;
+pub(crate) mod entry;
 pub(crate) mod fd;
 pub(crate) mod listener;
 pub(crate) mod memory;

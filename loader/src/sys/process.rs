@@ -176,6 +176,19 @@ pub(crate) fn ids() -> Result<([u32; 3], [u32; 3]), Errno> {
     ))
 }
 
+/// `setns(pidfd, flags)` (Linux 5.8): joins, at once, the namespaces `flags`
+/// (`CLONE_NEW*`) of the process `pidfd` refers to. A new PID namespace applies to the
+/// caller's children only; a mount namespace sets the caller's root and working
+/// directory to that namespace's root. Joining a user namespace needs a
+/// single-threaded caller.
+pub(crate) fn setns_pidfd(pidfd: std::os::fd::BorrowedFd<'_>, flags: u64) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    let flags = libc::c_int::try_from(flags).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: setns takes a descriptor and integer flags; no memory is passed.
+    let r = unsafe { libc::setns(pidfd.as_raw_fd(), flags) };
+    Errno::result(r).map(drop)
+}
+
 /// Joins the network namespace at `path` (`open` + `setns(CLONE_NEWNET)`).
 pub(crate) fn join_netns(path: &std::path::Path) -> Result<(), Errno> {
     let fd = nix::fcntl::open(

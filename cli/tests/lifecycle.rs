@@ -1,0 +1,871 @@
+//! Long-running sandboxes: `run -d` and the lifecycle verbs (`kill`, `wait`, `ps`,
+//! `list`, `delete`, `exec`), their error paths, the control socket's defences, and
+//! what is left behind (nothing). Each test uses a state root of its own (`--root`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sandbox");
+
+/// A state root of the test's own, removed (with whatever is left) at the end.
+struct Root {
+    dir: PathBuf,
+}
+
+impl Root {
+    fn new(name: &str) -> Root {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("lifecycle-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Root { dir }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--root").arg(&self.dir).args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run sandbox")
+    }
+
+    fn state(&self, id: &str) -> serde_json::Value {
+        let text = std::fs::read(self.dir.join(id).join("state.json")).expect("state.json");
+        serde_json::from_slice(&text).unwrap()
+    }
+
+    fn list(&self) -> Vec<serde_json::Value> {
+        let o = self.run(&["list", "--json"]);
+        assert_eq!(code(&o), 0, "{}", err(&o));
+        serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).unwrap()
+    }
+
+    fn status(&self, id: &str) -> Option<String> {
+        self.list()
+            .into_iter()
+            .find(|s| s["id"] == id)
+            .map(|s| s["status"].as_str().unwrap().to_string())
+    }
+
+    /// `run -d --name id -- argv`, asserting it succeeds and prints the ID.
+    fn start(&self, id: &str, argv: &[&str]) -> serde_json::Value {
+        let mut args = vec!["run", "-d", "--name", id, "--"];
+        args.extend_from_slice(argv);
+        let o = self.run(&args);
+        assert_eq!(code(&o), 0, "run -d: {}", err(&o));
+        assert_eq!(out(&o), format!("{id}\n"));
+        self.state(id)
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let _ = self.run(&["delete", "--force", &id]);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Waits for `cond` until a deadline (polling: these are other processes' states).
+fn until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn alive(pid: i64) -> bool {
+    // A zombie is gone for our purposes (it runs nothing); so is a missing process.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Host PIDs of processes whose command line contains `marker`.
+fn with_marker(marker: &str) -> Vec<i32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid as u32 == std::process::id() {
+            continue;
+        }
+        if let Ok(c) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            if String::from_utf8_lossy(&c).contains(marker) && alive(pid.into()) {
+                v.push(pid);
+            }
+        }
+    }
+    v
+}
+
+/// (session id, tty_nr) of a process, from /proc/PID/stat.
+fn session_and_tty(pid: i64) -> (i64, i64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest: Vec<&str> = s.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    // state ppid pgrp session tty_nr
+    (rest[3].parse().unwrap(), rest[4].parse().unwrap())
+}
+
+#[test]
+fn detached_sandbox_lives_until_deleted() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("basic");
+    let marker = format!("lifecycle-basic-{}", std::process::id());
+    let st = root.start("web", &["sh", "-c", &format!("sleep 1000; : {marker}")]);
+    let sup = st["pid"].as_i64().unwrap();
+    assert_eq!(st["status"], "running");
+    assert_eq!(st["argv"][0], "sh");
+    assert!(st["init_pid"].as_i64().unwrap() > 0);
+    // The supervisor is out of our session, with no controlling terminal.
+    let (sid, tty) = session_and_tty(sup);
+    assert_eq!(sid, sup, "the supervisor leads a session of its own");
+    assert_eq!(tty, 0, "the supervisor has no controlling terminal");
+    // Only the owner may enter the state.
+    let mode = |p: PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(root.dir.clone()), 0o700);
+    assert_eq!(mode(root.dir.join("web")), 0o700);
+    assert_eq!(mode(root.dir.join("web/sock")), 0o600);
+    assert_eq!(root.status("web").as_deref(), Some("running"));
+    let program: Vec<i32> = with_marker(&marker)
+        .into_iter()
+        .filter(|&p| i64::from(p) != sup && i64::from(p) != st["init_pid"].as_i64().unwrap())
+        .collect();
+    assert_eq!(program.len(), 1, "the program runs: {program:?}");
+    // A running sandbox is not deleted without --force.
+    let o = root.run(&["delete", "web"]);
+    assert_eq!(code(&o), 125);
+    assert!(err(&o).contains("running"), "{}", err(&o));
+    assert_eq!(root.status("web").as_deref(), Some("running"));
+    // kill: SIGTERM to the first program by default; wait: its status, 128+15.
+    let o = root.run(&["kill", "web"]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let o = root.run(&["wait", "web"]);
+    assert_eq!(code(&o), 143, "{}", err(&o));
+    assert_eq!(out(&o), "", "wait prints nothing");
+    // Again: the first program's status stays on record until delete.
+    assert_eq!(code(&root.run(&["wait", "web"])), 143);
+    assert_eq!(root.status("web").as_deref(), Some("stopped"));
+    let o = root.run(&["kill", "web"]);
+    assert_eq!(code(&o), 125, "a stopped sandbox takes no signal");
+    let o = root.run(&["delete", "web"]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    assert!(!root.dir.join("web").exists(), "the state is removed");
+    assert!(!alive(sup), "the supervisor has exited");
+    assert!(with_marker(&marker).is_empty());
+    assert_eq!(root.status("web"), None);
+}
+
+#[test]
+fn signals_by_name_and_number() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("signals");
+    root.start("a", &["sleep", "1000"]);
+    assert_eq!(code(&root.run(&["kill", "a", "sigint"])), 0);
+    assert_eq!(code(&root.run(&["wait", "a"])), 130);
+    root.start("b", &["sleep", "1000"]);
+    assert_eq!(code(&root.run(&["kill", "b", "9"])), 0);
+    assert_eq!(code(&root.run(&["wait", "b"])), 137);
+    root.start("c", &["sleep", "1000"]);
+    let o = root.run(&["kill", "c", "NOSUCH"]);
+    assert_eq!(code(&o), 125);
+    assert!(err(&o).contains("unknown signal"), "{}", err(&o));
+    let o = root.run(&["kill", "c", "0"]);
+    assert_eq!(code(&o), 125, "{}", err(&o));
+    assert_eq!(root.status("c").as_deref(), Some("running"));
+}
+
+#[test]
+fn start_up_errors_reach_the_caller() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("starterr");
+    let o = root.run(&["run", "-d", "--name", "x", "--", "no-such-program-xyz"]);
+    assert_eq!(code(&o), 127, "{}", err(&o));
+    assert!(err(&o).contains("no-such-program-xyz"), "{}", err(&o));
+    assert_eq!(out(&o), "", "no ID for a sandbox that did not start");
+    assert!(!root.dir.join("x").exists(), "nothing left of it");
+    let o = root.run(&["run", "-d", "--name", "x", "--", "/etc/passwd"]);
+    assert_eq!(code(&o), 126, "{}", err(&o));
+    assert!(!root.dir.join("x").exists());
+    let o = root.run(&["run", "-d", "--name", "../x", "--", "true"]);
+    assert_eq!(code(&o), 125);
+    assert!(err(&o).contains("invalid sandbox ID"), "{}", err(&o));
+    let o = root.run(&["run", "-d", "--tty", "--", "true"]);
+    assert_eq!(code(&o), 125, "-d with a borrowed terminal is refused");
+    root.start("x", &["sleep", "1000"]);
+    let o = root.run(&["run", "-d", "--name", "x", "--", "true"]);
+    assert_eq!(code(&o), 125);
+    assert!(err(&o).contains("exists already"), "{}", err(&o));
+    assert_eq!(
+        root.status("x").as_deref(),
+        Some("running"),
+        "the first one is untouched"
+    );
+    // Without --name: a generated ID.
+    let o = root.run(&["run", "-d", "--", "sleep", "1000"]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let id = out(&o).trim().to_string();
+    assert_eq!(id.len(), 12, "{id:?}");
+    assert_eq!(root.status(&id).as_deref(), Some("running"));
+}
+
+#[test]
+fn every_verb_refuses_an_unknown_sandbox() {
+    let root = Root::new("unknown");
+    for args in [
+        vec!["kill", "nope"],
+        vec!["wait", "nope"],
+        vec!["ps", "nope"],
+        vec!["delete", "nope"],
+        vec!["exec", "nope", "--", "true"],
+    ] {
+        let o = root.run(&args);
+        assert_eq!(code(&o), 125, "{args:?}: {}", err(&o));
+        assert!(
+            err(&o).contains("no sandbox named \"nope\""),
+            "{args:?}: {}",
+            err(&o)
+        );
+    }
+    let o = root.run(&["list"]);
+    assert_eq!(code(&o), 0, "an empty (missing) root lists nothing");
+    assert_eq!(out(&o).lines().count(), 1, "only the header: {}", out(&o));
+}
+
+#[test]
+fn kill_errors_name_the_problem() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("killerr");
+    root.start("k", &["sh", "-c", "sleep 1000 & wait; exec sleep 1001"]);
+    // No such PID in the sandbox.
+    let o = root.run(&["kill", "--pid", "4000", "k"]);
+    assert_eq!(code(&o), 125);
+    assert!(err(&o).contains("4000"), "{}", err(&o));
+    // --mode foreground on a process without a terminal.
+    let o = root.run(&["kill", "--mode", "foreground", "k"]);
+    assert_eq!(code(&o), 125);
+    assert!(err(&o).contains("no controlling terminal"), "{}", err(&o));
+    // A PID that was there and is gone: sleep (PID 3) killed, then signalled again.
+    // PID 3 runs sleep (not sh's child before its exec: that line would show sh).
+    let pid3 = |cmd: &str| {
+        out(&root.run(&["ps", "k"])).lines().any(|l| {
+            l.split_whitespace().next() == Some("3") && (cmd.is_empty() || l.ends_with(cmd))
+        })
+    };
+    until("PID 3 running sleep", 10, || pid3("sleep 1000"));
+    let o = root.run(&["kill", "--pid", "3", "k", "KILL"]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    until("PID 3 reaped", 10, || !pid3(""));
+    let o = root.run(&["kill", "--pid", "3", "k"]);
+    assert_eq!(code(&o), 125, "a dead PID: {}", err(&o));
+    assert_eq!(
+        root.status("k").as_deref(),
+        Some("running"),
+        "the sandbox still runs"
+    );
+}
+
+#[test]
+fn ps_shows_the_sentrys_view() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("ps");
+    // PID 3 stops itself; PID 4 sleeps.
+    root.start(
+        "p",
+        &["sh", "-c", "sh -c 'kill -STOP $$' & sleep 1000 & wait"],
+    );
+    until("a stopped PID 3", 10, || {
+        out(&root.run(&["ps", "p"])).lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.first() == Some(&"3") && f.get(5) == Some(&"T")
+        })
+    });
+    until("PID 4 running sleep", 10, || {
+        out(&root.run(&["ps", "p"]))
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some("4") && l.ends_with("sleep 1000"))
+    });
+    let o = root.run(&["ps", "p"]);
+    let text = out(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["PID", "PPID", "PGID", "SID", "TTY", "STAT", "COMMAND"]
+    );
+    let o = root.run(&["ps", "--json", "p"]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let procs: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let sh = procs
+        .iter()
+        .find(|p| p["pid"] == 2)
+        .expect("the program is PID 2");
+    assert_eq!(sh["ppid"], 1);
+    assert_eq!(sh["pgid"], 2);
+    let sleep = procs
+        .iter()
+        .find(|p| p["pid"] == 3)
+        .expect("the sleep is PID 3");
+    assert_eq!(sleep["ppid"], 2);
+    assert_eq!(sleep["pgid"], 2);
+    assert_eq!(sleep["sid"], 1);
+    assert_eq!(sleep["state"], "T");
+    assert_eq!(sleep["tty"], serde_json::Value::Null);
+    let four = procs.iter().find(|p| p["pid"] == 4).expect("PID 4");
+    assert_eq!(four["command"], "sleep 1000");
+    assert_eq!(four["state"], "S");
+}
+
+/// A raw client of the control socket, as an attacker would write one.
+fn raw_conn(root: &Root, id: &str) -> std::os::fd::OwnedFd {
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    let s = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    let addr = UnixAddr::new(&root.dir.join(id).join("sock")).unwrap();
+    connect(std::os::fd::AsRawFd::as_raw_fd(&s), &addr).unwrap();
+    s
+}
+
+fn raw_exchange(root: &Root, id: &str, packet: &[u8]) -> serde_json::Value {
+    let c = raw_conn(root, id);
+    nix::sys::socket::send(
+        std::os::fd::AsRawFd::as_raw_fd(&c),
+        packet,
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
+    let mut buf = vec![0u8; 70_000];
+    let n = nix::sys::socket::recv(
+        std::os::fd::AsRawFd::as_raw_fd(&c),
+        &mut buf,
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
+    assert!(n >= 4, "an answer, not a hang-up");
+    let v: serde_json::Value = serde_json::from_slice(&buf[4..n]).unwrap();
+    assert_eq!(v["version"], 1);
+    v["body"].clone()
+}
+
+fn frame(json: &str) -> Vec<u8> {
+    let mut f = (json.len() as u32).to_be_bytes().to_vec();
+    f.extend_from_slice(json.as_bytes());
+    f
+}
+
+#[test]
+fn the_socket_answers_garbage_with_errors_and_keeps_running() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("garbage");
+    root.start("g", &["sleep", "1000"]);
+    let good = frame(r#"{"version":1,"body":{"type":"state"}}"#);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "random bytes",
+            b"\x00\x01garbage\xff\xfe".to_vec(),
+            "malformed",
+        ),
+        ("too short for a header", b"\x00\x00".to_vec(), "malformed"),
+        ("truncated", good[..good.len() - 3].to_vec(), "malformed"),
+        (
+            "padded",
+            [good.clone(), b"xx".to_vec()].concat(),
+            "malformed",
+        ),
+        (
+            "huge length",
+            [vec![0xff, 0xff, 0xff, 0xff], b"{}".to_vec()].concat(),
+            "malformed",
+        ),
+        ("not JSON", frame("hello"), "malformed"),
+        (
+            "wrong version",
+            frame(r#"{"version":99,"body":{"type":"state"}}"#),
+            "malformed",
+        ),
+        (
+            "unknown request",
+            frame(r#"{"version":1,"body":{"type":"reboot"}}"#),
+            "malformed",
+        ),
+        (
+            "bad field",
+            frame(r#"{"version":1,"body":{"type":"kill","pid":"x","mode":"all","signal":9}}"#),
+            "malformed",
+        ),
+        (
+            "oversized",
+            frame(&format!(
+                r#"{{"version":1,"body":{{"type":"exec","argv":["{}"]}}}}"#,
+                "a".repeat(66_000)
+            )),
+            "malformed",
+        ),
+        (
+            "resize without exec",
+            frame(r#"{"version":1,"body":{"type":"resize","rows":1,"cols":1}}"#),
+            "out_of_order",
+        ),
+        (
+            "signal without exec",
+            frame(r#"{"version":1,"body":{"type":"signal","signal":2}}"#),
+            "out_of_order",
+        ),
+        (
+            "invalid signal",
+            frame(
+                r#"{"version":1,"body":{"type":"kill","pid":null,"mode":"process","signal":999}}"#,
+            ),
+            "failed",
+        ),
+        (
+            "exec without descriptors",
+            frame(
+                r#"{"version":1,"body":{"type":"exec","argv":["sh"],"env":[],"cwd":null,"user":null,"tty":"stdio","console_socket":null,"winsize":null}}"#,
+            ),
+            "malformed",
+        ),
+    ];
+    for (what, packet, kind) in cases {
+        let r = raw_exchange(&root, "g", &packet);
+        assert_eq!(r["type"], "error", "{what}: {r}");
+        assert_eq!(r["kind"], kind, "{what}: {r}");
+        assert!(!r["message"].as_str().unwrap().is_empty(), "{what}");
+    }
+    // A client that connects and leaves, or sends nothing but an empty packet.
+    drop(raw_conn(&root, "g"));
+    // Still serving, the program untouched.
+    let r = raw_exchange(&root, "g", &good);
+    assert_eq!(r["type"], "state", "{r}");
+    assert_eq!(r["status"], "running");
+    assert_eq!(root.status("g").as_deref(), Some("running"));
+    assert_eq!(code(&root.run(&["kill", "g", "KILL"])), 0);
+    assert_eq!(code(&root.run(&["wait", "g"])), 137);
+}
+
+#[test]
+fn a_stranger_cannot_use_the_socket() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("stranger");
+    root.start("s", &["sleep", "1000"]);
+    let nobody = |args: &[&str]| -> Output {
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                BIN,
+                "--root",
+            ])
+            .arg(&root.dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // The state is the owner's: uid 65534 cannot even read it.
+    let o = nobody(&["kill", "s", "KILL"]);
+    assert_eq!(code(&o), 125);
+    assert!(err(&o).contains("Permission denied"), "{}", err(&o));
+    // The socket file refuses a stranger's connect (detected, not changed).
+    {
+        let sock = root.dir.join("s/sock");
+        let o = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c"])
+            .arg("import socket,sys\ns=socket.socket(socket.AF_UNIX,socket.SOCK_SEQPACKET)\ntry:\n s.connect(sys.argv[1]); print('connected')\nexcept PermissionError: print('refused')")
+            .arg(&sock)
+            .output()
+            .unwrap();
+        assert_eq!(out(&o).trim(), "refused", "{}", err(&o));
+    }
+    // Even with the files opened up, the supervisor checks the peer's uid.
+    for p in [root.dir.clone(), root.dir.join("s")] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for f in ["s/state.json", "s/lock"] {
+        std::fs::set_permissions(root.dir.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(
+        root.dir.join("s/sock"),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    for args in [
+        vec!["kill", "s", "KILL"],
+        vec!["delete", "--force", "s"],
+        vec!["wait", "s"],
+        vec!["ps", "s"],
+    ] {
+        let o = nobody(&args);
+        assert_eq!(code(&o), 125, "{args:?}");
+        assert!(
+            err(&o).contains("permission denied: only the sandbox's owner"),
+            "{args:?}: {}",
+            err(&o)
+        );
+    }
+    assert_eq!(
+        root.status("s").as_deref(),
+        Some("running"),
+        "the stranger changed nothing"
+    );
+}
+
+#[test]
+fn a_killed_supervisor_takes_the_sandbox_with_it() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("sigkill");
+    let marker = format!("lifecycle-sigkill-{}", std::process::id());
+    let st = root.start(
+        "z",
+        &["sh", "-c", &format!("sleep 1000 & sleep 1000; : {marker}")],
+    );
+    let sup = st["pid"].as_i64().unwrap();
+    let init = st["init_pid"].as_i64().unwrap();
+    until("the program", 10, || !with_marker(&marker).is_empty());
+    // A request in flight when it dies: the client gets an error, not a hang.
+    let waiter = root
+        .cmd(&["wait", "z"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let o = waiter.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(125), "{}", err(&o));
+    until("every process of the sandbox gone", 10, || {
+        with_marker(&marker).is_empty() && !alive(init)
+    });
+    until("the sandbox listed dead", 10, || {
+        root.status("z").as_deref() == Some("dead")
+    });
+    let o = root.run(&["kill", "z"]);
+    assert_eq!(code(&o), 125);
+    assert!(err(&o).contains("dead"), "{}", err(&o));
+    let cgroups: Vec<String> = st["cgroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert!(!cgroups.is_empty());
+    let o = root.run(&["delete", "z"]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    assert!(!root.dir.join("z").exists());
+    for c in cgroups {
+        assert!(!Path::new(&c).exists(), "{c} removed");
+    }
+}
+
+#[test]
+fn kill_all_leaves_no_forking_process_alive() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("forkloop");
+    let o = root.run(&[
+        "run",
+        "-d",
+        "--name",
+        "f",
+        "--pids-limit",
+        "300",
+        "--",
+        "sh",
+        "-c",
+        "while :; do sleep 1000 & done",
+    ]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let st = root.state("f");
+    let init = st["init_pid"].as_i64().unwrap() as i32;
+    let freezer = st["cgroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| PathBuf::from(c.as_str().unwrap()))
+        .find(|c| c.to_string_lossy().contains("freezer") || c.join("cgroup.freeze").exists())
+        .expect("a freezer cgroup");
+    let procs = || -> Vec<i32> {
+        std::fs::read_to_string(freezer.join("cgroup.procs"))
+            .unwrap()
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect()
+    };
+    until("a crowd of processes", 20, || procs().len() > 50);
+    let o = root.run(&["kill", "--mode", "all", "f", "KILL"]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    // When kill returns, nothing but init is left, and nothing comes back.
+    let left: Vec<i32> = procs().into_iter().filter(|&p| p != init).collect();
+    assert!(left.is_empty(), "still alive: {left:?}");
+    assert_eq!(code(&root.run(&["wait", "f"])), 137);
+    let left: Vec<i32> = procs().into_iter().filter(|&p| alive(p.into())).collect();
+    assert!(left.is_empty(), "alive after the program ended: {left:?}");
+}
+
+#[test]
+fn run_d_with_pids_limit_option() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    // Run options go before `--` as with `run`.
+    let root = Root::new("opts");
+    let o = root.run(&[
+        "run",
+        "-d",
+        "--name",
+        "o",
+        "--pids-limit",
+        "300",
+        "-e",
+        "FOO=bar",
+        "--",
+        "sh",
+        "-c",
+        "echo $FOO; sleep 1000",
+    ]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    until("the program's output in the log", 10, || {
+        std::fs::read_to_string(root.dir.join("o/log")).is_ok_and(|l| l.contains("bar"))
+    });
+}
+
+/// Counts what a sandbox could leave behind.
+#[derive(Debug, PartialEq, Eq)]
+struct Leftovers {
+    fds: usize,
+    mounts: usize,
+    sockets: usize,
+    state_entries: usize,
+    cgroups: usize,
+    processes: usize,
+}
+
+fn leftovers(root: &Root, marker: &str) -> Leftovers {
+    let count_dir = |p: &Path| std::fs::read_dir(p).map(|d| d.count()).unwrap_or(0);
+    let root_s = root.dir.to_string_lossy().into_owned();
+    let sockets = std::fs::read_to_string("/proc/net/unix")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&root_s))
+        .count();
+    let mut cgroups = 0;
+    for hier in [
+        "/sys/fs/cgroup/freezer",
+        "/sys/fs/cgroup/unified",
+        "/sys/fs/cgroup",
+    ] {
+        if let Ok(d) = std::fs::read_dir(hier) {
+            cgroups += d
+                .flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(&format!("sandbox.{marker}"))
+                })
+                .count();
+        }
+    }
+    Leftovers {
+        fds: count_dir(Path::new("/proc/self/fd")),
+        mounts: std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .count(),
+        sockets,
+        state_entries: count_dir(&root.dir),
+        cgroups,
+        processes: with_marker(marker).len(),
+    }
+}
+
+#[test]
+fn two_hundred_cycles_leave_nothing_behind() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("cycles");
+    let marker = format!("cyc{}", std::process::id());
+    // The root exists from the first sandbox on.
+    root.start(&format!("{marker}-warmup"), &["sleep", "1000"]);
+    assert_eq!(
+        code(&root.run(&["delete", "-f", &format!("{marker}-warmup")])),
+        0
+    );
+    let before = leftovers(&root, &marker);
+    assert_eq!(before.state_entries, 0);
+    let started = Instant::now();
+    for i in 0..200 {
+        let id = format!("{marker}-{i}");
+        let o = root.run(&[
+            "run",
+            "-d",
+            "--name",
+            &id,
+            "--",
+            "sh",
+            "-c",
+            &format!("sleep 1000; : {marker}"),
+        ]);
+        assert_eq!(code(&o), 0, "cycle {i}: {}", err(&o));
+        let o = root.run(&["exec", &id, "--", "true"]);
+        if code(&o) != 0 {
+            // exec not implemented by this build's loader: stated loudly once.
+            assert!(
+                err(&o).contains("not supported"),
+                "cycle {i}: exec: {}",
+                err(&o)
+            );
+            if i == 0 {
+                println!("NOTE: exec unsupported by the loader: cycles run run -d/delete only");
+            }
+        }
+        let o = root.run(&["delete", "--force", &id]);
+        assert_eq!(code(&o), 0, "cycle {i}: {}", err(&o));
+    }
+    let elapsed = started.elapsed();
+    let after = leftovers(&root, &marker);
+    assert_eq!(before, after, "something was left behind");
+    assert!(
+        elapsed < Duration::from_secs(90),
+        "200 cycles took {elapsed:?}"
+    );
+    println!("200 cycles in {elapsed:?}");
+}
+
+#[test]
+fn list_json_describes_each_sandbox() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("list");
+    root.start("one", &["sleep", "1000"]);
+    root.start("two", &["true"]);
+    until("two stopped", 10, || {
+        root.status("two").as_deref() == Some("stopped")
+    });
+    let all = root.list();
+    let ids: Vec<&str> = all.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["one", "two"]);
+    for s in &all {
+        for key in ["pid", "init_pid", "status", "created", "argv", "owner"] {
+            assert!(!s[key].is_null(), "{key} in {s}");
+        }
+    }
+    assert_eq!(all[1]["exit_status"], 0);
+    let o = root.run(&["list"]);
+    let text = out(&o);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("one ") && l.contains("running")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("two ") && l.contains("stopped")),
+        "{text}"
+    );
+    let _ = std::io::stdout().as_fd();
+}
+
+#[test]
+fn a_sandboxed_program_cannot_drive_a_supervisor() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("inside");
+    root.start("victim", &["sleep", "1000"]);
+    let sock = root.dir.join("victim/sock");
+    // The attacker: root in another sandbox that sees the socket (the host root
+    // read-only, or the state root bound in), asking the victim's supervisor to
+    // delete it and to exec into it.
+    let script = "import socket,struct,sys,json\n\
+        for body in ({'type':'delete','force':True},{'type':'kill','pid':None,'mode':'all','signal':9}):\n \
+          s=socket.socket(socket.AF_UNIX,socket.SOCK_SEQPACKET)\n \
+          s.connect(sys.argv[1])\n \
+          j=json.dumps({'version':1,'body':body}).encode()\n \
+          s.send(struct.pack('>I',len(j))+j)\n \
+          r=s.recv(70000)\n \
+          print(json.loads(r[4:])['body']['message'])\n";
+    let root_dir = root.dir.to_string_lossy().into_owned();
+    for opts in [vec!["--read-only"], vec!["-v", root_dir.as_str()]] {
+        let mut args = vec!["run"];
+        args.extend(opts.iter().copied());
+        args.extend([
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            script,
+            sock.to_str().unwrap(),
+        ]);
+        let o = Command::new(BIN)
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 0, "{opts:?}: {}", err(&o));
+        let text = out(&o);
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.contains("a process inside a sandbox may not use a supervisor"))
+                .count(),
+            2,
+            "{opts:?}: {text}"
+        );
+        assert_eq!(
+            root.status("victim").as_deref(),
+            Some("running"),
+            "{opts:?}"
+        );
+    }
+}

@@ -192,8 +192,8 @@ struct Shared {
 /// How an OCI `create`'s supervisor differs from `run -d`'s: the first program is
 /// held before its exec until `start` (the write end of
 /// [`SandboxSpec::start_gate`]'s pipe); the supervisor is ready (and `created`) once
-/// the program waits there, and it exits when the first program ends, with the
-/// same status (killing itself with the same signal). The process the runtime's
+/// the program waits there (`create` has checked that the program exists, as runc
+/// does). The process the runtime's
 /// caller (conmon) waits for is init (see [`crate::oci`]).
 pub struct OciServe {
     pub gate: OwnedFd,
@@ -324,11 +324,6 @@ pub fn serve(mut spec: SandboxSpec, det: Detached, oci: Option<OciServe>) -> i32
                     tracing::warn!(%e, "cannot update the state file");
                 }
                 shared.ended.notify_all();
-                if shared.oci.is_some() {
-                    // The sandbox is over (init reported the program's end and
-                    // exits); `delete` cleans up what is left.
-                    crate::oci::exit_like(status);
-                }
             });
         if let Err(e) = spawned {
             tracing::error!(%e, "cannot start the waiting thread");
@@ -536,11 +531,13 @@ fn start(shared: &Arc<Shared>) -> Response {
     if let Err(e) = nix::unistd::write(&gate, b"1") {
         return Response::error(ErrorKind::Failed, format!("start: {e}"));
     }
-    let mut st = shared.state.lock();
-    if st.status == Status::Created {
-        st.status = Status::Running;
-        if let Err(e) = state::write_state(&shared.dir, &st) {
-            tracing::warn!(%e, "cannot update the state file");
+    {
+        let mut st = shared.state.lock();
+        if st.status == Status::Created {
+            st.status = Status::Running;
+            if let Err(e) = state::write_state(&shared.dir, &st) {
+                tracing::warn!(%e, "cannot update the state file");
+            }
         }
     }
     Response::Ok

@@ -140,6 +140,12 @@ pub fn create(
     // Refusals (unsupported fields) before anything exists.
     let spec = sandbox_loader::oci::load(&bundle)?;
     let container = sandbox_loader::oci::container_spec(&spec, &bundle)?;
+    if let (Some(root), Some(argv0)) = (&container.spec.rootfs, container.spec.argv.first()) {
+        if let Err(e) = sandbox_loader::oci::check_executable(root, argv0, &container.spec.env) {
+            // The --log line podman reads says which (127 / 126).
+            return Err(OciCliError::Other(e.to_string()));
+        }
+    }
     if container.terminal && args.console_socket.is_none() {
         return Err(OciCliError::Other(
             "process.terminal is true but no --console-socket was given".into(),
@@ -376,18 +382,4 @@ pub fn init_would_take(pid: i32, sig: i32) -> bool {
         Some(mask) if (1..=64).contains(&sig) => mask & (1u64 << (sig - 1)) != 0,
         _ => true,
     }
-}
-
-/// Ends this process as the wait status `status` says: exit with its code, or die of
-/// its signal (core dumps off; the signal's default action restored and unblocked).
-pub fn exit_like(status: i32) -> ! {
-    if status & 0x7f != 0 {
-        let sig = status & 0x7f;
-        let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
-        if let Ok(signal) = nix::sys::signal::Signal::try_from(sig) {
-            crate::sys::die_of(signal);
-        }
-        std::process::exit(128 + sig);
-    }
-    std::process::exit((status >> 8) & 0xff)
 }

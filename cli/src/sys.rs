@@ -78,18 +78,3 @@ pub(crate) fn pidfd_alive(pidfd: std::os::fd::BorrowedFd<'_>) -> bool {
     // EPERM: it exists, but we may not signal it.
     r == 0 || nix::errno::Errno::last() == nix::errno::Errno::EPERM
 }
-
-/// Dies of `signal`: its disposition set back to the default (the Rust runtime
-/// ignores SIGPIPE), unblocked in this thread, and raised. Returns only if that did
-/// not end the process (a signal whose default action is not to terminate).
-pub(crate) fn die_of(signal: nix::sys::signal::Signal) {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
-    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    // SAFETY: installing SIG_DFL runs no code of ours in signal context; the process is
-    // about to end.
-    let _ = unsafe { sigaction(signal, &dfl) };
-    let mut set = SigSet::empty();
-    set.add(signal);
-    let _ = set.thread_unblock();
-    let _ = nix::sys::signal::raise(signal);
-}

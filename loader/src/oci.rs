@@ -52,6 +52,9 @@ pub enum OciError {
     /// A field asks for something the sandbox does not do.
     #[error("config.json: {field}: {why}")]
     Unsupported { field: String, why: String },
+    /// The program cannot be executed (runc's words, which podman maps to 127 / 126).
+    #[error("exec: {program:?}: {why}")]
+    Exec { program: String, why: &'static str },
     /// The seccomp profile does not compile.
     #[error("config.json: linux.seccomp: {0}")]
     Seccomp(#[from] seccomp::SeccompError),
@@ -282,6 +285,63 @@ pub fn exec_process(path: &Path) -> Result<OciProcess, OciError> {
             .console_size()
             .map(|b| (clamp_u16(b.height()), clamp_u16(b.width()))),
     })
+}
+
+/// Checks, before anything starts, that `argv0` names an executable regular file in
+/// the container's root, looked up in the `PATH` of `env` as execvpe will (a name with
+/// a `/` as is); paths resolve inside `rootfs` (`openat2(RESOLVE_IN_ROOT)`: a symbolic
+/// link cannot leave it). Mounts the sandbox adds later (binds) are not seen. runc
+/// fails `create` the same way, which is how podman tells "not found" (127) from
+/// "cannot execute" (126).
+pub fn check_executable(rootfs: &Path, argv0: &str, env: &[String]) -> Result<(), OciError> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    let err = |why| OciError::Exec {
+        program: argv0.to_owned(),
+        why,
+    };
+    let Ok(root) = nix::fcntl::open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) else {
+        // The sandbox reports a missing root itself.
+        return Ok(());
+    };
+    let candidates: Vec<PathBuf> = if argv0.contains('/') {
+        vec![PathBuf::from(argv0)]
+    } else {
+        let path = env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        path.split(':')
+            .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(argv0))
+            .collect()
+    };
+    let mut seen_denied = false;
+    for c in candidates {
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT);
+        let Ok(fd) = openat2(&root, &c, how) else {
+            continue;
+        };
+        let Ok(st) = nix::sys::stat::fstat(&fd) else {
+            continue;
+        };
+        let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
+        if regular && st.st_mode & 0o111 != 0 {
+            return Ok(());
+        }
+        seen_denied = true;
+    }
+    Err(err(if seen_denied {
+        "permission denied"
+    } else if argv0.contains('/') {
+        "no such file or directory"
+    } else {
+        "executable file not found in $PATH"
+    }))
 }
 
 fn clamp_u16(v: u64) -> u16 {

@@ -823,9 +823,17 @@ fn main() {
             verb(&cli.root, |root| sandbox_cli::client::ps(root, &id, json))
         }
         Command::List { json } => verb(&cli.root, |root| sandbox_cli::client::list(root, json)),
-        Command::Delete { force, ref id } if oci.log.is_some() => oci_verb(&oci, |root| {
-            Ok(sandbox_cli::client::delete(root, id, force)?)
-        }),
+        Command::Delete { force, ref id } if oci.log.is_some() || force => {
+            oci_verb(&oci, |root| {
+                // As runc's (and `rm -f`): `delete --force` of a sandbox that is gone
+                // is no error (podman deletes after every failed create).
+                let gone = root.dir(id).map(|d| !d.exists()).unwrap_or(false);
+                if force && gone {
+                    return Ok(0);
+                }
+                Ok(sandbox_cli::client::delete(root, id, force)?)
+            })
+        }
         Command::Delete { force, id } => verb(&cli.root, |root| {
             sandbox_cli::client::delete(root, &id, force)
         }),

@@ -896,25 +896,11 @@ fn oci_exec(
     args: ExecArgs,
     argv: Vec<std::ffi::OsString>,
 ) -> Result<i32, sandbox_cli::oci::OciCliError> {
-    use sandbox_cli::oci::OciCliError;
     use sandbox_cli::protocol::{ExecRequest, ExecTty};
     let path = args.process.clone().unwrap_or_default();
     let p = sandbox_loader::oci::exec_process(&path)?;
     if args.detach {
-        let rest: Vec<&std::ffi::OsString> = argv
-            .iter()
-            .skip(1)
-            .filter(|a| a.as_os_str() != "--detach" && a.as_os_str() != "-d")
-            .collect();
-        let child = std::process::Command::new("/proc/self/exe")
-            .args(rest)
-            .spawn()
-            .map_err(|e| OciCliError::Other(format!("exec --detach: {e}")))?;
-        if let Some(pid_file) = &args.pid_file {
-            std::fs::write(pid_file, child.id().to_string())
-                .map_err(|e| OciCliError::Other(format!("--pid-file: {e}")))?;
-        }
-        return Ok(0);
+        return sandbox_cli::oci::exec_detached(&argv, args.pid_file.as_deref());
     }
     let req = ExecRequest {
         argv: p.argv,

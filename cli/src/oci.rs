@@ -37,6 +37,62 @@ use std::path::{Path, PathBuf};
 /// supervisor (`/proc/CLIENT/fd/N`).
 pub const READY_ENV: &str = "SANDBOX_OCI_READY";
 
+/// The environment variable naming the pipe on which an `exec --detach`'s child
+/// reports that its process has started (`/proc/PARENT/fd/N`).
+pub const EXEC_READY_ENV: &str = "SANDBOX_OCI_EXEC_READY";
+
+/// In the child of `exec --detach`: tells the parent the process has started (once).
+pub fn report_exec_started() {
+    if let Some(path) = std::env::var_os(EXEC_READY_ENV) {
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(path) {
+            let _ = f.write_all(b"1");
+        }
+    }
+}
+
+/// `exec --detach`: runs this command again without `--detach` as a child (the
+/// attached client, whose exit status is the process's), waits until its process has
+/// started, and writes the child's PID to `pid_file`. conmon, a subreaper, inherits
+/// the child when this command exits.
+pub fn exec_detached(
+    argv: &[std::ffi::OsString],
+    pid_file: Option<&Path>,
+) -> Result<i32, OciCliError> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| OciCliError::Other(format!("pipe: {e}")))?;
+    let ready = format!("/proc/{}/fd/{}", std::process::id(), write.as_raw_fd());
+    let rest = argv
+        .iter()
+        .skip(1)
+        .filter(|a| a.as_os_str() != "--detach" && a.as_os_str() != "-d");
+    let mut child = std::process::Command::new("/proc/self/exe")
+        .args(rest)
+        .env(EXEC_READY_ENV, ready)
+        .spawn()
+        .map_err(|e| OciCliError::Other(format!("exec --detach: {e}")))?;
+    loop {
+        let mut fds = [nix::poll::PollFd::new(
+            read.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16)) {
+            Ok(n) if n > 0 => break,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(OciCliError::Other(format!("poll: {e}"))),
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            // Ended before its process started: its error is on our stderr already.
+            return Ok(status.code().unwrap_or(1));
+        }
+    }
+    drop(write);
+    if let Some(pid_file) = pid_file {
+        std::fs::write(pid_file, child.id().to_string())
+            .map_err(|e| OciCliError::Other(format!("--pid-file: {e}")))?;
+    }
+    Ok(0)
+}
+
 /// The OCI facts of a sandbox kept in its state directory.
 pub const OCI_FILE: &str = "oci.json";
 

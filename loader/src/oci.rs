@@ -247,7 +247,7 @@ pub struct OciProcess {
 /// config is mapped (the same refusals). Supplementary groups are refused; the
 /// capabilities, rlimits and umask it names are not given to the exec'd process,
 /// which gets the sandbox's exec defaults (no capabilities; the rlimits of the
-/// supervisor): a warning is logged when they differ from none.
+/// supervisor): logged (info) when they differ from none.
 pub fn exec_process(path: &Path) -> Result<OciProcess, OciError> {
     let text = std::fs::read(path).map_err(|e| OciError::Read {
         path: path.to_path_buf(),
@@ -271,7 +271,8 @@ pub fn exec_process(path: &Path) -> Result<OciProcess, OciError> {
         ));
     }
     if !spec.capabilities.is_empty() || !spec.rlimits.is_empty() || spec.umask.is_some() {
-        tracing::warn!(
+        // Not a warning: an exec client's stderr is the exec'd process's (conmon's).
+        tracing::info!(
             "exec: process.capabilities, rlimits and umask are not applied to an exec'd process"
         );
     }

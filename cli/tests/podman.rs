@@ -488,9 +488,11 @@ fn exec_it_job_control() {
             "{rt}: {}",
             term.screen()
         );
-        // The container goes on.
+        // The container goes on, and `rm -f` (SIGKILL to its first program) ends it.
         let state = p.state(rt, &c.id);
-        (seen, state)
+        let rm = p.run(rt, &["rm", "-f", "-t", "0", &c.id]);
+        assert_eq!(rm.code, 0, "{rt}: rm -f after exec -it: {rm:?}");
+        (seen, state, rm.code)
     });
 }
 

@@ -285,6 +285,10 @@ pub fn delete_dead(dir: &std::path::Path, st: &SandboxState) {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
+        // A supervisor killed during `kill --mode all` leaves the sandbox frozen, and
+        // a frozen process (init too) dies only once thawed.
+        let _ = std::fs::write(cg.join("freezer.state"), "THAWED");
+        let _ = std::fs::write(cg.join("cgroup.freeze"), "0");
     }
     for cg in st.cgroups.iter().rev() {
         crate::freezer::remove_cgroup(cg);

@@ -17,6 +17,10 @@
 //! 5. serves requests ([`crate::protocol`]) until `delete`: one thread per connection,
 //!    each peer checked with `SO_PEERCRED` (the owner's uid or root).
 //!
+//! An OCI `create` ([`crate::oci`]) is `run -d` with the first program held before
+//! its `execve` ([`OciServe`]: the state's [`Status::Created`], reported ready at that
+//! point); a `start` request on the same socket releases it.
+//!
 //! When the first program ends the sandbox is `stopped` (its status is kept for
 //! `wait`); `delete` kills what is left, waits for it, removes the cgroups and the
 //! state directory, answers, and exits. A supervisor killed with SIGKILL takes the
@@ -235,25 +239,34 @@ pub fn serve(mut spec: SandboxSpec, det: Detached, oci: Option<OciServe>) -> i32
         }
     };
     // Ready once the program runs (OCI: waits at the start gate); a start-up failure
-    // is reported with its status.
-    if sandbox.program_pid().is_err() || (oci.is_none() && !program_execed(&sandbox)) {
-        let (message, exit_code) = match sandbox.wait() {
-            Err(e) => (e.to_string(), e.exit_code()),
-            Ok(out) => (
+    // is reported with its status. A program that ran and has already ended (`run -d
+    // -- true`) is a stopped sandbox.
+    let mut ended_early = None;
+    let announced = sandbox.program_pid().is_ok();
+    if !(announced && (oci.is_some() || program_execed(&sandbox))) {
+        let failure = match sandbox.wait() {
+            Ok(out) if announced => {
+                ended_early = Some(out.wait_status);
+                None
+            }
+            Ok(out) => Some((
                 "the sandbox ended before its program ran".to_string(),
                 if out.exit_code() == 0 {
                     125
                 } else {
                     out.exit_code()
                 },
-            ),
+            )),
+            Err(e) => Some((e.to_string(), e.exit_code())),
         };
-        if let Some(f) = &freezer {
-            freezer::remove_cgroup(&f.dir);
+        if let Some((message, exit_code)) = failure {
+            if let Some(f) = &freezer {
+                freezer::remove_cgroup(&f.dir);
+            }
+            remove_state_dir(&det.dir);
+            report(&Readiness::Failed { message, exit_code });
+            return exit_code;
         }
-        remove_state_dir(&det.dir);
-        report(&Readiness::Failed { message, exit_code });
-        return exit_code;
     }
     let init_pid = sandbox.init_pid();
     let mut cgroups = freezer::sandbox_cgroups_of(init_pid);
@@ -266,7 +279,9 @@ pub fn serve(mut spec: SandboxSpec, det: Detached, oci: Option<OciServe>) -> i32
         id: det.id.clone(),
         pid: std::process::id() as i32,
         init_pid,
-        status: if oci.is_some() {
+        status: if ended_early.is_some() {
+            Status::Stopped
+        } else if oci.is_some() {
             Status::Created
         } else {
             Status::Running
@@ -274,7 +289,7 @@ pub fn serve(mut spec: SandboxSpec, det: Detached, oci: Option<OciServe>) -> i32
         created: state::now_rfc3339(),
         argv,
         owner: nix::unistd::geteuid().as_raw(),
-        exit_status: None,
+        exit_status: ended_early,
         cgroups,
     };
     if let Err(e) = state::write_state(&det.dir, &st) {
@@ -298,7 +313,7 @@ pub fn serve(mut spec: SandboxSpec, det: Detached, oci: Option<OciServe>) -> i32
         big_lock: Mutex::new(()),
         oci: oci.map(|o| Mutex::new(Some(o.gate))),
     });
-    {
+    if ended_early.is_none() {
         let shared = shared.clone();
         let spawned = std::thread::Builder::new()
             .name("first-program".into())
@@ -651,16 +666,22 @@ fn kill_all(shared: &Arc<Shared>, sig: i32) -> Response {
         None => false,
     };
     let r = shared.sandbox.kill(None, SignalMode::All, sig);
-    if sig == libc::SIGKILL {
-        if let Some(f) = &shared.freezer {
-            // Every process the cgroup holds, known to the sentry or not yet: frozen,
-            // none can fork meanwhile.
+    if let (Some(f), true) = (&shared.freezer, frozen) {
+        // Every process the cgroup holds (frozen: none can fork meanwhile) gets the
+        // signal: SIGKILL all of them; another signal those the sentry has not
+        // registered yet (a child forked a moment ago), which its `All` missed.
+        let known: Vec<i32> = match shared.sandbox.processes() {
+            Ok(list) => list.iter().map(|p| p.pid).collect(),
+            Err(_) => Vec::new(),
+        };
+        if let Ok(s) = nix::sys::signal::Signal::try_from(sig) {
             for p in f.procs() {
-                if p != init {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(p),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
+                if p == init {
+                    continue;
+                }
+                let unknown = sandbox_pid(p).is_none_or(|n| !known.contains(&n));
+                if sig == libc::SIGKILL || unknown {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), s);
                 }
             }
         }
@@ -687,6 +708,17 @@ fn kill_all(shared: &Arc<Shared>, sig: i32) -> Response {
         Ok(()) => Response::Ok,
         Err(e) => loader_error(&e),
     }
+}
+
+/// The PID in its own (innermost) PID namespace of host process `host`: the last
+/// field of `NSpid` in `/proc/PID/status`.
+fn sandbox_pid(host: i32) -> Option<i32> {
+    let status = fs::read_to_string(format!("/proc/{host}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .and_then(|v| v.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
 }
 
 fn wait(shared: &Arc<Shared>, pid: Option<i32>) -> Response {
@@ -805,10 +837,14 @@ fn exec(shared: &Arc<Shared>, conn: OwnedFd, req: protocol::ExecRequest, fds: Ve
     let master = handle.pty_master();
     let passed: Vec<std::os::fd::BorrowedFd<'_>> = master.iter().map(|m| m.as_fd()).collect();
     if let Err(e) = protocol::send(conn.as_fd(), &Response::Started { pid }, &passed) {
-        tracing::info!(pid, %e, "the exec client left before the process was announced: killing it");
-        let _ = shared
-            .sandbox
-            .kill(Some(pid), SignalMode::Process, libc::SIGKILL);
+        tracing::info!(pid, %e, "the exec client left before the process was announced: killing its session");
+        // Its process group on the host first (its children there, known to the
+        // sentry or not yet), then whatever else the sentry sees in its session.
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(handle.host_pid()),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        kill_session(shared, pid);
         let _ = shared.sandbox.wait_pid(pid);
         return;
     }
@@ -843,6 +879,34 @@ fn exec(shared: &Arc<Shared>, conn: OwnedFd, req: protocol::ExecRequest, fds: Ve
     if let Ok(t) = reader {
         let _ = t.join();
     }
+}
+
+/// SIGKILL to every process of the session `sid` (an exec'd process and whatever it
+/// started), until none is left (a process may fork while the list is read).
+fn kill_session(shared: &Arc<Shared>, sid: i32) {
+    for _ in 0..100 {
+        let members: Vec<i32> = match shared.sandbox.processes() {
+            Ok(list) => list
+                .iter()
+                .filter(|p| p.sid == sid && p.state != 'Z')
+                .map(|p| p.pid)
+                .collect(),
+            Err(_) => return,
+        };
+        if members.is_empty() {
+            return;
+        }
+        for p in members {
+            let _ = shared
+                .sandbox
+                .kill(Some(p), SignalMode::Process, libc::SIGKILL);
+        }
+        std::thread::yield_now();
+    }
+    tracing::warn!(
+        sid,
+        "processes of an abandoned exec's session survived SIGKILL"
+    );
 }
 
 fn exec_requests(shared: &Arc<Shared>, conn: &OwnedFd, pid: i32) {

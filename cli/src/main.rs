@@ -740,7 +740,15 @@ fn main() {
             });
         }
     };
-    init_logging(&cli);
+    // The supervisor of `run -d` logs as its command line (after `--`) says.
+    let inner = match &cli.command {
+        Command::Supervise { args, .. } => Cli::try_parse_from(
+            std::iter::once(std::ffi::OsString::from("sandbox")).chain(args.clone()),
+        )
+        .ok(),
+        _ => None,
+    };
+    init_logging(inner.as_ref().unwrap_or(&cli));
     let oci = OciGlobals {
         root: cli.root.clone(),
         log: cli.log.clone(),

@@ -759,17 +759,7 @@ fn two_hundred_cycles_leave_nothing_behind() {
         ]);
         assert_eq!(code(&o), 0, "cycle {i}: {}", err(&o));
         let o = root.run(&["exec", &id, "--", "true"]);
-        if code(&o) != 0 {
-            // exec not implemented by this build's loader: stated loudly once.
-            assert!(
-                err(&o).contains("not supported"),
-                "cycle {i}: exec: {}",
-                err(&o)
-            );
-            if i == 0 {
-                println!("NOTE: exec unsupported by the loader: cycles run run -d/delete only");
-            }
-        }
+        assert_eq!(code(&o), 0, "cycle {i}: exec: {}", err(&o));
         let o = root.run(&["delete", "--force", &id]);
         assert_eq!(code(&o), 0, "cycle {i}: {}", err(&o));
     }
@@ -868,4 +858,287 @@ fn a_sandboxed_program_cannot_drive_a_supervisor() {
             "{opts:?}"
         );
     }
+}
+
+#[test]
+fn exec_runs_a_process_with_the_callers_stdio() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("exec");
+    root.start("x", &["sleep", "1000"]);
+    // Output, status, environment, working directory.
+    let o = root.run(&[
+        "exec",
+        "-e",
+        "GREETING=hi",
+        "-w",
+        "/etc",
+        "x",
+        "--",
+        "sh",
+        "-c",
+        "echo $GREETING from $PWD; echo to-stderr >&2; exit 3",
+    ]);
+    assert_eq!(code(&o), 3, "{}", err(&o));
+    assert_eq!(out(&o), "hi from /etc\n");
+    assert_eq!(err(&o), "to-stderr\n");
+    // Standard input passes through.
+    let mut c = root.cmd(&["exec", "x", "--", "cat"]);
+    c.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"through stdin\n").unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(out(&o), "through stdin\n");
+    // Killed by a signal: 128 + N.
+    let o = root.run(&["exec", "x", "--", "sh", "-c", "kill -TERM $$"]);
+    assert_eq!(code(&o), 143, "{}", err(&o));
+    // Not found, not executable.
+    let o = root.run(&["exec", "x", "--", "no-such-program-xyz"]);
+    assert_eq!(code(&o), 127, "{}", err(&o));
+    assert!(err(&o).contains("no-such-program-xyz"), "{}", err(&o));
+    let o = root.run(&["exec", "x", "--", "/etc/passwd"]);
+    assert_eq!(code(&o), 126, "{}", err(&o));
+    // --tty without a terminal.
+    let o = root.run(&["exec", "--tty", "x", "--", "true"]);
+    assert_eq!(code(&o), 125);
+    assert!(err(&o).contains("terminal"), "{}", err(&o));
+    // An exec'd process leads a session of its own, in the sandbox's PID namespace.
+    let o = root.run(&[
+        "exec",
+        "x",
+        "--",
+        "sh",
+        "-c",
+        "echo $$ $(cut -d' ' -f6 /proc/$$/stat)",
+    ]);
+    let text = out(&o);
+    let v: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(v.len(), 2, "{text}");
+    assert_eq!(v[0], v[1], "session leader: {text}");
+    assert!(v[0].parse::<i32>().unwrap() < 100, "a sandbox PID: {text}");
+    // Nothing left but init and the first program.
+    let o = root.run(&["ps", "--json", "x"]);
+    let procs: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(procs.len(), 2, "{procs:?}");
+    // Into a stopped sandbox: refused.
+    assert_eq!(code(&root.run(&["kill", "x", "KILL"])), 0);
+    assert_eq!(code(&root.run(&["wait", "x"])), 137);
+    let o = root.run(&["exec", "x", "--", "true"]);
+    assert_eq!(code(&o), 125);
+    assert!(err(&o).contains("ended"), "{}", err(&o));
+}
+
+/// The sandbox PID of the process whose command line is `cmd`.
+fn pid_of(root: &Root, id: &str, cmd: &str) -> Option<i64> {
+    let o = root.run(&["ps", "--json", id]);
+    let procs: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).ok()?;
+    procs
+        .iter()
+        .find(|p| p["command"] == cmd)
+        .and_then(|p| p["pid"].as_i64())
+}
+
+#[test]
+fn wait_pid_returns_each_exec_status_once() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("waitpid");
+    root.start("w", &["sleep", "1000"]);
+    // Two exec'd processes, each ending when its stdin closes.
+    let spawn = |status: i32| {
+        let mut c = root.cmd(&[
+            "exec",
+            "w",
+            "--",
+            "sh",
+            "-c",
+            &format!("read x; exit {status}"),
+        ]);
+        c.stdin(Stdio::piped()).stdout(Stdio::null());
+        c.spawn().unwrap()
+    };
+    let mut seven = spawn(7);
+    let mut nine = spawn(9);
+    let pid = |status: i32| {
+        let cmd = format!("sh -c read x; exit {status}");
+        let mut found = None;
+        until("the exec'd process in ps", 10, || {
+            found = pid_of(&root, "w", &cmd);
+            found.is_some()
+        });
+        found.unwrap()
+    };
+    let (p7, p9) = (pid(7), pid(9));
+    // Waiters before the end.
+    let waiter = |p: i64| {
+        root.cmd(&["wait", "--pid", &p.to_string(), "w"])
+            .spawn()
+            .unwrap()
+    };
+    let w7 = waiter(p7);
+    let w9 = waiter(p9);
+    drop(seven.stdin.take());
+    drop(nine.stdin.take());
+    assert_eq!(
+        seven.wait().unwrap().code(),
+        Some(7),
+        "the exec client's own status"
+    );
+    assert_eq!(nine.wait().unwrap().code(), Some(9));
+    assert_eq!(w7.wait_with_output().unwrap().status.code(), Some(7));
+    assert_eq!(w9.wait_with_output().unwrap().status.code(), Some(9));
+    // Once only.
+    for p in [p7, p9] {
+        let o = root.run(&["wait", "--pid", &p.to_string(), "w"]);
+        assert_eq!(code(&o), 125, "a second wait --pid {p}");
+        assert!(
+            err(&o).contains("already waited") || err(&o).contains("no process"),
+            "{}",
+            err(&o)
+        );
+    }
+    // A PID that never was.
+    let o = root.run(&["wait", "--pid", "4000", "w"]);
+    assert_eq!(code(&o), 125);
+    assert!(err(&o).contains("4000"), "{}", err(&o));
+}
+
+#[test]
+fn a_client_gone_mid_exec_leaves_no_process() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("midexec");
+    root.start("m", &["sleep", "1000"]);
+    let marker = format!("gone-mid-exec-{}", std::process::id());
+    let req = format!(
+        r#"{{"version":1,"body":{{"type":"exec","argv":["sh","-c","sleep 1000; : {marker}"],"env":[],"cwd":null,"user":null,"tty":"stdio","console_socket":null,"winsize":null}}}}"#
+    );
+    for _ in 0..5 {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let c = raw_conn(&root, "m");
+        let packet = frame(&req);
+        let iov = [std::io::IoSlice::new(&packet)];
+        let fds = [
+            std::os::fd::AsRawFd::as_raw_fd(&r),
+            std::os::fd::AsRawFd::as_raw_fd(&w),
+            std::os::fd::AsRawFd::as_raw_fd(&w),
+        ];
+        nix::sys::socket::sendmsg::<()>(
+            std::os::fd::AsRawFd::as_raw_fd(&c),
+            &iov,
+            &[nix::sys::socket::ControlMessage::ScmRights(&fds)],
+            nix::sys::socket::MsgFlags::empty(),
+            None,
+        )
+        .unwrap();
+        // Gone before the answer.
+        drop(c);
+    }
+    // Every process started for those requests is killed and reaped: the sandbox
+    // holds init and its first program only.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let o = root.run(&["ps", "m"]);
+        let left = with_marker(&marker);
+        if out(&o).lines().count() == 3 && left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left behind:\n{}host: {left:?}",
+            out(&o)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(root.status("m").as_deref(), Some("running"));
+}
+
+#[test]
+fn a_supervisor_killed_while_frozen_is_cleaned_by_delete() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("frozen");
+    let marker = format!("frozen-sandbox-{}", std::process::id());
+    let st = root.start("fz", &["sh", "-c", &format!("sleep 1000; : {marker}")]);
+    let sup = st["pid"].as_i64().unwrap() as i32;
+    let freezer = st["cgroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| PathBuf::from(c.as_str().unwrap()))
+        .find(|c| c.join("freezer.state").exists() || c.join("cgroup.freeze").exists())
+        .expect("a freezer cgroup");
+    // As `kill --mode all` would leave it if its supervisor died in the middle.
+    if freezer.join("freezer.state").exists() {
+        std::fs::write(freezer.join("freezer.state"), "FROZEN").unwrap();
+    } else {
+        std::fs::write(freezer.join("cgroup.freeze"), "1").unwrap();
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    until("the sandbox listed dead", 10, || {
+        root.status("fz").as_deref() == Some("dead")
+    });
+    let o = root.run(&["delete", "fz"]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    until("every process of the sandbox gone", 10, || {
+        with_marker(&marker).is_empty()
+    });
+    assert!(!freezer.exists(), "the freezer cgroup is removed");
+    assert!(!root.dir.join("fz").exists());
+}
+
+#[test]
+fn kill_all_term_reaches_a_forking_crowd() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let root = Root::new("forkterm");
+    let o = root.run(&[
+        "run",
+        "-d",
+        "--name",
+        "t",
+        "--pids-limit",
+        "300",
+        "--",
+        "sh",
+        "-c",
+        "while :; do sleep 1000 & done",
+    ]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let st = root.state("t");
+    let init = st["init_pid"].as_i64().unwrap() as i32;
+    let freezer = st["cgroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| PathBuf::from(c.as_str().unwrap()))
+        .find(|c| c.join("freezer.state").exists() || c.join("cgroup.freeze").exists())
+        .expect("a freezer cgroup");
+    let alive_in_cgroup = || -> Vec<i32> {
+        std::fs::read_to_string(freezer.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.parse::<i32>().unwrap())
+            .filter(|&p| p != init && alive(p.into()))
+            .collect()
+    };
+    until("a crowd of processes", 20, || alive_in_cgroup().len() > 50);
+    let o = root.run(&["kill", "--mode", "all", "t", "TERM"]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    // SIGTERM kills sh and every sleep; none forked past the freeze.
+    until("nothing alive", 10, || alive_in_cgroup().is_empty());
+    assert_eq!(code(&root.run(&["wait", "t"])), 143);
 }

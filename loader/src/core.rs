@@ -225,14 +225,7 @@ impl Core {
     pub fn kill(&self, pid: Option<Pid>, mode: SignalMode, sig: i32) -> Result<(), LoaderError> {
         let pid = match pid {
             Some(p) => p,
-            None => {
-                let e = self.exits.lock();
-                match e.program {
-                    Some(p) => p,
-                    None if e.ended => return Err(LoaderError::Ended),
-                    None => return Err(LoaderError::NotStarted),
-                }
-            }
+            None => self.program()?,
         };
         let mut guard = self.sup.lock();
         let sup = &mut *guard;
@@ -357,9 +350,6 @@ enum PreparedTerminal {
 impl Core {
     /// Executes a process in the sandbox (see [`crate::Sandbox::exec`]).
     pub fn exec(&self, spec: ExecSpec) -> Result<ExecHandle, LoaderError> {
-        if self.has_ended() {
-            return Err(LoaderError::Ended);
-        }
         if spec.argv.is_empty() {
             return Err(LoaderError::NoProgram);
         }
@@ -458,6 +448,12 @@ impl Core {
             namespaces: self.target.namespaces,
             helper_filter: ctx.helper_filter.clone(),
         };
+        // Into a running sandbox: once the first program has set itself up (its group
+        // is in the sentry as on the host) and while it runs.
+        self.program()?;
+        if self.has_ended() {
+            return Err(LoaderError::Ended);
+        }
         let _one_at_a_time = self.exec_lock.lock();
         let (ours, theirs) = control::pair().map_err(|e| LoaderError::Sys("socketpair", e))?;
         crate::sys::entry::ensure_linked();
@@ -488,6 +484,9 @@ impl Core {
         let mut host_pid = None;
         let mut ns_pid = None;
         let mut master = None;
+        let mut listener = None;
+        let mut sandbox_pid = None;
+        let mut unregistered = None;
         let mut failure: Option<LoaderError> = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -505,24 +504,15 @@ impl Core {
                     break;
                 }
             }
-            match control::recv(ours.as_raw_fd()) {
+            let got = control::recv(ours.as_raw_fd());
+            tracing::trace!(?got, "exec helper says");
+            match got {
                 Ok(Some(Message::ProgramPid(p))) => host_pid = Some(p),
+                Ok(Some(Message::SandboxPid(p))) => sandbox_pid = Some(p),
                 Ok(Some(Message::PtyMaster(fd))) => master = Some(fd),
-                Ok(Some(Message::Listener(fd))) => {
-                    let Some(h) = host_pid else {
-                        failure.get_or_insert(LoaderError::Setup(
-                            "exec: the listener came before the process".into(),
-                        ));
-                        break;
-                    };
-                    match self.register(h, &prepared, master.as_ref(), fd) {
-                        Ok(p) => ns_pid = Some(p),
-                        Err(e) => {
-                            failure.get_or_insert(e);
-                            break;
-                        }
-                    }
-                }
+                // The process and its parent report independently: the listener may
+                // come before the PID.
+                Ok(Some(Message::Listener(fd))) => listener = Some(fd),
                 Ok(Some(Message::SetupFailed(e))) => {
                     failure.get_or_insert(LoaderError::Setup(e));
                 }
@@ -535,7 +525,10 @@ impl Core {
                         LoaderError::CannotExecute { program, errno }
                     });
                 }
-                Ok(Some(Message::Executed)) => break,
+                // Registered, or it died before its execve: the helper reports how
+                // next.
+                Ok(Some(Message::Executed)) if ns_pid.is_some() => break,
+                Ok(Some(Message::Executed)) => {}
                 Ok(Some(Message::ProgramStopped(sig))) => {
                     let _ = tx.send(ExecEvent::Stopped { sig });
                 }
@@ -544,7 +537,8 @@ impl Core {
                 }
                 Ok(Some(Message::ProgramEnded(st))) => {
                     failure.get_or_insert(LoaderError::Setup(format!(
-                        "exec: the process ended before its execve (status {st:#x})"
+                        "exec: the process ended before its execve ({})",
+                        crate::init::describe_status(st)
                     )));
                     break;
                 }
@@ -560,8 +554,20 @@ impl Core {
                     break;
                 }
             }
+            if let (Some(h), Some(p), true) = (host_pid, sandbox_pid, listener.is_some()) {
+                let Some(fd) = listener.take() else {
+                    continue;
+                };
+                // Registered before the process's first notified call is answered.
+                match self.register(h, p, &prepared, master.as_ref(), fd) {
+                    Ok(p) => ns_pid = Some(p),
+                    // Gone already (its execve failed and it exited, say): what the
+                    // helper reports next says why.
+                    Err(e) => unregistered = Some(e),
+                }
+            }
         }
-        if let Some(e) = failure {
+        if let Some(e) = failure.or(unregistered) {
             if let Some(p) = ns_pid {
                 self.forget(p);
             }
@@ -573,7 +579,10 @@ impl Core {
         let (Some(pid), Some(host)) = (ns_pid, host_pid) else {
             drop(ours);
             let _ = crate::sandbox::wait_pidfd(&helper.pidfd);
-            return Err(LoaderError::Setup("exec: the process never ran".into()));
+            return Err(LoaderError::Setup(format!(
+                "exec: the process never ran (helper reported {host_pid:?}, the process \
+                 {sandbox_pid:?})"
+            )));
         };
         let mut handed = None;
         if let (
@@ -611,16 +620,16 @@ impl Core {
     /// namespace, leading its own session, with its terminal as the session's
     /// controlling terminal and its group in the foreground) and starts answering its
     /// notifications. Returns its sandbox PID.
+    /// The process may have run and ended already (a short program that makes no
+    /// notified call): the tracker then finds it gone at the next reconcile.
     fn register(
         &self,
         host: i32,
+        pid: Pid,
         prepared: &PreparedTerminal,
         master: Option<&OwnedFd>,
         listener: OwnedFd,
     ) -> Result<Pid, LoaderError> {
-        let info = crate::procfs::read(host)
-            .map_err(|e| LoaderError::Setup(format!("exec: the process is gone: {e}")))?;
-        let pid = info.ns_pid;
         let mut guard = self.sup.lock();
         let sup = &mut *guard;
         sup.procs.add_root(host);
@@ -630,9 +639,9 @@ impl Core {
                 .host_adopt(HostProcess {
                     pid,
                     parent: None,
-                    pgid: info.ns_pgid,
-                    sid: info.ns_sid,
-                    did_exec: info.did_exec,
+                    pgid: pid,
+                    sid: pid,
+                    did_exec: false,
                 })
                 .map_err(|e| {
                     LoaderError::Setup(format!("exec: the sentry refused the process: {e}"))
@@ -698,7 +707,7 @@ impl Core {
             if let Err(e) = sup.k.open_tty(pid, id, OpenFlags::RDWR) {
                 tracing::error!(%e, "could not give the exec'd session its terminal");
             }
-            if let Err(e) = sup.k.tiocspgrp(pid, id, info.ns_pgid) {
+            if let Err(e) = sup.k.tiocspgrp(pid, id, pid) {
                 tracing::error!(%e, "could not put the exec'd process in the foreground");
             }
             // A borrowed terminal's changes are emulated: nothing went to the host.

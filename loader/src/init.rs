@@ -473,6 +473,15 @@ pub(crate) fn raw_status(st: WaitStatus) -> i32 {
     }
 }
 
+/// A wait status in words ("exit code 3", "killed by signal 9").
+pub(crate) fn describe_status(raw: i32) -> String {
+    if raw & 0x7f == 0 {
+        format!("exit code {}", (raw >> 8) & 0xff)
+    } else {
+        format!("killed by signal {}", raw & 0x7f)
+    }
+}
+
 /// `$?` for a wait status: the code, or 128 + the signal.
 pub(crate) fn shell_code(raw: i32) -> i32 {
     if raw & 0x7f == 0 {
@@ -499,9 +508,11 @@ fn program_main(
             }
         }
         Session::Own => {
-            if let Err(e) = nix::unistd::setsid() {
-                return fail(format!("setsid: {e}"));
-            }
+            let sid = match nix::unistd::setsid() {
+                Ok(sid) => sid.as_raw(),
+                Err(e) => return fail(format!("setsid: {e}")),
+            };
+            report(control, control::Message::SandboxPid(sid));
             if let Some(p) = &plan.pty {
                 match open_pty(control, p) {
                     Ok(s) => own_slave = Some(s),

@@ -1385,7 +1385,8 @@ impl Loop {
                 | Message::JoinCgroup(_)
                 | Message::Init(_)
                 | Message::Exec(_)
-                | Message::Executed,
+                | Message::Executed
+                | Message::SandboxPid(_),
             )) => {}
             Ok(Some(Message::PtyMaster(fd))) => self.owned_pty(fd),
             // init ended with a message of ours unread (a `J` or `G` sent while it was

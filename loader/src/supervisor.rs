@@ -428,7 +428,8 @@ impl Supervisor {
                 if r.is_ok() {
                     self.tiocspgrp_seen = true;
                     if owned {
-                        self.procs.approved(t.tid, crate::tracker::FOREGROUND);
+                        self.procs
+                            .approved(t.tid, crate::tracker::foreground_key(tty.0));
                     }
                 }
                 let done = Self::done(owned);
@@ -586,7 +587,10 @@ impl Supervisor {
     /// Owned pty: the host's foreground group (init's terminal's, from /proc) must be
     /// the sentry's, unless an approved change may not have run yet.
     fn check_foreground(&mut self, id: TtyId) {
-        if self.procs.foreground_in_flight() {
+        if self
+            .procs
+            .foreground_in_flight(crate::tracker::foreground_key(id.0))
+        {
             return;
         }
         let Some(leader_host) = self.terminal(id).map(|t| t.leader_host) else {

@@ -20,8 +20,15 @@ use crate::procfs::{self, ProcInfo};
 use sandbox_sentry::{ExitStatus, HostProcess, Kernel, Pid, Signal};
 use std::collections::{BTreeSet, HashMap};
 
-/// The `inflight` key of an approved foreground change on an owned pty.
+/// The `inflight` key of an approved foreground change on an owned pty (the first
+/// program's; see [`foreground_key`]).
 pub(crate) const FOREGROUND: Pid = -1;
+
+/// The `inflight` key of an approved foreground change on the owned pty `tty` (one per
+/// terminal: two shells' changes must not overwrite each other's).
+pub(crate) fn foreground_key(tty: u32) -> Pid {
+    FOREGROUND.saturating_sub(Pid::try_from(tty).unwrap_or(Pid::MAX))
+}
 
 /// A thread as the sentry names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,8 +174,8 @@ impl Tracker {
     }
 
     /// Whether an approved foreground change may not have run on the host yet.
-    pub fn foreground_in_flight(&self) -> bool {
-        self.inflight.contains_key(&FOREGROUND)
+    pub fn foreground_in_flight(&self, key: Pid) -> bool {
+        self.inflight.contains_key(&key)
     }
 
     /// The sandbox PID whose host PID is `host` (a process group's ID), if seen.

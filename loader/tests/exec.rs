@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use sandbox_loader::{ExecEvent, ExecSpec, ExecTerminal, Sandbox, SandboxSpec};
+use sandbox_tests::console::PtyReader;
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
@@ -79,4 +80,425 @@ fn exec_with_stdio_runs_inside_and_is_waited_for_once() {
         "{:?}",
         out.lockstep_violations
     );
+}
+
+fn shell_env() -> Vec<String> {
+    vec![
+        format!("PATH={}", std::env::var("PATH").unwrap_or_default()),
+        "PS1=PROMPT$ ".into(),
+        "TERM=dumb".into(),
+        "HOME=/tmp".into(),
+    ]
+}
+
+fn bash() -> Vec<String> {
+    ["bash", "--norc", "--noprofile", "-i"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// Waits (10 s at most) until the sandbox's process table satisfies `cond`.
+fn wait_processes(
+    s: &Sandbox,
+    what: &str,
+    cond: impl Fn(&[sandbox_loader::ProcessInfo]) -> bool,
+) -> Vec<sandbox_loader::ProcessInfo> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let ps = s.processes().unwrap();
+        if cond(&ps) {
+            return ps;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within 10 s: {ps:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn find<'a>(
+    ps: &'a [sandbox_loader::ProcessInfo],
+    command: &str,
+) -> Option<&'a sandbox_loader::ProcessInfo> {
+    ps.iter().find(|p| p.command == command && p.state != 'Z')
+}
+
+/// An exec'd `bash -i` on a pty of its own: ^C and ^Z typed on that pty reach the job
+/// in its foreground, `fg` resumes it, the first program never notices, and a signal by
+/// foreground delivery mode to the shell reaches its foreground job only.
+#[test]
+fn exec_bash_on_its_own_pty_has_job_control() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let sandbox = Sandbox::start(SandboxSpec::new(vec!["sleep".into(), "1000".into()])).unwrap();
+    sandbox.program_pid().unwrap();
+    let mut e = ExecSpec::new(
+        bash(),
+        ExecTerminal::Pty {
+            console_socket: None,
+            winsize: Some((30, 100)),
+        },
+    );
+    e.env = shell_env();
+    let h = sandbox.exec(e).unwrap();
+    let master = h.pty_master().expect("the pty's master");
+    assert!(h.pty_master().is_none(), "the master is handed out once");
+    let mut term = PtyReader::new(master);
+    term.next("PROMPT$ ");
+    let ps = sandbox.processes().unwrap();
+    let shell = ps.iter().find(|p| p.pid == h.pid()).unwrap();
+    assert_eq!((shell.ppid, shell.sid), (0, h.pid()), "{ps:#?}");
+    assert_eq!(shell.tty.as_deref(), Some("pts/0"));
+
+    // ^C to a foreground job.
+    term.send("sleep 500\n");
+    let ps = wait_processes(&sandbox, "sleep 500 in the foreground", |ps| {
+        find(ps, "sleep 500").is_some_and(|p| p.foreground && p.pgid != h.pid())
+    });
+    let job = find(&ps, "sleep 500").unwrap().pid;
+    term.send("\x03");
+    term.next("PROMPT$ ");
+    wait_processes(&sandbox, "sleep 500 gone", |ps| {
+        ps.iter().all(|p| p.pid != job || p.state == 'Z')
+    });
+
+    // ^Z stops the job, fg resumes it in the foreground, ^C ends it.
+    term.send("sleep 501\n");
+    wait_processes(&sandbox, "sleep 501 in the foreground", |ps| {
+        find(ps, "sleep 501").is_some_and(|p| p.foreground)
+    });
+    term.send("\x1a");
+    term.next("Stopped");
+    wait_processes(&sandbox, "sleep 501 stopped", |ps| {
+        find(ps, "sleep 501").is_some_and(|p| p.state == 'T' && !p.foreground)
+    });
+    term.send("fg\n");
+    wait_processes(&sandbox, "sleep 501 running in the foreground", |ps| {
+        find(ps, "sleep 501").is_some_and(|p| p.state != 'T' && p.foreground)
+    });
+    // The library's foreground delivery mode, as `sandbox kill --mode foreground`.
+    sandbox
+        .kill(
+            Some(h.pid()),
+            sandbox_loader::SignalMode::Foreground,
+            libc::SIGINT,
+        )
+        .unwrap();
+    term.next("PROMPT$ ");
+    let ps = wait_processes(&sandbox, "sleep 501 gone", |ps| {
+        find(ps, "sleep 501").is_none()
+    });
+    // Neither the shell nor the first program got anything.
+    assert!(
+        ps.iter().any(|p| p.pid == h.pid() && p.state != 'Z'),
+        "{ps:#?}"
+    );
+    assert!(
+        find(&ps, "sleep 1000").is_some_and(|p| p.pid == 2),
+        "{ps:#?}"
+    );
+
+    term.send("exit 4\n");
+    assert_eq!(sandbox.wait_pid(h.pid()).unwrap(), 4 << 8);
+    sandbox.destroy().unwrap();
+    let out = sandbox.wait().unwrap();
+    assert!(
+        out.lockstep_violations.is_empty(),
+        "{:?}",
+        out.lockstep_violations
+    );
+}
+
+/// Two exec'd shells on two ptys at once: a signal by foreground delivery mode to one
+/// reaches that shell's foreground job and nothing else; ^C typed on one pty never
+/// reaches the other shell's job or the first program.
+#[test]
+fn two_exec_shells_never_signal_each_other() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let sandbox = Sandbox::start(SandboxSpec::new(vec!["sleep".into(), "1000".into()])).unwrap();
+    sandbox.program_pid().unwrap();
+    let start = |rows| {
+        let mut e = ExecSpec::new(
+            bash(),
+            ExecTerminal::Pty {
+                console_socket: None,
+                winsize: Some((rows, 80)),
+            },
+        );
+        e.env = shell_env();
+        let h = sandbox.exec(e).unwrap();
+        let mut t = PtyReader::new(h.pty_master().unwrap());
+        t.next("PROMPT$ ");
+        (h, t)
+    };
+    let (a, mut ta) = start(20);
+    let (b, mut tb) = start(21);
+    let ps = sandbox.processes().unwrap();
+    let tty = |pid| ps.iter().find(|p| p.pid == pid).unwrap().tty.clone();
+    assert_ne!(
+        tty(a.pid()),
+        tty(b.pid()),
+        "each shell has its own terminal"
+    );
+    ta.send("sleep 601\n");
+    tb.send("sleep 602\n");
+    wait_processes(&sandbox, "both jobs in their foregrounds", |ps| {
+        find(ps, "sleep 601").is_some_and(|p| p.foreground)
+            && find(ps, "sleep 602").is_some_and(|p| p.foreground)
+    });
+    sandbox
+        .kill(
+            Some(a.pid()),
+            sandbox_loader::SignalMode::Foreground,
+            libc::SIGTERM,
+        )
+        .unwrap();
+    ta.next("PROMPT$ ");
+    let ps = wait_processes(&sandbox, "sleep 601 gone", |ps| {
+        find(ps, "sleep 601").is_none()
+    });
+    assert!(
+        find(&ps, "sleep 602").is_some_and(|p| p.state != 'T'),
+        "{ps:#?}"
+    );
+    // ^C typed on b's pty: b's job only.
+    tb.send("\x03");
+    tb.next("PROMPT$ ");
+    ta.send("sleep 603\n");
+    let ps = wait_processes(&sandbox, "sleep 602 gone, 603 running", |ps| {
+        find(ps, "sleep 602").is_none() && find(ps, "sleep 603").is_some_and(|p| p.foreground)
+    });
+    assert!(find(&ps, "sleep 1000").is_some(), "{ps:#?}");
+    // A resize reaches only that terminal's foreground group.
+    sandbox.resize_pid(b.pid(), 33, 99).unwrap();
+    tb.send("stty size\n");
+    tb.next("33 99");
+    ta.send("\x03");
+    ta.next("PROMPT$ ");
+    ta.send("stty size\n");
+    ta.next("20 80");
+    // Foreground mode to a process without terminal falls back to the process.
+    assert!(matches!(
+        sandbox.kill(
+            Some(99999),
+            sandbox_loader::SignalMode::Foreground,
+            libc::SIGTERM
+        ),
+        Err(sandbox_loader::LoaderError::Signal(_))
+    ));
+    ta.send("exit\n");
+    tb.send("exit 9\n");
+    assert_eq!(sandbox.wait_pid(a.pid()).unwrap(), 0);
+    assert_eq!(sandbox.wait_pid(b.pid()).unwrap(), 9 << 8);
+    sandbox.destroy().unwrap();
+    let out = sandbox.wait().unwrap();
+    assert!(
+        out.lockstep_violations.is_empty(),
+        "{:?}",
+        out.lockstep_violations
+    );
+}
+
+/// An exec'd `bash -i` borrowing a terminal (`exec --tty`): the sentry runs its job
+/// control (bash's tcsetpgrp is emulated), and signals forwarded by the exec client in
+/// foreground mode (^C, ^Z it received) reach the job bash runs, which `fg` resumes.
+#[test]
+fn exec_bash_on_a_borrowed_terminal_has_job_control() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let sandbox = Sandbox::start(SandboxSpec::new(vec!["sleep".into(), "1000".into()])).unwrap();
+    sandbox.program_pid().unwrap();
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let mut e = ExecSpec::new(bash(), ExecTerminal::Borrowed(pty.slave));
+    e.env = shell_env();
+    let h = sandbox.exec(e).unwrap();
+    assert!(h.pty_master().is_none());
+    let mut term = PtyReader::new(pty.master);
+    term.next("PROMPT$ ");
+    term.send("sleep 700\n");
+    wait_processes(&sandbox, "sleep 700 in the sentry's foreground", |ps| {
+        find(ps, "sleep 700").is_some_and(|p| p.foreground && p.pgid != h.pid())
+    });
+    let fg = sandbox_loader::SignalMode::Foreground;
+    sandbox.kill(Some(h.pid()), fg, libc::SIGTSTP).unwrap();
+    term.next("Stopped");
+    wait_processes(
+        &sandbox,
+        "sleep 700 stopped, bash in the foreground",
+        |ps| {
+            find(ps, "sleep 700").is_some_and(|p| p.state == 'T' && !p.foreground)
+                && ps.iter().any(|p| p.pid == h.pid() && p.foreground)
+        },
+    );
+    term.send("fg\n");
+    wait_processes(&sandbox, "sleep 700 resumed in the foreground", |ps| {
+        find(ps, "sleep 700").is_some_and(|p| p.state != 'T' && p.foreground)
+    });
+    sandbox.kill(Some(h.pid()), fg, libc::SIGINT).unwrap();
+    term.next("PROMPT$ ");
+    let ps = wait_processes(&sandbox, "sleep 700 gone", |ps| {
+        find(ps, "sleep 700").is_none()
+    });
+    assert!(
+        find(&ps, "sleep 1000").is_some_and(|p| p.state != 'T'),
+        "{ps:#?}"
+    );
+    // A background job reading the terminal stops with SIGTTIN (the sentry's rule).
+    term.send("cat &\n");
+    term.next("PROMPT$ ");
+    wait_processes(&sandbox, "cat stopped by SIGTTIN", |ps| {
+        find(ps, "cat").is_some_and(|p| p.state == 'T')
+    });
+    // `wait` reaps it: bash refuses to exit while it believes a job is stopped.
+    term.send("kill -9 %1; wait\n");
+    term.next("PROMPT$ ");
+    wait_processes(&sandbox, "cat gone", |ps| find(ps, "cat").is_none());
+    term.send("exit 3\n");
+    assert_eq!(sandbox.wait_pid(h.pid()).unwrap(), 3 << 8);
+    sandbox.destroy().unwrap();
+    let out = sandbox.wait().unwrap();
+    assert!(
+        out.lockstep_violations.is_empty(),
+        "{:?}",
+        out.lockstep_violations
+    );
+}
+
+/// The sentry's process table agrees with the host's /proc (sandbox PIDs, parents,
+/// groups, sessions) for the first program, its children and exec'd processes.
+#[test]
+fn processes_agree_with_proc() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let sandbox = Sandbox::start(SandboxSpec::new(vec![
+        "sh".into(),
+        "-c".into(),
+        "sleep 1001 & setsid sleep 1002 & wait".into(),
+    ]))
+    .unwrap();
+    let h = sandbox
+        .exec(ExecSpec::new(
+            vec!["sh".into(), "-c".into(), "sleep 1003 & wait".into()],
+            ExecTerminal::Stdio([null(), null(), null()]),
+        ))
+        .unwrap();
+    let ps = wait_processes(&sandbox, "every sleep running", |ps| {
+        ["sleep 1001", "sleep 1002", "sleep 1003"]
+            .iter()
+            .all(|c| find(ps, c).is_some())
+    });
+    // The host's view: every process in init's PID namespace.
+    let init_ns = std::fs::read_link(format!("/proc/{}/ns/pid", sandbox.init_pid())).unwrap();
+    let mut host = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+            .ok()
+            .as_ref()
+            != Some(&init_ns)
+        {
+            continue;
+        }
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        let field = |k: &str| -> Vec<i32> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| {
+                    v.split_whitespace()
+                        .filter_map(|x| x.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let last = |k: &str| field(k).last().copied().unwrap_or(-1);
+        let ppid_host = field("PPid:").first().copied().unwrap_or(0);
+        let ppid = std::fs::read_to_string(format!("/proc/{ppid_host}/status"))
+            .ok()
+            .filter(|_| {
+                std::fs::read_link(format!("/proc/{ppid_host}/ns/pid"))
+                    .ok()
+                    .as_ref()
+                    == Some(&init_ns)
+            })
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("NSpid:"))
+                    .and_then(|v| v.split_whitespace().last()?.parse().ok())
+            })
+            .unwrap_or(0);
+        host.push((last("NSpid:"), ppid, last("NSpgid:"), last("NSsid:")));
+    }
+    host.sort();
+    let mut sentry: Vec<_> = ps.iter().map(|p| (p.pid, p.ppid, p.pgid, p.sid)).collect();
+    sentry.sort();
+    assert_eq!(sentry, host);
+    assert!(ps
+        .iter()
+        .any(|p| p.pid == h.pid() && p.ppid == 0 && p.sid == h.pid()));
+    sandbox.destroy().unwrap();
+    sandbox.wait().unwrap();
+    // Destroyed: the exec'd process is gone too, and its status was kept.
+    assert_eq!(sandbox.wait_pid(h.pid()).unwrap(), libc::SIGKILL);
+}
+
+/// Several sandboxes started at once from threads of one process (the start is sound
+/// whatever the other threads do: the clone child only execs), each with an exec.
+#[test]
+fn concurrent_starts_from_threads() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // A thread that allocates all the time, as an embedder's threads do.
+    let churn = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut v: Vec<Vec<u8>> = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                v.push(vec![1; 4096]);
+                if v.len() > 64 {
+                    v.clear();
+                }
+            }
+        })
+    };
+    let threads: Vec<_> = (0..6)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let spec = SandboxSpec::new(vec!["sleep".into(), format!("{}", 1000 + i)]);
+                let sandbox = Sandbox::start(spec).unwrap();
+                let (mut out, ow) = pipe();
+                let h = sandbox
+                    .exec(ExecSpec::new(
+                        vec!["sh".into(), "-c".into(), format!("echo {i}")],
+                        ExecTerminal::Stdio([null(), ow, null()]),
+                    ))
+                    .unwrap();
+                let mut text = String::new();
+                out.read_to_string(&mut text).unwrap();
+                assert_eq!(text.trim(), i.to_string());
+                assert_eq!(sandbox.wait_pid(h.pid()).unwrap(), 0);
+                sandbox
+                    .kill(None, sandbox_loader::SignalMode::Process, libc::SIGTERM)
+                    .unwrap();
+                sandbox.wait().unwrap().exit_code()
+            })
+        })
+        .collect();
+    let codes: Vec<i32> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    churn.join().unwrap();
+    assert_eq!(codes, vec![128 + libc::SIGTERM; 6]);
 }

@@ -48,6 +48,23 @@ impl PtyReader {
         }
     }
 
+    /// Types `s` (writes it to the master).
+    pub fn send(&mut self, s: &str) {
+        use std::io::Write;
+        if let Err(e) = self.master.write_all(s.as_bytes()) {
+            panic!("writing to the pty master: {e}");
+        }
+    }
+
+    /// Reads until `want` appears in what was not consumed yet, then consumes
+    /// everything up to and including it (so that the next prompt is a new one).
+    pub fn next(&mut self, want: &str) {
+        self.expect(want);
+        if let Some(at) = self.seen.find(want) {
+            self.seen.drain(..at + want.len());
+        }
+    }
+
     /// Reads until `want` has appeared (10 s at most); panics with what was read if it
     /// does not, or if the pty closes first.
     pub fn expect(&mut self, want: &str) {

@@ -694,6 +694,10 @@ mod tests {
             notify: crate::seccomp::notify_filter(&crate::seccomp::NotifyOptions { tty_io: true })
                 .unwrap(),
             user: Some((1000, 100)),
+            additional_gids: vec![5, 27],
+            umask: Some(0o27),
+            extra_seccomp: Some(crate::seccomp::init_filter().unwrap()),
+            start_gate: None,
             rlimits: vec![(7, 10, 20)],
             capabilities: CapSet::from_bits(0b101),
             stdio: StdioPlan::Inherit,
@@ -709,8 +713,8 @@ mod tests {
         };
         Message::Init(Box::new(InitPlan {
             fs: FsSpec {
-                rootfs: None,
-                root_mode: RootMode::ReadOnly,
+                rootfs: Some("/bundle/rootfs".into()),
+                root_mode: RootMode::Writable,
                 binds: vec![Bind {
                     source: "/a".into(),
                     target: "/b".into(),
@@ -720,10 +724,19 @@ mod tests {
                 hostname: Some("h".into()),
                 cwd: None,
                 caller_cwd: Some("/x".into()),
+                kernel_mounts: vec![crate::mounts::KernelMount {
+                    fstype: "mqueue",
+                    target: "/dev/mqueue".into(),
+                    flags: libc::MS_NOSUID,
+                    data: "mode=1777".into(),
+                }],
+                masked_paths: vec!["/sys/dev/block".into()],
+                readonly_paths: vec!["/proc/bus".into()],
             },
             program,
             init_filter: crate::seccomp::init_filter().unwrap(),
             wait_for_cgroup: true,
+            join_netns: Some("/run/netns/n1".into()),
         }))
     }
 
@@ -746,6 +759,11 @@ mod tests {
         assert_eq!(back.program.user, orig.program.user);
         assert_eq!(back.program.rlimits, orig.program.rlimits);
         assert_eq!(back.program.capabilities, orig.program.capabilities);
+        assert_eq!(back.program.additional_gids, [5, 27]);
+        assert_eq!(back.program.umask, Some(0o27));
+        assert_eq!(back.program.extra_seccomp, orig.program.extra_seccomp);
+        assert!(back.program.start_gate.is_none());
+        assert_eq!(back.join_netns, orig.join_netns);
         assert_eq!(back.init_filter, orig.init_filter);
         assert!(back.wait_for_cgroup);
         let w = back.program.pty.unwrap().winsize.unwrap();

@@ -260,7 +260,17 @@ impl Core {
         };
         let sent = sup.send_host_signals();
         delivered?;
-        sent
+        match sent {
+            // A queued host signal whose target has gone meanwhile (seen after an exec'd
+            // session ended: `kill` of the first program then failed with ESRCH though
+            // the program got the signal). Linux's kill(2) succeeds when the signal
+            // reached its target.
+            Err(LoaderError::Sys("kill", nix::Error::ESRCH)) => {
+                tracing::debug!(sig, "a queued host signal's target was gone");
+                Ok(())
+            }
+            r => r,
+        }
     }
 
     /// Every process of the sandbox, as the sentry sees it (after a reconcile with the

@@ -138,9 +138,10 @@ impl Podman {
 
     /// Runs `podman --runtime RUNTIME ARGS`, at most [`PODMAN_TIMEOUT`].
     fn run(&self, runtime: &str, args: &[&str]) -> Ran {
+        let args = runtime_args(runtime, args);
         let child = self
             .command(runtime)
-            .args(args)
+            .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -191,6 +192,15 @@ impl Podman {
     }
 }
 
+/// Debian's runsc needs its own `--network=none` (podman's `--runtime-flag`).
+fn runtime_args<'a>(runtime: &str, args: &[&'a str]) -> Vec<&'a str> {
+    let mut v = args.to_vec();
+    if runtime == "runsc" {
+        v.insert(0, "--runtime-flag=network=none");
+    }
+    v
+}
+
 struct Container<'a> {
     podman: &'a Podman,
     runtime: &'a str,
@@ -217,6 +227,32 @@ fn agree<T: std::fmt::Debug + PartialEq>(name: &str, scenario: impl Fn(&Podman, 
     for runtime in &RUNTIMES[1..] {
         let got = scenario(p, runtime);
         assert_eq!(got, reference, "{name}: {runtime} differs from runc");
+    }
+    // SANDBOX_PODMAN_ALSO=runsc: measure more runtimes (docs/OCI.md's table), printed,
+    // not asserted.
+    for extra in std::env::var("SANDBOX_PODMAN_ALSO")
+        .unwrap_or_default()
+        .split(',')
+    {
+        if extra.is_empty() {
+            continue;
+        }
+        let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(p, extra)));
+        let verdict = match got {
+            Ok(v) if v == reference => "agrees with runc".to_owned(),
+            Ok(v) => format!("differs: {v:?}"),
+            Err(e) => format!(
+                "fails: {}",
+                e.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default()
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+            ),
+        };
+        println!("MEASURED {name} | {extra} | {verdict}");
     }
 }
 
@@ -455,7 +491,7 @@ fn job_control(term: &Term, tag: &str, code: i32) -> Vec<String> {
 fn podman_term(p: &Podman, rt: &str, args: &[&str]) -> Term {
     let conf = p.conf.to_str().unwrap();
     let mut argv = vec!["podman", "--runtime", rt];
-    argv.extend_from_slice(args);
+    argv.extend(runtime_args(rt, args));
     Term::spawn(&argv, &[("CONTAINERS_CONF", conf)], 24, 80).unwrap()
 }
 

@@ -7,14 +7,16 @@
 //!
 //! | path | what | why |
 //! |------|------|-----|
-//! | `/` | [`RootMode::Overlay`] (the default as root): an overlay whose lower layer is a read-only copy of the host root's own filesystem (or [`FsSpec::rootfs`]'s) and whose upper layer is a tmpfs; the filesystems mounted below the root are attached on it read-only. [`RootMode::ReadOnly`] (`--read-only`, and always without root): a recursive copy of the root, read-only recursively | programs see the host's files; writes succeed and vanish with the sandbox, or fail with `EROFS`; the host's files never change |
+//! | `/` | [`RootMode::Overlay`] (the default as root): an overlay whose lower layer is a read-only copy of the host root's own filesystem (or [`FsSpec::rootfs`]'s) and whose upper layer is a tmpfs; the filesystems mounted below the root are attached on it read-only. [`RootMode::ReadOnly`] (`--read-only`, and always without root): a recursive copy of the root, read-only recursively. [`RootMode::Writable`] (an OCI bundle's root only, never the host's): the rootfs itself, recursively, writable | programs see the host's files; writes succeed and vanish with the sandbox, or fail with `EROFS`; the host's files never change (a writable OCI root is the container's own layer) |
 //! | `/tmp` | private tmpfs, mode 1777, `nosuid,nodev` | a writable scratch area that vanishes with the sandbox |
 //! | `/proc` | a fresh proc of the sandbox's PID namespace, `nosuid,nodev,noexec` | `ps`, `/proc/self` and PID 1 are the sandbox's |
 //! | `/proc/sys`, `/proc/sysrq-trigger`, `/proc/irq`, `/proc/bus`, `/proc/fs` | bound onto themselves, `ro,nosuid,nodev,noexec` ([`READ_ONLY_PATHS`]) | they change the whole machine (`kernel.core_pattern` runs a command as host root) |
 //! | `/proc/kcore`, `/proc/keys`, `/proc/timer_list`, `/proc/sched_debug`, `/proc/latency_stats`, `/proc/timer_stats`, `/proc/acpi`, `/proc/scsi`, `/proc/asound`, `/sys/firmware`, `/sys/devices/virtual/powercap` | masked ([`MASKED_PATHS`]): `/dev/null` bound over files, an empty read-only tmpfs over directories; skipped where the host has none | host memory, other users' keys, kernel addresses, firmware tables |
 //! | `/dev` | tmpfs (`nosuid,noexec`), read-only once built; contents below | only the devices programs need |
-//! | `/sys` | host root: the host's sysfs, read-only (it comes with the recursive bind). [`FsSpec::rootfs`]: left out | see below |
+//! | `/sys` | host root: the host's sysfs, read-only (it comes with the recursive bind). [`FsSpec::rootfs`]: left out unless a bind puts it there (an OCI `sysfs` mount: the host's `/sys`, read-only) | see below |
 //! | binds | [`FsSpec::binds`] in order, on top of all the above | `--bind` (writable) / `--ro-bind` |
+//! | kernel mounts | [`FsSpec::kernel_mounts`] (`tmpfs`, `mqueue`: [`KERNEL_MOUNT_TYPES`]) after the binds | OCI `mounts` |
+//! | more masked / read-only paths | [`FsSpec::masked_paths`], [`FsSpec::readonly_paths`] as the lists above | OCI `maskedPaths` / `readonlyPaths` |
 //!
 //! `/dev` holds exactly:
 //!
@@ -68,8 +70,9 @@
 //!    root is detached (`umount2(MNT_DETACH)`). `/proc` comes before the detach because
 //!    in a user namespace the kernel only allows a new proc mount while a fully visible
 //!    one exists in the namespace; the old root holds one even when `rootfs` has none.
-//! 4. `/tmp` and `/dev` are built, the kernel files above are made read-only or
-//!    masked (after `/dev`: masking binds its `/dev/null`), then the binds are attached. From step 3 on every
+//! 4. `/tmp` and `/dev` are built, the binds are attached and the kernel mounts made,
+//!    then the kernel files above are made read-only or masked (after `/dev`: masking
+//!    binds its `/dev/null`; after the binds: no bind uncovers them). From step 3 on every
 //!    path is resolved inside the new root, so a symbolic link in a bind target cannot
 //!    point outside it.
 //! 5. `/dev` is made read-only, the hostname is set, and the working directory changed.

@@ -294,19 +294,7 @@ pub fn setup_filesystem(spec: &FsSpec) -> Result<(), MountError> {
             target: bind.target.clone(),
         });
     }
-    if spec.root_mode == RootMode::Writable && spec.rootfs.is_none() {
-        return Err(MountError::WritableHostRoot);
-    }
-    if let Some(m) = spec
-        .kernel_mounts
-        .iter()
-        .find(|m| !m.target.is_absolute() || !KERNEL_MOUNT_TYPES.contains(&m.fstype))
-    {
-        return Err(MountError::KernelMountRefused {
-            fstype: m.fstype.to_owned(),
-            target: m.target.clone(),
-        });
-    }
+    check_spec(spec)?;
     mount(
         None::<&str>,
         "/",
@@ -628,6 +616,25 @@ fn harden_kernel_files(
     Ok(())
 }
 
+/// What [`setup_filesystem`] refuses before it changes anything: a writable host root,
+/// a kernel mount of a type not in [`KERNEL_MOUNT_TYPES`] or at a relative path.
+fn check_spec(spec: &FsSpec) -> Result<(), MountError> {
+    if spec.root_mode == RootMode::Writable && spec.rootfs.is_none() {
+        return Err(MountError::WritableHostRoot);
+    }
+    if let Some(m) = spec
+        .kernel_mounts
+        .iter()
+        .find(|m| !m.target.is_absolute() || !KERNEL_MOUNT_TYPES.contains(&m.fstype))
+    {
+        return Err(MountError::KernelMountRefused {
+            fstype: m.fstype.to_owned(),
+            target: m.target.clone(),
+        });
+    }
+    Ok(())
+}
+
 /// Mounts a [`KernelMount`] (its type checked by [`setup_filesystem`]), creating a
 /// missing target directory.
 fn mount_kernel(m: &KernelMount) -> Result<(), MountError> {
@@ -792,6 +799,49 @@ fn create_empty_file(path: &Path) -> Result<(), Errno> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_root_is_never_writable_and_kernel_mounts_are_few() {
+        let writable_host = FsSpec {
+            root_mode: RootMode::Writable,
+            ..FsSpec::default()
+        };
+        assert!(matches!(
+            check_spec(&writable_host),
+            Err(MountError::WritableHostRoot)
+        ));
+        let writable_bundle = FsSpec {
+            root_mode: RootMode::Writable,
+            rootfs: Some("/bundle/rootfs".into()),
+            ..FsSpec::default()
+        };
+        assert!(check_spec(&writable_bundle).is_ok());
+        let mount = |fstype, target: &str| FsSpec {
+            kernel_mounts: vec![KernelMount {
+                fstype,
+                target: target.into(),
+                flags: 0,
+                data: String::new(),
+            }],
+            ..FsSpec::default()
+        };
+        assert!(check_spec(&mount("mqueue", "/dev/mqueue")).is_ok());
+        assert!(check_spec(&mount("tmpfs", "/scratch")).is_ok());
+        for (fstype, target) in [
+            ("proc", "/x"),
+            ("sysfs", "/sys"),
+            ("ext4", "/mnt"),
+            ("tmpfs", "rel"),
+        ] {
+            assert!(
+                matches!(
+                    check_spec(&mount(fstype, target)),
+                    Err(MountError::KernelMountRefused { .. })
+                ),
+                "{fstype} at {target}"
+            );
+        }
+    }
 
     const MOUNTINFO: &str = "\
 22 1 254:0 / / rw,relatime - ext4 /dev/vda rw

@@ -88,6 +88,14 @@ fn setup() -> Podman {
         ),
     )
     .unwrap();
+    // Containers an earlier, interrupted run left behind (a killed `run -it --rm`).
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "podman ps -aq --filter ancestor={IMAGE} | xargs -r podman rm -f -t 0 >/dev/null 2>&1"
+        ))
+        .env("CONTAINERS_CONF", &conf)
+        .status();
     // The image: busybox-static and the applets the scenarios use.
     let root = dir.join("image");
     for d in ["bin", "etc", "proc", "dev", "tmp", "sys", "root"] {

@@ -809,6 +809,7 @@ fn exec_spec(
         env,
         cwd: req.cwd.map(PathBuf::from),
         user: req.user,
+        capabilities: req.capabilities.map(sandbox_loader::CapSet::from_bits),
         terminal,
     })
 }

@@ -924,6 +924,7 @@ fn oci_exec(
             .console_socket
             .map(|p| p.to_string_lossy().into_owned()),
         winsize: p.console_size,
+        capabilities: Some(p.capabilities.bits()),
     };
     Ok(sandbox_cli::client::exec(root, &args.id, req)?)
 }
@@ -1039,6 +1040,7 @@ fn exec(
             .console_socket
             .map(|p| p.to_string_lossy().into_owned()),
         winsize: None,
+        capabilities: None,
     };
     sandbox_cli::client::exec(root, &args.id, req)
 }

@@ -101,6 +101,10 @@ pub struct ExecRequest {
     pub console_socket: Option<String>,
     /// (rows, cols) of the client's terminal for a pty.
     pub winsize: Option<(u16, u16)>,
+    /// The capabilities the process keeps (bits; at most the sandbox's); absent: the
+    /// sandbox's (OCI `exec`).
+    #[serde(default)]
+    pub capabilities: Option<u64>,
 }
 
 /// A client's request.
@@ -392,6 +396,7 @@ mod tests {
                 tty: ExecTty::Pty,
                 console_socket: None,
                 winsize: Some((24, 80)),
+                capabilities: None,
             }),
             Request::Delete { force: true },
         ];

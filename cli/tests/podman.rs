@@ -567,3 +567,24 @@ fn terminal_window_size_and_tty() {
         term.wait_exit(Duration::from_secs(30)).unwrap().code()
     });
 }
+
+#[test]
+fn exec_user_workdir_env_and_capabilities() {
+    agree("exec -u 1000 -w /tmp -e FOO=bar, and as root", |p, rt| {
+        let c = p.detached(rt, &["sleep", "1000"]);
+        let script = "pwd; echo $FOO; id -u; grep CapEff /proc/self/status";
+        let other = p.run(
+            rt,
+            &[
+                "exec", "-u", "1000", "-w", "/tmp", "-e", "FOO=bar", &c.id, "sh", "-c", script,
+            ],
+        );
+        let root = p.run(rt, &["exec", &c.id, "grep", "CapEff", "/proc/self/status"]);
+        // A non-root process keeps no capability (none is in its ambient set).
+        assert!(
+            other.stdout.contains("CapEff:\t0000000000000000"),
+            "{rt}: {other:?}"
+        );
+        (other.code, other.stdout, root.stdout)
+    });
+}

@@ -450,7 +450,12 @@ impl Core {
                 extra_seccomp: ctx.extra_seccomp.clone(),
                 start_gate: None,
                 rlimits: ctx.rlimits.clone(),
-                capabilities: ctx.capabilities,
+                capabilities: match spec.capabilities {
+                    Some(c) => {
+                        crate::capability::CapSet::from_bits(c.bits() & ctx.capabilities.bits())
+                    }
+                    None => ctx.capabilities,
+                },
                 stdio,
                 pty,
             },

@@ -238,6 +238,9 @@ pub struct OciProcess {
     pub env: Vec<String>,
     pub cwd: PathBuf,
     pub user: (u32, u32),
+    /// The capabilities the process keeps (the same rule as `create`'s: for a uid
+    /// other than 0, only those also in `ambient`).
+    pub capabilities: CapSet,
     pub terminal: bool,
     /// (rows, columns).
     pub console_size: Option<(u16, u16)>,
@@ -245,9 +248,9 @@ pub struct OciProcess {
 
 /// Reads an OCI process JSON (`exec --process FILE`) and maps it as `process` of a
 /// config is mapped (the same refusals). Supplementary groups are refused; the
-/// capabilities, rlimits and umask it names are not given to the exec'd process,
-/// which gets the sandbox's exec defaults (no capabilities; the rlimits of the
-/// supervisor): logged (info) when they differ from none.
+/// capabilities are those of the mapping, at most the container's; the rlimits and
+/// umask it names are not applied (the exec'd process gets the container's rlimits):
+/// logged (info) when set.
 pub fn exec_process(path: &Path) -> Result<OciProcess, OciError> {
     let text = std::fs::read(path).map_err(|e| OciError::Read {
         path: path.to_path_buf(),
@@ -270,17 +273,16 @@ pub fn exec_process(path: &Path) -> Result<OciProcess, OciError> {
             "not supported for exec",
         ));
     }
-    if !spec.capabilities.is_empty() || !spec.rlimits.is_empty() || spec.umask.is_some() {
+    if !spec.rlimits.is_empty() || spec.umask.is_some() {
         // Not a warning: an exec client's stderr is the exec'd process's (conmon's).
-        tracing::info!(
-            "exec: process.capabilities, rlimits and umask are not applied to an exec'd process"
-        );
+        tracing::info!("exec: process.rlimits and umask are not applied to an exec'd process");
     }
     Ok(OciProcess {
         argv,
         env: process.env().clone().unwrap_or_default(),
         cwd: process.cwd().clone(),
         user: spec.user.unwrap_or((0, 0)),
+        capabilities: spec.capabilities,
         terminal: process.terminal().unwrap_or(false),
         console_size: process
             .console_size()

@@ -390,7 +390,10 @@ pub fn features() -> i32 {
         "mountOptions": ["bind", "rbind", "ro", "rw", "nosuid", "nodev", "noexec", "rprivate", "private", "rslave", "slave"],
         "linux": {
             "namespaces": ["pid", "network", "ipc", "uts", "mount"],
-            "capabilities": sandbox_loader::CapSet::EMPTY.names().collect::<Vec<_>>(),
+            "capabilities": sandbox_loader::CapSet::from_bits(u64::MAX)
+                .names()
+                .map(|n| format!("CAP_{n}"))
+                .collect::<Vec<_>>(),
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
             "seccomp": {
                 "enabled": true,

@@ -466,7 +466,12 @@ pub fn exec(
         e => e.into(),
     })?;
     match first {
-        Response::Started { pid } => tracing::debug!(pid, "exec'd"),
+        Response::Started { pid } => {
+            tracing::debug!(pid, "exec'd");
+            // OCI `exec --detach` runs this client as its child and returns once the
+            // process has started (its pty master is with the console socket).
+            crate::oci::report_exec_started();
+        }
         Response::Error { kind, message } => return Err(ClientError::Remote { kind, message }),
         r => return Err(ClientError::Unexpected(Box::new(r))),
     }

@@ -17,10 +17,9 @@
 //! 5. serves requests ([`crate::protocol`]) until `delete`: one thread per connection,
 //!    each peer checked with `SO_PEERCRED` (the owner's uid or root).
 //!
-//! An OCI `create`/`start` split can reuse this as it is: `create` would be `run -d`
-//! with the first program held before its `execve` (the state's
-//! [`Status::Created`], reported ready at that point), and a `start` request on the
-//! same socket would release it.
+//! An OCI `create` ([`crate::oci`]) is `run -d` with the first program held before
+//! its `execve` ([`OciServe`]: the state's [`Status::Created`], reported ready at that
+//! point); a `start` request on the same socket releases it.
 //!
 //! When the first program ends the sandbox is `stopped` (its status is kept for
 //! `wait`); `delete` kills what is left, waits for it, removes the cgroups and the
@@ -95,11 +94,22 @@ pub struct Detached {
 
 /// Step 1 and 2 of the module's list. Call first in the supervisor process.
 pub fn prepare(root: &state::StateRoot, id: &str) -> Result<Detached, DaemonError> {
-    // The pipe to the client is our stdout: keep a copy for the report.
-    let ready = std::io::stdout()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| DaemonError::Io("dup", e))?;
+    // An OCI `create` passes the readiness pipe by path (the client's descriptor in
+    // /proc) and keeps our stdio for the container: see `crate::oci`.
+    let oci_ready = std::env::var_os(crate::oci::READY_ENV);
+    let ready = match &oci_ready {
+        Some(path) => fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| DaemonError::Io("readiness pipe", e))?
+            .into(),
+        // The pipe to the client is our stdout: keep a copy for the report.
+        None => std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| DaemonError::Io("dup", e))?,
+    };
     *READY.lock() = Some(fs::File::from(ready));
     nix::unistd::setsid().map_err(|e| DaemonError::Sys("setsid", e))?;
     let dir = root.dir(id)?;
@@ -110,8 +120,10 @@ pub fn prepare(root: &state::StateRoot, id: &str) -> Result<Detached, DaemonErro
         .custom_flags(libc::O_CLOEXEC)
         .open(dir.join("log"))
         .map_err(|e| DaemonError::Io("log", e))?;
-    nix::unistd::dup2_stdout(&log).map_err(|e| DaemonError::Sys("dup2", e))?;
-    nix::unistd::dup2_stderr(&log).map_err(|e| DaemonError::Sys("dup2", e))?;
+    if oci_ready.is_none() {
+        nix::unistd::dup2_stdout(&log).map_err(|e| DaemonError::Sys("dup2", e))?;
+        nix::unistd::dup2_stderr(&log).map_err(|e| DaemonError::Sys("dup2", e))?;
+    }
     let lock = nix::fcntl::Flock::lock(
         state::open_lock(&dir)?,
         nix::fcntl::FlockArg::LockExclusiveNonblock,
@@ -150,7 +162,14 @@ fn listen(path: &std::path::Path) -> Result<OwnedFd, DaemonError> {
 
 /// Removes the state directory's files and the directory.
 pub fn remove_state_dir(dir: &std::path::Path) {
-    for f in ["state.json", "state.json.tmp", "sock", "log", "lock"] {
+    for f in [
+        "state.json",
+        "state.json.tmp",
+        "sock",
+        "log",
+        "lock",
+        crate::oci::OCI_FILE,
+    ] {
         let _ = fs::remove_file(dir.join(f));
     }
     if let Err(e) = fs::remove_dir(dir) {
@@ -173,11 +192,23 @@ struct Shared {
     connections: AtomicUsize,
     /// Serialises `kill --mode all` and `delete`.
     big_lock: Mutex<()>,
+    /// OCI mode (`create`): the write end of the start gate until `start`.
+    oci: Option<Mutex<Option<OwnedFd>>>,
+}
+
+/// How an OCI `create`'s supervisor differs from `run -d`'s: the first program is
+/// held before its exec until `start` (the write end of
+/// [`SandboxSpec::start_gate`]'s pipe); the supervisor is ready (and `created`) once
+/// the program waits there (`create` has checked that the program exists, as runc
+/// does). The process the runtime's
+/// caller (conmon) waits for is init (see [`crate::oci`]).
+pub struct OciServe {
+    pub gate: OwnedFd,
 }
 
 /// Steps 3 to 5: starts the sandbox, reports, serves until `delete`; returns the
 /// process's exit status.
-pub fn serve(mut spec: SandboxSpec, det: Detached) -> i32 {
+pub fn serve(mut spec: SandboxSpec, det: Detached, oci: Option<OciServe>) -> i32 {
     let env = spec.env.clone();
     // The supervisor makes calls the loader's own allow-list does not cover (accept,
     // the state files, cgroups): it is not confined.
@@ -214,11 +245,12 @@ pub fn serve(mut spec: SandboxSpec, det: Detached) -> i32 {
             return e.exit_code();
         }
     };
-    // Ready once the program runs; a start-up failure is reported with its status. A
-    // program that ran and has already ended (`run -d -- true`) is a stopped sandbox.
+    // Ready once the program runs (OCI: waits at the start gate); a start-up failure
+    // is reported with its status. A program that ran and has already ended (`run -d
+    // -- true`) is a stopped sandbox.
     let mut ended_early = None;
     let announced = sandbox.program_pid().is_ok();
-    if !(announced && program_execed(&sandbox)) {
+    if !(announced && (oci.is_some() || program_execed(&sandbox))) {
         let failure = match sandbox.wait() {
             Ok(out) if announced => {
                 ended_early = Some(out.wait_status);
@@ -259,6 +291,8 @@ pub fn serve(mut spec: SandboxSpec, det: Detached) -> i32 {
         init_pid,
         status: if ended_early.is_some() {
             Status::Stopped
+        } else if oci.is_some() {
+            Status::Created
         } else {
             Status::Running
         },
@@ -287,6 +321,7 @@ pub fn serve(mut spec: SandboxSpec, det: Detached) -> i32 {
         env,
         connections: AtomicUsize::new(0),
         big_lock: Mutex::new(()),
+        oci: oci.map(|o| Mutex::new(Some(o.gate))),
     });
     if ended_early.is_none() {
         let shared = shared.clone();
@@ -297,6 +332,11 @@ pub fn serve(mut spec: SandboxSpec, det: Detached) -> i32 {
                     Ok(out) => out.wait_status,
                     Err(e) => {
                         tracing::warn!(%e, "the sandbox ended with an error");
+                        if shared.oci.is_some() {
+                            // An OCI container's stderr is its caller's (conmon's): the
+                            // user sees why, as with runc's message.
+                            let _ = writeln!(std::io::stderr(), "sandbox: {e}");
+                        }
                         // An exit with the error's status (125, 126, 127).
                         (e.exit_code() & 0xff) << 8
                     }
@@ -505,9 +545,50 @@ fn connection(shared: &Arc<Shared>, conn: OwnedFd) {
             "out of order: resize and signal follow an exec on the same connection",
         ),
         Request::Delete { force } => return delete(shared, conn, force),
+        Request::Start => start(shared),
+        Request::Pause => freeze(shared, true),
+        Request::Resume => freeze(shared, false),
     };
     drop(fds);
     answer(&conn, &response);
+}
+
+/// OCI `start`: opens the start gate once.
+fn start(shared: &Arc<Shared>) -> Response {
+    let Some(gate) = &shared.oci else {
+        return Response::error(ErrorKind::Failed, "start: not a created (OCI) sandbox");
+    };
+    let Some(gate) = gate.lock().take() else {
+        return Response::error(
+            ErrorKind::Failed,
+            "start: the container was started already",
+        );
+    };
+    if let Err(e) = nix::unistd::write(&gate, b"1") {
+        return Response::error(ErrorKind::Failed, format!("start: {e}"));
+    }
+    {
+        let mut st = shared.state.lock();
+        if st.status == Status::Created {
+            st.status = Status::Running;
+            if let Err(e) = state::write_state(&shared.dir, &st) {
+                tracing::warn!(%e, "cannot update the state file");
+            }
+        }
+    }
+    Response::Ok
+}
+
+/// OCI `pause` / `resume`: the sandbox's freezer cgroup.
+fn freeze(shared: &Arc<Shared>, frozen: bool) -> Response {
+    let _guard = shared.big_lock.lock();
+    let Some(f) = &shared.freezer else {
+        return Response::error(ErrorKind::Unsupported, "no freezer cgroup: cannot pause");
+    };
+    match if frozen { f.freeze() } else { f.thaw() } {
+        Ok(()) => Response::Ok,
+        Err(e) => Response::error(ErrorKind::Failed, e.to_string()),
+    }
 }
 
 fn valid_signal(sig: i32) -> bool {
@@ -533,8 +614,24 @@ fn kill(shared: &Arc<Shared>, pid: Option<i32>, mode: KillMode, sig: i32) -> Res
     if !valid_signal(sig) {
         return Response::error(ErrorKind::Failed, format!("invalid signal {sig}"));
     }
-    if shared.state.lock().status != Status::Running {
+    let status = shared.state.lock().status;
+    let created = status == Status::Created && shared.oci.is_some();
+    if status != Status::Running && !created {
         return Response::error(ErrorKind::Stopped, "the sandbox's first program has ended");
+    }
+    if shared.oci.is_some() && pid.is_none() && mode == KillMode::Process {
+        // The first program is the container's PID 1 to its caller: Linux delivers a
+        // signal from outside a PID namespace to its init only if init handles it
+        // (SIGKILL and SIGSTOP always).
+        if let Some(host_pid) = crate::oci::first_program(shared.sandbox.init_pid()) {
+            if !crate::oci::init_would_take(host_pid, sig) {
+                tracing::info!(
+                    sig,
+                    "signal to PID 1 without a handler: ignored, as Linux does"
+                );
+                return Response::Ok;
+            }
+        }
     }
     let mode = match mode {
         KillMode::Process => SignalMode::Process,
@@ -771,6 +868,7 @@ fn exec_spec(
         env,
         cwd: req.cwd.map(PathBuf::from),
         user: req.user,
+        capabilities: req.capabilities.map(sandbox_loader::CapSet::from_bits),
         terminal,
     })
 }

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod daemon;
 pub mod freezer;
+pub mod oci;
 pub mod protocol;
 pub mod state;
 mod sys;

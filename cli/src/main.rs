@@ -46,6 +46,16 @@ struct Cli {
     /// /run/sandbox as root, else $XDG_RUNTIME_DIR/sandbox.
     #[arg(long, global = true, value_name = "DIR")]
     root: Option<std::path::PathBuf>,
+    /// OCI runtime verbs (runc's flag): also append errors to FILE (JSON lines with
+    /// --log-format json).
+    #[arg(long, global = true, value_name = "FILE")]
+    log: Option<std::path::PathBuf>,
+    /// runc's flag: cgroups through systemd. Not supported (refused).
+    #[arg(long, global = true)]
+    systemd_cgroup: bool,
+    /// runc's flag: accepted (the same as --log-level debug).
+    #[arg(long, global = true)]
+    debug: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,9 +78,25 @@ enum Command {
     /// its own, with the sandbox's namespaces, filesystem and seccomp filters. Exit
     /// status: the program's, 128+N if killed by signal N, 125/126/127 as `run`.
     Exec(Box<ExecArgs>),
+    /// OCI runtime: create container ID from the bundle (its config.json), its
+    /// program held before exec until `start` (see docs/OCI.md).
+    Create(Box<sandbox_cli::oci::CreateArgs>),
+    /// OCI runtime: let created container ID run its program.
+    Start { id: String },
+    /// OCI runtime: print the state of container ID (runtime-spec state JSON).
+    State { id: String },
+    /// OCI runtime: freeze every process of container ID.
+    Pause { id: String },
+    /// OCI runtime: thaw container ID.
+    Resume { id: String },
+    /// OCI runtime: print what this runtime supports (runtime-spec features JSON).
+    Features,
     /// Send a signal to a process of sandbox ID by delivery mode (default: SIGTERM to
     /// the first program).
     Kill {
+        /// Every process of the sandbox (OCI's `kill --all`; the same as --mode all).
+        #[arg(short, long)]
+        all: bool,
         /// The sandbox PID to signal (default: the first program).
         #[arg(long)]
         pid: Option<i32>,
@@ -168,9 +194,21 @@ struct ExecArgs {
     #[arg(short = 'i', long)]
     interactive: bool,
     /// Give the process a pty and send its master to the unix socket PATH
-    /// (SCM_RIGHTS); nothing is proxied.
-    #[arg(long, value_name = "PATH", conflicts_with = "tty")]
+    /// (SCM_RIGHTS); nothing is proxied. OCI's `--tty --console-socket PATH` means
+    /// the same.
+    #[arg(long, value_name = "PATH")]
     console_socket: Option<std::path::PathBuf>,
+    /// OCI runtime: the process to run, as an OCI process JSON file (instead of
+    /// PROGRAM).
+    #[arg(long, value_name = "FILE")]
+    process: Option<std::path::PathBuf>,
+    /// OCI runtime: write the PID whose exit status is the process's here.
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<std::path::PathBuf>,
+    /// OCI runtime: return at once (the process's status is that of the PID written
+    /// to --pid-file).
+    #[arg(short = 'd', long)]
+    detach: bool,
     /// Set an environment variable on top of the first program's environment:
     /// KEY=VALUE, or KEY alone for this command's value of KEY (skipped if unset);
     /// repeatable.
@@ -185,7 +223,11 @@ struct ExecArgs {
     /// The sandbox.
     id: String,
     /// The program and its arguments.
-    #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM")]
+    #[arg(
+        required_unless_present = "process",
+        trailing_var_arg = true,
+        value_name = "PROGRAM"
+    )]
     command: Vec<String>,
 }
 
@@ -601,7 +643,7 @@ fn run(args: RunArgs, detached: Option<sandbox_cli::daemon::Detached>) -> Result
         });
     }
     if let Some(d) = detached {
-        return Ok(sandbox_cli::daemon::serve(spec, d));
+        return Ok(sandbox_cli::daemon::serve(spec, d, None));
     }
     match sandbox_loader::run(spec) {
         Ok(out) => {
@@ -727,6 +769,12 @@ fn main() {
         _ => None,
     };
     init_logging(inner.as_ref().unwrap_or(&cli));
+    let oci = OciGlobals {
+        root: cli.root.clone(),
+        log: cli.log.clone(),
+        json: cli.log_format == LogFormat::Json,
+        systemd_cgroup: cli.systemd_cgroup,
+    };
     let result = match cli.command {
         Command::Demo { json } => demo(json),
         Command::Completions { shell } => {
@@ -747,8 +795,43 @@ fn main() {
             Err(e) => Err(e),
         },
         Command::Supervise { id, args } => supervise(&cli.root, &id, args),
+        Command::Exec(args) if args.process.is_some() => {
+            let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+            oci_verb(&oci, |root| oci_exec(root, *args, argv))
+        }
         Command::Exec(args) => verb(&cli.root, |root| exec(root, *args)),
+        Command::Create(ref args) => {
+            let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+            let args = args.clone();
+            oci_verb(&oci, |root| sandbox_cli::oci::create(root, &args, argv))
+        }
+        Command::Start { ref id } => oci_verb(&oci, |root| sandbox_cli::oci::start(root, id)),
+        Command::State { ref id } => oci_verb(&oci, |root| sandbox_cli::oci::state(root, id)),
+        Command::Pause { ref id } => oci_verb(&oci, |root| sandbox_cli::oci::pause(root, id, true)),
+        Command::Resume { ref id } => {
+            oci_verb(&oci, |root| sandbox_cli::oci::pause(root, id, false))
+        }
+        Command::Features => std::process::exit(sandbox_cli::oci::features()),
         Command::Kill {
+            all,
+            pid,
+            mode,
+            ref id,
+            signal,
+        } if oci.log.is_some() || all => oci_verb(&oci, |root| {
+            let mode = if all {
+                sandbox_cli::protocol::KillMode::All
+            } else {
+                match mode {
+                    KillModeArg::Process => sandbox_cli::protocol::KillMode::Process,
+                    KillModeArg::Foreground => sandbox_cli::protocol::KillMode::Foreground,
+                    KillModeArg::All => sandbox_cli::protocol::KillMode::All,
+                }
+            };
+            Ok(sandbox_cli::client::kill(root, id, pid, mode, signal)?)
+        }),
+        Command::Kill {
+            all: _,
             pid,
             mode,
             id,
@@ -768,6 +851,17 @@ fn main() {
             verb(&cli.root, |root| sandbox_cli::client::ps(root, &id, json))
         }
         Command::List { json } => verb(&cli.root, |root| sandbox_cli::client::list(root, json)),
+        Command::Delete { force, ref id } if oci.log.is_some() || force => {
+            oci_verb(&oci, |root| {
+                // As runc's (and `rm -f`): `delete --force` of a sandbox that is gone
+                // is no error (podman deletes after every failed create).
+                let gone = root.dir(id).map(|d| !d.exists()).unwrap_or(false);
+                if force && gone {
+                    return Ok(0);
+                }
+                Ok(sandbox_cli::client::delete(root, id, force)?)
+            })
+        }
         Command::Delete { force, id } => verb(&cli.root, |root| {
             sandbox_cli::client::delete(root, &id, force)
         }),
@@ -785,6 +879,74 @@ fn main() {
         say!("sandbox: {e:#}");
         std::process::exit(EXIT_SANDBOX_ERROR);
     }
+}
+
+/// Runs an OCI runtime verb and exits with its status; its error is printed and
+/// appended to `--log` (see [`sandbox_cli::oci::log_error`]).
+/// The global flags the OCI verbs use.
+struct OciGlobals {
+    root: Option<std::path::PathBuf>,
+    log: Option<std::path::PathBuf>,
+    json: bool,
+    systemd_cgroup: bool,
+}
+
+fn oci_verb(
+    cli: &OciGlobals,
+    f: impl FnOnce(&sandbox_cli::state::StateRoot) -> Result<i32, sandbox_cli::oci::OciCliError>,
+) -> Result<()> {
+    let fail = |msg: String, code: i32| -> ! {
+        say!("sandbox: {msg}");
+        sandbox_cli::oci::log_error(cli.log.as_deref(), cli.json, &msg);
+        std::process::exit(code)
+    };
+    if cli.systemd_cgroup {
+        fail(
+            "--systemd-cgroup is not supported (cgroupfs only)".into(),
+            1,
+        );
+    }
+    let root = match sandbox_cli::state::StateRoot::new(cli.root.clone()) {
+        Ok(r) => r,
+        Err(e) => fail(e.to_string(), 1),
+    };
+    match f(&root) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => fail(e.to_string(), e.exit_code()),
+    }
+}
+
+/// `exec --process FILE` (OCI): the process JSON mapped onto an exec request; with
+/// `--detach`, this command runs again without it as a child, whose PID goes to
+/// `--pid-file` and whose exit status is the process's.
+fn oci_exec(
+    root: &sandbox_cli::state::StateRoot,
+    args: ExecArgs,
+    argv: Vec<std::ffi::OsString>,
+) -> Result<i32, sandbox_cli::oci::OciCliError> {
+    use sandbox_cli::protocol::{ExecRequest, ExecTty};
+    let path = args.process.clone().unwrap_or_default();
+    let p = sandbox_loader::oci::exec_process(&path)?;
+    if args.detach {
+        return sandbox_cli::oci::exec_detached(&argv, args.pid_file.as_deref());
+    }
+    let req = ExecRequest {
+        argv: p.argv,
+        env: p.env,
+        cwd: Some(p.cwd.to_string_lossy().into_owned()),
+        user: Some(p.user),
+        tty: if p.terminal || args.console_socket.is_some() {
+            ExecTty::Pty
+        } else {
+            ExecTty::Stdio
+        },
+        console_socket: args
+            .console_socket
+            .map(|p| p.to_string_lossy().into_owned()),
+        winsize: p.console_size,
+        capabilities: Some(p.capabilities.bits()),
+    };
+    Ok(sandbox_cli::client::exec(root, &args.id, req)?)
 }
 
 /// Runs a lifecycle verb and exits with its status (its error printed, with its exit
@@ -830,25 +992,35 @@ fn supervise(
     let dir = detached.dir.clone();
     let parsed =
         Cli::try_parse_from(std::iter::once(std::ffi::OsString::from("sandbox")).chain(args));
-    let run_args = match parsed.map(|c| c.command) {
-        Ok(Command::Run(run_args)) => run_args,
+    let code = match parsed.map(|c| c.command) {
+        Ok(Command::Create(create_args)) => {
+            match sandbox_cli::oci::supervise_create(&create_args, detached) {
+                Ok(code) => code,
+                Err(e) => {
+                    daemon::remove_state_dir(&dir);
+                    fail(e.to_string(), e.exit_code())
+                }
+            }
+        }
+        Ok(Command::Run(run_args)) => {
+            detached.freezer = match run_args.freezer {
+                FreezerArg::Auto => sandbox_cli::freezer::Preference::Auto,
+                FreezerArg::V2 => sandbox_cli::freezer::Preference::V2,
+            };
+            match run(*run_args, Some(detached)) {
+                Ok(code) => code,
+                Err(e) => {
+                    daemon::remove_state_dir(&dir);
+                    fail(format!("{e:#}"), EXIT_SANDBOX_ERROR)
+                }
+            }
+        }
         _ => {
             daemon::remove_state_dir(&dir);
             fail(
-                "__supervise: expected a run command line".into(),
+                "__supervise: expected a run or create command line".into(),
                 EXIT_SANDBOX_ERROR,
             )
-        }
-    };
-    detached.freezer = match run_args.freezer {
-        FreezerArg::Auto => sandbox_cli::freezer::Preference::Auto,
-        FreezerArg::V2 => sandbox_cli::freezer::Preference::V2,
-    };
-    let code = match run(*run_args, Some(detached)) {
-        Ok(code) => code,
-        Err(e) => {
-            daemon::remove_state_dir(&dir);
-            fail(format!("{e:#}"), EXIT_SANDBOX_ERROR)
         }
     };
     std::process::exit(code)
@@ -894,6 +1066,7 @@ fn exec(
             .console_socket
             .map(|p| p.to_string_lossy().into_owned()),
         winsize: None,
+        capabilities: None,
     };
     sandbox_cli::client::exec(root, &args.id, req)
 }

@@ -104,6 +104,10 @@ pub struct ExecRequest {
     pub console_socket: Option<String>,
     /// (rows, cols) of the client's terminal for a pty.
     pub winsize: Option<(u16, u16)>,
+    /// The capabilities the process keeps (bits; at most the sandbox's); absent: the
+    /// sandbox's (OCI `exec`).
+    #[serde(default)]
+    pub capabilities: Option<u64>,
 }
 
 /// A client's request.
@@ -119,19 +123,33 @@ pub enum Request {
         signal: i32,
     },
     /// The wait status of `pid` (none: the first program) once it has ended.
-    Wait { pid: Option<i32> },
+    Wait {
+        pid: Option<i32>,
+    },
     /// The sandbox's processes (the sentry's view).
     Ps,
     /// A new process in the sandbox; descriptors as [`ExecRequest::tty`] says.
     Exec(ExecRequest),
     /// After `Exec` on the same connection: the client's terminal was resized.
-    Resize { rows: u16, cols: u16 },
+    Resize {
+        rows: u16,
+        cols: u16,
+    },
     /// After `Exec` on the same connection: a signal the client received, for the
     /// foreground group of its process's terminal.
-    Signal { signal: i32 },
+    Signal {
+        signal: i32,
+    },
     /// Kill everything, remove the state; refused while the first program runs
     /// unless `force`.
-    Delete { force: bool },
+    Delete {
+        force: bool,
+    },
+    /// OCI `start`: let the created (held) first program exec.
+    Start,
+    /// OCI `pause` / `resume`: freeze or thaw every process of the sandbox.
+    Pause,
+    Resume,
 }
 
 /// A process as [`Request::Ps`] lists it.
@@ -386,6 +404,7 @@ mod tests {
                 tty: ExecTty::Pty,
                 console_socket: None,
                 winsize: Some((24, 80)),
+                capabilities: None,
             }),
             Request::Delete { force: true },
         ];

@@ -205,7 +205,8 @@ pub(crate) fn encode(m: &Message) -> (Vec<u8>, Vec<RawFd>) {
             w.fs(&p.fs);
             w.program(&p.program);
             w.filter(&p.init_filter);
-            w.bool(p.wait_for_cgroup)
+            w.bool(p.wait_for_cgroup);
+            w.opt_path(&p.join_netns)
         }
         Message::Exec(p) => {
             w.tag(TAG_EXEC);
@@ -243,6 +244,7 @@ pub(crate) fn decode(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<Message, Protoco
             program: r.program()?,
             init_filter: r.filter()?,
             wait_for_cgroup: r.bool()?,
+            join_netns: r.opt(Reader::path)?,
         })),
         TAG_EXEC => Message::Exec(Box::new(ExecPlan {
             program: r.program()?,
@@ -348,6 +350,7 @@ impl Writer {
         self.u8(match fs.root_mode {
             RootMode::Overlay => 0,
             RootMode::ReadOnly => 1,
+            RootMode::Writable => 2,
         });
         self.len(fs.binds.len());
         for b in &fs.binds {
@@ -358,7 +361,20 @@ impl Writer {
             Some(h) => self.u8(1).str(h),
             None => self.u8(0),
         };
-        self.opt_path(&fs.cwd).opt_path(&fs.caller_cwd)
+        self.opt_path(&fs.cwd).opt_path(&fs.caller_cwd);
+        self.len(fs.kernel_mounts.len());
+        for m in &fs.kernel_mounts {
+            self.str(m.fstype).path(&m.target).u64(m.flags).str(&m.data);
+        }
+        self.len(fs.masked_paths.len());
+        for p in &fs.masked_paths {
+            self.path(p);
+        }
+        self.len(fs.readonly_paths.len());
+        for p in &fs.readonly_paths {
+            self.path(p);
+        }
+        self
     }
     fn program(&mut self, p: &ProgramPlan) -> &mut Self {
         self.cstrings(&p.argv).cstrings(&p.env).opt_path(&p.cwd);
@@ -376,6 +392,22 @@ impl Writer {
             self.i32(r).u64(soft).u64(hard);
         }
         self.u64(p.capabilities.bits());
+        self.len(p.additional_gids.len());
+        for &g in &p.additional_gids {
+            self.u32(g);
+        }
+        match p.umask {
+            Some(m) => self.u8(1).u32(m),
+            None => self.u8(0),
+        };
+        match &p.extra_seccomp {
+            Some(f) => self.u8(1).filter(f),
+            None => self.u8(0),
+        };
+        match &p.start_gate {
+            Some(fd) => self.u8(1).fd(fd),
+            None => self.u8(0),
+        };
         match &p.stdio {
             StdioPlan::Inherit => self.u8(0),
             StdioPlan::Terminal(fd) => self.u8(1).fd(fd),
@@ -553,6 +585,7 @@ impl Reader<'_> {
         let root_mode = match self.u8()? {
             0 => RootMode::Overlay,
             1 => RootMode::ReadOnly,
+            2 => RootMode::Writable,
             _ => return Err(ProtocolError::Invalid("root mode")),
         };
         let n = self.count(9)?;
@@ -564,14 +597,41 @@ impl Reader<'_> {
                 read_only: self.bool()?,
             });
         }
+        let terminal = self.opt(Self::path)?;
+        let hostname = self.opt(Self::str)?;
+        let cwd = self.opt(Self::path)?;
+        let caller_cwd = self.opt(Self::path)?;
+        let n = self.count(8)?;
+        let mut kernel_mounts = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = self.str()?;
+            let fstype = crate::mounts::KERNEL_MOUNT_TYPES
+                .iter()
+                .copied()
+                .find(|t| *t == name)
+                .ok_or(ProtocolError::Invalid("kernel mount type"))?;
+            kernel_mounts.push(crate::mounts::KernelMount {
+                fstype,
+                target: self.path()?,
+                flags: self.u64()?,
+                data: self.str()?,
+            });
+        }
+        let n = self.count(4)?;
+        let masked_paths = (0..n).map(|_| self.path()).collect::<Result<_, _>>()?;
+        let n = self.count(4)?;
+        let readonly_paths = (0..n).map(|_| self.path()).collect::<Result<_, _>>()?;
         Ok(FsSpec {
             rootfs,
             root_mode,
             binds,
-            terminal: self.opt(Self::path)?,
-            hostname: self.opt(Self::str)?,
-            cwd: self.opt(Self::path)?,
-            caller_cwd: self.opt(Self::path)?,
+            terminal,
+            hostname,
+            cwd,
+            caller_cwd,
+            kernel_mounts,
+            masked_paths,
+            readonly_paths,
         })
     }
     fn program(&mut self) -> Result<ProgramPlan, ProtocolError> {
@@ -587,6 +647,11 @@ impl Reader<'_> {
             rlimits.push((self.i32()?, self.u64()?, self.u64()?));
         }
         let capabilities = CapSet::from_bits(self.u64()?);
+        let n = self.count(4)?;
+        let additional_gids = (0..n).map(|_| self.u32()).collect::<Result<_, _>>()?;
+        let umask = self.opt(Self::u32)?;
+        let extra_seccomp = self.opt(Self::filter)?;
+        let start_gate = self.opt(Self::fd)?;
         let stdio = match self.u8()? {
             0 => StdioPlan::Inherit,
             1 => StdioPlan::Terminal(self.fd()?),
@@ -606,6 +671,10 @@ impl Reader<'_> {
             deny,
             notify,
             user,
+            additional_gids,
+            umask,
+            extra_seccomp,
+            start_gate,
             rlimits,
             capabilities,
             stdio,
@@ -628,6 +697,10 @@ mod tests {
             notify: crate::seccomp::notify_filter(&crate::seccomp::NotifyOptions { tty_io: true })
                 .unwrap(),
             user: Some((1000, 100)),
+            additional_gids: vec![5, 27],
+            umask: Some(0o27),
+            extra_seccomp: Some(crate::seccomp::init_filter().unwrap()),
+            start_gate: None,
             rlimits: vec![(7, 10, 20)],
             capabilities: CapSet::from_bits(0b101),
             stdio: StdioPlan::Inherit,
@@ -643,8 +716,8 @@ mod tests {
         };
         Message::Init(Box::new(InitPlan {
             fs: FsSpec {
-                rootfs: None,
-                root_mode: RootMode::ReadOnly,
+                rootfs: Some("/bundle/rootfs".into()),
+                root_mode: RootMode::Writable,
                 binds: vec![Bind {
                     source: "/a".into(),
                     target: "/b".into(),
@@ -654,10 +727,19 @@ mod tests {
                 hostname: Some("h".into()),
                 cwd: None,
                 caller_cwd: Some("/x".into()),
+                kernel_mounts: vec![crate::mounts::KernelMount {
+                    fstype: "mqueue",
+                    target: "/dev/mqueue".into(),
+                    flags: libc::MS_NOSUID,
+                    data: "mode=1777".into(),
+                }],
+                masked_paths: vec!["/sys/dev/block".into()],
+                readonly_paths: vec!["/proc/bus".into()],
             },
             program,
             init_filter: crate::seccomp::init_filter().unwrap(),
             wait_for_cgroup: true,
+            join_netns: Some("/run/netns/n1".into()),
         }))
     }
 
@@ -680,6 +762,11 @@ mod tests {
         assert_eq!(back.program.user, orig.program.user);
         assert_eq!(back.program.rlimits, orig.program.rlimits);
         assert_eq!(back.program.capabilities, orig.program.capabilities);
+        assert_eq!(back.program.additional_gids, [5, 27]);
+        assert_eq!(back.program.umask, Some(0o27));
+        assert_eq!(back.program.extra_seccomp, orig.program.extra_seccomp);
+        assert!(back.program.start_gate.is_none());
+        assert_eq!(back.join_netns, orig.join_netns);
         assert_eq!(back.init_filter, orig.init_filter);
         assert!(back.wait_for_cgroup);
         let w = back.program.pty.unwrap().winsize.unwrap();

@@ -35,6 +35,9 @@ pub(crate) struct ExecContext {
     pub capabilities: crate::capability::CapSet,
     pub helper_filter: Filter,
     pub rootless: bool,
+    /// The sandbox's further filter ([`crate::SandboxSpec::extra_seccomp`]): an exec'd
+    /// process gets it too, as runc gives a container's profile to `exec`.
+    pub extra_seccomp: Option<Filter>,
 }
 
 /// The sandbox as an exec'd process joins it.
@@ -368,7 +371,17 @@ impl Core {
         };
         let sent = sup.send_host_signals();
         delivered?;
-        sent
+        match sent {
+            // A queued host signal whose target has gone meanwhile (seen after an exec'd
+            // session ended: `kill` of the first program then failed with ESRCH though
+            // the program got the signal). Linux's kill(2) succeeds when the signal
+            // reached its target.
+            Err(LoaderError::Sys("kill", nix::Error::ESRCH)) => {
+                tracing::debug!(sig, "a queued host signal's target was gone");
+                Ok(())
+            }
+            r => r,
+        }
     }
 
     /// Every process of the sandbox, as the sentry sees it (after a reconcile with the
@@ -639,8 +652,17 @@ impl Core {
                 deny: ctx.deny.clone(),
                 notify: seccomp::notify_filter(&NotifyOptions { tty_io })?,
                 user: spec.user,
+                additional_gids: Vec::new(),
+                umask: None,
+                extra_seccomp: ctx.extra_seccomp.clone(),
+                start_gate: None,
                 rlimits: ctx.rlimits.clone(),
-                capabilities: ctx.capabilities,
+                capabilities: match spec.capabilities {
+                    Some(c) => {
+                        crate::capability::CapSet::from_bits(c.bits() & ctx.capabilities.bits())
+                    }
+                    None => ctx.capabilities,
+                },
                 stdio,
                 pty,
             },

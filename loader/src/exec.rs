@@ -25,6 +25,10 @@ pub struct ExecSpec {
     /// Run as this user and group (numeric, in the sandbox's user namespace if it has
     /// one); supplementary groups are cleared.
     pub user: Option<(u32, u32)>,
+    /// The capabilities the process keeps: at most the sandbox's (bits outside them are
+    /// dropped); `None`: the sandbox's. An OCI `exec` of a non-root process passes
+    /// none, as runc gives such a process none.
+    pub capabilities: Option<crate::capability::CapSet>,
     pub terminal: ExecTerminal,
 }
 
@@ -37,6 +41,7 @@ impl ExecSpec {
             env: std::env::vars().map(|(k, v)| format!("{k}={v}")).collect(),
             cwd: None,
             user: None,
+            capabilities: None,
             terminal,
         }
     }

@@ -76,6 +76,15 @@ pub(crate) struct ProgramPlan {
     pub notify: Filter,
     /// The program's user and group.
     pub user: Option<(u32, u32)>,
+    /// Its supplementary groups (with `user`).
+    pub additional_gids: Vec<u32>,
+    /// Its umask.
+    pub umask: Option<u32>,
+    /// A further filter installed right before exec (an OCI profile).
+    pub extra_seccomp: Option<Filter>,
+    /// The program waits for a byte on it before exec (see
+    /// [`crate::SandboxSpec::start_gate`]).
+    pub start_gate: Option<OwnedFd>,
     /// The program's resource limits (resource, soft, hard).
     pub rlimits: Vec<(i32, u64, u64)>,
     /// The capabilities the program keeps (none by default).
@@ -101,6 +110,8 @@ pub(crate) struct InitPlan {
     /// into the v2 ones itself, and sends `G`: init waits for it before it forks the
     /// program.
     pub wait_for_cgroup: bool,
+    /// A network namespace init joins before building the filesystem.
+    pub join_netns: Option<std::path::PathBuf>,
 }
 
 /// What an exec helper needs (the first message on its control socket).
@@ -159,6 +170,7 @@ pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
     // init would not see the loader go away).
     let mut keep = vec![control];
     keep.extend(plan.program.stdio_fds());
+    keep.extend(plan.program.start_gate.as_ref().map(|g| g.as_raw_fd()));
     if let Err(e) = crate::sys::fd::close_all_except(&keep) {
         return failed(control, format!("close_range: {e}"));
     }
@@ -177,6 +189,15 @@ pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
     }
     if let Err(e) = nix::unistd::setsid() {
         return fail(format!("setsid: {e}"));
+    }
+    if let Some(path) = &plan.join_netns {
+        // Resolved in the host's view: the filesystem is not built yet.
+        if let Err(e) = crate::sys::process::join_netns(path) {
+            return fail(format!(
+                "joining the network namespace {}: {e}",
+                path.display()
+            ));
+        }
     }
     if let Err(e) = mounts::setup_filesystem(&plan.fs) {
         return fail(e.to_string());
@@ -431,7 +452,8 @@ fn drop_privileges(plan: &ProgramPlan) -> Result<(), String> {
     p::drop_bounding_except(keep).map_err(|e| format!("dropping the bounding set: {e}"))?;
     if let Some((uid, gid)) = plan.user {
         p::set_keep_caps(true).map_err(|e| format!("prctl(PR_SET_KEEPCAPS): {e}"))?;
-        p::become_user(uid, gid).map_err(|e| format!("running as {uid}:{gid}: {e}"))?;
+        p::become_user(uid, gid, &plan.additional_gids)
+            .map_err(|e| format!("running as {uid}:{gid}: {e}"))?;
         let (uids, gids) = p::ids().map_err(|e| format!("getresuid: {e}"))?;
         if uids != [uid; 3] || gids != [gid; 3] {
             return Err(format!(
@@ -561,9 +583,35 @@ fn program_main(
     if let Err(e) = drop_privileges(plan) {
         return fail(e);
     }
+    if let Some(gate) = &plan.start_gate {
+        // Created, not started: wait for the runtime's `start` (the descriptor is
+        // close-on-exec).
+        let mut byte = [0u8; 1];
+        let got = loop {
+            match nix::unistd::read(gate.as_fd(), &mut byte) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => break r,
+            }
+        };
+        match got {
+            Ok(1) => {}
+            Ok(_) => return fail("the container was deleted before it was started".into()),
+            Err(e) => return fail(format!("waiting for start: {e}")),
+        }
+    }
+    if let Some(mask) = plan.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
     let Some(prog) = plan.argv.first() else {
         return fail("no program given".into());
     };
+    // Last of all, as runc does: the profile may refuse what the steps above need.
+    // no_new_privs is set, so no privilege is needed.
+    if let Some(extra) = &plan.extra_seccomp {
+        if let Err(e) = seccomp::install(extra) {
+            return fail(format!("installing the OCI seccomp profile: {e}"));
+        }
+    }
     let err = match nix::unistd::execvpe(prog, &plan.argv, &plan.env) {
         Err(e) => e,
         Ok(never) => match never {},

@@ -67,6 +67,7 @@ pub mod exec;
 pub mod host_kernel;
 pub(crate) mod init;
 pub mod mounts;
+pub mod oci;
 pub mod procfs;
 pub mod sandbox;
 pub mod seccomp;

@@ -7,14 +7,16 @@
 //!
 //! | path | what | why |
 //! |------|------|-----|
-//! | `/` | [`RootMode::Overlay`] (the default as root): an overlay whose lower layer is a read-only copy of the host root's own filesystem (or [`FsSpec::rootfs`]'s) and whose upper layer is a tmpfs; the filesystems mounted below the root are attached on it read-only. [`RootMode::ReadOnly`] (`--read-only`, and always without root): a recursive copy of the root, read-only recursively | programs see the host's files; writes succeed and vanish with the sandbox, or fail with `EROFS`; the host's files never change |
+//! | `/` | [`RootMode::Overlay`] (the default as root): an overlay whose lower layer is a read-only copy of the host root's own filesystem (or [`FsSpec::rootfs`]'s) and whose upper layer is a tmpfs; the filesystems mounted below the root are attached on it read-only. [`RootMode::ReadOnly`] (`--read-only`, and always without root): a recursive copy of the root, read-only recursively. [`RootMode::Writable`] (an OCI bundle's root only, never the host's): the rootfs itself, recursively, writable | programs see the host's files; writes succeed and vanish with the sandbox, or fail with `EROFS`; the host's files never change (a writable OCI root is the container's own layer) |
 //! | `/tmp` | private tmpfs, mode 1777, `nosuid,nodev` | a writable scratch area that vanishes with the sandbox |
 //! | `/proc` | a fresh proc of the sandbox's PID namespace, `nosuid,nodev,noexec` | `ps`, `/proc/self` and PID 1 are the sandbox's |
 //! | `/proc/sys`, `/proc/sysrq-trigger`, `/proc/irq`, `/proc/bus`, `/proc/fs` | bound onto themselves, `ro,nosuid,nodev,noexec` ([`READ_ONLY_PATHS`]) | they change the whole machine (`kernel.core_pattern` runs a command as host root) |
 //! | `/proc/kcore`, `/proc/keys`, `/proc/timer_list`, `/proc/sched_debug`, `/proc/latency_stats`, `/proc/timer_stats`, `/proc/acpi`, `/proc/scsi`, `/proc/asound`, `/sys/firmware`, `/sys/devices/virtual/powercap` | masked ([`MASKED_PATHS`]): `/dev/null` bound over files, an empty read-only tmpfs over directories; skipped where the host has none | host memory, other users' keys, kernel addresses, firmware tables |
 //! | `/dev` | tmpfs (`nosuid,noexec`), read-only once built; contents below | only the devices programs need |
-//! | `/sys` | host root: the host's sysfs, read-only (it comes with the recursive bind). [`FsSpec::rootfs`]: left out | see below |
+//! | `/sys` | host root: the host's sysfs, read-only (it comes with the recursive bind). [`FsSpec::rootfs`]: left out unless a bind puts it there (an OCI `sysfs` mount: the host's `/sys`, read-only) | see below |
 //! | binds | [`FsSpec::binds`] in order, on top of all the above | `--bind` (writable) / `--ro-bind` |
+//! | kernel mounts | [`FsSpec::kernel_mounts`] (`tmpfs`, `mqueue`: [`KERNEL_MOUNT_TYPES`]) after the binds | OCI `mounts` |
+//! | more masked / read-only paths | [`FsSpec::masked_paths`], [`FsSpec::readonly_paths`] as the lists above | OCI `maskedPaths` / `readonlyPaths` |
 //!
 //! `/dev` holds exactly:
 //!
@@ -68,8 +70,9 @@
 //!    root is detached (`umount2(MNT_DETACH)`). `/proc` comes before the detach because
 //!    in a user namespace the kernel only allows a new proc mount while a fully visible
 //!    one exists in the namespace; the old root holds one even when `rootfs` has none.
-//! 4. `/tmp` and `/dev` are built, the kernel files above are made read-only or
-//!    masked (after `/dev`: masking binds its `/dev/null`), then the binds are attached. From step 3 on every
+//! 4. `/tmp` and `/dev` are built, the binds are attached and the kernel mounts made,
+//!    then the kernel files above are made read-only or masked (after `/dev`: masking
+//!    binds its `/dev/null`; after the binds: no bind uncovers them). From step 3 on every
 //!    path is resolved inside the new root, so a symbolic link in a bind target cannot
 //!    point outside it.
 //! 5. `/dev` is made read-only, the hostname is set, and the working directory changed.
@@ -114,7 +117,30 @@ pub enum RootMode {
     Overlay,
     /// The root and everything below it read-only (`--read-only`).
     ReadOnly,
+    /// [`FsSpec::rootfs`] itself, with the mounts below it, writable: changes stay in
+    /// that directory (an OCI bundle's root, the container's own layer, which the
+    /// runtime's caller made for it). Refused for the host root
+    /// ([`MountError::WritableHostRoot`]).
+    Writable,
 }
+
+/// A filesystem mounted inside the sandbox (OCI `mounts` of a kernel filesystem type),
+/// after the binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelMount {
+    /// Filesystem type: one of [`KERNEL_MOUNT_TYPES`].
+    pub fstype: &'static str,
+    /// Absolute path inside the sandbox; a missing directory is created.
+    pub target: PathBuf,
+    /// `MS_*` flags (`MS_RDONLY`, `MS_NOSUID`, `MS_NODEV`, `MS_NOEXEC`, ...).
+    pub flags: u64,
+    /// Filesystem options (`mode=755,size=65536k`).
+    pub data: String,
+}
+
+/// The filesystem types a [`KernelMount`] may have: none of them reaches host data
+/// (mqueue belongs to the sandbox's own IPC namespace).
+pub const KERNEL_MOUNT_TYPES: &[&str] = &["tmpfs", "mqueue"];
 
 /// What the sandbox's filesystem view contains.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -137,6 +163,14 @@ pub struct FsSpec {
     /// Without `cwd`: the caller's working directory, entered if it exists inside the
     /// sandbox (as bubblewrap keeps it when visible), else `/`.
     pub caller_cwd: Option<PathBuf>,
+    /// Kernel filesystems mounted after the binds, in order.
+    pub kernel_mounts: Vec<KernelMount>,
+    /// Paths hidden in addition to [`MASKED_PATHS`] (absolute, inside the sandbox;
+    /// missing ones are skipped).
+    pub masked_paths: Vec<PathBuf>,
+    /// Paths made read-only in addition to [`READ_ONLY_PATHS`] (missing ones are
+    /// skipped).
+    pub readonly_paths: Vec<PathBuf>,
 }
 
 /// A step of [`setup_filesystem`] that failed, with the path it was working on.
@@ -209,13 +243,23 @@ pub enum MountError {
     /// `chdir` to the working directory failed.
     #[error("changing directory to {}: {source}", path.display())]
     Chdir { path: PathBuf, source: Errno },
+    /// [`RootMode::Writable`] without a [`FsSpec::rootfs`]: the host root is never
+    /// writable.
+    #[error("a writable root needs a root directory of its own (the host root is never writable)")]
+    WritableHostRoot,
+    /// A [`KernelMount`] of a type not in [`KERNEL_MOUNT_TYPES`], or a relative path.
+    #[error("mount of {fstype} at {}: not allowed", target.display())]
+    KernelMountRefused { fstype: String, target: PathBuf },
 }
 
 impl MountError {
     /// The `errno` behind the failure, if a system call failed.
     pub fn errno(&self) -> Option<Errno> {
         match self {
-            MountError::RelativeBindTarget { .. } | MountError::NotATerminal { .. } => None,
+            MountError::RelativeBindTarget { .. }
+            | MountError::NotATerminal { .. }
+            | MountError::WritableHostRoot
+            | MountError::KernelMountRefused { .. } => None,
             MountError::Propagation { source }
             | MountError::Root { source, .. }
             | MountError::BindSource { source, .. }
@@ -250,6 +294,7 @@ pub fn setup_filesystem(spec: &FsSpec) -> Result<(), MountError> {
             target: bind.target.clone(),
         });
     }
+    check_spec(spec)?;
     mount(
         None::<&str>,
         "/",
@@ -268,10 +313,16 @@ pub fn setup_filesystem(spec: &FsSpec) -> Result<(), MountError> {
         "mode=1777",
     )?;
     dev::build(host.dev)?;
-    harden_kernel_files(spec.rootfs.is_none())?;
+    let with_sys =
+        spec.rootfs.is_none() || spec.binds.iter().any(|b| b.target == Path::new("/sys"));
     for bind in host.binds {
         bind.attach()?;
     }
+    for m in &spec.kernel_mounts {
+        mount_kernel(m)?;
+    }
+    // After the binds and mounts, so that none of them uncovers what is hidden.
+    harden_kernel_files(with_sys, &spec.masked_paths, &spec.readonly_paths)?;
     dev::seal()?;
 
     if let Some(name) = &spec.hostname {
@@ -307,7 +358,8 @@ struct HostCopies {
 
 /// The root, copied for its [`RootMode`].
 enum RootCopy {
-    /// The root with every mount below it, read-only.
+    /// The root with every mount below it, as is: read-only ([`RootMode::ReadOnly`])
+    /// or writable ([`RootMode::Writable`]).
     ReadOnly(OwnedFd),
     /// The root's own mount alone (the overlay's lower layer: overlayfs does not look
     /// into mounts below its layers), and each filesystem mounted directly below the
@@ -335,6 +387,9 @@ impl HostCopies {
         };
         let root = match spec.root_mode {
             RootMode::ReadOnly => RootCopy::ReadOnly(read_only_copy(&root_path, true)?),
+            RootMode::Writable => RootCopy::ReadOnly(
+                raw::clone_tree(&root_path, true).map_err(|e| root_err("open_tree", e))?,
+            ),
             RootMode::Overlay => match raw::clone_tree(&root_path, false) {
                 // In a user namespace the mounts below the root are locked to it, and
                 // the root's mount alone cannot be copied (EINVAL): read-only root.
@@ -477,61 +532,71 @@ pub const MASKED_PATHS: &[&str] = &[
     "/sys/devices/virtual/powercap",
 ];
 
-/// Makes [`READ_ONLY_PATHS`] read-only (bind onto itself, then remount
-/// `ro,nosuid,nodev,noexec`) and covers [`MASKED_PATHS`]; paths the kernel does not
-/// have are skipped. Needs the sandbox's `/proc` and `/dev/null`. `/sys` paths only
-/// when the sandbox sees the host's `/sys` (`with_sys`).
-fn harden_kernel_files(with_sys: bool) -> Result<(), MountError> {
+/// Makes [`READ_ONLY_PATHS`] and `more_read_only` read-only (bind onto itself, then
+/// remount `ro,nosuid,nodev,noexec`) and covers [`MASKED_PATHS`] and `more_masked`;
+/// paths that do not exist are skipped. Needs the sandbox's `/proc` and `/dev/null`.
+/// The `/sys` paths of the built-in lists only when the sandbox sees the host's `/sys`
+/// (`with_sys`).
+fn harden_kernel_files(
+    with_sys: bool,
+    more_masked: &[PathBuf],
+    more_read_only: &[PathBuf],
+) -> Result<(), MountError> {
     let ro_flags = MsFlags::MS_BIND
         | MsFlags::MS_REMOUNT
         | MsFlags::MS_RDONLY
         | MsFlags::MS_NOSUID
         | MsFlags::MS_NODEV
         | MsFlags::MS_NOEXEC;
-    for path in READ_ONLY_PATHS {
-        if !exists(path) {
+    let read_only = READ_ONLY_PATHS
+        .iter()
+        .map(Path::new)
+        .chain(more_read_only.iter().map(PathBuf::as_path));
+    for path in read_only {
+        if std::fs::symlink_metadata(path).is_err() {
             continue;
         }
         let err = |source| MountError::ReadOnly {
-            path: PathBuf::from(path),
+            path: path.to_path_buf(),
             source,
         };
         let none = None::<&str>;
         mount(
-            Some(*path),
-            *path,
+            Some(path),
+            path,
             none,
             MsFlags::MS_BIND | MsFlags::MS_REC,
             none,
         )
         .map_err(err)?;
-        mount(none, *path, none, ro_flags, none).map_err(err)?;
+        mount(none, path, none, ro_flags, none).map_err(err)?;
     }
     // One empty read-only tmpfs serves every masked directory: the first is mounted,
     // the others are binds of it (a superblock fewer to create and tear down each).
-    let mut empty_dir: Option<&str> = None;
-    for path in MASKED_PATHS {
-        if path.starts_with("/sys/") && !with_sys {
-            continue;
-        }
+    let mut empty_dir: Option<&Path> = None;
+    let built_in = MASKED_PATHS
+        .iter()
+        .filter(|p| with_sys || !p.starts_with("/sys/"))
+        .map(Path::new);
+    for path in built_in.chain(more_masked.iter().map(PathBuf::as_path)) {
         let Ok(meta) = std::fs::symlink_metadata(path) else {
             continue;
         };
         let err = |fstype, source| MountError::Mount {
             fstype,
-            target: PathBuf::from(path),
+            target: path.to_path_buf(),
             source,
         };
         let none = None::<&str>;
         if meta.is_dir() {
             match empty_dir {
                 // The superblock is read-only: so is every bind of it.
-                Some(first) => mount(Some(first), *path, none, MsFlags::MS_BIND, none)
+                Some(first) => mount(Some(first), path, none, MsFlags::MS_BIND, none)
                     .map_err(|e| err("bind of an empty tmpfs", e))?,
                 None => {
                     mount(
                         Some("tmpfs"),
-                        *path,
+                        path,
                         Some("tmpfs"),
                         MsFlags::MS_RDONLY
                             | MsFlags::MS_NOSUID
@@ -544,16 +609,55 @@ fn harden_kernel_files(with_sys: bool) -> Result<(), MountError> {
                 }
             }
         } else {
-            mount(Some("/dev/null"), *path, none, MsFlags::MS_BIND, none)
+            mount(Some("/dev/null"), path, none, MsFlags::MS_BIND, none)
                 .map_err(|e| err("bind of /dev/null", e))?;
         }
     }
     Ok(())
 }
 
-/// Whether `path` exists (without following a last symbolic link).
-fn exists(path: &str) -> bool {
-    std::fs::symlink_metadata(path).is_ok()
+/// What [`setup_filesystem`] refuses before it changes anything: a writable host root,
+/// a kernel mount of a type not in [`KERNEL_MOUNT_TYPES`] or at a relative path.
+fn check_spec(spec: &FsSpec) -> Result<(), MountError> {
+    if spec.root_mode == RootMode::Writable && spec.rootfs.is_none() {
+        return Err(MountError::WritableHostRoot);
+    }
+    if let Some(m) = spec
+        .kernel_mounts
+        .iter()
+        .find(|m| !m.target.is_absolute() || !KERNEL_MOUNT_TYPES.contains(&m.fstype))
+    {
+        return Err(MountError::KernelMountRefused {
+            fstype: m.fstype.to_owned(),
+            target: m.target.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Mounts a [`KernelMount`] (its type checked by [`setup_filesystem`]), creating a
+/// missing target directory.
+fn mount_kernel(m: &KernelMount) -> Result<(), MountError> {
+    if !m.target.exists() {
+        create_mount_point(&m.target, true).map_err(|source| MountError::Create {
+            path: m.target.clone(),
+            source,
+        })?;
+    }
+    tracing::debug!(fstype = m.fstype, target = ?m.target, data = m.data, "mount");
+    let data = (!m.data.is_empty()).then_some(m.data.as_str());
+    mount(
+        Some(m.fstype),
+        &m.target,
+        Some(m.fstype),
+        MsFlags::from_bits_truncate(m.flags),
+        data,
+    )
+    .map_err(|source| MountError::Mount {
+        fstype: m.fstype,
+        target: m.target.clone(),
+        source,
+    })
 }
 
 /// Mounts a new instance of `fstype` at `target` (an existing directory).
@@ -695,6 +799,49 @@ fn create_empty_file(path: &Path) -> Result<(), Errno> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_root_is_never_writable_and_kernel_mounts_are_few() {
+        let writable_host = FsSpec {
+            root_mode: RootMode::Writable,
+            ..FsSpec::default()
+        };
+        assert!(matches!(
+            check_spec(&writable_host),
+            Err(MountError::WritableHostRoot)
+        ));
+        let writable_bundle = FsSpec {
+            root_mode: RootMode::Writable,
+            rootfs: Some("/bundle/rootfs".into()),
+            ..FsSpec::default()
+        };
+        assert!(check_spec(&writable_bundle).is_ok());
+        let mount = |fstype, target: &str| FsSpec {
+            kernel_mounts: vec![KernelMount {
+                fstype,
+                target: target.into(),
+                flags: 0,
+                data: String::new(),
+            }],
+            ..FsSpec::default()
+        };
+        assert!(check_spec(&mount("mqueue", "/dev/mqueue")).is_ok());
+        assert!(check_spec(&mount("tmpfs", "/scratch")).is_ok());
+        for (fstype, target) in [
+            ("proc", "/x"),
+            ("sysfs", "/sys"),
+            ("ext4", "/mnt"),
+            ("tmpfs", "rel"),
+        ] {
+            assert!(
+                matches!(
+                    check_spec(&mount(fstype, target)),
+                    Err(MountError::KernelMountRefused { .. })
+                ),
+                "{fstype} at {target}"
+            );
+        }
+    }
 
     const MOUNTINFO: &str = "\
 22 1 254:0 / / rw,relatime - ext4 /dev/vda rw

@@ -104,6 +104,39 @@ pub struct SandboxSpec {
     pub binds: Vec<Bind>,
     /// Stay in the host's network namespace.
     pub share_net: bool,
+    /// Join this network namespace (e.g. `/run/netns/NAME`, `/proc/PID/ns/net`)
+    /// instead of creating one: init opens it and calls `setns(CLONE_NEWNET)` before
+    /// it builds the filesystem (needs CAP_SYS_ADMIN over the namespace: root).
+    pub join_netns: Option<PathBuf>,
+    /// The program's file mode creation mask (`umask(2)`); `None`: inherited.
+    pub umask: Option<u32>,
+    /// Supplementary groups of the program when [`SandboxSpec::user`] is set (cleared
+    /// otherwise).
+    pub additional_gids: Vec<u32>,
+    /// Kernel filesystems mounted after the binds ([`crate::mounts::KernelMount`]).
+    pub kernel_mounts: Vec<crate::mounts::KernelMount>,
+    /// Paths hidden and made read-only in addition to the built-in lists
+    /// ([`crate::mounts::MASKED_PATHS`], [`crate::mounts::READ_ONLY_PATHS`]).
+    pub masked_paths: Vec<PathBuf>,
+    pub readonly_paths: Vec<PathBuf>,
+    /// A further seccomp filter (an OCI profile: [`crate::oci::seccomp_filter`]),
+    /// installed right before exec, after the program's policy and the notify filter:
+    /// the kernel runs every filter and the most severe action wins, so it can only
+    /// refuse more.
+    pub extra_seccomp: Option<seccomp::Filter>,
+    /// Hold the program before its exec until a byte can be read from this descriptor
+    /// (the read end of a pipe): an OCI runtime's `create` then `start`. End of file
+    /// instead (the write end closed unwritten) ends the program without exec (exit
+    /// 125). Everything else (namespaces, filesystem, filters, credentials) is done
+    /// before it waits.
+    pub start_gate: Option<OwnedFd>,
+    /// Create init as a child of the loader's parent (`CLONE_PARENT`), not of the
+    /// loader: an OCI runtime's container process, which the runtime's caller (conmon,
+    /// a child subreaper that inherits it when `create` exits) waits for and whose
+    /// namespaces `podman top` reads. The loader watches init through its pidfd and
+    /// takes the program's status from init's report. Not with the fork spawn method
+    /// (`SpawnError`), whose intermediate process would be the parent.
+    pub clone_parent: bool,
     /// A terminal to borrow (the program's stdio should refer to it as well).
     pub terminal: Option<OwnedFd>,
     /// Start the terminal-signal listener on the borrowed `terminal`: for a terminal
@@ -166,6 +199,15 @@ impl SandboxSpec {
             root_mode: RootMode::Overlay,
             binds: Vec::new(),
             share_net: false,
+            join_netns: None,
+            umask: None,
+            additional_gids: Vec::new(),
+            kernel_mounts: Vec::new(),
+            masked_paths: Vec::new(),
+            readonly_paths: Vec::new(),
+            extra_seccomp: None,
+            start_gate: None,
+            clone_parent: false,
             terminal: None,
             owned_pty: None,
             terminal_listener: false,
@@ -517,6 +559,9 @@ impl Sandbox {
             hostname: spec.hostname.clone(),
             cwd: spec.cwd.clone(),
             caller_cwd: spec.caller_cwd.clone(),
+            kernel_mounts: spec.kernel_mounts.clone(),
+            masked_paths: spec.masked_paths.clone(),
+            readonly_paths: spec.readonly_paths.clone(),
         };
         let (ours, theirs) = control::pair().map_err(|e| LoaderError::Sys("socketpair", e))?;
         let init_filter = seccomp::init_filter()?;
@@ -526,6 +571,7 @@ impl Sandbox {
             capabilities: spec.capabilities,
             helper_filter: init_filter.clone(),
             rootless,
+            extra_seccomp: spec.extra_seccomp.clone(),
         };
         let plan = InitPlan {
             fs,
@@ -536,6 +582,10 @@ impl Sandbox {
                 deny,
                 notify,
                 user: spec.user,
+                additional_gids: spec.additional_gids.clone(),
+                umask: spec.umask,
+                extra_seccomp: spec.extra_seccomp.take(),
+                start_gate: spec.start_gate.take(),
                 rlimits,
                 capabilities: spec.capabilities,
                 stdio: match (&terminal, spec.terminal_stdio) {
@@ -549,6 +599,7 @@ impl Sandbox {
             },
             init_filter,
             wait_for_cgroup: join_cgroup,
+            join_netns: spec.join_netns.clone(),
         };
         // Rootless, init is created in a new user namespace: its clone child waits for
         // the uid maps (`G`) before it execs the entry point, and the plan follows.
@@ -598,12 +649,16 @@ impl Sandbox {
         let mut ns =
             (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC)
                 as u64;
-        if !spec.share_net {
+        // A namespace to join is joined by init (setns), none is created for it.
+        if !spec.share_net && spec.join_netns.is_none() {
             ns |= libc::CLONE_NEWNET as u64;
         }
         if wait_for_maps {
             // Not root: a user namespace whose root is the caller.
             ns |= libc::CLONE_NEWUSER as u64;
+        }
+        if spec.clone_parent {
+            ns |= libc::CLONE_PARENT as u64;
         }
         let spawned = {
             // The child only execs the entry point (see `crate::sys::entry`); init
@@ -726,7 +781,14 @@ impl Sandbox {
             sup.clone(),
             ExecTarget {
                 context: exec_context,
-                namespaces: ns,
+                // init's namespaces to join: a joined network namespace too; never
+                // CLONE_PARENT (a spawn flag, not a namespace).
+                namespaces: (ns & !(libc::CLONE_PARENT as u64))
+                    | if spec.join_netns.is_some() {
+                        libc::CLONE_NEWNET as u64
+                    } else {
+                        0
+                    },
                 init_pidfd: dup(&spawned.pidfd)?,
             },
             cgroup,
@@ -1834,10 +1896,22 @@ fn place_init(
     Ok(cgroup)
 }
 
+/// init's wait status, once it has ended. An init that is not our child
+/// ([`SandboxSpec::clone_parent`]: its parent reaps it) cannot be waited for: once its
+/// pidfd says it has ended, SIGKILL stands for "ended" (the program's own status
+/// comes from init's report).
 pub(crate) fn wait_pidfd(pidfd: &OwnedFd) -> Result<i32, LoaderError> {
     use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
     loop {
         match waitid(Id::PIDFd(pidfd.as_fd()), WaitPidFlag::WEXITED) {
+            Err(nix::Error::ECHILD) => {
+                let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Ok(_) => return Ok(libc::SIGKILL),
+                    Err(nix::Error::EINTR) => continue,
+                    Err(e) => return Err(LoaderError::Sys("poll", e)),
+                }
+            }
             Ok(st @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
                 return Ok(init::raw_status(st))
             }

@@ -139,9 +139,10 @@ use std::os::fd::OwnedFd;
 
 pub use crate::sys::memory::{read_bytes, read_i32, write_bytes, write_i32, MemoryError};
 use crate::sys::seccomp as sys;
+pub(crate) use bpf::profile_filter;
 pub use bpf::{
-    Action, Filter, Instruction, IoctlRule, SyscallRule, When, ABSENT, AUDIT_ARCH_I386,
-    AUDIT_ARCH_NATIVE, MAX_INSTRUCTIONS, X32_SYSCALL_BIT,
+    Action, ArgCmp, ArgOp, Filter, Instruction, IoctlRule, ProfileRule, SyscallRule, When, ABSENT,
+    AUDIT_ARCH_I386, AUDIT_ARCH_NATIVE, MAX_INSTRUCTIONS, X32_SYSCALL_BIT,
 };
 pub use listener::{recv_listener, send_listener, Listener, Notification, Response, ERESTARTSYS};
 pub use program::{init_filter, program_filter, syscall_by_name, ALLOW_SYSCALLS, INIT_SYSCALLS};

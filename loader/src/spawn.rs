@@ -173,6 +173,10 @@ fn spawn_fork(ns_flags: u64, child: &mut dyn FnMut() -> i32) -> Result<Spawned, 
         method: "fork",
         errno,
     };
+    if ns_flags & libc::CLONE_PARENT as u64 != 0 {
+        // The intermediate process would be init's parent, not ours.
+        return Err(create(nix::errno::Errno::EINVAL));
+    }
     let needs_grandchild = ns_flags & libc::CLONE_NEWPID as u64 != 0;
     if needs_grandchild {
         nix::sys::prctl::set_child_subreaper(true).map_err(create)?;

@@ -702,6 +702,7 @@ mod child {
                 hostname: Some(HOSTNAME.to_string()),
                 cwd: Some(PathBuf::from("/tmp/work/rw")),
                 caller_cwd: None,
+                ..FsSpec::default()
             },
             "rootfs" => FsSpec {
                 rootfs: Some(dir.join("rootfs")),

@@ -1331,8 +1331,9 @@ fn libc_crate_syscalls() -> Vec<(String, i64)> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .args([
+            // Not --offline: a fresh checkout may lack the sources of packages for other
+            // targets (r-efi, through proptest), which metadata lists too.
             "metadata",
-            "--offline",
             "--format-version",
             "1",
             "--manifest-path",

@@ -660,6 +660,240 @@ fn search(steps: &[(u32, Action)], below: Action) -> Vec<Instruction> {
     code
 }
 
+/// A comparison of a whole 64-bit syscall argument with `value`, as a seccomp profile
+/// (OCI `linux.seccomp.syscalls[].args`, libseccomp's `SCMP_CMP_*`) states it. All
+/// comparisons are unsigned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgOp {
+    /// `arg == value`.
+    Eq,
+    /// `arg != value`.
+    Ne,
+    /// `arg < value`.
+    Lt,
+    /// `arg <= value`.
+    Le,
+    /// `arg > value`.
+    Gt,
+    /// `arg >= value`.
+    Ge,
+    /// `arg & mask == value`.
+    MaskedEq {
+        /// The mask.
+        mask: u64,
+    },
+}
+
+/// One argument condition of a [`ProfileRule`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArgCmp {
+    /// Argument index, 0..=5.
+    pub arg: u8,
+    /// The comparison.
+    pub op: ArgOp,
+    /// The value compared with.
+    pub value: u64,
+}
+
+/// A rule of a seccomp profile: `action` for syscall `nr` when every condition of
+/// `args` holds (no condition: whatever the arguments).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProfileRule {
+    /// Native syscall number.
+    pub nr: u32,
+    /// Conditions, all of which must hold.
+    pub args: Vec<ArgCmp>,
+    /// What the syscall gets.
+    pub action: Action,
+}
+
+/// A jump target while a program is assembled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Label {
+    /// The next instruction.
+    Next,
+    /// A label resolved later.
+    At(usize),
+}
+
+/// A small assembler with forward labels, for branches over whole checks.
+#[derive(Default)]
+struct Assembler {
+    code: Vec<(u16, u32, Label, Label)>,
+    labels: Vec<Option<usize>>,
+}
+
+impl Assembler {
+    fn label(&mut self) -> Label {
+        self.labels.push(None);
+        Label::At(self.labels.len() - 1)
+    }
+    fn place(&mut self, label: Label) {
+        if let Label::At(i) = label {
+            self.labels[i] = Some(self.code.len());
+        }
+    }
+    fn stmt(&mut self, code: u16, k: u32) {
+        self.code.push((code, k, Label::Next, Label::Next));
+    }
+    fn jump(&mut self, code: u16, k: u32, jt: Label, jf: Label) {
+        self.code.push((code, k, jt, jf));
+    }
+    fn finish(self) -> Result<Vec<Instruction>, SeccompError> {
+        let mut out = Vec::with_capacity(self.code.len());
+        for (pc, &(code, k, jt, jf)) in self.code.iter().enumerate() {
+            let offset = |l: Label| -> Result<u8, SeccompError> {
+                let target = match l {
+                    Label::Next => pc + 1,
+                    Label::At(i) => self.labels[i].ok_or(SeccompError::Inexpressible {
+                        nr: None,
+                        what: "a jump to an unplaced label",
+                    })?,
+                };
+                target
+                    .checked_sub(pc + 1)
+                    .and_then(|d| u8::try_from(d).ok())
+                    .ok_or(SeccompError::FilterTooLarge(self.code.len()))
+            };
+            out.push(jump(code, k, offset(jt)?, offset(jf)?));
+        }
+        Ok(out)
+    }
+}
+
+/// Emits the test of one condition: falls through when it holds, jumps to `fail`
+/// otherwise. The high word is compared first, then the low word.
+fn emit_arg_check(asm: &mut Assembler, cmp: &ArgCmp, fail: Label) {
+    let lo_off = arg_low_offset(cmp.arg);
+    let hi_off = if cfg!(target_endian = "big") {
+        lo_off - 4
+    } else {
+        lo_off + 4
+    };
+    let (vhi, vlo) = ((cmp.value >> 32) as u32, cmp.value as u32);
+    let pass = asm.label();
+    match cmp.op {
+        ArgOp::Eq | ArgOp::MaskedEq { .. } | ArgOp::Ne => {
+            let (mhi, mlo) = match cmp.op {
+                ArgOp::MaskedEq { mask } => ((mask >> 32) as u32, mask as u32),
+                _ => (u32::MAX, u32::MAX),
+            };
+            let (on_equal, on_differ) = if cmp.op == ArgOp::Ne {
+                (fail, pass)
+            } else {
+                (pass, fail)
+            };
+            asm.stmt(LD_W_ABS, hi_off);
+            if mhi != u32::MAX {
+                asm.stmt(ALU_AND_K, mhi);
+            }
+            asm.jump(JMP_JEQ_K, vhi & mhi, Label::Next, on_differ);
+            asm.stmt(LD_W_ABS, lo_off);
+            if mlo != u32::MAX {
+                asm.stmt(ALU_AND_K, mlo);
+            }
+            asm.jump(JMP_JEQ_K, vlo & mlo, on_equal, on_differ);
+        }
+        ArgOp::Gt | ArgOp::Ge | ArgOp::Lt | ArgOp::Le => {
+            // Greater (or equal) is decided by the high word unless it is equal.
+            let (above, below) = match cmp.op {
+                ArgOp::Gt | ArgOp::Ge => (pass, fail),
+                _ => (fail, pass),
+            };
+            asm.stmt(LD_W_ABS, hi_off);
+            asm.jump(JMP_JGT_K, vhi, above, Label::Next);
+            asm.jump(JMP_JEQ_K, vhi, Label::Next, below);
+            asm.stmt(LD_W_ABS, lo_off);
+            match cmp.op {
+                ArgOp::Gt => asm.jump(JMP_JGT_K, vlo, pass, fail),
+                ArgOp::Ge => asm.jump(JMP_JGE_K, vlo, pass, fail),
+                ArgOp::Lt => asm.jump(JMP_JGE_K, vlo, fail, pass),
+                _ => asm.jump(JMP_JGT_K, vlo, fail, pass),
+            }
+        }
+    }
+    asm.place(pass);
+}
+
+/// Compiles a seccomp profile: for each syscall its rules with conditions in the
+/// given order, the first whose conditions all hold deciding; then the most severe of
+/// its rules without condition; `default` for every other syscall (x32 numbers
+/// included); a foreign architecture is killed. One program that decides on
+/// the number alone ([`number_map`]), and, when some rule has conditions, a second
+/// one for those syscalls only (ALLOW for every other, so the first decides), in
+/// which the arguments are compared as whole 64-bit values.
+pub(crate) fn profile_filter(
+    default: Action,
+    rules: &[ProfileRule],
+) -> Result<Filter, SeccompError> {
+    let mut by_nr: std::collections::BTreeMap<u32, Vec<&ProfileRule>> = Default::default();
+    for rule in rules {
+        if rule.nr & X32_SYSCALL_BIT != 0 {
+            return Err(SeccompError::InvalidSyscall(i64::from(rule.nr)));
+        }
+        for cmp in &rule.args {
+            check_argument(rule.nr, cmp.arg)?;
+        }
+        by_nr.entry(rule.nr).or_default().push(rule);
+    }
+    // Per syscall: the conditioned rules in order, then the most severe of its
+    // unconditioned rules (two rules with no condition and different actions: the
+    // safer wins), else the default.
+    let mut map = std::collections::BTreeMap::new();
+    let mut conditioned = Vec::new();
+    for (&nr, rules) in &by_nr {
+        let fallback = rules
+            .iter()
+            .filter(|r| r.args.is_empty())
+            .map(|r| r.action)
+            .min_by_key(|a| a.severity())
+            .unwrap_or(default);
+        let checks: Vec<&ProfileRule> = rules
+            .iter()
+            .copied()
+            .filter(|r| !r.args.is_empty())
+            .collect();
+        if checks.is_empty() {
+            map.insert(nr, fallback);
+        } else {
+            map.insert(nr, Action::Allow);
+            conditioned.push((nr, checks, fallback));
+        }
+    }
+    let numbers = number_map(&map, default)?;
+    if conditioned.is_empty() {
+        return Ok(numbers);
+    }
+    let mut asm = Assembler::default();
+    // A foreign architecture: the number program kills it.
+    let native = asm.label();
+    asm.stmt(LD_W_ABS, DATA_ARCH);
+    asm.jump(JMP_JEQ_K, AUDIT_ARCH_NATIVE, native, Label::Next);
+    asm.stmt(RET_K, Action::Allow.ret());
+    asm.place(native);
+    for (nr, checks, fallback) in conditioned {
+        let next_nr = asm.label();
+        asm.stmt(LD_W_ABS, DATA_NR);
+        asm.jump(JMP_JEQ_K, nr, Label::Next, next_nr);
+        for rule in checks {
+            let next_rule = asm.label();
+            for cmp in &rule.args {
+                emit_arg_check(&mut asm, cmp, next_rule);
+            }
+            asm.stmt(RET_K, rule.action.ret());
+            asm.place(next_rule);
+        }
+        asm.stmt(RET_K, fallback.ret());
+        asm.place(next_nr);
+    }
+    asm.stmt(RET_K, Action::Allow.ret());
+    let program = asm.finish()?;
+    if program.len() > MAX_INSTRUCTIONS {
+        return Err(SeccompError::FilterTooLarge(program.len()));
+    }
+    Ok(Filter::stack(numbers, Filter::single(program)))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -13,13 +13,18 @@ pub(crate) fn set_rlimit(resource: i32, soft: u64, hard: u64) -> Result<(), Errn
     Errno::result(r).map(drop)
 }
 
-/// Clears supplementary groups, then sets the real, effective and saved group and user
-/// IDs (group first: afterwards the privilege to change it is gone).
-pub(crate) fn become_user(uid: u32, gid: u32) -> Result<(), Errno> {
-    match nix::unistd::setgroups(&[]) {
+/// Sets the supplementary groups to `groups` (none: cleared), then the real, effective
+/// and saved group and user IDs (group first: afterwards the privilege to change it is
+/// gone).
+pub(crate) fn become_user(uid: u32, gid: u32, groups: &[u32]) -> Result<(), Errno> {
+    let groups: Vec<nix::unistd::Gid> = groups
+        .iter()
+        .map(|&g| nix::unistd::Gid::from_raw(g))
+        .collect();
+    match nix::unistd::setgroups(&groups) {
         // In a user namespace whose setgroups is "deny" (rootless sandboxes) the
         // supplementary groups cannot change; they stay as they were.
-        Err(Errno::EPERM) if setgroups_denied() => {}
+        Err(Errno::EPERM) if groups.is_empty() && setgroups_denied() => {}
         r => r?,
     }
     let g = nix::unistd::Gid::from_raw(gid);
@@ -182,4 +187,14 @@ pub(crate) fn setns_pidfd(pidfd: std::os::fd::BorrowedFd<'_>, flags: u64) -> Res
     // SAFETY: setns takes a descriptor and integer flags; no memory is passed.
     let r = unsafe { libc::setns(pidfd.as_raw_fd(), flags) };
     Errno::result(r).map(drop)
+}
+
+/// Joins the network namespace at `path` (`open` + `setns(CLONE_NEWNET)`).
+pub(crate) fn join_netns(path: &std::path::Path) -> Result<(), Errno> {
+    let fd = nix::fcntl::open(
+        path,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET)
 }

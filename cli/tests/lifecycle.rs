@@ -629,7 +629,7 @@ fn a_sandboxed_program_cannot_drive_a_supervisor() {
     if !sandbox_tests::require_root() {
         return;
     }
-    let root = Root::new("inside");
+    let root = Root::visible_inside("inside");
     root.start("victim", &["sleep", "1000"]);
     let sock = root.dir.join("victim/sock");
     // The attacker: root in another sandbox that sees the socket (the host root

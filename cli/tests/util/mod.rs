@@ -21,6 +21,16 @@ impl Root {
         Root { dir }
     }
 
+    /// A state root the host root shows inside a sandbox: not under `/tmp`, which a
+    /// sandbox replaces with its own (the checkout, and so `CARGO_TARGET_TMPDIR`, may be
+    /// under `/tmp`).
+    pub fn visible_inside(name: &str) -> Root {
+        let dir =
+            Path::new("/var/tmp").join(format!("sandbox-lifecycle-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Root { dir }
+    }
+
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.arg("--root").arg(&self.dir).args(args);

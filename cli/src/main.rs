@@ -185,6 +185,10 @@ struct RunArgs {
     /// First process-creation method to try (later ones are fallbacks).
     #[arg(long, value_enum, default_value = "clone3", hide = true)]
     spawn: SpawnArg,
+    /// The terminal starts as nobody's controlling terminal inside the sandbox (the
+    /// conformance harness: its Linux runs start with a fresh pty).
+    #[arg(long, hide = true)]
+    tty_unattached: bool,
     /// The program and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM")]
     command: Vec<String>,
@@ -393,6 +397,9 @@ fn run(args: RunArgs) -> Result<i32> {
         SignalModeArg::Foreground => SignalMode::Foreground,
         SignalModeArg::All => SignalMode::All,
     };
+    if args.tty_unattached {
+        spec.terminal_attach = sandbox_loader::TerminalAttach::Unattached;
+    }
     spec.spawn_method = match args.spawn {
         SpawnArg::Clone3 => SpawnMethod::Clone3,
         SpawnArg::Clone => SpawnMethod::Clone,

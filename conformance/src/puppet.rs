@@ -86,14 +86,24 @@ fn fatal(msg: &str) -> ! {
 /// Connects a new control socket, moves it to a high descriptor and says hello.
 fn connect(name: &str) -> Result<(), String> {
     let cfg = CONFIG.get().ok_or("no configuration")?;
-    let addr = SocketAddr::from_abstract_name(cfg.socket.as_bytes())
-        .map_err(|e| format!("socket address: {e}"))?;
-    let s = UnixStream::connect_addr(&addr).map_err(|e| format!("connect: {e}"))?;
+    let s = connect_socket(&cfg.socket)?;
     let low = s.into_raw_fd();
     let fd = sys::dup_at_least(low, CONTROL_FD_MIN).map_err(|e| format!("dup: {e}"))?;
     let _ = sys::close(low);
     adopt(fd, name);
     Ok(())
+}
+
+/// The executor's socket: a path when `socket` starts with `/` (the sandbox executor:
+/// the sandbox has a network namespace of its own, where abstract names are not the
+/// executor's), else an abstract name.
+fn connect_socket(socket: &str) -> Result<UnixStream, String> {
+    if socket.starts_with('/') {
+        return UnixStream::connect(socket).map_err(|e| format!("connect {socket}: {e}"));
+    }
+    let addr = SocketAddr::from_abstract_name(socket.as_bytes())
+        .map_err(|e| format!("socket address: {e}"))?;
+    UnixStream::connect_addr(&addr).map_err(|e| format!("connect: {e}"))
 }
 
 /// Makes `fd` this thread's control socket and says hello.
@@ -383,9 +393,11 @@ fn exec() -> String {
     format!("err {e}")
 }
 
-/// The puppet binary's entry point: `conformance-puppet nsroot SOCKET` (run by the
-/// executor after `unshare(CLONE_NEWPID|CLONE_NEWNS)`: makes the pty, forks the
-/// namespace's init puppet and waits)
+/// The puppet binary's entry point: `conformance-puppet nsroot SOCKET [reaper]` (run by
+/// the executor after `unshare(CLONE_NEWPID|CLONE_NEWNS)`: makes the pty, forks the
+/// namespace's init puppet and waits; with `reaper`, PID 1 is [`reaper_with_init`]),
+/// `conformance-puppet sandboxroot SOCKET TTY` (the program of `sandbox run`: see
+/// [`reaper_with_init`])
 /// or `conformance-puppet exec SOCKET TTY NAME FD` (a puppet after its execve).
 pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().collect();
@@ -396,7 +408,14 @@ pub fn main() -> i32 {
     }));
     sys::no_core_dumps();
     match arg(1).as_str() {
-        "nsroot" => nsroot(&arg(2)),
+        "nsroot" => nsroot(&arg(2), arg(3) == "reaper"),
+        "sandboxroot" => {
+            let _ = CONFIG.set(Config {
+                socket: arg(2),
+                tty: arg(3),
+            });
+            reaper_with_init()
+        }
         "exec" => {
             let _ = CONFIG.set(Config {
                 socket: arg(2),
@@ -420,7 +439,7 @@ pub fn main() -> i32 {
 /// The namespace root: in its own mount namespace (the executor unshared it with the
 /// PID namespace), mounts a private devpts instance, creates the scenario's pty there
 /// and sends the master to the executor, then forks init.
-fn nsroot(socket: &str) -> i32 {
+fn nsroot(socket: &str, reaper: bool) -> i32 {
     if sys::private_devpts().is_err() {
         return 4;
     }
@@ -446,6 +465,9 @@ fn nsroot(socket: &str) -> i32 {
         Ok(0) => {
             // PID 1 of the new namespace: a clean process, leader of its own session.
             sys::die_with_parent();
+            if reaper {
+                return reaper_with_init();
+            }
             sys::reset_all_signals();
             let _ = sys::sigprocmask(libc::SIG_SETMASK, Some(0));
             sys::close_from(0);
@@ -464,6 +486,41 @@ fn nsroot(socket: &str) -> i32 {
                 }
             }
         }
+        Err(_) => 3,
+    }
+}
+
+/// The `init` actor one level down, as it must be inside `sandbox run` (whose PID 1 is
+/// the sandbox's own init and whose program is in that init's session): this process
+/// (a non-actor) blocks every signal it can, closes its descriptors and forks the
+/// `init` actor, which takes a session of its own, becomes a child subreaper (so that
+/// orphans are handed to it, as to the namespace's init) and serves; this process then
+/// waits for it and exits with it. The Linux reference run of the sandbox executors
+/// uses the same shape (`nsroot SOCKET reaper`), so that both runs have the same
+/// process tree: the actors never see a PID-1 init.
+fn reaper_with_init() -> i32 {
+    let _ = sys::sigprocmask(libc::SIG_SETMASK, Some(ALL_SIGNALS));
+    sys::close_from(0);
+    match sys::fork() {
+        Ok(0) => {
+            sys::die_with_parent();
+            sys::reset_all_signals();
+            let _ = sys::sigprocmask(libc::SIG_SETMASK, Some(0));
+            let _ = sys::setsid();
+            sys::set_child_subreaper();
+            if connect("init").is_err() {
+                return 3;
+            }
+            serve()
+        }
+        Ok(pid) => loop {
+            match sys::wait4(pid, libc::__WALL) {
+                Err(libc::EINTR) => continue,
+                // The init actor stopped (kill -STOP): keep waiting for its end.
+                Ok(Some((_, WaitReport::Stopped(_) | WaitReport::Continued))) => continue,
+                _ => return 0,
+            }
+        },
         Err(_) => 3,
     }
 }

@@ -1,18 +1,74 @@
-//! Running scenarios on both executors, in parallel, and shrinking divergences.
+//! Running scenarios on two executors, in parallel, and shrinking divergences.
+//!
+//! [`Executor::Model`] compares the sentry model with Linux (the `init` actor PID 1 of
+//! its namespace); [`Executor::Sandbox`] compares the puppets inside `sandbox run`
+//! with Linux in the same process-tree shape ([`linux_exec::Target::LinuxReaper`]).
 
+use crate::linux_exec::{SandboxTty, Target};
 use crate::scenario::Scenario;
 use crate::trace::{self, Trace};
 use crate::{linux_exec, sentry_exec};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+
+/// What a scenario's Linux run is compared with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Executor {
+    /// The sentry model.
+    Model,
+    /// The same puppets inside `sandbox run` (the binary at `sandbox`).
+    Sandbox { sandbox: PathBuf, tty: SandboxTty },
+}
+
+impl Executor {
+    /// The name traces and reports give it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Executor::Model => "sentry",
+            Executor::Sandbox {
+                tty: SandboxTty::Borrowed,
+                ..
+            } => "sandbox-borrowed",
+            Executor::Sandbox {
+                tty: SandboxTty::Owned,
+                ..
+            } => "sandbox-pty",
+        }
+    }
+
+    /// The Linux shape this executor is compared with.
+    fn reference(&self) -> Target {
+        match self {
+            Executor::Model => Target::Linux,
+            Executor::Sandbox { .. } => Target::LinuxReaper,
+        }
+    }
+
+    fn play(&self, s: &Scenario, puppet: &Path) -> Trace {
+        match self {
+            Executor::Model => sentry_exec::run(s),
+            Executor::Sandbox { sandbox, tty } => linux_exec::run_on(
+                s,
+                puppet,
+                &Target::Sandbox {
+                    sandbox: sandbox.clone(),
+                    tty: *tty,
+                },
+            ),
+        }
+    }
+}
 
 /// One scenario's run on both executors.
 #[derive(Clone, Debug)]
 pub struct Comparison {
     pub scenario: Scenario,
     pub linux: Trace,
+    /// The compared executor's trace (the model's, or the sandbox's).
     pub sentry: Trace,
+    /// Which executor `sentry` comes from.
+    pub executor_name: &'static str,
     /// The readable diff when the traces differ.
     pub diff: Option<String>,
     /// When the traces differ: how two Linux runs of the scenario differed from each
@@ -25,13 +81,19 @@ pub const LINUX_RERUNS: usize = 4;
 
 /// Runs `s` on Linux and on the sentry and compares the traces.
 pub fn compare(s: &Scenario, puppet: &Path) -> Comparison {
-    let sentry = sentry_exec::run(s);
-    let linux = linux_exec::run(s, puppet);
-    let diff = trace::diff("linux", &linux, "sentry", &sentry);
+    compare_with(s, puppet, &Executor::Model)
+}
+
+/// Runs `s` on Linux and on `executor` and compares the traces.
+pub fn compare_with(s: &Scenario, puppet: &Path, executor: &Executor) -> Comparison {
+    let reference = executor.reference();
+    let sentry = executor.play(s, puppet);
+    let linux = linux_exec::run_on(s, puppet, &reference);
+    let diff = trace::diff("linux", &linux, executor.name(), &sentry);
     let mut linux_nondeterminism = None;
     if diff.is_some() {
         for _ in 0..LINUX_RERUNS {
-            let again = linux_exec::run(s, puppet);
+            let again = linux_exec::run_on(s, puppet, &reference);
             if let Some(d) = trace::diff("linux", &linux, "linux again", &again) {
                 linux_nondeterminism = Some(d);
                 break;
@@ -42,6 +104,7 @@ pub fn compare(s: &Scenario, puppet: &Path) -> Comparison {
         scenario: s.clone(),
         linux,
         sentry,
+        executor_name: executor.name(),
         diff,
         linux_nondeterminism,
     }
@@ -55,6 +118,17 @@ pub fn compare_all(
     jobs: usize,
     report: &(dyn Fn(&Comparison) + Sync),
 ) -> Vec<Comparison> {
+    compare_all_with(scenarios, puppet, &Executor::Model, jobs, report)
+}
+
+/// [`compare_all`] against `executor`.
+pub fn compare_all_with(
+    scenarios: &[Scenario],
+    puppet: &Path,
+    executor: &Executor,
+    jobs: usize,
+    report: &(dyn Fn(&Comparison) + Sync),
+) -> Vec<Comparison> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Comparison>>> = Mutex::new(vec![None; scenarios.len()]);
     std::thread::scope(|scope| {
@@ -64,7 +138,7 @@ pub fn compare_all(
                 let Some(s) = scenarios.get(i) else {
                     break;
                 };
-                let c = compare(s, puppet);
+                let c = compare_with(s, puppet, executor);
                 report(&c);
                 if let Ok(mut r) = results.lock() {
                     r[i] = Some(c);

@@ -404,6 +404,12 @@ pub fn die_with_parent() {
     let _ = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
 }
 
+/// `prctl(PR_SET_CHILD_SUBREAPER, 1)`: orphaned descendants are handed to the caller.
+pub fn set_child_subreaper() {
+    // SAFETY: integer arguments only.
+    let _ = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+}
+
 /// `unshare(CLONE_NEWPID)`: the caller's next child is PID 1 of a new namespace.
 pub fn unshare_pid_namespace() -> Res<()> {
     // SAFETY: integer arguments only.

@@ -91,6 +91,9 @@ pub(crate) struct InitPlan {
 pub(crate) struct PtyInit {
     pub termios: Option<libc::termios>,
     pub winsize: Option<libc::winsize>,
+    /// Whether init's session takes the pty as controlling terminal (and the
+    /// program's group its foreground), or nobody's it is at the start.
+    pub attach: crate::TerminalAttach,
 }
 
 /// Exit code of init when setup fails (the loader reports the message it sent).
@@ -138,7 +141,11 @@ pub(crate) fn init_main(plan: &InitPlan) -> i32 {
         return fail(e.to_string());
     }
     let slave = match &plan.owned_pty {
-        Some(p) => match crate::sys::tty::open_owned_pty(p.termios.as_ref(), p.winsize.as_ref()) {
+        Some(p) => match crate::sys::tty::open_owned_pty(
+            p.termios.as_ref(),
+            p.winsize.as_ref(),
+            p.attach == crate::TerminalAttach::Session,
+        ) {
             Ok((master, slave)) => {
                 if let Err(e) = control::send(plan.control, "M", Some(master.as_raw_fd())) {
                     return fail(format!("passing the pty master: {e}"));
@@ -294,12 +301,20 @@ fn program_main(plan: &InitPlan, pty_slave: Option<RawFd>) -> i32 {
             return fail(format!("the terminal as stdio: {e}"));
         }
     }
+    let attached = plan
+        .owned_pty
+        .as_ref()
+        .is_some_and(|p| p.attach == crate::TerminalAttach::Session);
     if let Some(slave) = pty_slave {
-        // The owned pty is the session's real controlling terminal: stdio, and this
-        // group in the foreground (from the background, so with SIGTTOU blocked: the
-        // mask is emptied below).
-        if let Err(e) = crate::sys::tty::take_foreground(slave) {
-            return fail(format!("the pty's foreground group: {e}"));
+        if attached {
+            // The owned pty is the session's real controlling terminal: stdio, and this
+            // group in the foreground (from the background, so with SIGTTOU blocked: the
+            // mask is emptied below).
+            if let Err(e) = crate::sys::tty::take_foreground(slave) {
+                return fail(format!("the pty's foreground group: {e}"));
+            }
+        } else if let Err(e) = crate::sys::fd::onto_stdio(slave) {
+            return fail(format!("the pty as stdio: {e}"));
         }
     }
     signal::reset_all_to_default();

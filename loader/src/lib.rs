@@ -68,6 +68,7 @@ pub use capability::CapSet;
 pub use sandbox::DEFAULT_PIDS_LIMIT;
 pub use sandbox::{
     run, LoaderError, OwnedPty, RunOutcome, Sandbox, SandboxEvent, SandboxSpec, SignalMode,
+    TerminalAttach,
 };
 pub use spawn::SpawnMethod;
 pub use supervisor::NotifyStats;

@@ -141,6 +141,22 @@ pub struct SandboxSpec {
     /// Append every lockstep violation (host and sentry disagree: a bug) to this file
     /// the moment it is found (tests use it; it survives a SIGKILL of the loader).
     pub lockstep_report: Option<PathBuf>,
+    /// Whose controlling terminal the sandbox's terminal (borrowed or owned) is at the
+    /// start (see [`TerminalAttach`]).
+    pub terminal_attach: TerminalAttach,
+}
+
+/// Whose controlling terminal the sandbox's terminal is when the program starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TerminalAttach {
+    /// The sandbox's session's (init leads it), with the program's group in the
+    /// foreground, as for a program a shell started.
+    #[default]
+    Session,
+    /// Nobody's: a session leader inside acquires it as on Linux (an owned pty by
+    /// opening it; a borrowed terminal with TIOCSCTTY only, see docs/LOADER.md). The
+    /// conformance harness starts this way, as its Linux runs start with a fresh pty.
+    Unattached,
 }
 
 impl SandboxSpec {
@@ -172,6 +188,7 @@ impl SandboxSpec {
             loader_seccomp: false,
             lockstep_report: None,
             forward_signals: false,
+            terminal_attach: TerminalAttach::Session,
         }
     }
 }
@@ -519,6 +536,7 @@ impl Sandbox {
             owned_pty: owned.as_ref().map(|_| crate::init::PtyInit {
                 termios: proxy_state.map(|(t, _)| t),
                 winsize: proxy_state.map(|(_, w)| w),
+                attach: spec.terminal_attach,
             }),
         };
 
@@ -676,6 +694,7 @@ impl Sandbox {
             exec_error: None,
             mode: spec.signal_mode,
             loader_seccomp: spec.loader_seccomp,
+            terminal_attach: spec.terminal_attach,
             watch_stop: None,
             stopped_self: false,
             early_signals: Vec::new(),
@@ -930,6 +949,8 @@ struct Loop {
     exec_error: Option<i32>,
     mode: SignalMode,
     loader_seccomp: bool,
+    /// Whether the program's session takes the terminal at the start.
+    terminal_attach: TerminalAttach,
     /// After a forwarded SIGTSTP: until when to watch for the pass-through.
     watch_stop: Option<Instant>,
     stopped_self: bool,
@@ -1313,7 +1334,8 @@ impl Loop {
             self.program = Some(p);
             let _ = sup.procs.translate(info.host_pid);
             // init's session takes the terminal; the program's group is the foreground.
-            if let Some(tty) = &sup.tty {
+            let attach = self.terminal_attach == TerminalAttach::Session;
+            if let Some(tty) = sup.tty.as_ref().filter(|_| attach) {
                 let id = tty.id;
                 if let Err(e) = sup.k.open_tty(Kernel::INIT, id, OpenFlags::RDWR) {
                     tracing::error!(%e, "could not give the sandbox's session its terminal");
@@ -1326,7 +1348,7 @@ impl Loop {
                 sid: info.ns_sid,
                 did_exec: info.did_exec,
             });
-            if let (Ok(()), Some(tty)) = (adopted, &sup.tty) {
+            if let (Ok(()), Some(tty), true) = (adopted, &sup.tty, attach) {
                 let id = tty.id;
                 if let Err(e) = sup.k.tiocspgrp(Kernel::INIT, id, info.ns_pgid) {
                     tracing::error!(%e, "could not put the program in the foreground");

@@ -322,6 +322,9 @@ impl Supervisor {
         let Some(tty) = self.is_borrowed_tty(host_tid, fd) else {
             return Response::Continue;
         };
+        if self.owned && matches!(cmd, TIOCSPGRP | TIOCSCTTY | TIOCNOTTY) {
+            self.observe_host_ctty(t, host_tid, fd, tty);
+        }
         match cmd {
             TCSETS | TCSETSW | TCSETSF | TCSETA | TCSETAW | TCSETAF | TCSETS2 | TCSETSW2
             | TCSETSF2 | TCFLSH | TCXONC | TCSBRK | TCSBRKP | TIOCSBRK | TIOCCBRK => {
@@ -381,6 +384,35 @@ impl Supervisor {
                 self.answer(r.map(|()| done))
             }
             _ => Response::Continue,
+        }
+    }
+
+    /// Owned pty: a session leader without a controlling terminal that opened the pty
+    /// without O_NOCTTY acquired it on the host (`tty_open_proc_set_tty`); open() is
+    /// not notified, so the sentry learns it here, from the caller's `tty_nr` in
+    /// /proc, before a job-control call that depends on it. The host is the truth for
+    /// an owned pty: only one session can hold it there.
+    fn observe_host_ctty(&mut self, t: NsThread, host_tid: i32, fd: i32, tty: TtyId) {
+        let Some(g) = self.k.thread_group(t.tgid) else {
+            return;
+        };
+        if g.tty.is_some() || self.k.tty(tty).is_some_and(|x| x.session.is_some()) {
+            return;
+        }
+        let sid = g.sid;
+        let Ok((_, _, rdev)) = procfs::fd_stat(host_tid, fd) else {
+            return;
+        };
+        let Ok(info) = procfs::read(host_tid) else {
+            return;
+        };
+        if info.tty_nr == 0 || info.tty_nr != procfs::tty_nr(rdev) {
+            return;
+        }
+        self.reconcile();
+        match self.k.open_tty(sid, tty, sandbox_sentry::OpenFlags::RDWR) {
+            Ok(_) => tracing::debug!(sid, "the host gave the pty to a session: adopted"),
+            Err(e) => tracing::warn!(%e, sid, "could not adopt the pty's session"),
         }
     }
 

@@ -54,9 +54,12 @@ pub(crate) fn is_pty_slave(rdev: u64) -> bool {
 /// the slave is /dev/pts/N there), sets its termios and size, and opens the slave
 /// without O_NOCTTY: a session leader without a controlling terminal (init) acquires it.
 /// TIOCSCTTY makes that explicit. Returns (master, slave).
+/// With `ctty` false the slave is opened O_NOCTTY and stays nobody's controlling
+/// terminal.
 pub(crate) fn open_owned_pty(
     termios: Option<&libc::termios>,
     winsize: Option<&libc::winsize>,
+    ctty: bool,
 ) -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), Errno> {
     use nix::fcntl::OFlag;
     use std::os::fd::AsFd;
@@ -64,14 +67,21 @@ pub(crate) fn open_owned_pty(
     nix::pty::grantpt(&master)?;
     nix::pty::unlockpt(&master)?;
     let name = nix::pty::ptsname_r(&master)?;
+    let noctty = if ctty {
+        OFlag::empty()
+    } else {
+        OFlag::O_NOCTTY
+    };
     let slave = nix::fcntl::open(
         name.as_str(),
-        OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        OFlag::O_RDWR | OFlag::O_CLOEXEC | noctty,
         nix::sys::stat::Mode::empty(),
     )?;
-    // SAFETY: TIOCSCTTY with arg 0 takes no pointer.
-    let r = unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) };
-    Errno::result(r)?;
+    if ctty {
+        // SAFETY: TIOCSCTTY with arg 0 takes no pointer.
+        let r = unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) };
+        Errno::result(r)?;
+    }
     if let Some(t) = termios {
         tcsets(slave.as_fd(), t)?;
     }

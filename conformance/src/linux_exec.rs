@@ -26,6 +26,10 @@ use std::time::{Duration, Instant};
 
 /// Consecutive quiet polls (1 ms each) that end a step.
 pub const QUIET_ROUNDS: u32 = 3;
+/// The same inside `sandbox run --tty=pty`: the pty's output reaches the executor
+/// through a kernel worker (the sandbox's pty master), the loader's proxy and the
+/// executor's pty, and the first of those is not a process the executor can watch.
+pub const QUIET_ROUNDS_RELAYED: u32 = 12;
 /// Longest a step may take to settle.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -132,6 +136,11 @@ struct Run {
     /// slave (opened through init's root once the `init` actor is known), polled like
     /// `slave` so that the inner line discipline works at once too.
     inner_slave: Option<i32>,
+    /// Quiet polls that end a step.
+    quiet_rounds: u32,
+    /// Sandbox runs: the host PID of the program (the `init` actor's parent), killed
+    /// at the end.
+    program: Option<i32>,
     /// Sandbox runs: host processes whose threads must be asleep too for quiescence
     /// (the loader, which relays signals and, with an owned pty, the bytes).
     watched: Vec<i32>,
@@ -287,6 +296,8 @@ impl Run {
             slave,
             nsroot,
             dir: None,
+            quiet_rounds: QUIET_ROUNDS,
+            program: None,
             inner_slave: None,
             watched: Vec::new(),
             step_no: 0,
@@ -422,6 +433,11 @@ impl Run {
             slave,
             nsroot,
             dir: Some(dir),
+            quiet_rounds: match tty {
+                SandboxTty::Borrowed => QUIET_ROUNDS,
+                SandboxTty::Owned => QUIET_ROUNDS_RELAYED,
+            },
+            program: None,
             inner_slave: None,
             watched: vec![loader],
             step_no: 0,
@@ -431,6 +447,10 @@ impl Run {
             fatal: None,
         };
         let mut r = r.await_init()?;
+        r.program = r
+            .actors
+            .first()
+            .and_then(|init| status_field(&format!("/proc/{}/status", init.host_tgid), "PPid:"));
         if tty == SandboxTty::Owned {
             if let Some(init) = r.actors.first() {
                 let path = format!("/proc/{}/root/dev/pts/0", init.host_tgid);
@@ -453,9 +473,12 @@ impl Run {
                 let _ = sys::kill(init.host_tgid, libc::SIGKILL);
             }
         }
+        if let Some(p) = self.program.take() {
+            let _ = sys::kill(p, libc::SIGKILL);
+        }
         if self.dir.is_some() {
-            // The `init` actor's death ends the program, and the sandbox with it: the
-            // loader's own end (not a SIGKILL) is the normal one.
+            // The program's death ends the sandbox: the loader's own end (not a
+            // SIGKILL) is the normal one.
             let deadline = Instant::now() + STEP_TIMEOUT;
             while Instant::now() < deadline {
                 match self.nsroot.try_wait() {
@@ -703,7 +726,7 @@ impl Run {
                 continue;
             }
             quiet += 1;
-            if quiet >= QUIET_ROUNDS {
+            if quiet >= self.quiet_rounds {
                 return Ok(());
             }
         }

@@ -466,7 +466,7 @@ fn nsroot(socket: &str, reaper: bool) -> i32 {
             // PID 1 of the new namespace: a clean process, leader of its own session.
             sys::die_with_parent();
             if reaper {
-                return reaper_with_init();
+                return sandbox_shaped_pid1();
             }
             sys::reset_all_signals();
             let _ = sys::sigprocmask(libc::SIG_SETMASK, Some(0));
@@ -490,14 +490,40 @@ fn nsroot(socket: &str, reaper: bool) -> i32 {
     }
 }
 
+/// PID 1 in the sandbox's shape: like the sandbox's init, it leads a session of its
+/// own, forks the "program" (a group of its own in that session, running
+/// [`reaper_with_init`]), reaps every orphan handed to it, and ends (taking the
+/// namespace with it) when the program ends.
+fn sandbox_shaped_pid1() -> i32 {
+    let _ = sys::sigprocmask(libc::SIG_SETMASK, Some(ALL_SIGNALS));
+    sys::close_from(0);
+    let _ = sys::setsid();
+    match sys::fork() {
+        Ok(0) => {
+            sys::die_with_parent();
+            let _ = sys::setpgid(0, 0);
+            reaper_with_init()
+        }
+        Ok(program) => loop {
+            match sys::wait4(-1, libc::__WALL) {
+                Ok(Some((pid, _))) if pid == program => return 0,
+                Err(libc::ECHILD) => return 0,
+                _ => continue,
+            }
+        },
+        Err(_) => 3,
+    }
+}
+
 /// The `init` actor one level down, as it must be inside `sandbox run` (whose PID 1 is
 /// the sandbox's own init and whose program is in that init's session): this process
 /// (a non-actor) blocks every signal it can, closes its descriptors and forks the
 /// `init` actor, which takes a session of its own, becomes a child subreaper (so that
 /// orphans are handed to it, as to the namespace's init) and serves; this process then
-/// waits for it and exits with it. The Linux reference run of the sandbox executors
+/// reaps what it is handed and stays until the executor kills it. The Linux reference run of the sandbox executors
 /// uses the same shape (`nsroot SOCKET reaper`), so that both runs have the same
-/// process tree: the actors never see a PID-1 init.
+/// process tree: the actors never see a PID-1 init. The `init` actor also drops every
+/// capability, as the sandbox's program has none.
 fn reaper_with_init() -> i32 {
     let _ = sys::sigprocmask(libc::SIG_SETMASK, Some(ALL_SIGNALS));
     sys::close_from(0);
@@ -508,17 +534,20 @@ fn reaper_with_init() -> i32 {
             let _ = sys::sigprocmask(libc::SIG_SETMASK, Some(0));
             let _ = sys::setsid();
             sys::set_child_subreaper();
+            // Sandbox processes have no capability (CAP_SYS_ADMIN decides TIOCSCTTY's
+            // steal): the Linux reference of that shape has none either.
+            sys::drop_all_capabilities();
             if connect("init").is_err() {
                 return 3;
             }
             serve()
         }
-        Ok(pid) => loop {
-            match sys::wait4(pid, libc::__WALL) {
-                Err(libc::EINTR) => continue,
-                // The init actor stopped (kill -STOP): keep waiting for its end.
-                Ok(Some((_, WaitReport::Stopped(_) | WaitReport::Continued))) => continue,
-                _ => return 0,
+        // Reaps whatever is handed to it (as PID 1, in the Linux shape) and stays, also
+        // after the `init` actor's death (the scenario goes on without it, as the
+        // sandbox does: its init reaps the orphans); the executor ends the run.
+        Ok(_) => loop {
+            if let Err(libc::ECHILD) = sys::wait4(-1, libc::__WALL) {
+                let _ = sys::poll_in(&[], -1);
             }
         },
         Err(_) => 3,

@@ -695,6 +695,8 @@ impl Sandbox {
             mode: spec.signal_mode,
             loader_seccomp: spec.loader_seccomp,
             terminal_attach: spec.terminal_attach,
+            // CAP_SYS_ADMIN in the initial user namespace (TIOCSCTTY's steal needs it).
+            program_privileged: !rootless && spec.capabilities.names().any(|n| n == "SYS_ADMIN"),
             watch_stop: None,
             stopped_self: false,
             early_signals: Vec::new(),
@@ -951,6 +953,8 @@ struct Loop {
     loader_seccomp: bool,
     /// Whether the program's session takes the terminal at the start.
     terminal_attach: TerminalAttach,
+    /// The program keeps CAP_SYS_ADMIN (the sentry's `privileged`).
+    program_privileged: bool,
     /// After a forwarded SIGTSTP: until when to watch for the pass-through.
     watch_stop: Option<Instant>,
     stopped_self: bool,
@@ -1348,6 +1352,11 @@ impl Loop {
                 sid: info.ns_sid,
                 did_exec: info.did_exec,
             });
+            // The sentry's init is privileged; the program has no capability but the
+            // kept ones, and its descendants inherit that.
+            if adopted.is_ok() {
+                let _ = sup.k.set_privileged(p, self.program_privileged);
+            }
             if let (Ok(()), Some(tty), true) = (adopted, &sup.tty, attach) {
                 let id = tty.id;
                 if let Err(e) = sup.k.tiocspgrp(Kernel::INIT, id, info.ns_pgid) {

@@ -323,7 +323,7 @@ impl Supervisor {
             return Response::Continue;
         };
         if self.owned && matches!(cmd, TIOCSPGRP | TIOCSCTTY | TIOCNOTTY) {
-            self.observe_host_ctty(t, host_tid, fd, tty);
+            self.observe_host_session(tty);
         }
         match cmd {
             TCSETS | TCSETSW | TCSETSF | TCSETA | TCSETAW | TCSETAF | TCSETS2 | TCSETSW2
@@ -334,7 +334,7 @@ impl Supervisor {
                 self.reconcile();
                 self.refresh_signal_state(t, host_tid);
                 let r = self.k.tty_check_change(t.tid, tty);
-                self.answer(r.map(|()| Response::Continue))
+                self.answer_background(r.map(|()| Response::Continue))
             }
             // Owned pty: the host answers queries (its values are the sentry's).
             TIOCGPGRP | TIOCGSID if self.owned => Response::Continue,
@@ -361,7 +361,7 @@ impl Supervisor {
                     }
                 }
                 let done = self.done();
-                self.answer(r.map(|()| done))
+                self.answer_background(r.map(|()| done))
             }
             TIOCSCTTY => {
                 self.reconcile();
@@ -389,30 +389,46 @@ impl Supervisor {
 
     /// Owned pty: a session leader without a controlling terminal that opened the pty
     /// without O_NOCTTY acquired it on the host (`tty_open_proc_set_tty`); open() is
-    /// not notified, so the sentry learns it here, from the caller's `tty_nr` in
-    /// /proc, before a job-control call that depends on it. The host is the truth for
-    /// an owned pty: only one session can hold it there.
-    fn observe_host_ctty(&mut self, t: NsThread, host_tid: i32, fd: i32, tty: TtyId) {
-        let Some(g) = self.k.thread_group(t.tgid) else {
-            return;
-        };
-        if g.tty.is_some() || self.k.tty(tty).is_some_and(|x| x.session.is_some()) {
+    /// not notified, so while the sentry's pty has no session, the session the host
+    /// shows (TIOCGSID on the master, which answers for the slave whoever asks) is
+    /// adopted before a job-control call that depends on it. The host is the truth
+    /// for an owned pty: only one session can hold it there.
+    fn observe_host_session(&mut self, tty: TtyId) {
+        if self.k.tty(tty).is_none_or(|x| x.session.is_some()) {
             return;
         }
-        let sid = g.sid;
-        let Ok((_, _, rdev)) = procfs::fd_stat(host_tid, fd) else {
+        let Some(master) = self.tty.as_ref().and_then(|t| t.fd.as_ref()) else {
             return;
         };
-        let Ok(info) = procfs::read(host_tid) else {
+        let Ok(host_sid) = systty::tcgetsid(master.as_fd()) else {
             return;
         };
-        if info.tty_nr == 0 || info.tty_nr != procfs::tty_nr(rdev) {
-            return;
-        }
         self.reconcile();
+        let Some(sid) = self.procs.ns_pid(host_sid) else {
+            return;
+        };
+        self.procs.ensure_process(&mut self.k, sid);
         match self.k.open_tty(sid, tty, sandbox_sentry::OpenFlags::RDWR) {
             Ok(_) => tracing::debug!(sid, "the host gave the pty to a session: adopted"),
-            Err(e) => tracing::warn!(%e, sid, "could not adopt the pty's session"),
+            Err(e) => {
+                tracing::warn!(%e, sid, "could not adopt the pty's session");
+                return;
+            }
+        }
+        // Members adopted before now did not get it from their session: the host says
+        // which hold it (one that dropped it with TIOCNOTTY does not).
+        let Some(want) = procfs::read(host_sid).ok().map(|i| i.tty_nr) else {
+            return;
+        };
+        for member in self.k.session_members(sid) {
+            let has = self
+                .procs
+                .host_pid(member)
+                .and_then(|h| procfs::read(h).ok())
+                .is_some_and(|i| i.tty_nr == want && want != 0);
+            if has {
+                let _ = self.k.host_set_tty(member, tty);
+            }
         }
     }
 
@@ -525,6 +541,22 @@ impl Supervisor {
                  but {model:?} in the sentry"
             ));
         }
+    }
+
+    /// The answer to a call the background rules stop (`ERESTARTSYS` with SIGTTOU or
+    /// SIGTTIN to the caller's group). On an owned pty the host applies the same rule
+    /// to the same state: the call continues and the host raises the signal itself,
+    /// from the caller's own system call, so that the caller acts on it first as on
+    /// Linux (a `kill` from the loader would reach the group's members in another
+    /// order); the sentry's copy of the signal is dropped.
+    fn answer_background(&mut self, r: Result<Response, Errno>) -> Response {
+        if self.owned && r == Err(Errno::ERESTARTSYS) {
+            self.stats.stopped_callers += 1;
+            let dropped = self.k.take_host_signals();
+            tracing::debug!(?dropped, "background stop left to the host (owned pty)");
+            return Response::Continue;
+        }
+        self.answer(r)
     }
 
     /// Sends what the sentry generated, then answers.

@@ -109,12 +109,43 @@ impl Tracker {
     }
 
     /// Makes sure the sentry knows the sandbox process `ns` (by finding it on the host).
+    /// `ns` may also be a thread of a known process that never made a notified call:
+    /// it is adopted as that thread (setpgid on a thread other than its process's
+    /// leader is EINVAL on Linux, not the ESRCH of an unknown PID).
     pub fn ensure_process(&mut self, k: &mut Kernel, ns: Pid) -> bool {
-        if k.thread_group(ns).is_some() {
+        if k.thread_group(ns).is_some() || k.task(ns).is_some() {
             return true;
         }
         self.reconcile(k);
-        k.thread_group(ns).is_some()
+        if k.thread_group(ns).is_some() {
+            return true;
+        }
+        self.adopt_thread(k, ns)
+    }
+
+    /// Finds `ns` among the threads of the known processes and adopts it.
+    fn adopt_thread(&mut self, k: &mut Kernel, ns: Pid) -> bool {
+        let processes: Vec<(Pid, i32)> = self
+            .by_host
+            .iter()
+            .filter(|(_, t)| t.tid == t.tgid && k.thread_group(t.tgid).is_some())
+            .map(|(h, t)| (t.tgid, *h))
+            .collect();
+        for (tgid, host) in processes {
+            let Ok(tids) = procfs::threads(host) else {
+                continue;
+            };
+            for tid in tids.into_iter().filter(|&t| t != host) {
+                let Ok(info) = procfs::read(tid) else {
+                    continue;
+                };
+                if info.ns_pid == ns && info.ns_tgid == tgid {
+                    self.remember(&info);
+                    return k.host_adopt_thread(tgid, ns).is_ok();
+                }
+            }
+        }
+        false
     }
 
     /// Adopts the host process `host_pid` after its ancestors.

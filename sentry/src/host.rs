@@ -40,6 +40,7 @@ use crate::sigaction::{Handler, SigAction, SigHandlers};
 use crate::signal::{SigSet, Signal};
 use crate::task::Task;
 use crate::thread_group::ThreadGroup;
+use crate::tty::TtyId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -227,6 +228,19 @@ impl Kernel {
         g.parent_thread = parent_thread;
         g.child_key = new_key;
         self.group_mut(parent)?.children.insert(new_key, tgid);
+        Ok(())
+    }
+
+    /// The host shows `tty` as the controlling terminal of `tgid`, a member of the
+    /// session that holds it (an acquisition the model did not see, e.g. an open()
+    /// of an owned pty by the session leader, inherited by children adopted before
+    /// the model learnt of it). EINVAL if `tty` is not the session's.
+    pub fn host_set_tty(&mut self, tgid: Pid, tty: TtyId) -> SysResult<()> {
+        let sid = self.group(tgid)?.sid;
+        if self.tty_ref(tty)?.session != Some(sid) {
+            return Err(Errno::EINVAL);
+        }
+        self.group_mut(tgid)?.tty = Some(tty);
         Ok(())
     }
 

@@ -29,6 +29,16 @@ pub(crate) fn tcgetpgrp(fd: BorrowedFd<'_>) -> Result<i32, Errno> {
     Ok(pgrp)
 }
 
+/// `TIOCGSID`: the terminal's session (host numbers). On a pty master it is the
+/// slave's, asked by anyone (the caller's own controlling terminal is not required).
+pub(crate) fn tcgetsid(fd: BorrowedFd<'_>) -> Result<i32, Errno> {
+    let mut sid: libc::pid_t = 0;
+    // SAFETY: TIOCGSID writes one pid_t through the valid pointer.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGSID, &mut sid) };
+    Errno::result(r)?;
+    Ok(sid)
+}
+
 /// `TIOCGWINSZ`.
 pub(crate) fn get_winsize(fd: BorrowedFd<'_>) -> Result<libc::winsize, Errno> {
     let mut ws = libc::winsize {

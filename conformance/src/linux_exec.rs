@@ -43,8 +43,8 @@ pub enum Target {
     /// Linux, with PID 1 a non-actor that forks the `init` actor (a session leader and
     /// child subreaper): the shape the actors have inside `sandbox run`, whose own init
     /// is PID 1 (see `puppet::reaper_with_init`). The reference of the sandbox
-    /// executors.
-    LinuxReaper,
+    /// executors; `explicit_ctty` as for [`SandboxTty::Borrowed`].
+    LinuxReaper { explicit_ctty: bool },
     /// Inside `sandbox run` (the binary at `sandbox`), the terminal borrowed or owned.
     Sandbox { sandbox: PathBuf, tty: SandboxTty },
 }
@@ -53,7 +53,11 @@ pub enum Target {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SandboxTty {
     /// `sandbox run --tty`: the executor's fresh pty is the borrowed terminal (the
-    /// loader leads its session, as a shell's job would be foreground of it).
+    /// loader leads its session, as a shell's job would be foreground of it). open()
+    /// is not notified, so opening a borrowed terminal never makes it the caller's
+    /// controlling terminal (a documented limit of the mode): the puppets follow every
+    /// `open tty` without `noctty` by TIOCSCTTY(fd, 0), on Linux too, where it
+    /// changes nothing (it succeeds exactly when the open acquired the terminal).
     Borrowed,
     /// `sandbox run --tty=pty`: the sandbox's own pty, proxied to the executor's.
     Owned,
@@ -249,10 +253,15 @@ impl Run {
         let mut cmd = Command::new(puppet);
         cmd.arg("nsroot")
             .arg(&name)
-            .arg(if *target == Target::LinuxReaper {
-                "reaper"
-            } else {
-                "pid1"
+            .arg(match target {
+                Target::LinuxReaper { .. } => "reaper",
+                _ => "pid1",
+            })
+            .arg(match target {
+                Target::LinuxReaper {
+                    explicit_ctty: true,
+                } => "explicit-ctty",
+                _ => "",
             })
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -378,6 +387,10 @@ impl Run {
             .arg("sandboxroot")
             .arg("/conformance/ctl")
             .arg(inner_tty)
+            .arg(match tty {
+                SandboxTty::Borrowed => "explicit-ctty",
+                SandboxTty::Owned => "",
+            })
             .env("SANDBOX_LOCKSTEP_REPORT", dir.join("lockstep"))
             .env("SANDBOX_LOG_FILE", dir.join("log"))
             .env_remove("RUST_LOG");

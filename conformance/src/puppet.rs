@@ -39,7 +39,14 @@ pub const CONTROL_FD_MIN: i32 = 500;
 struct Config {
     socket: String,
     tty: String,
+    /// `open tty` without `noctty` is followed by TIOCSCTTY(fd, 0), its result
+    /// ignored: the borrowed-terminal executor's puppets (see
+    /// `linux_exec::SandboxTty::Borrowed`).
+    explicit_ctty: bool,
 }
+
+/// The argument that turns [`Config::explicit_ctty`] on.
+const EXPLICIT_CTTY: &str = "explicit-ctty";
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
 
@@ -218,7 +225,16 @@ fn perform(op: &Op) -> String {
             let Ok(path) = CString::new(path) else {
                 return "err 22".into();
             };
-            with(sys::open(&path, flags), |fd| format!("num {fd}"))
+            let explicit = !*noctty && CONFIG.get().is_some_and(|c| c.explicit_ctty);
+            with(sys::open(&path, flags), |fd| {
+                if explicit {
+                    // On Linux a no-op: TIOCSCTTY(0) succeeds exactly where this open
+                    // made the terminal the caller's (or it already was), and fails
+                    // without effect everywhere else.
+                    let _ = sys::tiocsctty(fd, false);
+                }
+                format!("num {fd}")
+            })
         }
         Op::OpenDevTty => with(sys::open(c"/dev/tty", libc::O_RDWR), |fd| {
             format!("num {fd}")
@@ -384,6 +400,7 @@ fn exec() -> String {
         &cfg.tty,
         &name,
         &fd.to_string(),
+        if cfg.explicit_ctty { EXPLICIT_CTTY } else { "" },
     ]
     .iter()
     .filter_map(|a| CString::new(*a).ok())
@@ -393,6 +410,7 @@ fn exec() -> String {
     format!("err {e}")
 }
 
+/// (Each form takes `explicit-ctty` last to turn on [`Config::explicit_ctty`].)
 /// The puppet binary's entry point: `conformance-puppet nsroot SOCKET [reaper]` (run by
 /// the executor after `unshare(CLONE_NEWPID|CLONE_NEWNS)`: makes the pty, forks the
 /// namespace's init puppet and waits; with `reaper`, PID 1 is [`reaper_with_init`]),
@@ -408,11 +426,12 @@ pub fn main() -> i32 {
     }));
     sys::no_core_dumps();
     match arg(1).as_str() {
-        "nsroot" => nsroot(&arg(2), arg(3) == "reaper"),
+        "nsroot" => nsroot(&arg(2), arg(3) == "reaper", arg(4) == EXPLICIT_CTTY),
         "sandboxroot" => {
             let _ = CONFIG.set(Config {
                 socket: arg(2),
                 tty: arg(3),
+                explicit_ctty: arg(4) == EXPLICIT_CTTY,
             });
             reaper_with_init()
         }
@@ -420,6 +439,7 @@ pub fn main() -> i32 {
             let _ = CONFIG.set(Config {
                 socket: arg(2),
                 tty: arg(3),
+                explicit_ctty: arg(6) == EXPLICIT_CTTY,
             });
             let Ok(fd) = arg(5).parse::<i32>() else {
                 return 2;
@@ -439,7 +459,7 @@ pub fn main() -> i32 {
 /// The namespace root: in its own mount namespace (the executor unshared it with the
 /// PID namespace), mounts a private devpts instance, creates the scenario's pty there
 /// and sends the master to the executor, then forks init.
-fn nsroot(socket: &str, reaper: bool) -> i32 {
+fn nsroot(socket: &str, reaper: bool, explicit_ctty: bool) -> i32 {
     if sys::private_devpts().is_err() {
         return 4;
     }
@@ -449,6 +469,7 @@ fn nsroot(socket: &str, reaper: bool) -> i32 {
     let _ = CONFIG.set(Config {
         socket: socket.to_string(),
         tty,
+        explicit_ctty,
     });
     let Ok(addr) = SocketAddr::from_abstract_name(socket.as_bytes()) else {
         return 6;

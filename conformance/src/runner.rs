@@ -41,7 +41,9 @@ impl Executor {
     fn reference(&self) -> Target {
         match self {
             Executor::Model => Target::Linux,
-            Executor::Sandbox { .. } => Target::LinuxReaper,
+            Executor::Sandbox { tty, .. } => Target::LinuxReaper {
+                explicit_ctty: *tty == SandboxTty::Borrowed,
+            },
         }
     }
 

@@ -603,6 +603,11 @@ impl Supervisor {
         if let Some(host) = self.procs.host_pid(tgid) {
             if let Ok(fd) = crate::sys::clone::pidfd_open(host) {
                 self.leaders.push((tgid, fd));
+                // The main loop polls the leaders' pidfds: make it take the new one
+                // now, so that the leader's death hangs up the foreground at once.
+                if let Some(w) = &self.wake {
+                    let _ = w.write(1);
+                }
             }
         }
     }

@@ -1438,6 +1438,17 @@ impl Loop {
         let sup = &mut *guard;
         let mode = delivery_mode(mode, sup.tty.is_some());
         sup.procs.reconcile(&mut sup.k);
+        // The terminal's foreground group is that of whichever session holds it now
+        // (its leader's terminal), not necessarily the program's.
+        let holder = sup
+            .tty
+            .as_ref()
+            .and_then(|t| sup.k.tty(t.id))
+            .and_then(|t| t.session);
+        let program = match (mode, holder) {
+            (DeliveryMode::ForegroundProcessGroup { .. }, Some(leader)) => leader,
+            _ => program,
+        };
         let r = if mode == DeliveryMode::AllProcesses {
             // Every process but init: a signal from outside would kill it, and with it
             // the namespace.

@@ -1416,6 +1416,17 @@ impl Loop {
                     self.forward(signo);
                 }
             }
+            Signal::SIGHUP if self.sup.lock().borrowed_tty_hung_up() => {
+                // The borrowed terminal itself went away: as Linux's hangup, its
+                // session's leader gets SIGHUP and SIGCONT and the session loses it.
+                let mut guard = self.sup.lock();
+                let sup = &mut *guard;
+                if let Some(id) = sup.tty.as_ref().map(|t| t.id) {
+                    sup.reconcile();
+                    let _ = sup.k.tty_hangup(id);
+                    sup.send_host_signals();
+                }
+            }
             _ => {
                 self.forward(signo);
                 if sig == Signal::SIGTSTP && has_tty {

@@ -325,6 +325,21 @@ impl Supervisor {
         if self.owned && matches!(cmd, TIOCSPGRP | TIOCSCTTY | TIOCNOTTY) {
             self.observe_host_session(tty);
         }
+        if !self.owned
+            && matches!(
+                cmd,
+                TIOCSPGRP | TIOCGPGRP | TIOCGSID | TIOCSCTTY | TIOCNOTTY
+            )
+            && self
+                .tty
+                .as_ref()
+                .and_then(|t| t.fd.as_ref())
+                .is_some_and(|f| systty::hung_up(f.as_fd()))
+        {
+            // Every description of a hung-up borrowed terminal is hung up: the host
+            // answers (EIO, ENOTTY for TIOCSPGRP) without running the request.
+            return Response::Continue;
+        }
         match cmd {
             TCSETS | TCSETSW | TCSETSF | TCSETA | TCSETAW | TCSETAF | TCSETS2 | TCSETSW2
             | TCSETSF2 | TCFLSH | TCXONC | TCSBRK | TCSBRKP | TIOCSBRK | TIOCCBRK => {
@@ -632,6 +647,29 @@ impl Supervisor {
         if let Some(ws) = source.and_then(|fd| systty::get_winsize(fd.as_fd()).ok()) {
             self.apply_winsize(ws);
         }
+    }
+
+    /// The borrowed terminal is hung up (POLLHUP) and a session inside the sandbox
+    /// other than init's holds it: the loader's SIGHUP is then that hangup, which the
+    /// sentry plays. (When init's session holds it, init relays SIGHUP to the
+    /// program's group, as a shell does.)
+    pub fn borrowed_tty_hung_up(&self) -> bool {
+        if self.owned {
+            return false;
+        }
+        let Some(tty) = &self.tty else {
+            return false;
+        };
+        let held_inside = self
+            .k
+            .tty(tty.id)
+            .and_then(|t| t.session)
+            .is_some_and(|s| s != Kernel::INIT);
+        held_inside
+            && tty
+                .fd
+                .as_ref()
+                .is_some_and(|fd| systty::hung_up(fd.as_fd()))
     }
 
     /// Sends every signal in the sentry's host outbox.

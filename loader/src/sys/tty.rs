@@ -39,6 +39,16 @@ pub(crate) fn tcgetsid(fd: BorrowedFd<'_>) -> Result<i32, Errno> {
     Ok(sid)
 }
 
+/// Whether the terminal is hung up (poll reports POLLHUP at once).
+pub(crate) fn hung_up(fd: BorrowedFd<'_>) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP))
+}
+
 /// `TIOCGWINSZ`.
 pub(crate) fn get_winsize(fd: BorrowedFd<'_>) -> Result<libc::winsize, Errno> {
     let mut ws = libc::winsize {

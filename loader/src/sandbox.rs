@@ -658,6 +658,7 @@ impl Sandbox {
                     id,
                     fd: Some(dup(fd)?),
                     identity: (st.st_dev, st.st_ino),
+                    hung_up: false,
                 })
             }
             _ => None,
@@ -1234,9 +1235,7 @@ impl Loop {
                 // The user's terminal hung up: hang the sandbox's pty up too (close
                 // every master descriptor the loader holds).
                 p.master = None;
-                if let Some(t) = self.sup.lock().tty.as_mut() {
-                    t.fd = None;
-                }
+                self.sup.lock().hang_up_owned();
             }
             Ok(n) => {
                 let t = systty::tcgets(m.as_fd()).ok();
@@ -1297,6 +1296,7 @@ impl Loop {
             id,
             fd: keep,
             identity,
+            hung_up: false,
         });
         drop(sup);
         if let Some(p) = &mut self.proxy {
@@ -1401,6 +1401,13 @@ impl Loop {
         }
     }
 
+    /// The user's terminal proxied to an owned pty is hung up (POLLHUP).
+    fn user_terminal_hung_up(&self) -> bool {
+        self.proxy
+            .as_ref()
+            .is_some_and(|p| p.master.is_some() && systty::hung_up(p.user.as_fd()))
+    }
+
     fn host_signal(&mut self, signo: i32) {
         let Ok(sig) = Signal::try_from(signo) else {
             return;
@@ -1415,6 +1422,14 @@ impl Loop {
                     self.stopped_self = false;
                     self.forward(signo);
                 }
+            }
+            Signal::SIGHUP if self.user_terminal_hung_up() => {
+                // The user's terminal went away: the owned pty hangs up as with it (the
+                // host signals its session's leader), nothing is forwarded.
+                if let Some(p) = &mut self.proxy {
+                    p.master = None;
+                }
+                self.sup.lock().hang_up_owned();
             }
             Signal::SIGHUP if self.sup.lock().borrowed_tty_hung_up() => {
                 // The borrowed terminal itself went away: as Linux's hangup, its

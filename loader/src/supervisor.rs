@@ -56,6 +56,9 @@ pub(crate) struct BorrowedTty {
     /// (`st_dev`, `st_ino`) of the device node: how a sandbox descriptor is recognised
     /// as this terminal.
     pub identity: (u64, u64),
+    /// An owned pty the loader hung up (the user's terminal went away): every
+    /// description of it is hung up, the host answers for it.
+    pub hung_up: bool,
 }
 
 // Terminal ioctls the notify filter sends us (low 32 bits of the command).
@@ -325,16 +328,16 @@ impl Supervisor {
         if self.owned && matches!(cmd, TIOCSPGRP | TIOCSCTTY | TIOCNOTTY) {
             self.observe_host_session(tty);
         }
-        if !self.owned
+        let hung_up = match self.tty.as_ref() {
+            Some(t) if self.owned => t.hung_up,
+            Some(t) => t.fd.as_ref().is_some_and(|f| systty::hung_up(f.as_fd())),
+            None => false,
+        };
+        if hung_up
             && matches!(
                 cmd,
                 TIOCSPGRP | TIOCGPGRP | TIOCGSID | TIOCSCTTY | TIOCNOTTY
             )
-            && self
-                .tty
-                .as_ref()
-                .and_then(|t| t.fd.as_ref())
-                .is_some_and(|f| systty::hung_up(f.as_fd()))
         {
             // Every description of a hung-up borrowed terminal is hung up: the host
             // answers (EIO, ENOTTY for TIOCSPGRP) without running the request.
@@ -647,6 +650,21 @@ impl Supervisor {
         if let Some(ws) = source.and_then(|fd| systty::get_winsize(fd.as_fd()).ok()) {
             self.apply_winsize(ws);
         }
+    }
+
+    /// The user's terminal proxied to the owned pty hung up: hang the pty up too
+    /// (close every master descriptor the loader holds); the host sends the session
+    /// leader its SIGHUP and SIGCONT, the sentry records the hangup.
+    pub fn hang_up_owned(&mut self) {
+        self.reconcile();
+        let Some(t) = self.tty.as_mut() else {
+            return;
+        };
+        t.fd = None;
+        t.hung_up = true;
+        let id = t.id;
+        let _ = self.k.tty_hangup(id);
+        let _ = self.k.take_host_signals();
     }
 
     /// The borrowed terminal is hung up (POLLHUP) and a session inside the sandbox

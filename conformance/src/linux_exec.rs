@@ -464,6 +464,14 @@ impl Run {
             .actors
             .first()
             .and_then(|init| status_field(&format!("/proc/{}/status", init.host_tgid), "PPid:"));
+        // The sandbox's init reaps what the `init` actor leaves behind: it must be
+        // asleep too when a step ends.
+        if let Some(init) = r
+            .program
+            .and_then(|p| status_field(&format!("/proc/{p}/status"), "PPid:"))
+        {
+            r.watched.push(init);
+        }
         if tty == SandboxTty::Owned {
             if let Some(init) = r.actors.first() {
                 let path = format!("/proc/{}/root/dev/pts/0", init.host_tgid);

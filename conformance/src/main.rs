@@ -196,6 +196,7 @@ fn run_executor(
     let results = runner::compare_all_with(scenarios, puppet, executor, jobs, &|_| {});
     let mut divergences = 0;
     let mut races = 0;
+    let mut sandbox_races = 0;
     for c in &results {
         if cli.show {
             print_traces(c);
@@ -204,6 +205,16 @@ fn run_executor(
             races += 1;
             println!(
                 "NONDETERMINISTIC ON LINUX {} (two Linux runs differ; not counted):",
+                c.scenario.name
+            );
+            print!("{d}");
+            println!();
+            continue;
+        }
+        if let Some(d) = &c.candidate_nondeterminism {
+            sandbox_races += 1;
+            println!(
+                "RACED IN THE SANDBOX {} (a rerun agreed with Linux; not counted):",
                 c.scenario.name
             );
             print!("{d}");
@@ -244,6 +255,9 @@ fn run_executor(
     }
     if races > 0 {
         println!("{races} scenarios raced on Linux (not counted)");
+    }
+    if sandbox_races > 0 {
+        println!("{sandbox_races} scenarios raced in the sandbox (not counted)");
     }
     println!(
         "{} scenarios, {divergences} divergences (linux vs {name})",

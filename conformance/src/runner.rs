@@ -76,7 +76,15 @@ pub struct Comparison {
     /// When the traces differ: how two Linux runs of the scenario differed from each
     /// other, if they did (the scenario races on Linux; not counted as a divergence).
     pub linux_nondeterminism: Option<String>,
+    /// Sandbox executors, when the traces differ and Linux agreed with itself: how the
+    /// first sandbox run differed from Linux, if a later sandbox run agreed with Linux
+    /// (the sandbox's run raced; not counted as a divergence, reported).
+    pub candidate_nondeterminism: Option<String>,
 }
+
+/// Sandbox runs of a diverging scenario made to check that the sandbox agrees with
+/// itself (the model is deterministic and is not rerun).
+pub const SANDBOX_RERUNS: usize = 2;
 
 /// Linux runs of a diverging scenario made to check that Linux agrees with itself.
 pub const LINUX_RERUNS: usize = 4;
@@ -102,11 +110,22 @@ pub fn compare_with(s: &Scenario, puppet: &Path, executor: &Executor) -> Compari
             }
         }
     }
+    let mut candidate_nondeterminism = None;
+    if diff.is_some() && linux_nondeterminism.is_none() && *executor != Executor::Model {
+        for _ in 0..SANDBOX_RERUNS {
+            let again = executor.play(s, puppet);
+            if trace::diff("linux", &linux, executor.name(), &again).is_none() {
+                candidate_nondeterminism = diff.clone();
+                break;
+            }
+        }
+    }
     Comparison {
         scenario: s.clone(),
         linux,
         sentry,
         executor_name: executor.name(),
+        candidate_nondeterminism,
         diff,
         linux_nondeterminism,
     }
@@ -157,9 +176,12 @@ pub fn compare_all_with(
 }
 
 impl Comparison {
-    /// A divergence: the traces differ and Linux agreed with itself.
+    /// A divergence: the traces differ, Linux agreed with itself and no rerun of the
+    /// sandbox agreed with Linux.
     pub fn diverges(&self) -> bool {
-        self.diff.is_some() && self.linux_nondeterminism.is_none()
+        self.diff.is_some()
+            && self.linux_nondeterminism.is_none()
+            && self.candidate_nondeterminism.is_none()
     }
 }
 

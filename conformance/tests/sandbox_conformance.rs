@@ -141,15 +141,22 @@ fn run(scenarios: &[Scenario], tty: SandboxTty) -> Vec<Comparison> {
     results
 }
 
-/// Whether the first difference of `c` is in the result of a step that opens the
-/// terminal (`open tty` or `open devtty`).
+/// Whether the first difference of `c` is one of the borrowed terminal's open()
+/// limits: an `open devtty` that is ENXIO on Linux, or an `open tty` that is ENOENT on
+/// Linux (after a hangup).
 fn diverges_at_an_open(c: &Comparison) -> bool {
     let Some(diff) = &c.diff else {
         return false;
     };
-    diff.lines()
-        .find(|l| l.trim_start().starts_with("step "))
-        .is_some_and(|l| l.contains(" open tty") || l.contains(" open devtty"))
+    let step = diff.lines().find(|l| l.trim_start().starts_with("step "));
+    let linux = diff.lines().find(|l| l.starts_with("  - "));
+    match (step, linux) {
+        (Some(step), Some(linux)) => {
+            (step.contains(" open devtty") && linux.contains("result: ENXIO"))
+                || (step.contains(" open tty") && linux.contains("result: ENOENT"))
+        }
+        _ => false,
+    }
 }
 
 fn report(results: &[Comparison], allowed: &dyn Fn(&Comparison) -> bool) -> Vec<String> {

@@ -339,9 +339,21 @@ impl Supervisor {
                 TIOCSPGRP | TIOCGPGRP | TIOCGSID | TIOCSCTTY | TIOCNOTTY
             )
         {
-            // Every description of a hung-up borrowed terminal is hung up: the host
-            // answers (EIO, ENOTTY for TIOCSPGRP) without running the request.
-            return Response::Continue;
+            if self.owned {
+                // The owned pty's master is gone: every description of it is hung up
+                // and it cannot be reopened; the host answers (EIO, ENOTTY for
+                // TIOCSPGRP) without running the request.
+                return Response::Continue;
+            }
+            // A hung-up borrowed terminal: answered here as `hung_up_tty_ioctl` does,
+            // never continued (a terminal that can be reopened, whose session the
+            // hangup cleared, must not become a sandbox process's host controlling
+            // terminal through a fresh descriptor).
+            return Self::errno(if cmd == TIOCSPGRP {
+                Errno::ENOTTY
+            } else {
+                Errno::EIO
+            });
         }
         match cmd {
             TCSETS | TCSETSW | TCSETSF | TCSETA | TCSETAW | TCSETAF | TCSETS2 | TCSETSW2

@@ -410,13 +410,14 @@ fn exec() -> String {
     format!("err {e}")
 }
 
-/// (Each form takes `explicit-ctty` last to turn on [`Config::explicit_ctty`].)
-/// The puppet binary's entry point: `conformance-puppet nsroot SOCKET [reaper]` (run by
-/// the executor after `unshare(CLONE_NEWPID|CLONE_NEWNS)`: makes the pty, forks the
-/// namespace's init puppet and waits; with `reaper`, PID 1 is [`reaper_with_init`]),
-/// `conformance-puppet sandboxroot SOCKET TTY` (the program of `sandbox run`: see
-/// [`reaper_with_init`])
-/// or `conformance-puppet exec SOCKET TTY NAME FD` (a puppet after its execve).
+/// The puppet binary's entry point: `conformance-puppet nsroot SOCKET pid1|reaper`
+/// (run by the executor after `unshare(CLONE_NEWPID|CLONE_NEWNS)`: makes the pty, forks
+/// the namespace's init puppet and waits; with `reaper`, PID 1 takes the sandbox's
+/// shape, `reaper_with_init`), `conformance-puppet sandboxroot SOCKET TTY` (the program
+/// of `sandbox run`, in the same shape) or `conformance-puppet exec SOCKET TTY NAME FD`
+/// (a puppet after its execve). Each form takes `explicit-ctty` last to make every
+/// `open tty` without `noctty` followed by TIOCSCTTY(fd, 0) (the borrowed-terminal
+/// executor).
 pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();

@@ -382,6 +382,11 @@ impl Supervisor {
                     Err(_) => return Self::errno(Errno::EFAULT),
                 };
                 self.reconcile();
+                if pgrp > 0 {
+                    // A PID of the session that is not a group is accepted: also a
+                    // thread's, which the sentry may not have seen yet.
+                    self.procs.ensure_process(&mut self.k, pgrp);
+                }
                 self.refresh_signal_state(t, host_tid);
                 let r = self.k.tiocspgrp(t.tid, tty, pgrp);
                 if r.is_ok() {
@@ -424,6 +429,8 @@ impl Supervisor {
     /// adopted before a job-control call that depends on it. The host is the truth
     /// for an owned pty: only one session can hold it there.
     fn observe_host_session(&mut self, tty: TtyId) {
+        // A holder that died since the last look has freed it (its leader's exit).
+        self.reconcile();
         if self.k.tty(tty).is_none_or(|x| x.session.is_some()) {
             return;
         }

@@ -254,7 +254,7 @@ impl Tracker {
                     if alive && !g.did_exec && info.did_exec && !info.is_zombie() {
                         // An execve since the sentry adopted it (exec is not notified):
                         // its parent's setpgid on it is EACCES from now on.
-                        let _ = k.execve(me.tgid);
+                        let _ = k.host_exec_observed(me.tgid);
                     }
                     if alive && info.is_zombie() {
                         let _ = k.host_exited(me.tgid, exit_status(info.exit_code));

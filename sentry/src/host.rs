@@ -231,6 +231,15 @@ impl Kernel {
         Ok(())
     }
 
+    /// The host shows that `tgid` has called execve since it was adopted (exec is not
+    /// notified): its parent may no longer change its process group (EACCES). Its
+    /// threads are the host's business (they are adopted and dropped as the host shows
+    /// them), and so are its dispositions (read from the host before each decision).
+    pub fn host_exec_observed(&mut self, tgid: Pid) -> SysResult<()> {
+        self.group_mut(tgid)?.did_exec = true;
+        Ok(())
+    }
+
     /// The host shows `tty` as the controlling terminal of `tgid`, a member of the
     /// session that holds it (an acquisition the model did not see, e.g. an open()
     /// of an owned pty by the session leader, inherited by children adopted before

@@ -229,3 +229,18 @@ fn host_set_tty_gives_a_member_its_sessions_terminal_and_no_one_else() {
     assert_eq!(k.host_set_tty(5, tty), Err(Errno::EINVAL));
     assert_eq!(k.thread_group(5).unwrap().tty, None);
 }
+
+/// An execve the model did not see (exec is not notified): once the host shows it,
+/// the parent's setpgid on the child is EACCES (Linux: `p->did_exec`), and the child's
+/// threads are left alone (the host adopts and drops them).
+#[test]
+fn an_exec_observed_on_the_host_makes_the_parents_setpgid_eacces() {
+    let (mut k, _tty) = sandbox();
+    adopt(&mut k, 10, 2);
+    k.host_adopt_thread(10, 11).unwrap();
+    k.host_exec_observed(10).unwrap();
+    assert_eq!(k.setpgid(2, 10, 0), Err(Errno::EACCES));
+    assert!(k.task(11).is_some(), "threads are the host's business");
+    // The child itself still can.
+    assert_eq!(k.setpgid(10, 0, 0), Ok(()));
+}

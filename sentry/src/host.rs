@@ -93,7 +93,9 @@ impl Kernel {
     /// Adds a process the sentry has not seen (it was forked natively). Its parent must
     /// be known already (adopt ancestors first). Its process group and session are
     /// created if the model has none (they were inherited from before the model
-    /// existed); its controlling terminal is its session's, if the session has one.
+    /// existed); its controlling terminal is its parent's when the parent is known and
+    /// of the same session (fork copies it), else its session's, if the session has
+    /// one.
     /// Adopting a known PID is `EEXIST`.
     pub fn host_adopt(&mut self, p: HostProcess) -> SysResult<()> {
         if self.groups.contains_key(&p.pid) || self.tasks.contains_key(&p.pid) {
@@ -111,11 +113,16 @@ impl Kernel {
             }
             None => (0, SigHandlers::default(), 0, true),
         };
-        let tty = self
-            .ttys
-            .values()
-            .find(|t| t.session == Some(p.sid))
-            .map(|t| t.id);
+        // fork copies the parent's controlling terminal: a known parent of the same
+        // session gives its own (none after its TIOCNOTTY); otherwise the session's.
+        let tty = match p.parent.and_then(|pp| self.groups.get(&pp)) {
+            Some(pg) if pg.sid == p.sid => pg.tty,
+            _ => self
+                .ttys
+                .values()
+                .find(|t| t.session == Some(p.sid))
+                .map(|t| t.id),
+        };
         let key = self.next_child_key();
         self.tasks
             .insert(p.pid, Task::new(p.pid, p.pid, SigSet::EMPTY));

@@ -358,6 +358,10 @@ struct RunArgs {
         requires = "detach"
     )]
     freezer: FreezerArg,
+    /// The terminal starts as nobody's controlling terminal inside the sandbox (the
+    /// conformance harness: its Linux runs start with a fresh pty).
+    #[arg(long, hide = true)]
+    tty_unattached: bool,
     /// The program and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM")]
     command: Vec<String>,
@@ -587,6 +591,9 @@ fn run(args: RunArgs, detached: Option<sandbox_cli::daemon::Detached>) -> Result
         SignalModeArg::Foreground => SignalMode::Foreground,
         SignalModeArg::All => SignalMode::All,
     };
+    if args.tty_unattached {
+        spec.terminal_attach = sandbox_loader::TerminalAttach::Unattached;
+    }
     spec.spawn_method = match args.spawn {
         SpawnArg::Clone3 => SpawnMethod::Clone3,
         SpawnArg::Clone => SpawnMethod::Clone,

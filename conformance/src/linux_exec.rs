@@ -15,7 +15,7 @@ use crate::scenario::{Op, PidArg, Scenario, Step};
 use crate::sys;
 use crate::trace::{signal_name, ActorState, StepRecord, Trace};
 use sandbox_sentry::{Errno, SiCode};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
@@ -26,10 +26,62 @@ use std::time::{Duration, Instant};
 
 /// Consecutive quiet polls (1 ms each) that end a step.
 pub const QUIET_ROUNDS: u32 = 3;
+/// The same inside `sandbox run --tty=pty`: the pty's output reaches the executor
+/// through a kernel worker (the sandbox's pty master), the loader's proxy and the
+/// executor's pty, and the first of those is not a process the executor can watch.
+pub const QUIET_ROUNDS_RELAYED: u32 = 12;
 /// Longest a step may take to settle.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 
 static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Where a run's puppets live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Linux: the `init` actor is PID 1 of a fresh PID namespace (the model's shape).
+    Linux,
+    /// Linux, with PID 1 a non-actor that forks the `init` actor (a session leader and
+    /// child subreaper): the shape the actors have inside `sandbox run`, whose own init
+    /// is PID 1 (see `puppet::reaper_with_init`). The reference of the sandbox
+    /// executors; `explicit_ctty` as for [`SandboxTty::Borrowed`].
+    LinuxReaper { explicit_ctty: bool },
+    /// Inside `sandbox run` (the binary at `sandbox`), the terminal borrowed or owned.
+    Sandbox { sandbox: PathBuf, tty: SandboxTty },
+}
+
+/// The sandbox's terminal mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SandboxTty {
+    /// `sandbox run --tty`: the executor's fresh pty is the borrowed terminal (the
+    /// loader leads its session, as a shell's job would be foreground of it). open()
+    /// is not notified, so opening a borrowed terminal never makes it the caller's
+    /// controlling terminal (a documented limit of the mode): the puppets follow every
+    /// `open tty` without `noctty` by TIOCSCTTY(fd, 0), on Linux too, where it
+    /// changes nothing (it succeeds exactly when the open acquired the terminal).
+    Borrowed,
+    /// `sandbox run --tty=pty`: the sandbox's own pty, proxied to the executor's.
+    Owned,
+}
+
+/// Where the `sandbox` binary is: `$SANDBOX_BIN`, else `sandbox` next to the running
+/// executable (or one directory up, for test binaries in `deps/`), else in the
+/// workspace's `target/release` or `target/debug`.
+pub fn default_sandbox() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SANDBOX_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    [
+        dir.join("sandbox"),
+        dir.join("../sandbox"),
+        workspace.join("target/release/sandbox"),
+        workspace.join("target/debug/sandbox"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+}
 
 /// Held while a run forks its namespace root and while a run closes its pty master:
 /// between fork and exec the child holds copies of every descriptor of this process,
@@ -79,7 +131,23 @@ struct Run {
     /// kernel process typed input now (n_tty_poll flushes the tty's buffer work), so
     /// that echoes and signals from typed characters belong to the step that typed them.
     slave: Option<i32>,
+    /// The namespace root, or the `sandbox` process.
     nsroot: Child,
+    /// Sandbox runs: the directory bound into the sandbox (the control socket, the
+    /// loader's lockstep report and log).
+    dir: Option<PathBuf>,
+    /// Sandbox runs with an owned pty: the executor's descriptor of the sandbox's pty
+    /// slave (opened through init's root once the `init` actor is known), polled like
+    /// `slave` so that the inner line discipline works at once too.
+    inner_slave: Option<i32>,
+    /// Quiet polls that end a step.
+    quiet_rounds: u32,
+    /// Sandbox runs: the host PID of the program (the `init` actor's parent), killed
+    /// at the end.
+    program: Option<i32>,
+    /// Sandbox runs: host processes whose threads must be asleep too for quiescence
+    /// (the loader, which relays signals and, with an owned pty, the bytes).
+    watched: Vec<i32>,
     step_no: usize,
     rec: StepRecord,
     /// Result of the current step's operation, once it returned.
@@ -91,8 +159,13 @@ struct Run {
 
 /// Runs `s` on Linux with the puppet at `puppet`.
 pub fn run(s: &Scenario, puppet: &Path) -> Trace {
+    run_on(s, puppet, &Target::Linux)
+}
+
+/// Runs `s` with the puppet at `puppet` on `target`.
+pub fn run_on(s: &Scenario, puppet: &Path, target: &Target) -> Trace {
     let mut trace = Trace::default();
-    let mut r = match Run::start(puppet) {
+    let mut r = match Run::start(puppet, target) {
         Ok(r) => r,
         Err(e) => {
             trace.error = Some(e);
@@ -136,7 +209,12 @@ pub fn run(s: &Scenario, puppet: &Path) -> Trace {
             break;
         }
     }
-    r.finish();
+    let violations = r.finish();
+    if !violations.is_empty() && trace.error.is_none() {
+        trace.error = Some(format!(
+            "lockstep violations reported by the loader: {violations}"
+        ));
+    }
     trace
 }
 
@@ -160,7 +238,10 @@ fn stat_state(path: &str) -> Option<char> {
 }
 
 impl Run {
-    fn start(puppet: &Path) -> Result<Run, String> {
+    fn start(puppet: &Path, target: &Target) -> Result<Run, String> {
+        if let Target::Sandbox { sandbox, tty } = target {
+            return Self::start_sandbox(puppet, sandbox, *tty);
+        }
         let id = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("sandbox-conformance-{}-{id}", std::process::id());
         let addr = SocketAddr::from_abstract_name(name.as_bytes())
@@ -172,6 +253,16 @@ impl Run {
         let mut cmd = Command::new(puppet);
         cmd.arg("nsroot")
             .arg(&name)
+            .arg(match target {
+                Target::LinuxReaper { .. } => "reaper",
+                _ => "pid1",
+            })
+            .arg(match target {
+                Target::LinuxReaper {
+                    explicit_ctty: true,
+                } => "explicit-ctty",
+                _ => "",
+            })
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -206,19 +297,30 @@ impl Run {
             libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC,
         )
         .ok();
-        let mut r = Run {
+        let r = Run {
             listener,
             conns: Vec::new(),
             actors: Vec::new(),
             master: Some(master),
             slave,
             nsroot,
+            dir: None,
+            quiet_rounds: QUIET_ROUNDS,
+            program: None,
+            inner_slave: None,
+            watched: Vec::new(),
             step_no: 0,
             rec: StepRecord::default(),
             result: None,
             expected: vec!["init".into()],
             fatal: None,
         };
+        r.await_init()
+    }
+
+    /// Waits for the `init` actor's hello.
+    fn await_init(mut self) -> Result<Run, String> {
+        let r = &mut self;
         if let Err(e) = r.settle() {
             r.finish();
             return Err(format!("starting init: {e}"));
@@ -228,23 +330,204 @@ impl Run {
             return Err("init did not connect".into());
         }
         r.rec = StepRecord::default();
+        Ok(self)
+    }
+
+    /// Starts `sandbox run --tty[=pty]` on a fresh pty with the puppet's
+    /// `sandboxroot` as the program. The pty is the loader's controlling terminal and
+    /// the loader's group its foreground (as for a job a shell started); the terminal
+    /// starts as nobody's controlling terminal inside the sandbox (the hidden
+    /// `--tty-unattached`), as the Linux executor's fresh pty is.
+    fn start_sandbox(puppet: &Path, sandbox: &Path, tty: SandboxTty) -> Result<Run, String> {
+        let id = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("sandbox-conformance-{}-{id}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let fail = |e: String| {
+            let _ = std::fs::remove_dir_all(&dir);
+            e
+        };
+        let listener =
+            UnixListener::bind(dir.join("ctl")).map_err(|e| fail(format!("bind: {e}")))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| fail(format!("listener: {e}")))?;
+        let (master, slave_path) =
+            sys::open_pty_master().map_err(|e| fail(format!("pty: {}", errno_text(e))))?;
+        let Ok(slave_c) = std::ffi::CString::new(slave_path.clone()) else {
+            let _ = sys::close(master);
+            return Err(fail("pty path".into()));
+        };
+        let stdio = match sys::open(&slave_c, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = sys::close(master);
+                return Err(fail(format!("opening {slave_path}: {}", errno_text(e))));
+            }
+        };
+        let tty_arg = match tty {
+            SandboxTty::Borrowed => "--tty",
+            SandboxTty::Owned => "--tty=pty",
+        };
+        // Inside: the borrowed terminal is bound at /dev/console (and /dev/tty); an owned
+        // pty is the first of the sandbox's own devpts.
+        let inner_tty = match tty {
+            SandboxTty::Borrowed => "/dev/console",
+            SandboxTty::Owned => "/dev/pts/0",
+        };
+        let mut cmd = Command::new(sandbox);
+        cmd.arg("run")
+            .arg(tty_arg)
+            .arg("--tty-unattached")
+            .arg("-v")
+            .arg(format!("{}:/conformance", dir.display()))
+            .arg("--")
+            .arg(puppet)
+            .arg("sandboxroot")
+            .arg("/conformance/ctl")
+            .arg(inner_tty)
+            .arg(match tty {
+                SandboxTty::Borrowed => "explicit-ctty",
+                SandboxTty::Owned => "",
+            })
+            .env("SANDBOX_LOCKSTEP_REPORT", dir.join("lockstep"))
+            .env("SANDBOX_LOG_FILE", dir.join("log"))
+            .env_remove("RUST_LOG");
+        // SAFETY: `stdio` is open; Stdio takes each duplicate's ownership.
+        let dup = |fd: i32| -> Result<Stdio, String> {
+            let d = sys::dup(fd).map_err(|e| format!("dup: {}", errno_text(e)))?;
+            let _ = sys::set_cloexec(d, true);
+            // SAFETY: `d` is a descriptor just duplicated, owned by nobody else.
+            Ok(Stdio::from(unsafe { std::os::fd::OwnedFd::from_raw_fd(d) }))
+        };
+        let (i, o, e) = match (dup(stdio), dup(stdio), dup(stdio)) {
+            (Ok(i), Ok(o), Ok(e)) => (i, o, e),
+            _ => {
+                let _ = sys::close(master);
+                let _ = sys::close(stdio);
+                return Err(fail("dup".into()));
+            }
+        };
+        cmd.stdin(i).stdout(o).stderr(e);
+        // SAFETY: the closure runs in the forked child before exec and makes only
+        // async-signal-safe system calls.
+        unsafe {
+            cmd.pre_exec(|| {
+                sys::die_with_parent();
+                sys::setsid().map_err(std::io::Error::from_raw_os_error)?;
+                sys::tiocsctty(0, false).map_err(std::io::Error::from_raw_os_error)
+            });
+        }
+        let spawned = {
+            let _guard = FORK_LOCK.lock();
+            cmd.spawn()
+        };
+        let _ = sys::close(stdio);
+        let nsroot = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = sys::close(master);
+                return Err(fail(format!("starting {}: {e}", sandbox.display())));
+            }
+        };
+        let _ = sys::set_nonblocking(master);
+        let slave = sys::open_peer(
+            master,
+            libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+        .ok();
+        let loader = nsroot.id() as i32;
+        let r = Run {
+            listener,
+            conns: Vec::new(),
+            actors: Vec::new(),
+            master: Some(master),
+            slave,
+            nsroot,
+            dir: Some(dir),
+            quiet_rounds: match tty {
+                SandboxTty::Borrowed => QUIET_ROUNDS,
+                SandboxTty::Owned => QUIET_ROUNDS_RELAYED,
+            },
+            program: None,
+            inner_slave: None,
+            watched: vec![loader],
+            step_no: 0,
+            rec: StepRecord::default(),
+            result: None,
+            expected: vec!["init".into()],
+            fatal: None,
+        };
+        let mut r = r.await_init()?;
+        r.program = r
+            .actors
+            .first()
+            .and_then(|init| status_field(&format!("/proc/{}/status", init.host_tgid), "PPid:"));
+        // The sandbox's init reaps what the `init` actor leaves behind: it must be
+        // asleep too when a step ends.
+        if let Some(init) = r
+            .program
+            .and_then(|p| status_field(&format!("/proc/{p}/status"), "PPid:"))
+        {
+            r.watched.push(init);
+        }
+        if tty == SandboxTty::Owned {
+            if let Some(init) = r.actors.first() {
+                let path = format!("/proc/{}/root/dev/pts/0", init.host_tgid);
+                if let Ok(p) = std::ffi::CString::new(path) {
+                    r.inner_slave = sys::open(
+                        &p,
+                        libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+                    )
+                    .ok();
+                }
+            }
+        }
         Ok(r)
     }
 
-    fn finish(&mut self) {
+    /// Ends the run; returns the loader's lockstep violations (sandbox runs).
+    fn finish(&mut self) -> String {
         if let Some(init) = self.actors.iter().find(|a| a.name == "init") {
             if init.host_tgid > 0 {
                 let _ = sys::kill(init.host_tgid, libc::SIGKILL);
             }
         }
+        if let Some(p) = self.program.take() {
+            let _ = sys::kill(p, libc::SIGKILL);
+        }
+        if self.dir.is_some() {
+            // The program's death ends the sandbox: the loader's own end (not a
+            // SIGKILL) is the normal one.
+            let deadline = Instant::now() + STEP_TIMEOUT;
+            while Instant::now() < deadline {
+                match self.nsroot.try_wait() {
+                    Ok(None) => {
+                        let _ = self.pump();
+                    }
+                    _ => break,
+                }
+            }
+        }
         let _ = self.nsroot.kill();
         let _ = self.nsroot.wait();
+        for fd in [self.inner_slave.take(), self.slave.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = sys::close(fd);
+        }
         if let Some(m) = self.master.take() {
+            let _guard = FORK_LOCK.lock();
             let _ = sys::close(m);
         }
-        if let Some(s) = self.slave.take() {
-            let _ = sys::close(s);
+        let mut violations = String::new();
+        if let Some(dir) = self.dir.take() {
+            violations = std::fs::read_to_string(dir.join("lockstep")).unwrap_or_default();
+            let _ = std::fs::remove_dir_all(&dir);
         }
+        violations.trim().replace('\n', "; ")
     }
 
     fn actor_idx(&self, name: &str) -> Option<usize> {
@@ -331,11 +614,22 @@ impl Run {
 
     /// Whether every actor thread is asleep, stopped or dead.
     fn quiescent(&self) -> bool {
-        self.actors.iter().all(|a| {
-            a.host_tid <= 0
-                || stat_state(&Self::task_path(a, "stat"))
+        let watched_asleep = self.watched.iter().all(|pid| {
+            let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                return true;
+            };
+            dir.flatten().all(|e| {
+                let tid = e.file_name().to_string_lossy().into_owned();
+                stat_state(&format!("/proc/{pid}/task/{tid}/stat"))
                     .is_none_or(|c| matches!(c, 'S' | 'T' | 't' | 'Z' | 'X' | 'x' | 'I'))
-        })
+            })
+        });
+        watched_asleep
+            && self.actors.iter().all(|a| {
+                a.host_tid <= 0
+                    || stat_state(&Self::task_path(a, "stat"))
+                        .is_none_or(|c| matches!(c, 'S' | 'T' | 't' | 'Z' | 'X' | 'x' | 'I'))
+            })
     }
 
     fn send(&mut self, actor: usize, line: &str) -> bool {
@@ -374,8 +668,11 @@ impl Run {
                 None => "skipped (terminal closed)".into(),
                 Some(m) => {
                     let _guard = FORK_LOCK.lock();
-                    if let Some(s) = self.slave.take() {
-                        let _ = sys::close(s);
+                    for fd in [self.slave.take(), self.inner_slave.take()]
+                        .into_iter()
+                        .flatten()
+                    {
+                        let _ = sys::close(fd);
                     }
                     match sys::close(m) {
                         Ok(()) => "ok".into(),
@@ -450,7 +747,7 @@ impl Run {
                 continue;
             }
             quiet += 1;
-            if quiet >= QUIET_ROUNDS {
+            if quiet >= self.quiet_rounds {
                 return Ok(());
             }
         }
@@ -516,6 +813,9 @@ impl Run {
             }
         }
         if let Some(s) = self.slave {
+            let _ = sys::poll_in(&[s], 0);
+        }
+        if let Some(s) = self.inner_slave {
             let _ = sys::poll_in(&[s], 0);
         }
         if let Some(m) = self.master {

@@ -2,7 +2,8 @@
 //! their traces, and ends with `N scenarios, M divergences`.
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use sandbox_conformance::runner::{self, Comparison};
+use sandbox_conformance::linux_exec::SandboxTty;
+use sandbox_conformance::runner::{self, Comparison, Executor};
 use sandbox_conformance::scenario::Scenario;
 use sandbox_conformance::{generate, linux_exec, sentry_exec};
 use std::path::{Path, PathBuf};
@@ -14,8 +15,10 @@ use std::path::{Path, PathBuf};
     long_about = "Job-control scenarios run on real Linux (puppet processes in a private PID \
 namespace under a fresh pty) and on the sentry model; their traces are compared. With no \
 FILES the hand-written corpus (conformance/scenarios) runs; --random N adds N generated \
-scenarios from --seed. Needs root (or CAP_SYS_ADMIN) for the PID namespace. Exit status 1 \
-when any scenario diverges."
+scenarios from --seed. --executor sandbox-borrowed|sandbox-pty|all plays the same \
+scenarios with the puppets inside `sandbox run --tty` / `--tty=pty` and compares them with \
+Linux too (the loader must report no lockstep violation). Needs root (or CAP_SYS_ADMIN) for \
+the PID namespace. Exit status 1 when any scenario diverges."
 )]
 struct Cli {
     /// Scenario files or directories (of *.scn) to run instead of the corpus.
@@ -54,6 +57,22 @@ struct Cli {
     /// Write each diverging scenario (shrunk) to this directory.
     #[arg(long, value_name = "DIR")]
     save: Option<PathBuf>,
+    /// What Linux is compared with: the sentry model, the puppets inside `sandbox run
+    /// --tty` (borrowed terminal) or `--tty=pty` (owned pty), or all three in turn.
+    #[arg(long, value_enum, default_value = "model")]
+    executor: ExecutorArg,
+    /// The `sandbox` binary (default: $SANDBOX_BIN, next to this binary, or the
+    /// workspace's target/release or target/debug).
+    #[arg(long, value_name = "PATH")]
+    sandbox: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExecutorArg {
+    Model,
+    SandboxBorrowed,
+    SandboxPty,
+    All,
 }
 
 fn corpus_dir() -> PathBuf {
@@ -126,12 +145,58 @@ fn main() -> Result<()> {
              (cargo build --release -p sandbox-conformance) or set CONFORMANCE_PUPPET"
         );
     };
+    let sandbox = || -> Result<PathBuf> {
+        cli.sandbox
+            .clone()
+            .or_else(linux_exec::default_sandbox)
+            .context(
+                "the sandbox binary was not found: build it (cargo build --release --bin \
+                 sandbox) or pass --sandbox PATH",
+            )
+    };
+    let sandboxed = |tty| -> Result<Executor> {
+        Ok(Executor::Sandbox {
+            sandbox: sandbox()?,
+            tty,
+        })
+    };
+    let executors = match cli.executor {
+        ExecutorArg::Model => vec![Executor::Model],
+        ExecutorArg::SandboxBorrowed => vec![sandboxed(SandboxTty::Borrowed)?],
+        ExecutorArg::SandboxPty => vec![sandboxed(SandboxTty::Owned)?],
+        ExecutorArg::All => vec![
+            Executor::Model,
+            sandboxed(SandboxTty::Borrowed)?,
+            sandboxed(SandboxTty::Owned)?,
+        ],
+    };
     let jobs = cli
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let results = runner::compare_all(&scenarios, &puppet, jobs, &|_| {});
+    let mut total_divergences = 0;
+    for executor in &executors {
+        total_divergences += run_executor(&cli, &scenarios, &puppet, executor, jobs)?;
+    }
+    if total_divergences > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// Compares every scenario on Linux and `executor`, prints the report; returns the
+/// number of divergences.
+fn run_executor(
+    cli: &Cli,
+    scenarios: &[Scenario],
+    puppet: &Path,
+    executor: &Executor,
+    jobs: usize,
+) -> Result<usize> {
+    let name = executor.name();
+    let results = runner::compare_all_with(scenarios, puppet, executor, jobs, &|_| {});
     let mut divergences = 0;
     let mut races = 0;
+    let mut sandbox_races = 0;
     for c in &results {
         if cli.show {
             print_traces(c);
@@ -146,15 +211,27 @@ fn main() -> Result<()> {
             println!();
             continue;
         }
+        if let Some(d) = &c.candidate_nondeterminism {
+            sandbox_races += 1;
+            println!(
+                "RACED IN THE SANDBOX {} (a rerun agreed with Linux; not counted):",
+                c.scenario.name
+            );
+            print!("{d}");
+            println!();
+            continue;
+        }
         let Some(diff) = &c.diff else {
             continue;
         };
         divergences += 1;
-        println!("DIVERGENCE {}", c.scenario.name);
+        println!("DIVERGENCE ({name}) {}", c.scenario.name);
         print!("{diff}");
         let mut reported = c.scenario.clone();
         if c.scenario.name.starts_with("random-") && !cli.no_shrink {
-            reported = runner::shrink(&c.scenario, &mut |s| runner::compare(s, &puppet).diverges());
+            reported = runner::shrink(&c.scenario, &mut |s| {
+                runner::compare_with(s, puppet, executor).diverges()
+            });
             println!(
                 "  shrunk from {} to {} steps (replay the original: conformance --replay {}):",
                 c.scenario.steps.len(),
@@ -164,7 +241,7 @@ fn main() -> Result<()> {
             for l in reported.to_string().lines() {
                 println!("    {l}");
             }
-            if let Some(d) = runner::compare(&reported, &puppet).diff {
+            if let Some(d) = runner::compare_with(&reported, puppet, executor).diff {
                 print!("{d}");
             }
         }
@@ -179,11 +256,14 @@ fn main() -> Result<()> {
     if races > 0 {
         println!("{races} scenarios raced on Linux (not counted)");
     }
-    println!("{} scenarios, {divergences} divergences", results.len());
-    if divergences > 0 {
-        std::process::exit(1);
+    if sandbox_races > 0 {
+        println!("{sandbox_races} scenarios raced in the sandbox (not counted)");
     }
-    Ok(())
+    println!(
+        "{} scenarios, {divergences} divergences (linux vs {name})",
+        results.len()
+    );
+    Ok(divergences)
 }
 
 fn print_traces(c: &Comparison) {
@@ -191,7 +271,7 @@ fn print_traces(c: &Comparison) {
     for l in c.linux.lines() {
         println!("{l}");
     }
-    println!("== {} (sentry)", c.scenario.name);
+    println!("== {} ({})", c.scenario.name, c.executor_name);
     for l in c.sentry.lines() {
         println!("{l}");
     }

@@ -39,7 +39,14 @@ pub const CONTROL_FD_MIN: i32 = 500;
 struct Config {
     socket: String,
     tty: String,
+    /// `open tty` without `noctty` is followed by TIOCSCTTY(fd, 0), its result
+    /// ignored: the borrowed-terminal executor's puppets (see
+    /// `linux_exec::SandboxTty::Borrowed`).
+    explicit_ctty: bool,
 }
+
+/// The argument that turns [`Config::explicit_ctty`] on.
+const EXPLICIT_CTTY: &str = "explicit-ctty";
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
 
@@ -86,14 +93,24 @@ fn fatal(msg: &str) -> ! {
 /// Connects a new control socket, moves it to a high descriptor and says hello.
 fn connect(name: &str) -> Result<(), String> {
     let cfg = CONFIG.get().ok_or("no configuration")?;
-    let addr = SocketAddr::from_abstract_name(cfg.socket.as_bytes())
-        .map_err(|e| format!("socket address: {e}"))?;
-    let s = UnixStream::connect_addr(&addr).map_err(|e| format!("connect: {e}"))?;
+    let s = connect_socket(&cfg.socket)?;
     let low = s.into_raw_fd();
     let fd = sys::dup_at_least(low, CONTROL_FD_MIN).map_err(|e| format!("dup: {e}"))?;
     let _ = sys::close(low);
     adopt(fd, name);
     Ok(())
+}
+
+/// The executor's socket: a path when `socket` starts with `/` (the sandbox executor:
+/// the sandbox has a network namespace of its own, where abstract names are not the
+/// executor's), else an abstract name.
+fn connect_socket(socket: &str) -> Result<UnixStream, String> {
+    if socket.starts_with('/') {
+        return UnixStream::connect(socket).map_err(|e| format!("connect {socket}: {e}"));
+    }
+    let addr = SocketAddr::from_abstract_name(socket.as_bytes())
+        .map_err(|e| format!("socket address: {e}"))?;
+    UnixStream::connect_addr(&addr).map_err(|e| format!("connect: {e}"))
 }
 
 /// Makes `fd` this thread's control socket and says hello.
@@ -208,7 +225,16 @@ fn perform(op: &Op) -> String {
             let Ok(path) = CString::new(path) else {
                 return "err 22".into();
             };
-            with(sys::open(&path, flags), |fd| format!("num {fd}"))
+            let explicit = !*noctty && CONFIG.get().is_some_and(|c| c.explicit_ctty);
+            with(sys::open(&path, flags), |fd| {
+                if explicit {
+                    // On Linux a no-op: TIOCSCTTY(0) succeeds exactly where this open
+                    // made the terminal the caller's (or it already was), and fails
+                    // without effect everywhere else.
+                    let _ = sys::tiocsctty(fd, false);
+                }
+                format!("num {fd}")
+            })
         }
         Op::OpenDevTty => with(sys::open(c"/dev/tty", libc::O_RDWR), |fd| {
             format!("num {fd}")
@@ -374,6 +400,7 @@ fn exec() -> String {
         &cfg.tty,
         &name,
         &fd.to_string(),
+        if cfg.explicit_ctty { EXPLICIT_CTTY } else { "" },
     ]
     .iter()
     .filter_map(|a| CString::new(*a).ok())
@@ -383,10 +410,14 @@ fn exec() -> String {
     format!("err {e}")
 }
 
-/// The puppet binary's entry point: `conformance-puppet nsroot SOCKET` (run by the
-/// executor after `unshare(CLONE_NEWPID|CLONE_NEWNS)`: makes the pty, forks the
-/// namespace's init puppet and waits)
-/// or `conformance-puppet exec SOCKET TTY NAME FD` (a puppet after its execve).
+/// The puppet binary's entry point: `conformance-puppet nsroot SOCKET pid1|reaper`
+/// (run by the executor after `unshare(CLONE_NEWPID|CLONE_NEWNS)`: makes the pty, forks
+/// the namespace's init puppet and waits; with `reaper`, PID 1 takes the sandbox's
+/// shape, `reaper_with_init`), `conformance-puppet sandboxroot SOCKET TTY` (the program
+/// of `sandbox run`, in the same shape) or `conformance-puppet exec SOCKET TTY NAME FD`
+/// (a puppet after its execve). Each form takes `explicit-ctty` last to make every
+/// `open tty` without `noctty` followed by TIOCSCTTY(fd, 0) (the borrowed-terminal
+/// executor).
 pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
@@ -396,11 +427,20 @@ pub fn main() -> i32 {
     }));
     sys::no_core_dumps();
     match arg(1).as_str() {
-        "nsroot" => nsroot(&arg(2)),
+        "nsroot" => nsroot(&arg(2), arg(3) == "reaper", arg(4) == EXPLICIT_CTTY),
+        "sandboxroot" => {
+            let _ = CONFIG.set(Config {
+                socket: arg(2),
+                tty: arg(3),
+                explicit_ctty: arg(4) == EXPLICIT_CTTY,
+            });
+            reaper_with_init()
+        }
         "exec" => {
             let _ = CONFIG.set(Config {
                 socket: arg(2),
                 tty: arg(3),
+                explicit_ctty: arg(6) == EXPLICIT_CTTY,
             });
             let Ok(fd) = arg(5).parse::<i32>() else {
                 return 2;
@@ -420,7 +460,7 @@ pub fn main() -> i32 {
 /// The namespace root: in its own mount namespace (the executor unshared it with the
 /// PID namespace), mounts a private devpts instance, creates the scenario's pty there
 /// and sends the master to the executor, then forks init.
-fn nsroot(socket: &str) -> i32 {
+fn nsroot(socket: &str, reaper: bool, explicit_ctty: bool) -> i32 {
     if sys::private_devpts().is_err() {
         return 4;
     }
@@ -430,6 +470,7 @@ fn nsroot(socket: &str) -> i32 {
     let _ = CONFIG.set(Config {
         socket: socket.to_string(),
         tty,
+        explicit_ctty,
     });
     let Ok(addr) = SocketAddr::from_abstract_name(socket.as_bytes()) else {
         return 6;
@@ -446,6 +487,9 @@ fn nsroot(socket: &str) -> i32 {
         Ok(0) => {
             // PID 1 of the new namespace: a clean process, leader of its own session.
             sys::die_with_parent();
+            if reaper {
+                return sandbox_shaped_pid1();
+            }
             sys::reset_all_signals();
             let _ = sys::sigprocmask(libc::SIG_SETMASK, Some(0));
             sys::close_from(0);
@@ -464,6 +508,70 @@ fn nsroot(socket: &str) -> i32 {
                 }
             }
         }
+        Err(_) => 3,
+    }
+}
+
+/// PID 1 in the sandbox's shape: like the sandbox's init, it leads a session of its
+/// own, forks the "program" (a group of its own in that session, running
+/// [`reaper_with_init`]), reaps every orphan handed to it, and ends (taking the
+/// namespace with it) when the program ends.
+fn sandbox_shaped_pid1() -> i32 {
+    let _ = sys::sigprocmask(libc::SIG_SETMASK, Some(ALL_SIGNALS));
+    sys::close_from(0);
+    let _ = sys::setsid();
+    match sys::fork() {
+        Ok(0) => {
+            sys::die_with_parent();
+            let _ = sys::setpgid(0, 0);
+            reaper_with_init()
+        }
+        Ok(program) => loop {
+            match sys::wait4(-1, libc::__WALL) {
+                Ok(Some((pid, _))) if pid == program => return 0,
+                Err(libc::ECHILD) => return 0,
+                _ => continue,
+            }
+        },
+        Err(_) => 3,
+    }
+}
+
+/// The `init` actor one level down, as it must be inside `sandbox run` (whose PID 1 is
+/// the sandbox's own init and whose program is in that init's session): this process
+/// (a non-actor) blocks every signal it can, closes its descriptors and forks the
+/// `init` actor, which takes a session of its own, becomes a child subreaper (so that
+/// orphans are handed to it, as to the namespace's init) and serves; this process then
+/// reaps what it is handed and stays until the executor kills it. The Linux reference run of the sandbox executors
+/// uses the same shape (`nsroot SOCKET reaper`), so that both runs have the same
+/// process tree: the actors never see a PID-1 init. The `init` actor also drops every
+/// capability, as the sandbox's program has none.
+fn reaper_with_init() -> i32 {
+    let _ = sys::sigprocmask(libc::SIG_SETMASK, Some(ALL_SIGNALS));
+    sys::close_from(0);
+    match sys::fork() {
+        Ok(0) => {
+            sys::die_with_parent();
+            sys::reset_all_signals();
+            let _ = sys::sigprocmask(libc::SIG_SETMASK, Some(0));
+            let _ = sys::setsid();
+            sys::set_child_subreaper();
+            // Sandbox processes have no capability (CAP_SYS_ADMIN decides TIOCSCTTY's
+            // steal): the Linux reference of that shape has none either.
+            sys::drop_all_capabilities();
+            if connect("init").is_err() {
+                return 3;
+            }
+            serve()
+        }
+        // Reaps whatever is handed to it (as PID 1, in the Linux shape) and stays, also
+        // after the `init` actor's death (the scenario goes on without it, as the
+        // sandbox does: its init reaps the orphans); the executor ends the run.
+        Ok(_) => loop {
+            if let Err(libc::ECHILD) = sys::wait4(-1, libc::__WALL) {
+                let _ = sys::poll_in(&[], -1);
+            }
+        },
         Err(_) => 3,
     }
 }

@@ -1,39 +1,153 @@
-//! Running scenarios on both executors, in parallel, and shrinking divergences.
+//! Running scenarios on two executors, in parallel, and shrinking divergences.
+//!
+//! [`Executor::Model`] compares the sentry model with Linux (the `init` actor PID 1 of
+//! its namespace); [`Executor::Sandbox`] compares the puppets inside `sandbox run`
+//! with Linux in the same process-tree shape ([`linux_exec::Target::LinuxReaper`]).
 
+use crate::linux_exec::{SandboxTty, Target};
 use crate::scenario::Scenario;
 use crate::trace::{self, Trace};
 use crate::{linux_exec, sentry_exec};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+
+/// What a scenario's Linux run is compared with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Executor {
+    /// The sentry model.
+    Model,
+    /// The same puppets inside `sandbox run` (the binary at `sandbox`).
+    Sandbox { sandbox: PathBuf, tty: SandboxTty },
+}
+
+impl Executor {
+    /// The name traces and reports give it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Executor::Model => "sentry",
+            Executor::Sandbox {
+                tty: SandboxTty::Borrowed,
+                ..
+            } => "sandbox-borrowed",
+            Executor::Sandbox {
+                tty: SandboxTty::Owned,
+                ..
+            } => "sandbox-pty",
+        }
+    }
+
+    /// The Linux shape this executor is compared with.
+    fn reference(&self) -> Target {
+        match self {
+            Executor::Model => Target::Linux,
+            Executor::Sandbox { tty, .. } => Target::LinuxReaper {
+                explicit_ctty: *tty == SandboxTty::Borrowed,
+            },
+        }
+    }
+
+    fn play(&self, s: &Scenario, puppet: &Path) -> Trace {
+        match self {
+            Executor::Model => sentry_exec::run(s),
+            Executor::Sandbox { sandbox, tty } => linux_exec::run_on(
+                s,
+                puppet,
+                &Target::Sandbox {
+                    sandbox: sandbox.clone(),
+                    tty: *tty,
+                },
+            ),
+        }
+    }
+}
 
 /// One scenario's run on both executors.
 #[derive(Clone, Debug)]
 pub struct Comparison {
     pub scenario: Scenario,
     pub linux: Trace,
+    /// The compared executor's trace (the model's, or the sandbox's).
     pub sentry: Trace,
+    /// Which executor `sentry` comes from.
+    pub executor_name: &'static str,
     /// The readable diff when the traces differ.
     pub diff: Option<String>,
     /// When the traces differ: how two Linux runs of the scenario differed from each
     /// other, if they did (the scenario races on Linux; not counted as a divergence).
     pub linux_nondeterminism: Option<String>,
+    /// Sandbox executors, when the traces differ and Linux agreed with itself: how the
+    /// first sandbox run differed from Linux, if a later sandbox run agreed with Linux
+    /// (the sandbox's run raced; not counted as a divergence, reported).
+    pub candidate_nondeterminism: Option<String>,
 }
+
+/// Sandbox runs of a diverging scenario made to check that the sandbox agrees with
+/// itself (the model is deterministic and is not rerun).
+pub const SANDBOX_RERUNS: usize = 2;
 
 /// Linux runs of a diverging scenario made to check that Linux agrees with itself.
 pub const LINUX_RERUNS: usize = 4;
 
 /// Runs `s` on Linux and on the sentry and compares the traces.
 pub fn compare(s: &Scenario, puppet: &Path) -> Comparison {
-    let sentry = sentry_exec::run(s);
-    let linux = linux_exec::run(s, puppet);
-    let diff = trace::diff("linux", &linux, "sentry", &sentry);
+    compare_with(s, puppet, &Executor::Model)
+}
+
+/// Runs `s` on Linux and on `executor` and compares the traces.
+pub fn compare_with(s: &Scenario, puppet: &Path, executor: &Executor) -> Comparison {
+    let reference = executor.reference();
+    let sandboxed = *executor != Executor::Model;
+    // In the sandbox shape the `init` actor is not PID 1: a signal the model's init
+    // would be immune to can kill it, and who reaps its orphans then, at which pace
+    // (the namespace's PID 1, or the sandbox's init), is no rule: the traces are
+    // compared up to the step where the Linux run's `init` died.
+    let cut = |linux: &Trace, other: &Trace| -> (Trace, Trace) {
+        if !sandboxed {
+            return (linux.clone(), other.clone());
+        }
+        let end = linux
+            .steps
+            .iter()
+            .position(|st| {
+                st.states.iter().any(|(a, state)| {
+                    a == "init"
+                        && matches!(state, trace::ActorState::Zombie | trace::ActorState::Gone)
+                })
+            })
+            .unwrap_or(usize::MAX);
+        let keep = |t: &Trace| {
+            let mut t = t.clone();
+            t.steps.truncate(end);
+            t
+        };
+        (keep(linux), keep(other))
+    };
+    let (linux, sentry) = cut(
+        &linux_exec::run_on(s, puppet, &reference),
+        &executor.play(s, puppet),
+    );
+    let diff = trace::diff("linux", &linux, executor.name(), &sentry);
     let mut linux_nondeterminism = None;
     if diff.is_some() {
         for _ in 0..LINUX_RERUNS {
-            let again = linux_exec::run(s, puppet);
-            if let Some(d) = trace::diff("linux", &linux, "linux again", &again) {
+            let (again, _) = cut(
+                &linux_exec::run_on(s, puppet, &reference),
+                &Trace::default(),
+            );
+            let (first, _) = cut(&linux, &Trace::default());
+            if let Some(d) = trace::diff("linux", &first, "linux again", &again) {
                 linux_nondeterminism = Some(d);
+                break;
+            }
+        }
+    }
+    let mut candidate_nondeterminism = None;
+    if diff.is_some() && linux_nondeterminism.is_none() && sandboxed {
+        for _ in 0..SANDBOX_RERUNS {
+            let (_, again) = cut(&linux, &executor.play(s, puppet));
+            if trace::diff("linux", &linux, executor.name(), &again).is_none() {
+                candidate_nondeterminism = diff.clone();
                 break;
             }
         }
@@ -42,6 +156,8 @@ pub fn compare(s: &Scenario, puppet: &Path) -> Comparison {
         scenario: s.clone(),
         linux,
         sentry,
+        executor_name: executor.name(),
+        candidate_nondeterminism,
         diff,
         linux_nondeterminism,
     }
@@ -55,6 +171,17 @@ pub fn compare_all(
     jobs: usize,
     report: &(dyn Fn(&Comparison) + Sync),
 ) -> Vec<Comparison> {
+    compare_all_with(scenarios, puppet, &Executor::Model, jobs, report)
+}
+
+/// [`compare_all`] against `executor`.
+pub fn compare_all_with(
+    scenarios: &[Scenario],
+    puppet: &Path,
+    executor: &Executor,
+    jobs: usize,
+    report: &(dyn Fn(&Comparison) + Sync),
+) -> Vec<Comparison> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Comparison>>> = Mutex::new(vec![None; scenarios.len()]);
     std::thread::scope(|scope| {
@@ -64,7 +191,7 @@ pub fn compare_all(
                 let Some(s) = scenarios.get(i) else {
                     break;
                 };
-                let c = compare(s, puppet);
+                let c = compare_with(s, puppet, executor);
                 report(&c);
                 if let Ok(mut r) = results.lock() {
                     r[i] = Some(c);
@@ -81,9 +208,12 @@ pub fn compare_all(
 }
 
 impl Comparison {
-    /// A divergence: the traces differ and Linux agreed with itself.
+    /// A divergence: the traces differ, Linux agreed with itself and no rerun of the
+    /// sandbox agreed with Linux.
     pub fn diverges(&self) -> bool {
-        self.diff.is_some() && self.linux_nondeterminism.is_none()
+        self.diff.is_some()
+            && self.linux_nondeterminism.is_none()
+            && self.candidate_nondeterminism.is_none()
     }
 }
 

@@ -404,6 +404,55 @@ pub fn die_with_parent() {
     let _ = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
 }
 
+/// `prctl(PR_SET_CHILD_SUBREAPER, 1)`: orphaned descendants are handed to the caller.
+pub fn set_child_subreaper() {
+    // SAFETY: integer arguments only.
+    let _ = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+}
+
+/// Drops every capability for good (bounding set, ambient set, then the effective,
+/// permitted and inheritable sets), as processes inside the sandbox have none. Steps
+/// that fail (no CAP_SETPCAP: there is nothing to drop) are ignored.
+pub fn drop_all_capabilities() {
+    for cap in 0..64 {
+        // SAFETY: integer arguments only.
+        let _ = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
+    }
+    // SAFETY: integer arguments only.
+    let _ = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        )
+    };
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut header = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let data = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: `header` and the two `data` entries (version 3) are valid for the call.
+    let _ = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) };
+}
+
 /// `unshare(CLONE_NEWPID)`: the caller's next child is PID 1 of a new namespace.
 pub fn unshare_pid_namespace() -> Res<()> {
     // SAFETY: integer arguments only.

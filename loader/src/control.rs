@@ -429,7 +429,11 @@ impl Writer {
                         .u32(u32::from(w.ws_xpixel))
                         .u32(u32::from(w.ws_ypixel)),
                     None => self.u8(0),
-                }
+                };
+                self.u8(match pty.attach {
+                    crate::TerminalAttach::Session => 0,
+                    crate::TerminalAttach::Unattached => 1,
+                })
             }
         }
     }
@@ -662,6 +666,11 @@ impl Reader<'_> {
             Ok(PtyInit {
                 termios: r.opt(Self::termios)?,
                 winsize: r.opt(Self::winsize)?,
+                attach: match r.u8()? {
+                    0 => crate::TerminalAttach::Session,
+                    1 => crate::TerminalAttach::Unattached,
+                    _ => return Err(ProtocolError::Invalid("terminal attach")),
+                },
             })
         })?;
         Ok(ProgramPlan {
@@ -712,6 +721,7 @@ mod tests {
                     ws_xpixel: 0,
                     ws_ypixel: 0,
                 }),
+                attach: crate::TerminalAttach::Unattached,
             }),
         };
         Message::Init(Box::new(InitPlan {
@@ -769,7 +779,9 @@ mod tests {
         assert_eq!(back.join_netns, orig.join_netns);
         assert_eq!(back.init_filter, orig.init_filter);
         assert!(back.wait_for_cgroup);
-        let w = back.program.pty.unwrap().winsize.unwrap();
+        let pty = back.program.pty.unwrap();
+        assert_eq!(pty.attach, crate::TerminalAttach::Unattached);
+        let w = pty.winsize.unwrap();
         assert_eq!((w.ws_row, w.ws_col), (30, 100));
     }
 

@@ -150,6 +150,7 @@ pub(crate) fn new_kernel(
             fd: Some(b.fd),
             identity: (b.stat.st_dev, b.stat.st_ino),
             leader_host: init_host,
+            hung_up: false,
         }
     });
     (k, tty)
@@ -422,7 +423,11 @@ impl Core {
     /// The first program has installed its filters: registers it in the sentry (init's
     /// child; init's session takes the main terminal with the program's group in the
     /// foreground). Returns its sandbox PID.
-    pub fn register_program(&self) -> Option<Pid> {
+    /// `attach`: init's session takes the main terminal and the program's group is its
+    /// foreground (else the terminal starts as nobody's, see [`crate::TerminalAttach`]).
+    /// `privileged`: whether the program counts as privileged in the sentry (it keeps
+    /// CAP_SYS_ADMIN); its descendants inherit that.
+    pub fn register_program(&self, attach: bool, privileged: bool) -> Option<Pid> {
         let mut guard = self.sup.lock();
         let sup = &mut *guard;
         let init_host = sup.procs.init_host;
@@ -432,7 +437,7 @@ impl Core {
         let info = crate::procfs::read(host).ok()?;
         let p = info.ns_pid;
         let _ = sup.procs.translate(&mut sup.k, info.host_pid);
-        if let Some(id) = sup.main {
+        if let Some(id) = sup.main.filter(|_| attach) {
             if let Err(e) = sup.k.open_tty(Kernel::INIT, id, OpenFlags::RDWR) {
                 tracing::error!(%e, "could not give the sandbox's session its terminal");
             }
@@ -446,8 +451,11 @@ impl Core {
         });
         if adopted.is_ok() {
             sup.procs.watch(p, info.host_pid);
+            // The sentry's init is privileged; the program has no capability but the
+            // kept ones.
+            let _ = sup.k.set_privileged(p, privileged);
         }
-        if let (Ok(()), Some(id)) = (adopted, sup.main) {
+        if let (Ok(()), Some(id), true) = (adopted, sup.main, attach) {
             if let Err(e) = sup.k.tiocspgrp(Kernel::INIT, id, info.ns_pgid) {
                 tracing::error!(%e, "could not put the program in the foreground");
             }
@@ -482,6 +490,7 @@ impl Core {
             fd: keep,
             identity,
             leader_host,
+            hung_up: false,
         });
         sup.main = Some(id);
     }
@@ -635,6 +644,7 @@ impl Core {
                         ws_xpixel: 0,
                         ws_ypixel: 0,
                     }),
+                    attach: crate::TerminalAttach::Session,
                 };
                 (
                     StdioPlan::Inherit,
@@ -892,6 +902,7 @@ impl Core {
                     fd: Some(crate::sandbox::dup(fd)?),
                     identity: *identity,
                     leader_host: host,
+                    hung_up: false,
                 });
                 Some(id)
             }
@@ -922,6 +933,7 @@ impl Core {
                     },
                     identity,
                     leader_host: host,
+                    hung_up: false,
                 });
                 Some(id)
             }

@@ -145,6 +145,9 @@ impl std::fmt::Debug for ExecPlan {
 pub(crate) struct PtyInit {
     pub termios: Option<libc::termios>,
     pub winsize: Option<libc::winsize>,
+    /// Whether init's session takes the pty as controlling terminal (and the
+    /// program's group its foreground), or nobody's it is at the start.
+    pub attach: crate::TerminalAttach,
 }
 
 /// Exit code of init when setup fails (the loader reports the message it sent).
@@ -423,8 +426,12 @@ enum Session {
 /// Creates the owned pty (the caller leads its session: the slave becomes its
 /// controlling terminal) and sends its master to the loader; returns the slave.
 fn open_pty(control: RawFd, p: &PtyInit) -> Result<OwnedFd, String> {
-    let (master, slave) = crate::sys::tty::open_owned_pty(p.termios.as_ref(), p.winsize.as_ref())
-        .map_err(|e| format!("creating the sandbox's pty: {e}"))?;
+    let (master, slave) = crate::sys::tty::open_owned_pty(
+        p.termios.as_ref(),
+        p.winsize.as_ref(),
+        p.attach == crate::TerminalAttach::Session,
+    )
+    .map_err(|e| format!("creating the sandbox's pty: {e}"))?;
     control::send(control, &control::Message::PtyMaster(master))
         .map_err(|e| format!("passing the pty master: {e}"))?;
     Ok(slave)
@@ -537,12 +544,20 @@ fn program_main(
             }
         }
     }
+    let attached = plan
+        .pty
+        .as_ref()
+        .is_none_or(|p| p.attach == crate::TerminalAttach::Session);
     if let Some(slave) = pty_slave.or(own_slave.as_ref().map(|s| s.as_raw_fd())) {
-        // The owned pty is the session's real controlling terminal: stdio, and this
-        // group in the foreground (from the background, so with SIGTTOU blocked: the
-        // mask is emptied below).
-        if let Err(e) = crate::sys::tty::take_foreground(slave) {
-            return fail(format!("the pty's foreground group: {e}"));
+        if attached {
+            // The owned pty is the session's real controlling terminal: stdio, and this
+            // group in the foreground (from the background, so with SIGTTOU blocked: the
+            // mask is emptied below).
+            if let Err(e) = crate::sys::tty::take_foreground(slave) {
+                return fail(format!("the pty's foreground group: {e}"));
+            }
+        } else if let Err(e) = crate::sys::fd::onto_stdio(slave) {
+            return fail(format!("the pty as stdio: {e}"));
         }
     }
     if let Some(dir) = &plan.cwd {

@@ -84,6 +84,7 @@ pub use exec::{ExecEvent, ExecHandle, ExecSpec, ExecTerminal, ProcessInfo};
 pub use sandbox::DEFAULT_PIDS_LIMIT;
 pub use sandbox::{
     run, LoaderError, OwnedPty, RunOutcome, Sandbox, SandboxEvent, SandboxSpec, SignalMode,
+    TerminalAttach,
 };
 pub use spawn::SpawnMethod;
 pub use supervisor::NotifyStats;

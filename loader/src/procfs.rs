@@ -33,6 +33,16 @@ pub struct ProcInfo {
     /// The foreground group of its controlling terminal, host numbers (stat field 8;
     /// -1 without one).
     pub host_tpgid: i32,
+    /// Its controlling terminal's device number as /proc encodes it (stat field 7; 0
+    /// without one): see [`tty_nr`].
+    pub tty_nr: u32,
+}
+
+/// A character device number as `/proc/PID/stat`'s `tty_nr` encodes it (the kernel's
+/// `new_encode_dev`: minor's low byte, major, then minor's high bits).
+pub fn tty_nr(rdev: u64) -> u32 {
+    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+    (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)
 }
 
 impl ProcInfo {
@@ -76,6 +86,7 @@ pub fn read(host_pid: i32) -> io::Result<ProcInfo> {
         did_exec: true,
         exit_code: 0,
         host_tpgid: -1,
+        tty_nr: 0,
     };
     for line in status.lines() {
         let Some((k, v)) = line.split_once(':') else {
@@ -114,6 +125,7 @@ pub fn read(host_pid: i32) -> io::Result<ProcInfo> {
         .ok_or_else(|| bad("stat", host_pid))?;
     info.did_exec = flags & PF_FORKNOEXEC == 0;
     info.host_tpgid = fields.get(5).and_then(|f| f.parse().ok()).unwrap_or(-1);
+    info.tty_nr = fields.get(4).and_then(|f| f.parse().ok()).unwrap_or(0);
     info.exit_code = fields.get(49).and_then(|f| f.parse().ok()).unwrap_or(0);
     if info.ns_pid == 0 {
         return Err(bad("status", host_pid));

@@ -179,6 +179,22 @@ pub struct SandboxSpec {
     /// Append every lockstep violation (host and sentry disagree: a bug) to this file
     /// the moment it is found (tests use it; it survives a SIGKILL of the loader).
     pub lockstep_report: Option<PathBuf>,
+    /// Whose controlling terminal the sandbox's terminal (borrowed or owned) is at the
+    /// start (see [`TerminalAttach`]).
+    pub terminal_attach: TerminalAttach,
+}
+
+/// Whose controlling terminal the sandbox's terminal is when the program starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TerminalAttach {
+    /// The sandbox's session's (init leads it), with the program's group in the
+    /// foreground, as for a program a shell started.
+    #[default]
+    Session,
+    /// Nobody's: a session leader inside acquires it as on Linux (an owned pty by
+    /// opening it; a borrowed terminal with TIOCSCTTY only, see docs/LOADER.md). The
+    /// conformance harness starts this way, as its Linux runs start with a fresh pty.
+    Unattached,
 }
 
 impl SandboxSpec {
@@ -219,6 +235,7 @@ impl SandboxSpec {
             loader_seccomp: false,
             lockstep_report: None,
             forward_signals: false,
+            terminal_attach: TerminalAttach::Session,
         }
     }
 }
@@ -595,6 +612,7 @@ impl Sandbox {
                 pty: owned.as_ref().map(|_| crate::init::PtyInit {
                     termios: proxy_state.map(|(t, _)| t),
                     winsize: proxy_state.map(|(_, w)| w),
+                    attach: spec.terminal_attach,
                 }),
             },
             init_filter,
@@ -810,6 +828,9 @@ impl Sandbox {
             exec_error: None,
             mode: spec.signal_mode,
             loader_seccomp: spec.loader_seccomp,
+            terminal_attach: spec.terminal_attach,
+            // CAP_SYS_ADMIN in the initial user namespace (TIOCSCTTY's steal needs it).
+            program_privileged: !rootless && spec.capabilities.names().any(|n| n == "SYS_ADMIN"),
             watch_stop: None,
             stopped_self: false,
             early_signals: Vec::new(),
@@ -1216,6 +1237,10 @@ struct Loop {
     exec_error: Option<i32>,
     mode: SignalMode,
     loader_seccomp: bool,
+    /// Whether the program's session takes the terminal at the start.
+    terminal_attach: TerminalAttach,
+    /// The program keeps CAP_SYS_ADMIN (the sentry's `privileged`).
+    program_privileged: bool,
     /// After a forwarded SIGTSTP: until when to watch for the pass-through.
     watch_stop: Option<Instant>,
     stopped_self: bool,
@@ -1566,9 +1591,7 @@ impl Loop {
                 // The user's terminal hung up: hang the sandbox's pty up too (close
                 // every master descriptor the loader holds).
                 p.master = None;
-                if let Some(t) = self.sup.lock().main_terminal_mut() {
-                    t.fd = None;
-                }
+                self.sup.lock().hang_up_owned();
             }
             Ok(n) => {
                 let t = systty::tcgets(m.as_fd()).ok();
@@ -1643,7 +1666,8 @@ impl Loop {
                  every notified system call will be slower"
             ),
         }
-        if let Some(p) = self.core.register_program() {
+        let attach = self.terminal_attach == TerminalAttach::Session;
+        if let Some(p) = self.core.register_program(attach, self.program_privileged) {
             self.program = Some(p);
         }
         match Notifier::start(listener, self.sup.clone()) {
@@ -1680,6 +1704,13 @@ impl Loop {
         }
     }
 
+    /// The user's terminal proxied to an owned pty is hung up (POLLHUP).
+    fn user_terminal_hung_up(&self) -> bool {
+        self.proxy
+            .as_ref()
+            .is_some_and(|p| p.master.is_some() && systty::hung_up(p.user.as_fd()))
+    }
+
     fn host_signal(&mut self, signo: i32) {
         let Ok(sig) = Signal::try_from(signo) else {
             return;
@@ -1704,6 +1735,25 @@ impl Loop {
                     self.forward(signo);
                 }
             }
+            Signal::SIGHUP if self.user_terminal_hung_up() => {
+                // The user's terminal went away: the owned pty hangs up as with it (the
+                // host signals its session's leader), nothing is forwarded.
+                if let Some(p) = &mut self.proxy {
+                    p.master = None;
+                }
+                self.sup.lock().hang_up_owned();
+            }
+            Signal::SIGHUP if self.sup.lock().borrowed_tty_hung_up() => {
+                // The borrowed terminal itself went away: as Linux's hangup, its
+                // session's leader gets SIGHUP and SIGCONT and the session loses it.
+                let mut guard = self.sup.lock();
+                let sup = &mut *guard;
+                if let Some(id) = sup.main {
+                    sup.reconcile();
+                    let _ = sup.k.tty_hangup(id);
+                    let _ = sup.send_host_signals();
+                }
+            }
             _ => {
                 self.forward(signo);
                 if sig == Signal::SIGTSTP && has_tty {
@@ -1722,7 +1772,24 @@ impl Loop {
             self.early_signals.push((mode, signo));
             return;
         };
-        if let Err(e) = self.core.kill(Some(program), mode, signo) {
+        // The terminal's foreground group is that of whichever session holds it now
+        // (its leader's terminal), not necessarily the program's.
+        let target = {
+            let mut guard = self.sup.lock();
+            let sup = &mut *guard;
+            let foreground =
+                mode == SignalMode::Foreground || (mode == SignalMode::Auto && sup.main.is_some());
+            if foreground {
+                sup.observe();
+                sup.main
+                    .and_then(|id| sup.k.tty(id))
+                    .and_then(|t| t.session)
+                    .unwrap_or(program)
+            } else {
+                program
+            }
+        };
+        if let Err(e) = self.core.kill(Some(target), mode, signo) {
             tracing::warn!(%e, "signal not forwarded");
         }
     }

@@ -73,6 +73,9 @@ pub(crate) struct Terminal {
     /// Host PID of its session's leader (init for the first program's terminal), whose
     /// `/proc` stat shows an owned pty's host foreground group.
     pub leader_host: i32,
+    /// An owned pty the loader hung up (the user's terminal went away): every
+    /// description of it is hung up, the host answers for it.
+    pub hung_up: bool,
 }
 
 // Terminal ioctls the notify filter sends us (low 32 bits of the command).
@@ -338,6 +341,9 @@ impl Supervisor {
         self.observe();
         if pid > 0 {
             self.procs.ensure_child(&mut self.k, t.tgid, pid);
+            if pid != t.tgid {
+                self.procs.refresh_exec(&mut self.k, pid);
+            }
         }
         let mut r = self.k.setpgid(t.tid, pid, pgid);
         if r == Err(Errno::EPERM) {
@@ -503,6 +509,36 @@ impl Supervisor {
             return Response::Continue;
         };
         let owned = self.binding(tty) == Binding::OwnedPty;
+        if owned && matches!(cmd, TIOCSPGRP | TIOCSCTTY | TIOCNOTTY) {
+            self.observe_host_session(tty);
+        }
+        let hung_up = match self.terminal(tty) {
+            Some(t) if owned => t.hung_up,
+            Some(t) => t.fd.as_ref().is_some_and(|f| systty::hung_up(f.as_fd())),
+            None => false,
+        };
+        if hung_up
+            && matches!(
+                cmd,
+                TIOCSPGRP | TIOCGPGRP | TIOCGSID | TIOCSCTTY | TIOCNOTTY
+            )
+        {
+            if owned {
+                // The owned pty's master is gone: every description of it is hung up
+                // and it cannot be reopened; the host answers (EIO, ENOTTY for
+                // TIOCSPGRP) without running the request.
+                return Response::Continue;
+            }
+            // A hung-up borrowed terminal: answered here as `hung_up_tty_ioctl` does,
+            // never continued (a terminal that can be reopened, whose session the
+            // hangup cleared, must not become a sandbox process's host controlling
+            // terminal through a fresh descriptor).
+            return Self::errno(if cmd == TIOCSPGRP {
+                Errno::ENOTTY
+            } else {
+                Errno::EIO
+            });
+        }
         match cmd {
             TCSETS | TCSETSW | TCSETSF | TCSETA | TCSETAW | TCSETAF | TCSETS2 | TCSETSW2
             | TCSETSF2 | TCFLSH | TCXONC | TCSBRK | TCSBRKP | TIOCSBRK | TIOCCBRK => {
@@ -512,7 +548,7 @@ impl Supervisor {
                 self.reconcile();
                 self.refresh_signal_state(t, host_tid);
                 let r = self.k.tty_check_change(t.tid, tty);
-                self.answer(r.map(|()| Response::Continue))
+                self.answer_background(owned, r.map(|()| Response::Continue))
             }
             // Owned pty: the host answers queries (its values are the sentry's).
             TIOCGPGRP | TIOCGSID if owned => Response::Continue,
@@ -533,6 +569,11 @@ impl Supervisor {
                     return Self::errno(Errno::ESRCH);
                 }
                 self.observe();
+                if pgrp > 0 {
+                    // A PID of the session that is not a group is accepted: also a
+                    // thread's, which the sentry may not have seen yet.
+                    self.procs.ensure_process(&mut self.k, pgrp);
+                }
                 self.refresh_signal_state(t, host_tid);
                 let mut r = self.k.tiocspgrp(t.tid, tty, pgrp);
                 if r == Err(Errno::EPERM) || r == Err(Errno::ESRCH) {
@@ -548,7 +589,7 @@ impl Supervisor {
                     }
                 }
                 let done = Self::done(owned);
-                self.answer(r.map(|()| done))
+                self.answer_background(owned, r.map(|()| done))
             }
             TIOCSCTTY => {
                 self.reconcile();
@@ -574,6 +615,53 @@ impl Supervisor {
                 self.answer(r.map(|()| done))
             }
             _ => Response::Continue,
+        }
+    }
+
+    /// Owned pty: a session leader without a controlling terminal that opened the pty
+    /// without O_NOCTTY acquired it on the host (`tty_open_proc_set_tty`); open() is
+    /// not notified, so while the sentry's pty has no session, the session the host
+    /// shows (TIOCGSID on the master, which answers for the slave whoever asks) is
+    /// adopted before a job-control call that depends on it. The host is the truth
+    /// for an owned pty: only one session can hold it there.
+    fn observe_host_session(&mut self, tty: TtyId) {
+        // A holder that died since the last look has freed it (its leader's exit).
+        self.observe();
+        if self.k.tty(tty).is_none_or(|x| x.session.is_some()) {
+            return;
+        }
+        let Some(master) = self.terminal(tty).and_then(|t| t.fd.as_ref()) else {
+            return;
+        };
+        let Ok(host_sid) = systty::tcgetsid(master.as_fd()) else {
+            return;
+        };
+        self.reconcile();
+        let Some(sid) = self.procs.ns_pid(host_sid) else {
+            return;
+        };
+        self.procs.ensure_process(&mut self.k, sid);
+        match self.k.open_tty(sid, tty, sandbox_sentry::OpenFlags::RDWR) {
+            Ok(_) => tracing::debug!(sid, "the host gave the pty to a session: adopted"),
+            Err(e) => {
+                tracing::warn!(%e, sid, "could not adopt the pty's session");
+                return;
+            }
+        }
+        // Members adopted before now did not get it from their session: the host says
+        // which hold it (one that dropped it with TIOCNOTTY does not).
+        let Some(want) = procfs::read(host_sid).ok().map(|i| i.tty_nr) else {
+            return;
+        };
+        for member in self.k.session_members(sid) {
+            let has = self
+                .procs
+                .host_pid(member)
+                .and_then(|h| procfs::read(h).ok())
+                .is_some_and(|i| i.tty_nr == want && want != 0);
+            if has {
+                let _ = self.k.host_set_tty(member, tty);
+            }
         }
     }
 
@@ -751,6 +839,22 @@ impl Supervisor {
         }
     }
 
+    /// The answer to a call the background rules stop (`ERESTARTSYS` with SIGTTOU or
+    /// SIGTTIN to the caller's group). On an owned pty the host applies the same rule
+    /// to the same state: the call continues and the host raises the signal itself,
+    /// from the caller's own system call, so that the caller acts on it first as on
+    /// Linux (a `kill` from the loader would reach the group's members in another
+    /// order); the sentry's copy of the signal is dropped.
+    fn answer_background(&mut self, owned: bool, r: Result<Response, Errno>) -> Response {
+        if owned && r == Err(Errno::ERESTARTSYS) {
+            self.stats.stopped_callers += 1;
+            let dropped = self.k.take_host_signals();
+            tracing::debug!(?dropped, "background stop left to the host (owned pty)");
+            return Response::Continue;
+        }
+        self.answer(r)
+    }
+
     /// Sends what the sentry generated, then answers.
     fn answer(&mut self, r: Result<Response, Errno>) -> Response {
         if r == Err(Errno::ERESTARTSYS) {
@@ -800,6 +904,11 @@ impl Supervisor {
         if let Some(host) = self.procs.host_pid(tgid) {
             if let Ok(fd) = crate::sys::clone::pidfd_open(host) {
                 self.leaders.push((tgid, fd));
+                // The main loop polls the leaders' pidfds: make it take the new one
+                // now, so that the leader's death hangs up the foreground at once.
+                if let Some(w) = &self.wake {
+                    let _ = w.write(1);
+                }
             }
         }
     }
@@ -827,6 +936,47 @@ impl Supervisor {
         if let Some(ws) = source.and_then(|fd| systty::get_winsize(fd.as_fd()).ok()) {
             self.apply_winsize(id, ws);
         }
+    }
+
+    /// The user's terminal proxied to the first program's owned pty hung up: hang the
+    /// pty up too (close every master descriptor the loader holds); the host sends the
+    /// session leader its SIGHUP and SIGCONT, the sentry records the hangup.
+    pub fn hang_up_owned(&mut self) {
+        self.reconcile();
+        let Some(t) = self.main_terminal_mut() else {
+            return;
+        };
+        if t.binding != Binding::OwnedPty {
+            return;
+        }
+        t.fd = None;
+        t.hung_up = true;
+        let id = t.id;
+        let _ = self.k.tty_hangup(id);
+        let _ = self.k.take_host_signals();
+    }
+
+    /// The borrowed terminal of the first program is hung up (POLLHUP) and a session
+    /// inside the sandbox other than init's holds it: the loader's SIGHUP is then that
+    /// hangup, which the sentry plays. (When init's session holds it, init relays
+    /// SIGHUP to the program's group, as a shell does.)
+    pub fn borrowed_tty_hung_up(&self) -> bool {
+        let Some(tty) = self.main_terminal() else {
+            return false;
+        };
+        if tty.binding != Binding::Borrowed {
+            return false;
+        }
+        let held_inside = self
+            .k
+            .tty(tty.id)
+            .and_then(|t| t.session)
+            .is_some_and(|s| s != Kernel::INIT);
+        held_inside
+            && tty
+                .fd
+                .as_ref()
+                .is_some_and(|fd| systty::hung_up(fd.as_fd()))
     }
 
     /// Sets the size of the sandbox terminal `tty` (see [`Supervisor::set_size`]).

@@ -242,9 +242,12 @@ impl Tracker {
 
     /// Makes sure the sentry knows `ns` if it is the process `caller` or one of its
     /// children: reads only the caller's children lists, and /proc of the unknown ones.
-    /// False when `ns` is neither (setpgid's ESRCH).
+    /// `ns` may also be a thread of a known process that never made a notified call:
+    /// it is adopted as that thread (setpgid on a thread other than its process's
+    /// leader is EINVAL on Linux, not the ESRCH of an unknown PID). False when `ns` is
+    /// none of these (setpgid's ESRCH).
     pub fn ensure_child(&mut self, k: &mut Kernel, caller: Pid, ns: Pid) -> bool {
-        if k.thread_group(ns).is_some() {
+        if k.thread_group(ns).is_some() || k.task(ns).is_some() {
             return true;
         }
         let Some(host) = self.host_pid(caller) else {
@@ -257,7 +260,69 @@ impl Tracker {
                 }
             }
         }
-        k.thread_group(ns).is_some()
+        if k.thread_group(ns).is_some() {
+            return true;
+        }
+        self.adopt_thread(k, ns)
+    }
+
+    /// The sandbox process `ns` may have exec'd since the sentry adopted it (execve is
+    /// not notified): one read of its own `/proc` files (PF_FORKNOEXEC cleared), so
+    /// that its parent's setpgid on it is EACCES, as on Linux.
+    pub fn refresh_exec(&mut self, k: &mut Kernel, ns: Pid) {
+        let Some(g) = k.thread_group(ns) else {
+            return;
+        };
+        if g.did_exec || !g.is_alive() {
+            return;
+        }
+        let Some(host) = self.host_pid(ns) else {
+            return;
+        };
+        if let Ok(info) = procfs::read(host) {
+            if info.ns_pid == ns && info.did_exec && !info.is_zombie() {
+                let _ = k.host_exec_observed(ns);
+            }
+        }
+    }
+
+    /// Makes sure the sentry knows the sandbox process `ns` (by finding it on the host,
+    /// with a full walk when it is not known yet). `ns` may also be a thread of a known
+    /// process that never made a notified call: it is adopted as that thread.
+    pub fn ensure_process(&mut self, k: &mut Kernel, ns: Pid) -> bool {
+        if k.thread_group(ns).is_some() || k.task(ns).is_some() {
+            return true;
+        }
+        self.reconcile(k);
+        if k.thread_group(ns).is_some() {
+            return true;
+        }
+        self.adopt_thread(k, ns)
+    }
+
+    /// Finds `ns` among the threads of the known processes and adopts it.
+    fn adopt_thread(&mut self, k: &mut Kernel, ns: Pid) -> bool {
+        let processes: Vec<(Pid, i32)> = self
+            .by_host
+            .iter()
+            .filter(|(_, t)| t.tid == t.tgid && k.thread_group(t.tgid).is_some())
+            .map(|(h, t)| (t.tgid, *h))
+            .collect();
+        for (tgid, host) in processes {
+            let Ok(tids) = procfs::threads(host) else {
+                continue;
+            };
+            for tid in tids.into_iter().filter(|&t| t != host) {
+                let Ok(info) = procfs::read(tid) else {
+                    continue;
+                };
+                if info.ns_pid == ns && info.ns_tgid == tgid {
+                    self.remember(k, &info);
+                    return k.host_adopt_thread(tgid, ns).is_ok();
+                }
+            }
+        }
+        false
     }
 
     /// Adopts the host process `host_pid` after its ancestors.
@@ -550,6 +615,11 @@ impl Tracker {
                 Some(g) => {
                     let alive = g.is_alive();
                     let (pgid, sid, model_parent) = (g.pgid, g.sid, g.parent);
+                    if alive && !g.did_exec && info.did_exec && !info.is_zombie() {
+                        // An execve since the sentry adopted it (exec is not notified):
+                        // its parent's setpgid on it is EACCES from now on.
+                        let _ = k.host_exec_observed(me.tgid);
+                    }
                     if alive && info.is_zombie() {
                         let _ = k.host_exited(me.tgid, exit_status(info.exit_code));
                     }

@@ -40,6 +40,7 @@ use crate::sigaction::{Handler, SigAction, SigHandlers};
 use crate::signal::{SigSet, Signal};
 use crate::task::Task;
 use crate::thread_group::ThreadGroup;
+use crate::tty::TtyId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -92,7 +93,9 @@ impl Kernel {
     /// Adds a process the sentry has not seen (it was forked natively). Its parent must
     /// be known already (adopt ancestors first). Its process group and session are
     /// created if the model has none (they were inherited from before the model
-    /// existed); its controlling terminal is its session's, if the session has one.
+    /// existed); its controlling terminal is its parent's when the parent is known and
+    /// of the same session (fork copies it), else its session's, if the session has
+    /// one.
     /// Adopting a known PID is `EEXIST`.
     pub fn host_adopt(&mut self, p: HostProcess) -> SysResult<()> {
         if self.groups.contains_key(&p.pid) || self.tasks.contains_key(&p.pid) {
@@ -110,11 +113,16 @@ impl Kernel {
             }
             None => (0, SigHandlers::default(), 0, true),
         };
-        let tty = self
-            .ttys
-            .values()
-            .find(|t| t.session == Some(p.sid))
-            .map(|t| t.id);
+        // fork copies the parent's controlling terminal: a known parent of the same
+        // session gives its own (none after its TIOCNOTTY); otherwise the session's.
+        let tty = match p.parent.and_then(|pp| self.groups.get(&pp)) {
+            Some(pg) if pg.sid == p.sid => pg.tty,
+            _ => self
+                .ttys
+                .values()
+                .find(|t| t.session == Some(p.sid))
+                .map(|t| t.id),
+        };
         let key = self.next_child_key();
         self.tasks
             .insert(p.pid, Task::new(p.pid, p.pid, SigSet::EMPTY));
@@ -227,6 +235,28 @@ impl Kernel {
         g.parent_thread = parent_thread;
         g.child_key = new_key;
         self.group_mut(parent)?.children.insert(new_key, tgid);
+        Ok(())
+    }
+
+    /// The host shows that `tgid` has called execve since it was adopted (exec is not
+    /// notified): its parent may no longer change its process group (EACCES). Its
+    /// threads are the host's business (they are adopted and dropped as the host shows
+    /// them), and so are its dispositions (read from the host before each decision).
+    pub fn host_exec_observed(&mut self, tgid: Pid) -> SysResult<()> {
+        self.group_mut(tgid)?.did_exec = true;
+        Ok(())
+    }
+
+    /// The host shows `tty` as the controlling terminal of `tgid`, a member of the
+    /// session that holds it (an acquisition the model did not see, e.g. an open()
+    /// of an owned pty by the session leader, inherited by children adopted before
+    /// the model learnt of it). EINVAL if `tty` is not the session's.
+    pub fn host_set_tty(&mut self, tgid: Pid, tty: TtyId) -> SysResult<()> {
+        let sid = self.group(tgid)?.sid;
+        if self.tty_ref(tty)?.session != Some(sid) {
+            return Err(Errno::EINVAL);
+        }
+        self.group_mut(tgid)?.tty = Some(tty);
         Ok(())
     }
 

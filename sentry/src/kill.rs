@@ -176,7 +176,18 @@ impl Kernel {
         }
         let caller = self.caller_tgid(tid)?;
         let t = self.tasks.get(&target).ok_or(Errno::ESRCH)?;
-        if tgid.is_some_and(|g| g != t.tgid) || t.has_exited() {
+        if tgid.is_some_and(|g| g != t.tgid) {
+            return Err(Errno::ESRCH);
+        }
+        if t.has_exited() {
+            // A group leader that exited stays in the PID table until its process is
+            // reaped: `do_send_specific` finds it, checks the signal, and the send
+            // itself changes nothing (an -ESRCH from it is turned into 0). An exited
+            // thread that is not the leader is released at once: ESRCH.
+            if target == t.tgid && self.groups.contains_key(&target) {
+                signal_arg(sig)?;
+                return Ok(());
+            }
             return Err(Errno::ESRCH);
         }
         let sig = signal_arg(sig)?;

@@ -259,6 +259,9 @@ impl LineDiscipline {
         // Echoes of this batch are still in n_tty's echo buffer until the batch ends;
         // an ISIG flush discards them.
         let mut batch_echo_start = self.out.len();
+        // The output columns only move when echoes are output (`process_echoes`),
+        // canon_column included (an echo op): discarded echoes leave them as they were.
+        let mut batch_columns = (self.column, self.canon_column);
         for &raw in input {
             let mut c = raw;
             if self.lnext {
@@ -300,6 +303,7 @@ impl LineDiscipline {
                     if !t.lflag(NOFLSH) {
                         self.flush_input();
                         self.out.truncate(batch_echo_start);
+                        (self.column, self.canon_column) = batch_columns;
                     }
                     effects.push(LdiscEffect::Signal(sig));
                     if t.iflag(IXON) {
@@ -309,6 +313,7 @@ impl LineDiscipline {
                         self.echo_char(t, c);
                     }
                     batch_echo_start = self.out.len();
+                    batch_columns = (self.column, self.canon_column);
                     continue;
                 }
             }

@@ -139,7 +139,7 @@ impl Kernel {
         self.ttys.get(&id)
     }
 
-    fn tty_ref(&self, id: TtyId) -> SysResult<&Tty> {
+    pub(crate) fn tty_ref(&self, id: TtyId) -> SysResult<&Tty> {
         self.ttys.get(&id).ok_or(Errno::ENXIO)
     }
 

@@ -189,3 +189,58 @@ fn outside_signal_to_foreground_group() {
     .unwrap();
     assert_eq!(k.take_host_signals(), vec![pg(2, Signal::SIGINT)]);
 }
+
+/// An acquisition the model did not see (an owned pty opened by a session leader:
+/// open() is not notified): members forked before it was learnt got no terminal at
+/// adoption; the host shows they hold it (Linux: forked after the open, they inherited
+/// it), and `host_set_tty` records that, so that their job-control calls are checked
+/// against it. Only the holding session's members can be given it.
+#[test]
+fn host_set_tty_gives_a_member_its_sessions_terminal_and_no_one_else() {
+    let mut k = Kernel::with_config(KernelConfig {
+        host_signals: true,
+        ..KernelConfig::default()
+    });
+    let tty = k.create_host_tty("pts/0", true, Termios::default(), Winsize::default());
+    k.host_adopt(HostProcess {
+        pid: 3,
+        parent: Some(1),
+        pgid: 3,
+        sid: 3,
+        did_exec: true,
+    })
+    .unwrap();
+    adopt(&mut k, 4, 3);
+    k.host_adopt(HostProcess {
+        pid: 5,
+        parent: Some(1),
+        pgid: 5,
+        sid: 5,
+        did_exec: true,
+    })
+    .unwrap();
+    // The session leader's open acquires it; the member adopted earlier has none.
+    k.open_tty(3, tty, OpenFlags::RDWR).unwrap();
+    assert_eq!(k.thread_group(4).unwrap().tty, None);
+    assert_eq!(k.tiocgpgrp(4, tty), Err(Errno::ENOTTY));
+    k.host_set_tty(4, tty).unwrap();
+    assert_eq!(k.tiocgpgrp(4, tty), Ok(3));
+    // Another session cannot be given a terminal it does not hold.
+    assert_eq!(k.host_set_tty(5, tty), Err(Errno::EINVAL));
+    assert_eq!(k.thread_group(5).unwrap().tty, None);
+}
+
+/// An execve the model did not see (exec is not notified): once the host shows it,
+/// the parent's setpgid on the child is EACCES (Linux: `p->did_exec`), and the child's
+/// threads are left alone (the host adopts and drops them).
+#[test]
+fn an_exec_observed_on_the_host_makes_the_parents_setpgid_eacces() {
+    let (mut k, _tty) = sandbox();
+    adopt(&mut k, 10, 2);
+    k.host_adopt_thread(10, 11).unwrap();
+    k.host_exec_observed(10).unwrap();
+    assert_eq!(k.setpgid(2, 10, 0), Err(Errno::EACCES));
+    assert!(k.task(11).is_some(), "threads are the host's business");
+    // The child itself still can.
+    assert_eq!(k.setpgid(10, 0, 0), Ok(()));
+}

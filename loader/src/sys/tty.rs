@@ -29,6 +29,26 @@ pub(crate) fn tcgetpgrp(fd: BorrowedFd<'_>) -> Result<i32, Errno> {
     Ok(pgrp)
 }
 
+/// `TIOCGSID`: the terminal's session (host numbers). On a pty master it is the
+/// slave's, asked by anyone (the caller's own controlling terminal is not required).
+pub(crate) fn tcgetsid(fd: BorrowedFd<'_>) -> Result<i32, Errno> {
+    let mut sid: libc::pid_t = 0;
+    // SAFETY: TIOCGSID writes one pid_t through the valid pointer.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGSID, &mut sid) };
+    Errno::result(r)?;
+    Ok(sid)
+}
+
+/// Whether the terminal is hung up (poll reports POLLHUP at once).
+pub(crate) fn hung_up(fd: BorrowedFd<'_>) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP))
+}
+
 /// `TIOCGWINSZ`.
 pub(crate) fn get_winsize(fd: BorrowedFd<'_>) -> Result<libc::winsize, Errno> {
     let mut ws = libc::winsize {
@@ -54,9 +74,12 @@ pub(crate) fn is_pty_slave(rdev: u64) -> bool {
 /// the slave is /dev/pts/N there), sets its termios and size, and opens the slave
 /// without O_NOCTTY: a session leader without a controlling terminal (init) acquires it.
 /// TIOCSCTTY makes that explicit. Returns (master, slave).
+/// With `ctty` false the slave is opened O_NOCTTY and stays nobody's controlling
+/// terminal.
 pub(crate) fn open_owned_pty(
     termios: Option<&libc::termios>,
     winsize: Option<&libc::winsize>,
+    ctty: bool,
 ) -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), Errno> {
     use nix::fcntl::OFlag;
     use std::os::fd::AsFd;
@@ -64,14 +87,21 @@ pub(crate) fn open_owned_pty(
     nix::pty::grantpt(&master)?;
     nix::pty::unlockpt(&master)?;
     let name = nix::pty::ptsname_r(&master)?;
+    let noctty = if ctty {
+        OFlag::empty()
+    } else {
+        OFlag::O_NOCTTY
+    };
     let slave = nix::fcntl::open(
         name.as_str(),
-        OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        OFlag::O_RDWR | OFlag::O_CLOEXEC | noctty,
         nix::sys::stat::Mode::empty(),
     )?;
-    // SAFETY: TIOCSCTTY with arg 0 takes no pointer.
-    let r = unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) };
-    Errno::result(r)?;
+    if ctty {
+        // SAFETY: TIOCSCTTY with arg 0 takes no pointer.
+        let r = unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) };
+        Errno::result(r)?;
+    }
     if let Some(t) = termios {
         tcsets(slave.as_fd(), t)?;
     }

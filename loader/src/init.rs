@@ -250,7 +250,17 @@ pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
         Ok(Forked::Parent { pid, .. }) => pid,
         Err(e) => return fail(format!("fork: {e}")),
     };
-    drop(slave);
+    // A pty that starts as nobody's controlling terminal may have no slave open for a
+    // while (the program may close its stdio before a session leader opens the pty):
+    // init holds one, so that the loader's master never reads EIO meanwhile (the proxy
+    // ends there). Otherwise the program's descriptors are the only ones.
+    let _held_slave = match plan.program.pty.as_ref().map(|p| p.attach) {
+        Some(crate::TerminalAttach::Unattached) => slave,
+        _ => {
+            drop(slave);
+            None
+        }
+    };
     // From here on init only waits, reaps, signals and reports.
     if let Err(e) = seccomp::install(&plan.init_filter) {
         return fail(format!("installing init's seccomp filter: {e}"));

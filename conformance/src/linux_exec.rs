@@ -376,12 +376,22 @@ impl Run {
             SandboxTty::Borrowed => "/dev/console",
             SandboxTty::Owned => "/dev/pts/0",
         };
+        let puppet_dir = puppet.parent().unwrap_or(Path::new("/"));
         let mut cmd = Command::new(sandbox);
         cmd.arg("run")
             .arg(tty_arg)
             .arg("--tty-unattached")
             .arg("-v")
             .arg(format!("{}:/conformance", dir.display()))
+            // The puppet's directory at its own path, read-only: the host root does not
+            // show it when it is under /tmp (a checkout there: the sandbox's /tmp is its
+            // own).
+            .arg("-v")
+            .arg(format!(
+                "{}:{}:ro",
+                puppet_dir.display(),
+                puppet_dir.display()
+            ))
             .arg("--")
             .arg(puppet)
             .arg("sandboxroot")

@@ -6,6 +6,8 @@ use std::io;
 
 /// `PF_FORKNOEXEC` in `/proc/PID/stat` field 9: forked and not yet exec'd.
 const PF_FORKNOEXEC: u64 = 0x40;
+/// `PF_EXITING` in the same flags: set at the start of `do_exit`.
+const PF_EXITING: u64 = 0x4;
 
 /// The parts of `/proc/PID/status` and `/proc/PID/stat` the supervisor needs. `ns`
 /// values are those of the innermost PID namespace (the sandbox's), `host` values the
@@ -28,6 +30,9 @@ pub struct ProcInfo {
     pub sig_ignored: u64,
     /// `PF_FORKNOEXEC` is clear.
     pub did_exec: bool,
+    /// `PF_EXITING` is set: the process is in `do_exit` (a session leader there has
+    /// already given up its controlling terminal before it becomes a zombie).
+    pub exiting: bool,
     /// For a zombie: the wait status (stat field 52).
     pub exit_code: i32,
     /// The foreground group of its controlling terminal, host numbers (stat field 8;
@@ -84,6 +89,7 @@ pub fn read(host_pid: i32) -> io::Result<ProcInfo> {
         sig_blocked: 0,
         sig_ignored: 0,
         did_exec: true,
+        exiting: false,
         exit_code: 0,
         host_tpgid: -1,
         tty_nr: 0,
@@ -124,6 +130,7 @@ pub fn read(host_pid: i32) -> io::Result<ProcInfo> {
         .and_then(|f| f.parse().ok())
         .ok_or_else(|| bad("stat", host_pid))?;
     info.did_exec = flags & PF_FORKNOEXEC == 0;
+    info.exiting = flags & PF_EXITING != 0;
     info.host_tpgid = fields.get(5).and_then(|f| f.parse().ok()).unwrap_or(-1);
     info.tty_nr = fields.get(4).and_then(|f| f.parse().ok()).unwrap_or(0);
     info.exit_code = fields.get(49).and_then(|f| f.parse().ok()).unwrap_or(0);

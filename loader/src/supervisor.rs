@@ -819,11 +819,17 @@ impl Supervisor {
         let Ok(leader) = procfs::read(leader_host) else {
             return;
         };
-        if leader.is_zombie() {
+        // An exiting leader has already dropped the pty (its death is observed next).
+        if leader.is_zombie() || leader.exiting {
             return;
         }
         let host = match leader.host_tpgid {
-            h if h > 0 => self.procs.ns_pid(h),
+            // A group the tracker has no number for yet (its leader never made a
+            // notified call): one read of the leader's /proc.
+            h if h > 0 => self
+                .procs
+                .ns_pid(h)
+                .or_else(|| self.procs.translate(&mut self.k, h).map(|t| t.tgid)),
             _ => None,
         };
         let model = self.k.tty(id).and_then(|t| t.pgrp);

@@ -644,20 +644,31 @@ fn exec_without_root() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = std::process::Command::new("setpriv")
-        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-        .arg(&exe)
-        .args([
-            "--exact",
-            "exec_without_root",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .current_dir("/")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("setpriv (util-linux)");
+    // The copy's write descriptor may live on for a moment in a child another test
+    // thread forked meanwhile (until that child's exec): executing the copy then fails
+    // with ETXTBSY. Retried until it is gone (a deadline, not a sleep).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let out = loop {
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .arg(&exe)
+            .args([
+                "--exact",
+                "exec_without_root",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .current_dir("/")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("setpriv (util-linux)");
+        let busy = String::from_utf8_lossy(&out.stderr).contains("Text file busy");
+        if !busy || std::time::Instant::now() > deadline {
+            break out;
+        }
+        std::thread::yield_now();
+    };
     let _ = std::fs::remove_dir_all(&dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -1520,11 +1520,21 @@ pub fn output_with_timeout(
     cmd: &mut Command,
     timeout: Duration,
 ) -> io::Result<std::process::Output> {
-    let mut child = cmd
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
+    child_output_with_timeout(child, timeout)
+        .map_err(|e| io::Error::new(e.kind(), format!("{cmd:?}: {e}")))
+}
+
+/// Waits for `child` to end and returns its output (read meanwhile, so that a full
+/// pipe never blocks it); after `timeout` it is killed and the result is `TimedOut`.
+pub fn child_output_with_timeout(
+    mut child: std::process::Child,
+    timeout: Duration,
+) -> io::Result<std::process::Output> {
     let drain = |r: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
             let mut buf = Vec::new();
@@ -1556,7 +1566,7 @@ pub fn output_with_timeout(
             let _ = child.wait();
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("{cmd:?} still running after {timeout:?}"),
+                format!("still running after {timeout:?}"),
             ));
         }
         std::thread::sleep(Duration::from_millis(10));

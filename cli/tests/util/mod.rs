@@ -142,44 +142,9 @@ pub fn with_marker(marker: &str) -> Vec<i32> {
 
 /// Waits for `child` to end (at most `secs` seconds: then it is killed and the test
 /// fails) and returns its output (read meanwhile, so that a full pipe never blocks it).
-pub fn wait_output(mut child: std::process::Child, secs: u64) -> Output {
-    use std::io::Read;
-    let drain = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let out = drain(
-        child
-            .stdout
-            .take()
-            .map(|r| Box::new(r) as Box<dyn Read + Send>),
-    );
-    let err = drain(
-        child
-            .stderr
-            .take()
-            .map(|r| Box::new(r) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("a client still running after {secs} s");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
+pub fn wait_output(child: std::process::Child, secs: u64) -> Output {
+    match sandbox_tests::term::child_output_with_timeout(child, Duration::from_secs(secs)) {
+        Ok(out) => out,
+        Err(e) => panic!("a client: {e}"),
     }
 }

@@ -112,7 +112,8 @@ def oserr(name, f):
 
 /// ptrace, process_vm_readv, pidfd_getfd, kcmp and /proc/1 against init: all refused;
 /// SIGSTOP and SIGKILL to PID 1 from inside change nothing; the program itself is
-/// dumpable (it may debug itself and its children).
+/// dumpable (it may debug itself and its children). init's command line, which anyone
+/// may read, is not the loader's (whose `-e NAME=value` options may hold secrets).
 #[test]
 fn init_is_out_of_reach() {
     if !sandbox_tests::require_root() {
@@ -139,6 +140,8 @@ oserr("proc1_mem", lambda: open("/proc/1/mem", "rb").read(1))
 oserr("proc1_environ", lambda: open("/proc/1/environ", "rb").read())
 oserr("proc1_fd0", lambda: os.readlink("/proc/1/fd/0"))
 oserr("proc1_fd0_open", lambda: open("/proc/1/fd/0", "rb"))
+print("proc1_cmdline", open("/proc/1/cmdline", "rb").read().rstrip(b"\0").replace(b"\0", b" ").decode(), flush=True)
+print("secret_in_env", os.environ.get("SANDBOX_TEST_SECRET", "none"), flush=True)
 print("dumpable", libc.prctl(3, 0, 0, 0, 0), flush=True)  # PR_GET_DUMPABLE
 res("kill_stop", libc.kill(1, signal.SIGSTOP))
 res("kill_kill", libc.kill(1, signal.SIGKILL))
@@ -157,10 +160,11 @@ sys.exit(7)
 "#
     );
     // Docker's default capabilities do not include a way to init either.
+    let secret = "SANDBOX_TEST_SECRET=s3cr3t-only-for-the-program";
     let runs: [(Caller, &[&str]); 3] = [
-        (Caller::Root, &[]),
+        (Caller::Root, &["-e", secret]),
         (Caller::Root, &["--cap-add", "docker-default"]),
-        (Caller::Unprivileged, &[]),
+        (Caller::Unprivileged, &["-e", secret]),
     ];
     for (caller, args) in runs {
         let o = python(caller, args, &script);
@@ -184,6 +188,20 @@ sys.exit(7)
                 "{file} must be refused: {why}"
             );
         }
+        assert!(
+            f["proc1_cmdline"].starts_with("sandbox-loader:entry init "),
+            "init shows the entry point's command line: {why}"
+        );
+        if args.contains(&secret) {
+            assert_eq!(
+                f["secret_in_env"], "s3cr3t-only-for-the-program",
+                "the program gets its -e: {why}"
+            );
+        }
+        assert!(
+            !f["proc1_cmdline"].contains("s3cr3t") && !f["proc1_cmdline"].contains("run"),
+            "{why}"
+        );
         assert_eq!(
             f["dumpable"], "1",
             "the program is dumpable after exec: {why}"
@@ -621,8 +639,8 @@ signal.pause()
             .trim()
             .to_string();
         let before = processes_with_arg(&marker);
-        // The loader, the program and its two children; init (the loader's binary
-        // re-executed as `sandbox-loader:entry init`) is the loader's child.
+        // The loader, the program and its two children; init (the loader's child,
+        // whose command line reads `sandbox-loader:entry init N`) is not counted.
         assert_eq!(before.len(), 4, "{caller:?}: {before:?}");
         let loader = before
             .iter()

@@ -142,21 +142,9 @@ fn run(scenarios: &[Scenario], tty: SandboxTty) -> Vec<Comparison> {
 }
 
 /// Whether the first difference of `c` is one of the borrowed terminal's open()
-/// limits: an `open devtty` that is ENXIO on Linux, or an `open tty` that is ENOENT on
-/// Linux (after a hangup).
+/// limits (see [`Comparison::stops_at_a_borrowed_open_limit`]).
 fn diverges_at_an_open(c: &Comparison) -> bool {
-    let Some(diff) = &c.diff else {
-        return false;
-    };
-    let step = diff.lines().find(|l| l.trim_start().starts_with("step "));
-    let linux = diff.lines().find(|l| l.starts_with("  - "));
-    match (step, linux) {
-        (Some(step), Some(linux)) => {
-            (step.contains(" open devtty") && linux.contains("result: ENXIO"))
-                || (step.contains(" open tty") && linux.contains("result: ENOENT"))
-        }
-        _ => false,
-    }
+    c.stops_at_a_borrowed_open_limit()
 }
 
 fn report(results: &[Comparison], allowed: &dyn Fn(&Comparison) -> bool) -> Vec<String> {

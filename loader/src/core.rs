@@ -693,7 +693,7 @@ impl Core {
             crate::sys::entry::EntryExec::new(crate::entry::EXEC, theirs.as_raw_fd(), false)
                 .map_err(|e| LoaderError::Sys("/proc/self/exe", e))?;
         let helper = {
-            let mut child = || entry.exec();
+            let mut child = || entry.run();
             crate::spawn::spawn(0, crate::spawn::SpawnMethod::Clone3, &mut child)?
         };
         drop(theirs);

@@ -679,12 +679,14 @@ impl Sandbox {
             ns |= libc::CLONE_PARENT as u64;
         }
         let spawned = {
-            // The child only execs the entry point (see `crate::sys::entry`); init
-            // resets the mask it inherits.
+            // The child execs the entry point, or runs init in place when this
+            // process has one thread (see `crate::sys::entry`); init resets the mask
+            // it inherits.
             crate::sys::entry::ensure_linked();
             let entry = EntryExec::new(crate::entry::INIT, theirs.as_raw_fd(), wait_for_maps)
                 .map_err(|e| LoaderError::Sys("/proc/self/exe", e))?;
-            let mut child = || entry.exec();
+            tracing::debug!(start = ?entry.start(), "starting init");
+            let mut child = || entry.run();
             spawn::spawn(ns, spec.spawn_method, &mut child)?
         };
         drop(theirs);

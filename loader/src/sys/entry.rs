@@ -84,8 +84,35 @@ fn exe() -> Result<RawFd, Errno> {
     }
 }
 
+/// How the child of the clone becomes its role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EntryStart {
+    /// `execveat` of the entry point: the only sound way when the loader's process has
+    /// other threads (one of them may hold the allocator's lock at the clone).
+    Exec,
+    /// The role runs in the child of the clone itself: the loader's process had one
+    /// thread when the start was prepared, so the child's copy of its memory is
+    /// consistent (nothing was half-done by another thread). Saves the exec of the
+    /// loader's binary — dynamic loading, relocation, the runtime's start — on the
+    /// start-up path of `sandbox run`. The role closes every descriptor it does not
+    /// keep (init never relies on close-on-exec) and logs nothing.
+    InPlace,
+}
+
+impl EntryStart {
+    /// [`EntryStart::InPlace`] when this process has exactly one thread, read from
+    /// `/proc/self/task` (anything unreadable or unexpected means [`EntryStart::Exec`]).
+    fn for_this_process() -> EntryStart {
+        match std::fs::read_dir("/proc/self/task").map(|dir| dir.take(2).count()) {
+            Ok(1) => EntryStart::InPlace,
+            _ => EntryStart::Exec,
+        }
+    }
+}
+
 /// An `execveat` of the entry point, prepared before the clone so that the child
-/// only makes system calls.
+/// only makes system calls (or, in a single-threaded loader, the role run in place:
+/// [`EntryStart::InPlace`]).
 pub(crate) struct EntryExec {
     exe: RawFd,
     control: RawFd,
@@ -93,6 +120,8 @@ pub(crate) struct EntryExec {
     /// in a new user namespace must exec only once its uid maps are written, or the
     /// kernel computes its capabilities after exec for an unmapped uid (none).
     wait_for_go: bool,
+    /// How the child becomes the role.
+    start: EntryStart,
     _strings: Vec<CString>,
     argv: [*const c_char; 4],
     envp: Vec<*const c_char>,
@@ -129,22 +158,41 @@ impl EntryExec {
             exe,
             control,
             wait_for_go,
+            start: EntryStart::for_this_process(),
             _strings: strings,
             argv,
             envp,
         })
     }
 
-    /// In the child of a clone: keeps the control socket open across exec and execs
-    /// the entry point. Only system calls (async-signal-safe); returns only on
-    /// failure, with the exit code 127.
-    pub(crate) fn exec(&self) -> i32 {
+    /// How the child will start ([`EntryStart`]).
+    pub(crate) fn start(&self) -> EntryStart {
+        self.start
+    }
+
+    /// In the child of a clone: becomes the role — in place ([`EntryStart::InPlace`]),
+    /// or by keeping the control socket open across exec and execing the entry point,
+    /// making only system calls (async-signal-safe). Returns the role's exit code, or
+    /// 127 when the exec failed.
+    pub(crate) fn run(&self) -> i32 {
         if self.wait_for_go {
             let mut go = 0u8;
             // SAFETY: read into one valid byte; the control socket is open.
             let n = unsafe { libc::read(self.control, (&raw mut go).cast(), 1) };
             if n != 1 || go != crate::control::GO_BYTE {
                 return 125;
+            }
+        }
+        if self.start == EntryStart::InPlace {
+            if let (Some(role), Some(fd)) = (self._strings.get(1), self._strings.get(2)) {
+                // The command line anyone may read is the entry's, as after the exec
+                // (if it cannot be replaced, the exec below is made after all).
+                let mut title = ARGV0.to_bytes_with_nul().to_vec();
+                title.extend_from_slice(role.to_bytes_with_nul());
+                title.extend_from_slice(fd.to_bytes_with_nul());
+                if crate::sys::process::retitle(&title).is_ok() {
+                    return crate::entry::main(role.to_bytes(), fd.to_bytes());
+                }
             }
         }
         // SAFETY: fcntl on our own copy of the descriptor table (the child's).

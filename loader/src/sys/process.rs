@@ -198,3 +198,42 @@ pub(crate) fn join_netns(path: &std::path::Path) -> Result<(), Errno> {
     )?;
     nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET)
 }
+
+/// Makes `/proc/self/cmdline` show `title` (NUL-separated words) instead of the
+/// arguments this process was started with, and blanks its environment strings: the
+/// argument and environment areas of the stack (`arg_start`..`arg_end`,
+/// `env_start`..`env_end` in `/proc/self/stat`) are overwritten, the title truncated
+/// to the area and the rest zeroed. For a process that carries on from a fork of the
+/// loader instead of an exec: the loader's command line (which may hold `-e NAME=value`)
+/// would otherwise be readable by anyone who can list its `/proc` entry.
+pub(crate) fn retitle(title: &[u8]) -> Result<(), Errno> {
+    let stat = std::fs::read_to_string("/proc/self/stat").map_err(|_| Errno::EIO)?;
+    // Fields after the command name, which may contain spaces and parentheses: the
+    // first one is field 3 (state) of proc(5).
+    let (_, after) = stat.rsplit_once(')').ok_or(Errno::EIO)?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |n: usize| -> Result<usize, Errno> {
+        fields
+            .get(n - 3)
+            .and_then(|f| f.parse::<usize>().ok())
+            .ok_or(Errno::EIO)
+    };
+    let (arg_start, arg_end) = (field(48)?, field(49)?);
+    let (env_start, env_end) = (field(50)?, field(51)?);
+    if arg_start == 0 || arg_end <= arg_start || env_end < env_start {
+        return Err(Errno::EIO);
+    }
+    let args = arg_end - arg_start;
+    let n = title.len().min(args.saturating_sub(1));
+    // SAFETY: the kernel reports [arg_start, arg_end) and [env_start, env_end) as this
+    // process's argument and environment strings, which live in its own mapped,
+    // writable stack and are not borrowed by any Rust reference; the writes stay
+    // inside those ranges. The C library's argv/environ pointers keep pointing into
+    // them, at NUL-terminated bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(title.as_ptr(), arg_start as *mut u8, n);
+        std::ptr::write_bytes((arg_start + n) as *mut u8, 0, args - n);
+        std::ptr::write_bytes(env_start as *mut u8, 0, env_end - env_start);
+    }
+    Ok(())
+}

@@ -698,7 +698,8 @@ impl Sandbox {
         phase(started, "init spawned");
         raise_nofile_limit();
         // The loader's own allow-list, compiled while init builds the sandbox (the
-        // loader would only wait meanwhile), installed once the program is supervised.
+        // loader would only wait meanwhile), installed by the supervisor thread before
+        // its loop starts.
         let loader_filter = spec
             .loader_seccomp
             .then(|| seccomp::allow_filter(LOADER_EXTRA_SYSCALLS));
@@ -874,6 +875,13 @@ impl Sandbox {
             .spawn(move || {
                 // Restores the terminal's termios however the loop ends.
                 let _restore = restore;
+                // Confined before anything of the sandbox is served: the filter's
+                // installation (the kernel runs it over every system call number for
+                // its action cache) overlaps init's building of the sandbox instead
+                // of delaying the loop's answer to the program's first events.
+                if lp.loader_seccomp {
+                    lp.confine_loader();
+                }
                 let served = lp.serve(sigfd.as_ref(), &spawned.pidfd);
                 phase(lp.started, "init reaped");
                 lp.stop_notifier();
@@ -1675,9 +1683,6 @@ impl Loop {
         match Notifier::start(listener, self.sup.clone()) {
             Ok(n) => {
                 self.notifier = Some(n);
-                if self.loader_seccomp {
-                    self.confine_loader();
-                }
                 if let Some(p) = self.program {
                     self.core.program_started(p);
                 }

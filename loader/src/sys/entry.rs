@@ -92,7 +92,8 @@ pub(crate) enum EntryStart {
     Exec,
     /// The role runs in the child of the clone itself: the loader's process had one
     /// thread when the start was prepared, so the child's copy of its memory is
-    /// consistent (nothing was half-done by another thread). Saves the exec of the
+    /// consistent (nothing was half-done by another thread). Not in a new user
+    /// namespace (see [`EntryExec::new`]). Saves the exec of the
     /// loader's binary — dynamic loading, relocation, the runtime's start — on the
     /// start-up path of `sandbox run`. The role closes every descriptor it does not
     /// keep (init never relies on close-on-exec) and logs nothing.
@@ -158,7 +159,15 @@ impl EntryExec {
             exe,
             control,
             wait_for_go,
-            start: EntryStart::for_this_process(),
+            // In a new user namespace the exec is what makes the namespace the owner
+            // of the process's memory (`mm->user_ns`): the caller's exec helpers,
+            // capable there and not in the initial namespace, could not otherwise
+            // access the non-dumpable init (setns through its pidfd is refused).
+            start: if wait_for_go {
+                EntryStart::Exec
+            } else {
+                EntryStart::for_this_process()
+            },
             _strings: strings,
             argv,
             envp,

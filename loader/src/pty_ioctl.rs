@@ -219,7 +219,8 @@ impl Supervisor {
             .find(|t| t.binding == Binding::OwnedPty && t.identity == pty.identity)
             .map(|t| t.id);
         if let Some(id) = owned {
-            self.reconcile();
+            // At once, under the lock a reconcile takes too: it compares the host's
+            // foreground group (none now) with the sentry's.
             let _ = self.k.tty_hangup(id);
             let dropped = self.k.take_host_signals();
             tracing::debug!(?dropped, "owned pty hung up: signals sent by the host");

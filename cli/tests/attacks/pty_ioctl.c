@@ -1,0 +1,148 @@
+/* Line discipline and hangup requests on ptys, for cli/tests/pty_ioctls.rs.
+ * Each mode prints one line per finding on stdout ("NAME: RESULT"), RESULT being "ok",
+ * a number, or the errno's name. Run the same mode on the host and in the sandbox to
+ * compare. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#define N_TTY_ 0
+#define N_SLIP_ 1
+#define N_HDLC_ 13
+#define N_NULL_ 27
+
+static const char *res(int r) {
+    static char buf[64];
+    if (r == 0) return "ok";
+    const char *name = strerrorname_np(errno);
+    snprintf(buf, sizeof buf, "%s", name ? name : "?");
+    return buf;
+}
+
+static int setd(int fd, int disc) { return ioctl(fd, TIOCSETD, &disc); }
+
+static int getd(int fd) {
+    int d = -1;
+    if (ioctl(fd, TIOCGETD, &d) < 0) return -errno;
+    return d;
+}
+
+static int open_pty(int *slave) {
+    int m = posix_openpt(O_RDWR | O_NOCTTY);
+    if (m < 0) { printf("posix_openpt: %s\n", res(-1)); return -1; }
+    if (grantpt(m) || unlockpt(m)) { printf("unlockpt: %s\n", res(-1)); return -1; }
+    *slave = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+    if (*slave < 0) { printf("TIOCGPTPEER: %s\n", res(-1)); return -1; }
+    return m;
+}
+
+/* Everything a program may ask of a pty it made itself. */
+static int own_pty(void) {
+    int s, m = open_pty(&s);
+    if (m < 0) return 1;
+    printf("getd slave: %d\n", getd(s));
+    printf("setd N_TTY slave: %s\n", res(setd(s, N_TTY_)));
+    printf("setd N_TTY master: %s\n", res(setd(m, N_TTY_)));
+    printf("getd after: %d\n", getd(s));
+    printf("setd N_SLIP slave: %s\n", res(setd(s, N_SLIP_)));
+    printf("setd N_HDLC master: %s\n", res(setd(m, N_HDLC_)));
+    printf("setd 99: %s\n", res(setd(s, 99)));
+    printf("setd -1: %s\n", res(setd(s, -1)));
+    printf("setd bad pointer: %s\n", res(ioctl(s, TIOCSETD, (void *)8)));
+    printf("setd N_NULL slave: %s\n", res(setd(s, N_NULL_)));
+    /* Back to N_TTY if N_NULL was taken, so that the hangup below is comparable. */
+    setd(s, N_TTY_);
+    printf("getd end: %d\n", getd(s));
+    int devnull = open("/dev/null", O_RDWR);
+    printf("setd on /dev/null: %s\n", res(setd(devnull, N_TTY_)));
+    int pipefd[2];
+    if (pipe(pipefd) == 0) printf("setd on a pipe: %s\n", res(setd(pipefd[0], N_TTY_)));
+    printf("setd on a closed fd: %s\n", res(setd(777, N_TTY_)));
+    int r = ioctl(s, TIOCVHANGUP);
+    printf("vhangup slave: %s\n", res(r));
+    if (r == 0) {
+        char c = 'x';
+        printf("slave write after hangup: %s\n", res(write(s, &c, 1) == 1 ? 0 : -1));
+        ssize_t n = read(s, &c, 1);
+        printf("slave read after hangup: %zd\n", n);
+    }
+    printf("vhangup master: %s\n", res(ioctl(m, TIOCVHANGUP)));
+    return 0;
+}
+
+/* The borrowed terminal (fd 0) swapped onto the descriptor number other threads keep
+ * passing to TIOCSETD(N_NULL) and TIOCVHANGUP, the other file at that number being a
+ * pty of the program's own. */
+#define SWAP_FD 100
+static volatile int stop_race;
+static int own_slave;
+static void *swapper(void *arg) {
+    (void)arg;
+    while (!stop_race) {
+        dup2(own_slave, SWAP_FD);
+        dup2(0, SWAP_FD);
+    }
+    return NULL;
+}
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static int race(void) {
+    int m = open_pty(&own_slave);
+    if (m < 0) return 1;
+    /* A hangup of the user's terminal would send SIGHUP here too: keep counting. */
+    signal(SIGHUP, SIG_IGN);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, swapper, NULL);
+    long hang_ok = 0, hang_eperm = 0, hang_other = 0, setd_ok = 0, setd_eperm = 0;
+    double end = now() + 2.0;
+    while (now() < end) {
+        int d = N_NULL_;
+        if (ioctl(SWAP_FD, TIOCSETD, &d) == 0) setd_ok++;
+        else if (errno == EPERM) setd_eperm++;
+        d = N_TTY_;
+        ioctl(SWAP_FD, TIOCSETD, &d);
+        int r = ioctl(SWAP_FD, TIOCVHANGUP);
+        if (r == 0) hang_ok++;
+        else if (errno == EPERM) hang_eperm++;
+        else hang_other++;
+    }
+    stop_race = 1;
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    printf("setd N_NULL ok: %ld\n", setd_ok);
+    printf("setd N_NULL refused: %ld\n", setd_eperm);
+    printf("vhangup ok: %ld\n", hang_ok);
+    printf("vhangup refused: %ld\n", hang_eperm);
+    printf("vhangup other: %ld\n", hang_other);
+    printf("borrowed getd: %d\n", getd(0));
+    return 0;
+}
+
+/* TIOCVHANGUP on the program's own controlling terminal (fd 0). */
+static int hangup_stdin(void) {
+    int r = ioctl(0, TIOCVHANGUP);
+    printf("vhangup stdin: %s\n", res(r));
+    fflush(stdout);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    const char *m = argc > 1 ? argv[1] : "";
+    if (!strcmp(m, "own-pty")) return own_pty();
+    if (!strcmp(m, "race")) return race();
+    if (!strcmp(m, "hangup-stdin")) return hangup_stdin();
+    return 2;
+}

@@ -305,3 +305,24 @@ fn owned_pty_hangup_ends_the_program_and_the_loader_reports_it() {
     s.wait_prompt_after(line, DEFAULT_TIMEOUT).unwrap();
     assert_eq!(s.last_status().unwrap(), 130, "^C reached the job");
 }
+
+/// TIOCSETD on the caller's controlling terminal (a pty of its session's) from a
+/// background group: SIGTTOU stops the group, or with SIGTTOU ignored the call goes
+/// on — Linux's `tty_check_change`, which the supervisor makes for the caller before
+/// it performs the call (its own would pass: the pty is not the loader's terminal).
+#[test]
+fn background_tiocsetd_meets_sigttou_as_linux() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let linux = on_linux("bg-setd", true);
+    assert_eq!(
+        linux.get("bg setd").map(String::as_str),
+        Some("stopped by TTOU"),
+        "{linux:?}"
+    );
+    for rootless in [false, true] {
+        let sandbox = in_sandbox("bg-setd", &[], rootless);
+        assert_eq!(sandbox, linux, "rootless: {rootless}");
+    }
+}

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define N_TTY_ 0
@@ -138,11 +139,51 @@ static int hangup_stdin(void) {
     return 0;
 }
 
+/* TIOCSETD(N_TTY) on the controlling terminal from a background group: Linux's
+ * tty_check_change stops the group with SIGTTOU, unless SIGTTOU is ignored. A session
+ * leader makes its own pty its controlling terminal; a child in a group of its own
+ * (in the background) asks. */
+static int bg_setd(void) {
+    pid_t leader = fork();
+    if (leader < 0) return 1;
+    if (leader == 0) {
+        if (setsid() < 0) { printf("setsid: %s\n", res(-1)); _exit(1); }
+        int s, m = open_pty(&s);
+        if (m < 0) _exit(1);
+        if (ioctl(s, TIOCSCTTY, 0) < 0) { printf("TIOCSCTTY: %s\n", res(-1)); _exit(1); }
+        for (int ignore = 0; ignore < 2; ignore++) {
+            pid_t c = fork();
+            if (c == 0) {
+                setpgid(0, 0);
+                if (ignore) signal(SIGTTOU, SIG_IGN);
+                int d = N_TTY_;
+                int r = ioctl(s, TIOCSETD, &d);
+                printf("bg setd%s: %s\n", ignore ? " SIGTTOU ignored" : "", res(r));
+                _exit(0);
+            }
+            setpgid(c, c);
+            int st = 0;
+            waitpid(c, &st, WUNTRACED);
+            if (WIFSTOPPED(st)) {
+                printf("bg setd%s: stopped by %s\n", ignore ? " SIGTTOU ignored" : "",
+                       sigabbrev_np(WSTOPSIG(st)));
+                kill(c, SIGKILL);
+                waitpid(c, &st, 0);
+            }
+        }
+        _exit(0);
+    }
+    int st;
+    waitpid(leader, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char *m = argc > 1 ? argv[1] : "";
     if (!strcmp(m, "own-pty")) return own_pty();
     if (!strcmp(m, "race")) return race();
     if (!strcmp(m, "hangup-stdin")) return hangup_stdin();
+    if (!strcmp(m, "bg-setd")) return bg_setd();
     return 2;
 }

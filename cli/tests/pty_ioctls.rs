@@ -262,6 +262,17 @@ fn racing_threads_never_hang_up_or_change_the_borrowed_terminal() {
         Some("0"),
         "{out}"
     );
+    // A thread with a descriptor table of its own holds its own pty at the number
+    // where the process's table has the borrowed terminal: each call is judged on the
+    // file of the caller's own table (performed on the pty, refused on the terminal).
+    let cmd = cmd.replace(" race", " private-table");
+    let out = s.run_timeout(&cmd, Duration::from_secs(60)).unwrap();
+    assert_eq!(s.last_status().unwrap(), 0, "{out}");
+    let f = findings(&out);
+    let get = |k: &str| f.get(k).map(String::as_str);
+    assert_eq!(get("private table vhangup"), Some("ok"), "{out}");
+    assert_eq!(get("own pty write after"), Some("EIO"), "{out}");
+    assert_eq!(get("shared table vhangup"), Some("EPERM"), "{out}");
     assert_eq!(
         tiocgetd(slave.as_fd()),
         0,

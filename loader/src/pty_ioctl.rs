@@ -152,7 +152,21 @@ impl Supervisor {
     /// The caller's file at `fd`, if it is a pty of the sandbox's devpts.
     fn sandbox_pty(&mut self, host_tid: i32, fd: i32) -> Result<SandboxPty, Refusal> {
         use std::os::unix::fs::MetadataExt;
-        let pidfd = crate::sys::clone::pidfd_open_thread(host_tid)?;
+        let pidfd = match crate::sys::clone::pidfd_open_thread(host_tid) {
+            Ok(fd) => fd,
+            // Before Linux 6.9 (no PIDFD_THREAD): the process's pidfd, whose descriptor
+            // table is the caller's when the caller leads its thread group; pidfd_open
+            // refuses any other thread (EINVAL), which is then refused.
+            Err(Errno::EINVAL) => crate::sys::clone::pidfd_open(host_tid).map_err(|e| match e {
+                Errno::ESRCH => Errno::ESRCH,
+                _ => Errno::EPERM,
+            })?,
+            Err(Errno::ESRCH) => return Err(Errno::ESRCH.into()),
+            Err(e) => {
+                tracing::warn!(%e, "pidfd_open of a sandbox thread failed");
+                return Err(Errno::EPERM.into());
+            }
+        };
         // The pidfd names the thread that made the call only if the call is still
         // pending (the number may have been reused otherwise).
         if !self.caller_valid() {

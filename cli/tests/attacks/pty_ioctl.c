@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,32 @@ static int race(void) {
     return 0;
 }
 
+/* A thread with a descriptor table of its own (unshare(CLONE_FILES)) has its own pty
+ * at SWAP_FD while the process's table has the borrowed terminal (fd 0) there: each
+ * thread's TIOCVHANGUP is judged on the file of its own table. */
+static void *private_thread(void *arg) {
+    (void)arg;
+    if (unshare(CLONE_FILES) < 0) { printf("unshare: %s\n", res(-1)); return NULL; }
+    dup2(own_slave, SWAP_FD);
+    printf("private table vhangup: %s\n", res(ioctl(SWAP_FD, TIOCVHANGUP)));
+    return NULL;
+}
+
+static int private_table(void) {
+    int m = open_pty(&own_slave);
+    if (m < 0) return 1;
+    signal(SIGHUP, SIG_IGN);
+    dup2(0, SWAP_FD);
+    pthread_t th;
+    pthread_create(&th, NULL, private_thread, NULL);
+    pthread_join(th, NULL);
+    char c = 'x';
+    printf("own pty write after: %s\n", res(write(own_slave, &c, 1) == 1 ? 0 : -1));
+    printf("shared table vhangup: %s\n", res(ioctl(SWAP_FD, TIOCVHANGUP)));
+    printf("borrowed getd: %d\n", getd(0));
+    return 0;
+}
+
 /* TIOCVHANGUP on the program's own controlling terminal (fd 0). */
 static int hangup_stdin(void) {
     int r = ioctl(0, TIOCVHANGUP);
@@ -185,5 +212,6 @@ int main(int argc, char **argv) {
     if (!strcmp(m, "race")) return race();
     if (!strcmp(m, "hangup-stdin")) return hangup_stdin();
     if (!strcmp(m, "bg-setd")) return bg_setd();
+    if (!strcmp(m, "private-table")) return private_table();
     return 2;
 }

@@ -102,19 +102,6 @@ struct SandboxPty {
     identity: (u64, u64),
 }
 
-/// Why a request is not performed.
-#[derive(Debug)]
-enum Refusal {
-    /// Answer with this errno.
-    Errno(Errno),
-}
-
-impl From<Errno> for Refusal {
-    fn from(e: Errno) -> Refusal {
-        Refusal::Errno(e)
-    }
-}
-
 /// `st_dev` of the sandbox's devpts instance: init's `/dev/pts` (through
 /// `/proc/INIT/root`), which must be a devpts. Read once: the program cannot mount
 /// (no CAP_SYS_ADMIN, `mount` denied by its policy).
@@ -142,7 +129,7 @@ impl Supervisor {
             });
         match r {
             Ok(resp) => resp,
-            Err(Refusal::Errno(e)) => {
+            Err(e) => {
                 tracing::debug!(cmd, errno = %e, "supervised terminal ioctl refused");
                 Response::Error(e as i32)
             }
@@ -150,7 +137,7 @@ impl Supervisor {
     }
 
     /// The caller's file at `fd`, if it is a pty of the sandbox's devpts.
-    fn sandbox_pty(&mut self, host_tid: i32, fd: i32) -> Result<SandboxPty, Refusal> {
+    fn sandbox_pty(&mut self, host_tid: i32, fd: i32) -> Result<SandboxPty, Errno> {
         use std::os::unix::fs::MetadataExt;
         let pidfd = match crate::sys::clone::pidfd_open_thread(host_tid) {
             Ok(fd) => fd,
@@ -161,16 +148,16 @@ impl Supervisor {
                 Errno::ESRCH => Errno::ESRCH,
                 _ => Errno::EPERM,
             })?,
-            Err(Errno::ESRCH) => return Err(Errno::ESRCH.into()),
+            Err(Errno::ESRCH) => return Err(Errno::ESRCH),
             Err(e) => {
                 tracing::warn!(%e, "pidfd_open of a sandbox thread failed");
-                return Err(Errno::EPERM.into());
+                return Err(Errno::EPERM);
             }
         };
         // The pidfd names the thread that made the call only if the call is still
         // pending (the number may have been reused otherwise).
         if !self.caller_valid() {
-            return Err(Errno::ESRCH.into());
+            return Err(Errno::ESRCH);
         }
         let file = crate::sys::clone::pidfd_getfd(&pidfd, fd).map_err(|e| match e {
             Errno::EBADF => Errno::EBADF,
@@ -184,14 +171,14 @@ impl Supervisor {
             .map_err(|_| Errno::EPERM)?;
         if meta.mode() & libc::S_IFMT != libc::S_IFCHR {
             // Not a terminal at all: the kernel's answer to a tty request.
-            return Err(Errno::ENOTTY.into());
+            return Err(Errno::ENOTTY);
         }
         if self.devpts.is_none() {
             self.devpts = sandbox_devpts(self.procs.init_host);
         }
         let on_devpts = nix::sys::statfs::fstatfs(file.as_fd()).is_ok_and(|fs| is_devpts(&fs));
         if !on_devpts || self.devpts != Some(meta.dev()) {
-            return Err(Errno::EPERM.into());
+            return Err(Errno::EPERM);
         }
         let rdev = meta.rdev();
         let end = if rdev == libc::makedev(5, 2) {
@@ -199,7 +186,7 @@ impl Supervisor {
         } else if PTY_SLAVE_MAJORS.contains(&libc::major(rdev)) {
             PtyEnd::Slave { rdev }
         } else {
-            return Err(Errno::EPERM.into());
+            return Err(Errno::EPERM);
         };
         let identity = (meta.dev(), meta.ino());
         // Belt and braces: never a terminal the loader borrowed.
@@ -208,7 +195,7 @@ impl Supervisor {
             .iter()
             .any(|t| t.binding == Binding::Borrowed && t.identity == identity)
         {
-            return Err(Errno::EPERM.into());
+            return Err(Errno::EPERM);
         }
         Ok(SandboxPty {
             file,
@@ -218,9 +205,9 @@ impl Supervisor {
     }
 
     /// TIOCVHANGUP: `capable(CAP_SYS_ADMIN)` for the caller, then the hangup.
-    fn vhangup(&mut self, host_tid: i32, pty: &SandboxPty) -> Result<Response, Refusal> {
+    fn vhangup(&mut self, host_tid: i32, pty: &SandboxPty) -> Result<Response, Errno> {
         if !self.capable_in_initial_userns(host_tid, CAP_SYS_ADMIN)? {
-            return Err(Errno::EPERM.into());
+            return Err(Errno::EPERM);
         }
         systty::tiocvhangup(pty.file.as_fd())?;
         tracing::info!(?pty.end, "a sandbox pty hung up by its program (TIOCVHANGUP)");
@@ -244,7 +231,7 @@ impl Supervisor {
     }
 
     /// TIOCSETD: the background rule, the argument, then the discipline.
-    fn setd(&mut self, host_tid: i32, pty: &SandboxPty, arg: u64) -> Result<Response, Refusal> {
+    fn setd(&mut self, host_tid: i32, pty: &SandboxPty, arg: u64) -> Result<Response, Errno> {
         if let PtyEnd::Slave { rdev } = pty.end {
             if let Some(resp) = self.background_change(host_tid, rdev)? {
                 return Ok(resp);
@@ -252,10 +239,10 @@ impl Supervisor {
         }
         let disc = crate::seccomp::read_i32(host_tid as u32, arg).map_err(|_| Errno::EFAULT)?;
         if !self.caller_valid() {
-            return Err(Errno::ESRCH.into());
+            return Err(Errno::ESRCH);
         }
         if !(0..NR_LDISCS).contains(&disc) {
-            return Err(Errno::EINVAL.into());
+            return Err(Errno::EINVAL);
         }
         if disc == N_TTY {
             systty::tiocsetd(pty.file.as_fd(), N_TTY)?;
@@ -270,23 +257,22 @@ impl Supervisor {
                 Errno::EINVAL
             } else {
                 Errno::EPERM
-            }
-            .into());
+            });
         }
         if systty::tiocgetd(pty.file.as_fd())? == disc {
             return Ok(Response::Return(0));
         }
         tracing::info!(disc, "line discipline refused on a sandbox pty");
-        Err(Errno::EPERM.into())
+        Err(Errno::EPERM)
     }
 
     /// Linux's `tty_check_change` for a change of the caller's controlling terminal
     /// (`rdev`, a sandbox pty slave) from a background group: `Some(answer)` when the
     /// call must not go on.
-    fn background_change(&mut self, host_tid: i32, rdev: u64) -> Result<Option<Response>, Refusal> {
+    fn background_change(&mut self, host_tid: i32, rdev: u64) -> Result<Option<Response>, Errno> {
         let info = procfs::read(host_tid).map_err(|_| Errno::ESRCH)?;
         if !self.caller_valid() {
-            return Err(Errno::ESRCH.into());
+            return Err(Errno::ESRCH);
         }
         let own_ctty = info.tty_nr != 0 && info.tty_nr == procfs::tty_nr(rdev);
         if !own_ctty || info.host_tpgid <= 0 || info.host_tpgid == info.host_pgid {
@@ -302,7 +288,7 @@ impl Supervisor {
             .ns_pid(info.host_pgid)
             .is_some_and(|pg| self.k.is_orphaned_pgrp(pg));
         if orphaned {
-            return Err(Errno::EIO.into());
+            return Err(Errno::EIO);
         }
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(-info.host_pgid),
@@ -315,12 +301,12 @@ impl Supervisor {
     /// Linux's `capable(cap)` for the calling thread: `cap` in its effective set
     /// (`CapEff` of `/proc/TID/status`) and the thread in the initial user namespace —
     /// the loader's own, when the loader is in it (an identity `uid_map`).
-    fn capable_in_initial_userns(&self, host_tid: i32, cap: u32) -> Result<bool, Refusal> {
+    fn capable_in_initial_userns(&self, host_tid: i32, cap: u32) -> Result<bool, Errno> {
         let status = std::fs::read_to_string(format!("/proc/{host_tid}/status"))
             .map_err(|_| Errno::ESRCH)?;
         let ns_same = same_user_namespace(host_tid);
         if !self.caller_valid() {
-            return Err(Errno::ESRCH.into());
+            return Err(Errno::ESRCH);
         }
         let eff = status
             .lines()

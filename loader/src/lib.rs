@@ -69,6 +69,7 @@ pub(crate) mod init;
 pub mod mounts;
 pub mod oci;
 pub mod procfs;
+pub(crate) mod pty_ioctl;
 pub mod sandbox;
 pub mod seccomp;
 pub mod spawn;

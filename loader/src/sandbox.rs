@@ -778,6 +778,7 @@ impl Sandbox {
             host_foreground: None,
             current: None,
             events: None,
+            devpts: None,
             wake: nix::sys::eventfd::EventFd::from_flags(
                 nix::sys::eventfd::EfdFlags::EFD_CLOEXEC
                     | nix::sys::eventfd::EfdFlags::EFD_NONBLOCK,

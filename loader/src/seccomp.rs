@@ -5,12 +5,14 @@
 //! | filter | installed on | programs | listed syscalls | everything else |
 //! |---|---|---|---|---|
 //! | [`program_filter`] | every sandboxed process, just before exec | number map (ours: ALLOW / EPERM / ENOSYS by number) + seccompiler (argument checks only) | ALLOW ([`ALLOW_SYSCALLS`], the argument-conditioned rows of [`DENY_SYSCALLS`] when their condition fails, `--seccomp-allow` names); EPERM ([`DENY_SYSCALLS`], [`DENY_IOCTLS`]); clone3: ENOSYS | ENOSYS (numbers the tables do not know, x32 numbers) |
-//! | [`notify_filter`] | the sandbox's first process, with a listener | ours | USER_NOTIF ([`NOTIFY_SYSCALLS`], [`NOTIFY_IOCTLS`], with `tty_io` also [`TTY_IO_SYSCALLS`]) | ALLOW |
+//! | [`notify_filter`] | the sandbox's first process, with a listener | ours | USER_NOTIF ([`NOTIFY_SYSCALLS`], [`NOTIFY_IOCTLS`], [`SUPERVISED_IOCTLS`], with `tty_io` also [`TTY_IO_SYSCALLS`]) | ALLOW |
 //! | [`init_filter`] | init, right after it forks the program | guard + seccompiler | ALLOW ([`INIT_SYSCALLS`]) | EPERM |
 //! | [`allow_filter`] | the loader itself once set up | guard + seccompiler | ALLOW ([`LOADER_SYSCALLS`], [`LOADER_IOCTLS`], extras); clone3: ENOSYS (guard) | EPERM |
 //!
 //! [`deny_filter`] (the deny list alone, everything else allowed) is the program's
-//! policy without its allow-list; the sandbox no longer installs it.
+//! policy without its allow-list; the sandbox no longer installs it. It refuses
+//! [`SUPERVISED_IOCTLS`] too, which the program's policy leaves to the notify filter
+//! (the supervisor performs them on sandbox ptys only, `crate::pty_ioctl`).
 //!
 //! The rules are tables of data ([`SyscallRule`], [`IoctlRule`]), each row with its
 //! reason. A [`Filter`] is one program or a stack of them, installed together.
@@ -76,7 +78,9 @@
 //! with different errnos), that of the filter installed last. ERRNO beats USER_NOTIF beats ALLOW, so
 //! the policy and the notify filter can be installed in either order: a denied syscall is
 //! never notified, and a notified one is never denied unless it is on the deny list
-//! too (the TIOCSTI family: refused outright). A task's filter chain can have only one
+//! too (the TIOCSTI family: refused outright). TIOCSETD and TIOCVHANGUP
+//! ([`SUPERVISED_IOCTLS`]) are on no deny list of the program's policy, so that they
+//! reach the supervisor. A task's filter chain can have only one
 //! listener (EBUSY otherwise), which rules out a notify filter inside an environment
 //! that already installed one.
 //!
@@ -148,7 +152,8 @@ pub use listener::{recv_listener, send_listener, Listener, Notification, Respons
 pub use program::{init_filter, program_filter, syscall_by_name, ALLOW_SYSCALLS, INIT_SYSCALLS};
 pub use tables::{
     allow_filter, deny_filter, ioctls, notify_filter, NotifyOptions, DENY_IOCTLS, DENY_SYSCALLS,
-    LOADER_IOCTLS, LOADER_SYSCALLS, NOTIFY_IOCTLS, NOTIFY_SYSCALLS, TTY_IO_SYSCALLS,
+    LOADER_IOCTLS, LOADER_SYSCALLS, NOTIFY_IOCTLS, NOTIFY_SYSCALLS, SUPERVISED_IOCTLS,
+    TTY_IO_SYSCALLS,
 };
 
 /// Errors of building, installing and serving seccomp programs.

@@ -30,9 +30,11 @@
 //! terminal (TIOCSCTTY is answered here without the host running it, and a racing
 //! TIOCSCTTY is refused by the host kernel: the terminal is the user's session's and
 //! the program has no CAP_SYS_ADMIN); TIOCSPGRP/TIOCNOTTY never reach the host either
-//! (and the host refuses them to another session); TIOCSTI, TIOCLINUX, TIOCCONS,
-//! TIOCSETD, TIOCVHANGUP are ERRNO rows of the deny filter; the terminal's modes are
-//! restored whole when the sandbox ends (`crate::sandbox`). `--tty=pty` gives the
+//! (and the host refuses them to another session); TIOCSTI, TIOCLINUX, TIOCCONS
+//! are ERRNO rows of the program's policy; TIOCSETD and TIOCVHANGUP are performed by
+//! the supervisor itself on the caller's very file (`pidfd_getfd`) when that file is a
+//! pty of the sandbox's own devpts, and refused on any other (`crate::pty_ioctl`);
+//! the terminal's modes are restored whole when the sandbox ends (`crate::sandbox`). `--tty=pty` gives the
 //! sandbox a pty of its own: no sandbox process holds the user's terminal at all.
 //! - The same ioctls and I/O on any other terminal (a pty the sandbox made itself)
 //!   continue: the host is the sandbox's kernel for those.
@@ -158,6 +160,9 @@ pub(crate) struct Supervisor {
     pub current: Option<(std::os::fd::RawFd, u64)>,
     /// Where foreground changes are reported (the [`crate::Sandbox`] handle's events).
     pub events: Option<crossbeam_channel::Sender<crate::SandboxEvent>>,
+    /// `st_dev` of the sandbox's devpts instance, read at the first TIOCSETD or
+    /// TIOCVHANGUP (see `crate::pty_ioctl`).
+    pub devpts: Option<u64>,
 }
 
 impl Supervisor {
@@ -195,7 +200,7 @@ impl Supervisor {
     /// one that made the call (`SECCOMP_IOCTL_NOTIF_ID_VALID`). Checked after every read
     /// of the caller's state (`/proc/PID/...`, its memory: the PID may have been reused
     /// if it died) and before every write into its memory (seccomp_unotify(2)).
-    fn caller_valid(&self) -> bool {
+    pub(crate) fn caller_valid(&self) -> bool {
         match self.current {
             Some((fd, id)) => Listener::id_valid_on(crate::sys::fd::borrow(fd), id),
             None => true,
@@ -204,6 +209,10 @@ impl Supervisor {
 
     fn decide(&mut self, n: &Notification) -> Response {
         let host_tid = n.pid as i32;
+        if n.nr == libc::SYS_ioctl && crate::pty_ioctl::is_supervised(n.args[1] as u32) {
+            // Performed here on the caller's own file, never continued.
+            return self.supervised_ioctl(n);
+        }
         if self.procs.cached(host_tid).is_none() {
             if let Some(fds) = io_fds(n) {
                 if self.unknown_caller_continues(host_tid) {

@@ -21,7 +21,7 @@ use sandbox_loader::seccomp::{
     install_with_listener_killable, ioctls, notify_filter, read_bytes, read_i32, recv_listener,
     send_listener, write_bytes, write_i32, Action, Filter, Listener, MemoryError, Notification,
     NotifyOptions, Response, SeccompError, When, AUDIT_ARCH_I386, AUDIT_ARCH_NATIVE, DENY_IOCTLS,
-    DENY_SYSCALLS, ERESTARTSYS, NOTIFY_IOCTLS, X32_SYSCALL_BIT,
+    DENY_SYSCALLS, ERESTARTSYS, NOTIFY_IOCTLS, SUPERVISED_IOCTLS, X32_SYSCALL_BIT,
 };
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
@@ -299,6 +299,7 @@ fn seccompiler_deny_program() -> Filter {
         libc::SYS_ioctl,
         DENY_IOCTLS
             .iter()
+            .chain(SUPERVISED_IOCTLS)
             .map(|r| one(eq(1, u32::MAX, r.cmd)))
             .collect(),
     );
@@ -1071,6 +1072,7 @@ fn ioctl_numbers_equal_the_libc_values() {
         ("FIONBIO", ioctls::FIONBIO, libc::FIONBIO),
         ("TIOCNOTTY", ioctls::TIOCNOTTY, libc::TIOCNOTTY),
         ("TIOCSETD", ioctls::TIOCSETD, libc::TIOCSETD),
+        ("TIOCGETD", ioctls::TIOCGETD, libc::TIOCGETD),
         ("TCSBRKP", ioctls::TCSBRKP, libc::TCSBRKP),
         ("TIOCSBRK", ioctls::TIOCSBRK, libc::TIOCSBRK),
         ("TIOCCBRK", ioctls::TIOCCBRK, libc::TIOCCBRK),

@@ -12,7 +12,9 @@
 //!    x32 numbers and clone3 (whose flags are out of a filter's reach: glibc then falls
 //!    back to clone) included;
 //! 2. the deny program (seccompiler): the argument-conditioned rows of
-//!    [`DENY_SYSCALLS`] and [`DENY_IOCTLS`] EPERM; everything else ALLOW. The guard the
+//!    [`DENY_SYSCALLS`] and [`DENY_IOCTLS`] EPERM; everything else ALLOW (TIOCSETD
+//!    and TIOCVHANGUP too: the notify filter sends them to the supervisor, which
+//!    performs them on the sandbox's own ptys only — see `SUPERVISED_IOCTLS`). The guard the
 //!    deny list has when installed alone ([`deny_filter`](super::deny_filter)) is left
 //!    out: the number map answers what it would (architecture, x32, clone3). Keeping
 //!    the always-denied numbers out of this linear program keeps it short, which is
@@ -785,7 +787,10 @@ mod tests {
                 rule.name
             );
         }
-        for rule in super::super::NOTIFY_IOCTLS {
+        for rule in super::super::NOTIFY_IOCTLS
+            .iter()
+            .chain(super::super::SUPERVISED_IOCTLS)
+        {
             let args = [0, u64::from(rule.cmd), 0, 0, 0, 0];
             assert_eq!(
                 act(&f, libc::SYS_ioctl, args),
@@ -840,6 +845,11 @@ mod tests {
         for rule in DENY_IOCTLS {
             assert_eq!(ioctl(rule.cmd), Some(EPERM), "{}", rule.name);
         }
+        // Left to the notify filter, whose USER_NOTIF an ERRNO here would beat.
+        for rule in super::super::SUPERVISED_IOCTLS {
+            assert_eq!(ioctl(rule.cmd), Some(Action::Allow), "{}", rule.name);
+        }
+        assert_eq!(ioctl(super::super::ioctls::TIOCGETD), Some(Action::Allow));
         assert_eq!(ioctl(super::super::ioctls::TIOCGWINSZ), Some(Action::Allow));
         // Numbers nobody classified: ENOSYS.
         for nr in [335, 387, 423, 470, 511, 512, 1000] {

@@ -55,6 +55,8 @@ pub mod ioctls {
     pub const TIOCNOTTY: u32 = 0x5422;
     /// Set line discipline.
     pub const TIOCSETD: u32 = 0x5423;
+    /// Get line discipline.
+    pub const TIOCGETD: u32 = 0x5424;
     /// tcsendbreak with a duration in deciseconds.
     pub const TCSBRKP: u32 = 0x5425;
     /// Start sending a break.
@@ -503,16 +505,29 @@ pub const DENY_IOCTLS: &[IoctlRule] = &[
         cmd: TIOCCONS,
         reason: "redirects the host console's output to this terminal",
     },
+];
+
+/// Terminal ioctls the supervisor performs itself, on the very file the caller holds
+/// (`pidfd_getfd`), when that file is a pty of the sandbox's own devpts instance, after
+/// the checks Linux would make against the caller (`crate::pty_ioctl`); on any other
+/// file they fail (EPERM), so the borrowed terminal and every host terminal are out of
+/// reach whatever a racing thread puts at the descriptor's number. [`notify_filter`]
+/// sends them to the supervisor; [`deny_filter`], which has none, refuses them (EPERM).
+/// The program's policy ([`program_filter`](super::program_filter)) leaves them to
+/// the notify filter, which the sandbox installs on every program it runs.
+pub const SUPERVISED_IOCTLS: &[IoctlRule] = &[
     IoctlRule {
         name: "TIOCSETD",
         cmd: TIOCSETD,
-        reason: "changing the line discipline can load ldisc modules (kernel attack surface) and \
-             breaks the terminal the sandbox borrows",
+        reason: "line discipline: N_TTY on the sandbox's own ptys; other disciplines are \
+             kernel attack surface (module loading, network devices) and never reach a \
+             borrowed or host terminal",
     },
     IoctlRule {
         name: "TIOCVHANGUP",
         cmd: TIOCVHANGUP,
-        reason: "hangs up the terminal for every process using it, the user's shell included",
+        reason: "hangs up every description of the terminal: only a sandbox pty, and only for a \
+             caller with CAP_SYS_ADMIN in the initial user namespace (as Linux)",
     },
 ];
 
@@ -939,6 +954,21 @@ pub const LOADER_IOCTLS: &[IoctlRule] = &[
         cmd: TCXONC,
         reason: "restoring the user's terminal: restart output a program suspended",
     },
+    IoctlRule {
+        name: "TIOCGETD",
+        cmd: TIOCGETD,
+        reason: "a sandbox pty's line discipline, for a TIOCSETD performed for the program",
+    },
+    IoctlRule {
+        name: "TIOCSETD",
+        cmd: TIOCSETD,
+        reason: "TIOCSETD(N_TTY) performed for the program on its own sandbox pty",
+    },
+    IoctlRule {
+        name: "TIOCVHANGUP",
+        cmd: TIOCVHANGUP,
+        reason: "TIOCVHANGUP performed for a capable program on its own sandbox pty",
+    },
 ];
 
 const LOADER: &str = "poll-based supervisor";
@@ -1028,6 +1058,16 @@ pub const LOADER_SYSCALLS: &[SyscallRule] = &[
     allow("newfstatat", libc::SYS_newfstatat, "stat"),
     allow("fstat", libc::SYS_fstat, "stat"),
     allow("statx", libc::SYS_statx, "stat (Rust std)"),
+    allow(
+        "fstatfs",
+        libc::SYS_fstatfs,
+        "is a program's descriptor on a devpts (crate::pty_ioctl)",
+    ),
+    allow(
+        "statfs",
+        libc::SYS_statfs,
+        "the sandbox's devpts instance (crate::pty_ioctl)",
+    ),
     allow(
         "readlinkat",
         libc::SYS_readlinkat,
@@ -1168,16 +1208,20 @@ const LOADER_IOCTL_CMDS: &[u32] = &[
     TIOCEXCL,
     TIOCNXCL,
     TCXONC,
+    TIOCGETD,
+    TIOCSETD,
+    TIOCVHANGUP,
 ];
 
-/// The deny filter: [`DENY_SYSCALLS`] and [`DENY_IOCTLS`] fail (EPERM, clone3
+/// The deny filter: [`DENY_SYSCALLS`], [`DENY_IOCTLS`] and [`SUPERVISED_IOCTLS`] fail (EPERM, clone3
 /// ENOSYS), everything else is allowed; foreign architectures are killed and x32
 /// numbers get ENOSYS. Two programs: a guard (clone3, x32, architecture), then
 /// seccompiler's compilation of the EPERM rows (see the module documentation of
 /// [`seccomp`](super)).
 pub fn deny_filter() -> Result<Filter, SeccompError> {
     let mut b = StackBuilder::new(EPERM, Action::Allow);
-    b.ioctls(DENY_IOCTLS.iter().map(|r| r.cmd))?;
+    // No supervisor answers for this filter: the supervised requests are refused too.
+    b.ioctls(DENY_IOCTLS.iter().chain(SUPERVISED_IOCTLS).map(|r| r.cmd))?;
     for rule in DENY_SYSCALLS {
         b.rule(rule)?;
     }
@@ -1194,7 +1238,7 @@ pub struct NotifyOptions {
 }
 
 /// The notify program: [`NOTIFY_SYSCALLS`], ioctls whose request is in
-/// [`NOTIFY_IOCTLS`], and with `tty_io` the [`TTY_IO_SYSCALLS`], return
+/// [`NOTIFY_IOCTLS`] or [`SUPERVISED_IOCTLS`], and with `tty_io` the [`TTY_IO_SYSCALLS`], return
 /// SECCOMP_RET_USER_NOTIF; everything else is allowed.
 pub fn notify_filter(options: &NotifyOptions) -> Result<Filter, SeccompError> {
     let mut b = ProgramBuilder::new(Action::Allow);
@@ -1204,7 +1248,10 @@ pub fn notify_filter(options: &NotifyOptions) -> Result<Filter, SeccompError> {
             b.rule(rule)?;
         }
     }
-    b.ioctls(NOTIFY_IOCTLS.iter().map(|r| r.cmd), Action::UserNotif)?;
+    b.ioctls(
+        NOTIFY_IOCTLS.iter().chain(SUPERVISED_IOCTLS).map(|r| r.cmd),
+        Action::UserNotif,
+    )?;
     for rule in NOTIFY_SYSCALLS {
         b.rule(rule)?;
     }
@@ -1260,12 +1307,22 @@ mod tests {
                 }
             }
         }
-        for table in [DENY_IOCTLS, NOTIFY_IOCTLS, LOADER_IOCTLS] {
+        for table in [DENY_IOCTLS, NOTIFY_IOCTLS, SUPERVISED_IOCTLS, LOADER_IOCTLS] {
             let mut seen = std::collections::HashSet::new();
             for rule in table {
                 assert!(!rule.reason.is_empty(), "{} has no reason", rule.name);
                 assert!(seen.insert(rule.cmd), "{} listed twice", rule.name);
             }
+        }
+        // A request is denied, notified as job control, or performed by the
+        // supervisor: never two of them (an ERRNO row would hide the notification).
+        let mut seen = std::collections::HashSet::new();
+        for rule in DENY_IOCTLS
+            .iter()
+            .chain(NOTIFY_IOCTLS)
+            .chain(SUPERVISED_IOCTLS)
+        {
+            assert!(seen.insert(rule.cmd), "{} in two tables", rule.name);
         }
     }
 
@@ -1303,6 +1360,31 @@ mod tests {
         assert_eq!(act(&with, libc::SYS_io_getevents, z), Some(Action::Allow));
     }
 
+    /// TIOCSETD and TIOCVHANGUP reach the supervisor with and without a borrowed
+    /// terminal, high bits or not; TIOCGETD runs unnotified.
+    #[test]
+    fn notify_program_sends_supervised_ioctls() {
+        for options in [
+            NotifyOptions { tty_io: true },
+            NotifyOptions { tty_io: false },
+        ] {
+            let f = notify_filter(&options).unwrap();
+            let ioctl = |cmd: u64| act(&f, libc::SYS_ioctl, [3, cmd, 0, 0, 0, 0]);
+            for rule in SUPERVISED_IOCTLS {
+                let cmd = u64::from(rule.cmd);
+                assert_eq!(ioctl(cmd), Some(Action::UserNotif), "{}", rule.name);
+                assert_eq!(
+                    ioctl(cmd | 1 << 32),
+                    Some(Action::UserNotif),
+                    "{}",
+                    rule.name
+                );
+            }
+            assert_eq!(ioctl(u64::from(TIOCGETD)), Some(Action::Allow));
+            assert_eq!(ioctl(u64::from(TIOCSTI)), Some(Action::Allow));
+        }
+    }
+
     #[test]
     fn deny_program_decisions() {
         let f = deny_filter().unwrap();
@@ -1318,7 +1400,18 @@ mod tests {
                 rule.name
             );
         }
+        // No supervisor behind this filter: the supervised requests are refused.
+        for rule in SUPERVISED_IOCTLS {
+            assert_eq!(ioctl(u64::from(rule.cmd)), Some(EPERM), "{}", rule.name);
+            assert_eq!(
+                ioctl(u64::from(rule.cmd) | 1 << 32),
+                Some(EPERM),
+                "{} | 1<<32",
+                rule.name
+            );
+        }
         assert_eq!(ioctl(u64::from(TCGETS)), Some(Action::Allow));
+        assert_eq!(ioctl(u64::from(TIOCGETD)), Some(Action::Allow));
         assert_eq!(ioctl(u64::from(TIOCSPGRP)), Some(Action::Allow));
         for rule in DENY_SYSCALLS {
             if rule.nr == ABSENT {

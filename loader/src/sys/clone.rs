@@ -111,6 +111,33 @@ pub(crate) fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
 }
 
+/// `pidfd_open(tid, PIDFD_THREAD)` (Linux 6.9): a pidfd of the thread `tid` itself,
+/// through which `pidfd_getfd` reaches that thread's descriptor table (a thread may
+/// have one of its own: `unshare(CLONE_FILES)`).
+pub(crate) fn pidfd_open_thread(tid: i32) -> Result<OwnedFd, Errno> {
+    // PIDFD_THREAD is O_EXCL.
+    // SAFETY: plain system call with integer arguments.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, libc::O_EXCL) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel returned a new descriptor that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
+}
+
+/// `pidfd_getfd(pidfd, fd, 0)`: a descriptor of the same open file description as
+/// the target's `fd` (close-on-exec). Needs ptrace access (PTRACE_MODE_ATTACH) to it.
+pub(crate) fn pidfd_getfd(pidfd: &OwnedFd, fd: i32) -> Result<OwnedFd, Errno> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain system call with integer arguments.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel returned a new descriptor that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
+}
+
 /// `pidfd_send_signal(pidfd, SIGKILL, NULL, 0)`.
 pub(crate) fn pidfd_kill(pidfd: &OwnedFd) -> Result<(), Errno> {
     use std::os::fd::AsRawFd;

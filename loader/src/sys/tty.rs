@@ -331,3 +331,29 @@ pub(crate) fn new_process_group() -> Result<(), Errno> {
     let r = unsafe { libc::setpgid(0, 0) };
     Errno::result(r).map(drop)
 }
+
+/// `TIOCGETD`: the terminal's line discipline.
+pub(crate) fn tiocgetd(fd: BorrowedFd<'_>) -> Result<i32, Errno> {
+    let mut disc: libc::c_int = 0;
+    // SAFETY: TIOCGETD writes one int through the valid pointer.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGETD, &mut disc) };
+    Errno::result(r)?;
+    Ok(disc)
+}
+
+/// `TIOCSETD`: sets the terminal's line discipline (the kernel's checks apply to the
+/// calling process: see `crate::pty_ioctl`).
+pub(crate) fn tiocsetd(fd: BorrowedFd<'_>, disc: i32) -> Result<(), Errno> {
+    let disc: libc::c_int = disc;
+    // SAFETY: TIOCSETD reads one int through the valid pointer.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSETD, &disc) };
+    Errno::result(r).map(drop)
+}
+
+/// `TIOCVHANGUP`: hangs the terminal up for every description of it (CAP_SYS_ADMIN in
+/// the initial user namespace).
+pub(crate) fn tiocvhangup(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: TIOCVHANGUP takes no argument.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCVHANGUP, 0) };
+    Errno::result(r).map(drop)
+}

@@ -800,21 +800,7 @@ fn wait(shared: &Arc<Shared>, pid: Option<i32>) -> Response {
 
 fn processes(shared: &Arc<Shared>) -> Response {
     match shared.sandbox.processes() {
-        Ok(list) => Response::Processes {
-            processes: list
-                .into_iter()
-                .map(|p| protocol::Process {
-                    pid: p.pid,
-                    ppid: p.ppid,
-                    pgid: p.pgid,
-                    sid: p.sid,
-                    tty: p.tty,
-                    state: p.state,
-                    foreground: p.foreground,
-                    command: p.command,
-                })
-                .collect(),
-        },
+        Ok(processes) => Response::Processes { processes },
         Err(e) => loader_error(&e),
     }
 }

@@ -152,20 +152,8 @@ pub enum Request {
     Resume,
 }
 
-/// A process as [`Request::Ps`] lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Process {
-    pub pid: i32,
-    pub ppid: i32,
-    pub pgid: i32,
-    pub sid: i32,
-    pub tty: Option<String>,
-    /// `R`, `S`, `T` (stopped), `Z` (zombie), ...
-    pub state: char,
-    /// In the foreground process group of its terminal.
-    pub foreground: bool,
-    pub command: String,
-}
+/// A process as [`Request::Ps`] lists it: the loader's own description.
+pub use sandbox_loader::ProcessInfo as Process;
 
 /// What went wrong, for the client's exit status and message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -117,8 +117,9 @@ impl ExecHandle {
     }
 }
 
-/// One process of the sandbox, as the sentry sees it (`ps`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One process of the sandbox, as the sentry sees it (`ps`; serialised as is by the
+/// `sandbox` command's control protocol).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProcessInfo {
     /// PID, parent, process group and session in the sandbox's PID namespace (PPID 0
     /// for init and for exec'd processes, whose parent is outside it).

@@ -205,17 +205,11 @@ pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
     if let Err(e) = mounts::setup_filesystem(&plan.fs) {
         return fail(e.to_string());
     }
-    let slave = match &plan.program.pty {
-        Some(p) => match open_pty(control, p) {
-            Ok(slave) => Some(slave),
-            Err(e) => return fail(e),
-        },
-        None => None,
-    };
     let mut chld = SigSet::empty();
     chld.add(Signal::SIGCHLD);
-    // init leads the session that owns the terminal: a hangup sends it SIGHUP, which it
-    // passes to the program's group as a shell passes it to its jobs.
+    // The holder leads the session that owns the terminal: a hangup sends it SIGHUP,
+    // which it passes to the program's group as a shell passes it to its jobs (blocked
+    // here already, so that the holder, which shares this signalfd, never misses one).
     chld.add(Signal::SIGHUP);
     if let Err(e) = chld.thread_block() {
         return fail(format!("blocking SIGCHLD: {e}"));
@@ -239,12 +233,105 @@ pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
             }
         }
     }
+    // The holder tells init the program's PID, then (last thing before it exits) that
+    // the program's end is reported.
+    let (from_holder, to_init) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => return fail(format!("pipe2: {e}")),
+    };
+    let holder = match fork_as(HOLDER_PID) {
+        Ok(Forked::Child) => {
+            drop(from_holder);
+            clone::exit_now(holder_main(plan, control, &sigfd, to_init))
+        }
+        Ok(Forked::Parent { pid, .. }) => pid,
+        Err(e) => return fail(format!("fork: {e}")),
+    };
+    drop(to_init);
+    let mut pid = [0u8; 4];
+    let program = match read_exact(from_holder.as_fd(), &mut pid) {
+        Ok(()) => i32::from_ne_bytes(pid),
+        // The holder failed (and said why on the control socket).
+        Err(_) => {
+            let _ = waitpid(nix::unistd::Pid::from_raw(holder), None);
+            return SETUP_FAILED;
+        }
+    };
+    // From here on init only waits, reaps, signals and reports.
+    if let Err(e) = seccomp::install(&plan.init_filter) {
+        return fail(format!("installing init's seccomp filter: {e}"));
+    }
+    let mut watch = Watch {
+        control,
+        sigfd: &sigfd,
+        program,
+        executed: None,
+        reap_all: true,
+        forward_hangup: false,
+        holder: Some(Holder {
+            pid: holder,
+            done: from_holder,
+        }),
+    };
+    watch.run()
+}
+
+/// The PID the holder asks for (the program's is 2, as it was when init forked it).
+const HOLDER_PID: i32 = 3;
+/// The PID the program asks for.
+const PROGRAM_PID: i32 = 2;
+
+/// A fork whose child is `pid` in the sandbox's PID namespace (init and the holder
+/// have CAP_SYS_ADMIN in its user namespace); a plain fork (the next free PID) when
+/// the kernel refuses `set_tid` (before Linux 5.5, or a seccomp profile around the
+/// loader that refuses clone3): the holder is then PID 2 and the program PID 3.
+fn fork_as(pid: i32) -> Result<Forked, nix::errno::Errno> {
+    match clone::fork_with_pid(pid) {
+        Ok(f) => Ok(f),
+        Err(_) => clone::fork(),
+    }
+}
+
+fn read_exact(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> Result<(), nix::errno::Errno> {
+    let mut got = 0;
+    while got < buf.len() {
+        match nix::unistd::read(fd, &mut buf[got..]) {
+            Ok(0) => return Err(nix::errno::Errno::EPIPE),
+            Ok(n) => got += n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The holder: init's child, leader of the program's session (so that the program's
+/// group, whose parent is in the same session, is not orphaned, while processes
+/// reparented to init, in another session, are, as on Linux). It creates the owned
+/// pty (its session's controlling terminal), forks the program, confines itself to
+/// init's allow-list (its loop is the same: wait, reap, signal, report), blocks every
+/// signal it can (nothing the program sends it but SIGKILL and SIGSTOP acts: init
+/// continues it when it stops, and takes over the program when it dies), passes a
+/// hangup's SIGHUP on to the program's group, reports the program's stops and end
+/// like init did, and exits with the program's code.
+fn holder_main(plan: &InitPlan, control: RawFd, sigfd: &SignalFd, to_init: OwnedFd) -> i32 {
+    let fail = |what: String| failed(control, what);
+    if let Err(e) = nix::unistd::setsid() {
+        return fail(format!("setsid (the program's session): {e}"));
+    }
+    let slave = match &plan.program.pty {
+        Some(p) => match open_pty(control, p) {
+            Ok(slave) => Some(slave),
+            Err(e) => return fail(e),
+        },
+        None => None,
+    };
     let slave_fd = slave.as_ref().map(|s| s.as_raw_fd());
-    let program = match clone::fork() {
+    let program = match fork_as(PROGRAM_PID) {
         Ok(Forked::Child) => clone::exit_now(program_main(
             &plan.program,
             control,
-            Session::InitsSession,
+            Session::HoldersSession,
             slave_fd,
         )),
         Ok(Forked::Parent { pid, .. }) => pid,
@@ -252,8 +339,8 @@ pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
     };
     // A pty that starts as nobody's controlling terminal may have no slave open for a
     // while (the program may close its stdio before a session leader opens the pty):
-    // init holds one, so that the loader's master never reads EIO meanwhile (the proxy
-    // ends there). Otherwise the program's descriptors are the only ones.
+    // the holder keeps one, so that the loader's master never reads EIO meanwhile (the
+    // proxy ends there). Otherwise the program's descriptors are the only ones.
     let _held_slave = match plan.program.pty.as_ref().map(|p| p.attach) {
         Some(crate::TerminalAttach::Unattached) => slave,
         _ => {
@@ -261,22 +348,47 @@ pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
             None
         }
     };
-    // From here on init only waits, reaps, signals and reports.
+    let kill_program = || {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(program), Signal::SIGKILL);
+    };
+    if let Err(e) = signal::block_all() {
+        kill_program();
+        return fail(format!("blocking signals: {e}"));
+    }
+    if let Err(e) = nix::unistd::write(&to_init, &program.to_ne_bytes()) {
+        kill_program();
+        return fail(format!("telling init the program's PID: {e}"));
+    }
     if let Err(e) = seccomp::install(&plan.init_filter) {
-        return fail(format!("installing init's seccomp filter: {e}"));
+        kill_program();
+        return fail(format!("installing the holder's seccomp filter: {e}"));
     }
     report(control, control::Message::ProgramPid(program));
     let mut watch = Watch {
         control,
-        sigfd: &sigfd,
+        sigfd,
         program,
         executed: None,
-        reap_all: true,
+        reap_all: false,
+        forward_hangup: true,
+        holder: None,
     };
-    watch.run()
+    let code = watch.run();
+    // The program's end is reported: init may end the sandbox when the holder is gone.
+    let _ = nix::unistd::write(&to_init, b"e");
+    code
 }
 
-/// The program's parent (init, or an exec helper) waits for it and reports.
+/// init's view of the holder.
+struct Holder {
+    pid: i32,
+    /// The holder writes a byte on it once the program's end is reported.
+    done: OwnedFd,
+}
+
+/// The program's parent (the holder, or an exec helper) waits for it and reports;
+/// init waits for the holder (and, should the holder die first, for the program,
+/// which is then init's child).
 struct Watch<'a> {
     control: RawFd,
     sigfd: &'a SignalFd,
@@ -287,6 +399,11 @@ struct Watch<'a> {
     executed: Option<OwnedFd>,
     /// Reap every child (init: orphans of the namespace), not only the program.
     reap_all: bool,
+    /// SIGHUP (the session's terminal hung up) goes on to the program's group, with
+    /// SIGCONT, as a shell passes it to its jobs (the holder).
+    forward_hangup: bool,
+    /// init: the holder, while it lives.
+    holder: Option<Holder>,
 }
 
 impl Watch<'_> {
@@ -329,7 +446,7 @@ impl Watch<'_> {
                 report(self.control, control::Message::Executed);
             }
             while let Ok(Some(si)) = self.sigfd.read_signal() {
-                if si.ssi_signo == libc::SIGHUP as u32 {
+                if self.forward_hangup && si.ssi_signo == libc::SIGHUP as u32 {
                     let group = nix::unistd::Pid::from_raw(-self.program);
                     let _ = nix::sys::signal::kill(group, Signal::SIGHUP);
                     let _ = nix::sys::signal::kill(group, Signal::SIGCONT);
@@ -342,17 +459,29 @@ impl Watch<'_> {
                 } else {
                     Some(nix::unistd::Pid::from_raw(self.program))
                 };
-                match waitpid(which, Some(flags)) {
+                let st = match waitpid(which, Some(flags)) {
                     Ok(WaitStatus::StillAlive) | Err(_) => break,
-                    Ok(WaitStatus::Stopped(p, sig)) if p.as_raw() == self.program => {
+                    Ok(st) => st,
+                };
+                let pid = st.pid().map(|p| p.as_raw());
+                if let (Some(h), Some(pid)) = (&self.holder, pid) {
+                    if pid == h.pid {
+                        if let Some(code) = self.holder_changed(st) {
+                            return code;
+                        }
+                        continue;
+                    }
+                }
+                match st {
+                    WaitStatus::Stopped(p, sig) if p.as_raw() == self.program => {
                         report(self.control, control::Message::ProgramStopped(sig as i32));
                     }
-                    Ok(WaitStatus::Continued(p)) if p.as_raw() == self.program => {
+                    WaitStatus::Continued(p) if p.as_raw() == self.program => {
                         report(self.control, control::Message::ProgramContinued);
                     }
-                    Ok(WaitStatus::Stopped(..)) | Ok(WaitStatus::Continued(..)) => {}
-                    Ok(st) => {
-                        if st.pid().map(|p| p.as_raw()) == Some(self.program) {
+                    WaitStatus::Stopped(..) | WaitStatus::Continued(..) => {}
+                    st => {
+                        if pid == Some(self.program) {
                             let raw = raw_status(st);
                             if self.executed.take().is_some() {
                                 report(self.control, control::Message::Executed);
@@ -362,6 +491,48 @@ impl Watch<'_> {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// init: the holder stopped, continued or ended. Returns init's exit code when the
+    /// sandbox is done (the holder reported the program's end, or could not start it).
+    fn holder_changed(&mut self, st: WaitStatus) -> Option<i32> {
+        let h = self.holder.as_ref()?;
+        match st {
+            // Stopped by a signal from the program (it cannot block SIGSTOP): it must
+            // go on watching the program.
+            WaitStatus::Stopped(..) => {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(h.pid), Signal::SIGCONT);
+                None
+            }
+            WaitStatus::Continued(..) => None,
+            st => {
+                // Ended. It wrote its byte before exiting if it reported the program's
+                // end; if it was killed before, the program (when it still lives) is
+                // init's child now and init watches it. A program init cannot wait for
+                // is gone already (reaped by the holder).
+                let mut byte = [0u8; 1];
+                let reported = matches!(nix::unistd::read(h.done.as_fd(), &mut byte), Ok(1));
+                // ECHILD: not init's child (reaped by the holder); the status, if any,
+                // stays for the loop (WNOWAIT).
+                let orphaned_program = nix::sys::wait::waitid(
+                    nix::sys::wait::Id::Pid(nix::unistd::Pid::from_raw(self.program)),
+                    WaitPidFlag::WNOHANG
+                        | WaitPidFlag::WNOWAIT
+                        | WaitPidFlag::WEXITED
+                        | WaitPidFlag::WSTOPPED
+                        | WaitPidFlag::WCONTINUED,
+                )
+                .is_ok();
+                self.holder = None;
+                if reported || !orphaned_program {
+                    return Some(match st {
+                        WaitStatus::Exited(_, code) => code,
+                        st => shell_code(raw_status(st)),
+                    });
+                }
+                None
             }
         }
     }
@@ -420,6 +591,8 @@ pub(crate) fn exec_helper_main(plan: &ExecPlan, control: RawFd) -> i32 {
         program,
         executed: Some(executed_rd),
         reap_all: false,
+        forward_hangup: false,
+        holder: None,
     };
     watch.run()
 }
@@ -427,8 +600,8 @@ pub(crate) fn exec_helper_main(plan: &ExecPlan, control: RawFd) -> i32 {
 /// Which session the program is in.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Session {
-    /// init's, in a process group of its own (the first program).
-    InitsSession,
+    /// The holder's, in a process group of its own (the first program).
+    HoldersSession,
     /// A new one it leads (an exec'd process).
     Own,
 }
@@ -520,7 +693,7 @@ fn program_main(
     let fail = |what: String| failed(control, what);
     let mut own_slave = None;
     match session {
-        Session::InitsSession => {
+        Session::HoldersSession => {
             if let Err(e) =
                 nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))
             {

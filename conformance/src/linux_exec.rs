@@ -474,13 +474,15 @@ impl Run {
             .actors
             .first()
             .and_then(|init| status_field(&format!("/proc/{}/status", init.host_tgid), "PPid:"));
-        // The sandbox's init reaps what the `init` actor leaves behind: it must be
-        // asleep too when a step ends.
-        if let Some(init) = r
-            .program
-            .and_then(|p| status_field(&format!("/proc/{p}/status"), "PPid:"))
-        {
-            r.watched.push(init);
+        // The sandbox's init reaps what the `init` actor leaves behind, and the holder
+        // of the program's session (the program's parent, init's child) waits for the
+        // program: both must be asleep too when a step ends.
+        let parent = |p: i32| status_field(&format!("/proc/{p}/status"), "PPid:");
+        if let Some(holder) = r.program.and_then(parent) {
+            r.watched.push(holder);
+            if let Some(init) = parent(holder) {
+                r.watched.push(init);
+            }
         }
         if tty == SandboxTty::Owned {
             if let Some(init) = r.actors.first() {

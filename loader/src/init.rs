@@ -9,20 +9,43 @@
 //! `/proc/1/{mem,environ,fd/*}` to any process without CAP_SYS_PTRACE over it, which
 //! the program never has) and sets `no_new_privs`; takes a session of its own (so that
 //! no sandbox process is ever in the user's session: the borrowed terminal can never
-//! become its host controlling terminal; with an owned pty, that session's controlling
-//! terminal, whose hangup SIGHUP init passes on to the program's group as a shell
-//! passes it to its jobs), builds the filesystem view, waits until the loader has moved
-//! it into the sandbox's cgroups ([`crate::cgroup`]; so that the program and all it
-//! starts are counted from their first instruction), forks the program, confines
-//! itself to its own seccomp allow-list ([`seccomp::init_filter`]: waiting, reaping,
-//! signalling, reporting), reaps every orphan, reports the program's end, and exits — which kills whatever is left in the
+//! become its host controlling terminal), builds the filesystem view, waits until the
+//! loader has moved it into the sandbox's cgroups ([`crate::cgroup`]; so that the
+//! program and all it starts are counted from their first instruction), forks the
+//! holder, confines itself to its own seccomp allow-list ([`seccomp::init_filter`]:
+//! waiting, reaping, signalling, reporting), reaps every orphan, and exits once the
+//! holder has reported the program's end — which kills whatever is left in the
 //! namespace. It also exits when the loader goes away: its control socket hangs up.
 //! (PR_SET_PDEATHSIG would not do: with the fork fallback init's parent is an
 //! intermediate process that exits at once.) As PID 1 of its namespace it gets no
 //! signal from inside that it has no handler for (it has none): SIGSTOP and SIGKILL
 //! from the program do nothing.
 //!
-//! The program: a process group of its own in init's session, default signal
+//! The holder: init's child (PID 3), non-dumpable and `no_new_privs` like init (both
+//! are inherited across fork), leader of the program's session (setsid). With an
+//! owned pty, its session's controlling terminal, whose hangup SIGHUP it passes on to
+//! the program's group (with SIGCONT) as a shell passes it to its jobs. It forks the
+//! program (PID 2), blocks every signal it can, installs init's allow-list (its loop is
+//! init's: wait, signal, report), waits for the program and reports its stops,
+//! continuations and end on the control socket, and exits with the program's code.
+//! Why a holder: a process group is orphaned when no member has a parent in another
+//! group of the same session (Linux `will_become_orphaned_pgrp`). The program's group
+//! must not be (Linux discards SIGTSTP, SIGTTIN and SIGTTOU for an orphaned group:
+//! vim's ^Z, a forwarded SIGTSTP would do nothing), so its parent must be in its
+//! session; but a process whose parent exits is reparented to init, and a group left
+//! behind that way must be orphaned as on a real machine, where init is in a session
+//! of its own (a stopped job left behind gets SIGHUP and SIGCONT). So init has its
+//! session and the holder, a parent that lives as long as the program, has the
+//! program's. The program can signal the holder (it is not PID 1): init continues it
+//! when it stops, and when it dies before reporting the program's end, the program
+//! (then init's child) is watched and reported by init.
+//!
+//! PIDs: init forks the holder with `clone3` `set_tid` = 3 and the holder forks the
+//! program with `set_tid` = 2 (both have CAP_SYS_ADMIN in the PID namespace's owner);
+//! where the kernel refuses `set_tid`, plain forks: the holder is then PID 2 and the
+//! program PID 3.
+//!
+//! The program: a process group of its own in the holder's session, default signal
 //! dispositions and an empty mask, `no_new_privs` (always: no execve inside gains a
 //! privilege from set-user-ID bits or file capabilities), its seccomp policy
 //! ([`seccomp::program_filter`]), then the notify filter whose listener goes to the
@@ -30,15 +53,12 @@
 //! credentials: the bounding set cut to [`ProgramPlan::capabilities`], the user and group
 //! (`--user`, checked with getresuid/getresgid afterwards), and exactly the kept
 //! capabilities in the effective, permitted, inheritable and ambient sets (none by
-//! default, as root too: rlimits then bind it, and it cannot ptrace init), then exec.
-//! The program is dumpable again after its exec (the kernel resets it when the real and
-//! effective ids agree), so it can debug itself and its children. In the sentry, init's
-//! session has the borrowed terminal as controlling terminal and the program's group in
-//! the foreground. The program is deliberately not a session leader: its group's parent
-//! (init) is then in the same session, so the group is not orphaned and stop signals
-//! work on it (vim's ^Z, a forwarded SIGTSTP), as for a program started by a shell; a
-//! session-leader program would be in an orphaned group, where Linux discards SIGTSTP,
-//! SIGTTIN and SIGTTOU.
+//! default, as root too: rlimits then bind it, and it cannot ptrace init or the
+//! holder), then exec. The program is dumpable again after its exec (the kernel resets
+//! it when the real and effective ids agree), so it can debug itself and its children.
+//! In the sentry, the holder's session has the borrowed terminal as controlling
+//! terminal and the program's group in the foreground. The program is deliberately
+//! not a session leader: a session-leader program would be in an orphaned group.
 
 use crate::capability::CapSet;
 use crate::control;

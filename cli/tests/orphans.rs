@@ -16,19 +16,32 @@ use sandbox_tests::term::{output_with_timeout, Launcher, DEFAULT_TIMEOUT};
 
 /// The program: a "shell" (a child) starts a job in a process group of its own, the
 /// job stops itself (SIGSTOP), the shell sees it stopped and exits, leaving the job
-/// behind. The program then reports what the job went through, over a pipe the job
+/// behind (`reader` mode: the job is not stopped; once its parent has gone it reads
+/// the terminal, from the background, and reports the errno). The program then reports what the job went through, over a pipe the job
 /// holds: the names of the signals its handlers saw (`trap` mode), `running` once it
 /// runs again, and `gone` at end of file (it died or exited); `still-stopped` if
 /// nothing happened within the deadline (argv[2] seconds). One line, `RESULT: ...`.
 const LEFT_BEHIND: &str = r#"
-import os, select, signal, sys, time
+import errno, os, select, signal, sys, time
 mode, wait_s = sys.argv[1], float(sys.argv[2])
 rd, wr = os.pipe()
 shell = os.fork()
 if shell == 0:
+    shell_pid = os.getpid()
     job = os.fork()
     if job == 0:
         os.setpgid(0, 0)
+        if mode == "reader":
+            # A background job left behind reads the terminal once its parent is gone.
+            deadline = time.monotonic() + wait_s
+            while os.getppid() == shell_pid and time.monotonic() < deadline:
+                time.sleep(0.01)
+            try:
+                os.read(0, 1)
+                os.write(wr, b"read\n")
+            except OSError as e:
+                os.write(wr, (errno.errorcode[e.errno] + "\n").encode())
+            os._exit(0)
         if mode == "trap":
             def seen(s, f):
                 os.write(wr, (signal.Signals(s).name + "\n").encode())
@@ -41,7 +54,8 @@ if shell == 0:
         os.setpgid(job, job)
     except OSError:
         pass
-    os.waitpid(job, os.WUNTRACED)
+    if mode != "reader":
+        os.waitpid(job, os.WUNTRACED)
     os._exit(0)
 os.close(wr)
 os.waitpid(shell, 0)
@@ -69,6 +83,9 @@ const WAIT_S: &str = "20";
 fn expected(mode: &str) -> &'static str {
     match mode {
         "trap" => "SIGHUP SIGCONT running gone",
+        // A background read by an orphaned group: EIO, no SIGTTIN (it would stop
+        // forever: nobody is left to continue it).
+        "reader" => "EIO gone",
         _ => "gone",
     }
 }
@@ -181,4 +198,11 @@ fn program_is_pid_2_child_of_the_session_holder() {
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     // pid ppid pgrp session, then the holder's ppid pgrp session.
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "2 3 2 3 1 3 3");
+}
+
+/// A background job left behind that reads the terminal gets EIO (its group is
+/// orphaned), instead of stopping with SIGTTIN.
+#[test]
+fn background_job_left_behind_reading_the_terminal_gets_eio() {
+    on_ptys("reader");
 }

@@ -25,8 +25,8 @@
 //! are inherited across fork), leader of the program's session (setsid). With an
 //! owned pty, its session's controlling terminal, whose hangup SIGHUP it passes on to
 //! the program's group (with SIGCONT) as a shell passes it to its jobs. It forks the
-//! program (PID 2), blocks every signal it can, installs init's allow-list (its loop is
-//! init's: wait, signal, report), waits for the program and reports its stops,
+//! program (PID 2), blocks every signal it can, installs its own allow-list
+//! ([`seccomp::holder_filter`]: wait, signal, report), waits for the program and reports its stops,
 //! continuations and end on the control socket, and exits with the program's code.
 //! Why a holder: a process group is orphaned when no member has a parent in another
 //! group of the same session (Linux `will_become_orphaned_pgrp`). The program's group
@@ -121,9 +121,11 @@ pub(crate) struct ProgramPlan {
 pub(crate) struct InitPlan {
     pub fs: FsSpec,
     pub program: ProgramPlan,
-    /// init's own allow-list ([`seccomp::init_filter`]), installed once the program is
+    /// init's own allow-list ([`seccomp::init_filter`]), installed once the holder is
     /// forked.
     pub init_filter: Filter,
+    /// The holder's ([`seccomp::holder_filter`]), installed once the program is forked.
+    pub holder_filter: Filter,
     /// The loader creates the sandbox's cgroups while init builds the filesystem, then
     /// sends the `tasks` file of each v1 cgroup (`J`: init writes `0` to it, moving
     /// itself with no global lock, see [`crate::cgroup::SandboxCgroup`]), moves init
@@ -329,7 +331,7 @@ fn read_exact(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> Result<(), nix
 /// group, whose parent is in the same session, is not orphaned, while processes
 /// reparented to init, in another session, are, as on Linux). It creates the owned
 /// pty (its session's controlling terminal), forks the program, confines itself to
-/// init's allow-list (its loop is the same: wait, reap, signal, report), blocks every
+/// its allow-list ([`seccomp::holder_filter`]: wait, signal, report), blocks every
 /// signal it can (nothing the program sends it but SIGKILL and SIGSTOP acts: init
 /// continues it when it stops, and takes over the program when it dies), passes a
 /// hangup's SIGHUP on to the program's group, reports the program's stops and end
@@ -379,7 +381,7 @@ fn holder_main(plan: &InitPlan, control: RawFd, sigfd: &SignalFd, to_init: Owned
         kill_program();
         return fail(format!("telling init the program's PID: {e}"));
     }
-    if let Err(e) = seccomp::install(&plan.init_filter) {
+    if let Err(e) = seccomp::install(&plan.holder_filter) {
         kill_program();
         return fail(format!("installing the holder's seccomp filter: {e}"));
     }

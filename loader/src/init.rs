@@ -279,6 +279,14 @@ pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
             return SETUP_FAILED;
         }
     };
+    // Never blocks later: the program holds a copy of the write end until its exec
+    // (close-on-exec), which may wait for an OCI start.
+    if let Err(e) = nix::fcntl::fcntl(
+        &from_holder,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    ) {
+        return fail(format!("fcntl: {e}"));
+    }
     // From here on init only waits, reaps, signals and reports.
     if let Err(e) = seccomp::install(&plan.init_filter) {
         return fail(format!("installing init's seccomp filter: {e}"));

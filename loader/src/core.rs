@@ -460,6 +460,9 @@ impl Core {
         });
         if held.is_ok() {
             sup.procs.watch(holder, holder_info.host_pid);
+        }
+        // (Adopted already when a reconcile ran before the program's listener came.)
+        if sup.k.thread_group(holder).is_some() {
             self.exits.lock().holder = Some(holder);
         }
         for t in sup.terminals.iter_mut().filter(|t| Some(t.id) == sup.main) {

@@ -401,7 +401,7 @@ fn accept_loop(shared: &Arc<Shared>, listener: std::os::fd::BorrowedFd<'_>) -> i
 }
 
 /// Waits until the first program has executed (its executable is no longer this
-/// binary, which init forked it from) — true — or has ended (an exec failure: 126,
+/// binary, which the holder, init's fork, forked it from) — true — or has ended (an exec failure: 126,
 /// 127) — false. The loader announces the program once its filters are installed,
 /// just before its `execve`; the exec's outcome comes later.
 fn program_execed(sandbox: &Sandbox) -> bool {
@@ -415,10 +415,15 @@ fn program_execed(sandbox: &Sandbox) -> bool {
         {
             return false;
         }
-        let children =
-            fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap_or_default();
+        let children = |pid: &str| {
+            fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default()
+        };
+        // The program is init's grandchild: init forks the holder of the program's
+        // session (a fork of init: never a new executable), which forks the program.
+        let holders = children(&init.to_string());
+        let candidates: Vec<String> = holders.split_whitespace().map(children).collect();
         let init_cmdline = fs::read(format!("/proc/{init}/cmdline")).ok();
-        for c in children.split_whitespace() {
+        for c in candidates.iter().flat_map(|c| c.split_whitespace()) {
             let exe = identity(&format!("/proc/{c}/exe"));
             // Before its execve the program is a fork of init: the same executable
             // (this binary) and the same command line. The program may be this

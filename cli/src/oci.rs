@@ -413,14 +413,18 @@ pub fn features() -> i32 {
     0
 }
 
-/// The host PID of the first program: init's oldest child.
+/// The host PID of the first program: the oldest child of init's oldest child (the
+/// holder of the program's session).
 pub fn first_program(init_pid: i32) -> Option<i32> {
-    std::fs::read_to_string(format!("/proc/{init_pid}/task/{init_pid}/children"))
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    let oldest_child = |pid: i32| -> Option<i32> {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    oldest_child(oldest_child(init_pid)?)
 }
 
 /// Whether Linux would deliver `sig`, sent from outside its PID namespace, to a

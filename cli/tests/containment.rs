@@ -213,6 +213,89 @@ sys.exit(7)
     }
 }
 
+/// The holder of the program's session (the program's parent, PID 3, init's child)
+/// is as out of reach as init: no ptrace, no memory access, no descriptors, no
+/// /proc/PID/{mem,environ,fd}, its own seccomp filter. It is not PID 1, so the
+/// program can signal it: a SIGSTOP is undone (init continues it), and after a
+/// SIGKILL the program, reparented to init, still has its end reported (the sandbox's
+/// exit code is the program's).
+#[test]
+fn session_holder_is_out_of_reach() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let script = format!(
+        "{PRELUDE}{}",
+        r#"
+import time
+h = os.getppid()
+print("holder", h, flush=True)
+PTRACE_ATTACH, PTRACE_SEIZE = 16, 0x4206
+res("ptrace_attach", libc.ptrace(PTRACE_ATTACH, h, 0, 0))
+res("ptrace_seize", libc.ptrace(PTRACE_SEIZE, h, 0, 0))
+class iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+buf = ctypes.create_string_buffer(4096)
+local = iovec(ctypes.cast(buf, ctypes.c_void_p), 4096)
+remote = iovec(0x10000, 4096)
+res("process_vm_readv", libc.process_vm_readv(h, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0))
+pidfd = libc.syscall(434, h, 0)  # pidfd_open
+res("pidfd_getfd", libc.syscall(438, pidfd, 0, 0))
+oserr("proc_mem", lambda: open(f"/proc/{h}/mem", "rb").read(1))
+oserr("proc_environ", lambda: open(f"/proc/{h}/environ", "rb").read())
+oserr("proc_fd0", lambda: os.readlink(f"/proc/{h}/fd/0"))
+def status(pid, key):
+    return [l.split()[1] for l in open(f"/proc/{pid}/status") if l.startswith(key + ":")][0]
+print("seccomp", status(h, "Seccomp"), flush=True)
+print("nonewprivs", status(h, "NoNewPrivs"), flush=True)
+def until(cond):
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if cond():
+            return "yes"
+        time.sleep(0.01)
+    return "no"
+res("kill_stop", libc.kill(h, signal.SIGSTOP))
+# Stopped, then continued by init.
+print("continued", until(lambda: status(h, "State") != "T"), flush=True)
+res("kill_kill", libc.kill(h, signal.SIGKILL))
+print("reparented", until(lambda: os.getppid() == 1), flush=True)
+sys.exit(7)
+"#
+    );
+    for caller in CALLERS {
+        let o = python(caller, &[], &script);
+        let f = facts(&o);
+        let why = format!("{caller:?}: {f:?} {}", stderr(&o));
+        assert_eq!(
+            code(&o),
+            7,
+            "the program's end is reported after the holder's death: {why}"
+        );
+        assert_eq!(f["holder"], "3", "{why}");
+        for call in [
+            "ptrace_attach",
+            "ptrace_seize",
+            "process_vm_readv",
+            "pidfd_getfd",
+        ] {
+            assert_eq!(f[call], "EPERM", "{call}: {why}");
+        }
+        for file in ["proc_mem", "proc_environ", "proc_fd0"] {
+            assert!(
+                f[file] == "EACCES" || f[file] == "EPERM",
+                "{file} must be refused: {why}"
+            );
+        }
+        assert_eq!(f["seccomp"], "2", "{why}");
+        assert_eq!(f["nonewprivs"], "1", "{why}");
+        assert_eq!(f["kill_stop"], "ok", "{why}");
+        assert_eq!(f["continued"], "yes", "{why}");
+        assert_eq!(f["kill_kill"], "ok", "{why}");
+        assert_eq!(f["reparented"], "yes", "{why}");
+    }
+}
+
 /// Capability sets of the program's process, from /proc/self/status.
 const CAPS_SCRIPT: &str = r#"
 for l in open("/proc/self/status"):

@@ -129,8 +129,8 @@ fn parse_ps(out: &str) -> Vec<PsRow> {
 }
 
 /// `ps -o pid,pgid,sid,tpgid,comm` run from the shell: the shell leads its process
-/// group, and its session directly on a pty (pid = pgid = sid) or is in the sandbox
-/// init's session 1; ps runs in a process group of its own in the shell's session.
+/// group, and its session directly on a pty (pid = pgid = sid) or is in the session
+/// of the sandbox's holder (3); ps runs in a process group of its own in the shell's session.
 ///
 /// Directly on a pty, TPGID (the terminal's foreground group) is ps's group on both
 /// rows: ps is the foreground job. Through the sandbox the host's /proc cannot show
@@ -150,12 +150,13 @@ fn ps_view(l: &Launcher, shell: Shell) {
     let ps = find("ps");
     assert_eq!(sh.pid, shell_pid, "{out}");
     if l.is_sandbox() {
-        // The sandbox's session is init's (PID 1); the shell leads its own group in it,
-        // so that its group is not orphaned (see docs/LOADER.md).
+        // The sandbox's session is the holder's (PID 3, init's child and the shell's
+        // parent); the shell leads its own group in it, so that its group is not
+        // orphaned (see docs/LOADER.md).
         assert_eq!(
             (sh.pgid, sh.sid),
-            (sh.pid, 1),
-            "shell: pid = pgid, session 1\n{out}"
+            (sh.pid, 3),
+            "shell: pid = pgid, session 3\n{out}"
         );
     } else {
         assert_eq!(

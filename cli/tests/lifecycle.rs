@@ -167,18 +167,19 @@ fn kill_errors_name_the_problem() {
     let o = root.run(&["kill", "--mode", "foreground", "k"]);
     assert_eq!(code(&o), 125);
     assert!(err(&o).contains("no controlling terminal"), "{}", err(&o));
-    // A PID that was there and is gone: sleep (PID 3) killed, then signalled again.
-    // PID 3 runs sleep (not sh's child before its exec: that line would show sh).
-    let pid3 = |cmd: &str| {
+    // A PID that was there and is gone: sleep (PID 4: the program is PID 2, its parent,
+    // the holder of its session, PID 3) killed, then signalled again. PID 4 runs sleep
+    // (not sh's child before its exec: that line would show sh).
+    let pid4 = |cmd: &str| {
         out(&root.run(&["ps", "k"])).lines().any(|l| {
-            l.split_whitespace().next() == Some("3") && (cmd.is_empty() || l.ends_with(cmd))
+            l.split_whitespace().next() == Some("4") && (cmd.is_empty() || l.ends_with(cmd))
         })
     };
-    until("PID 3 running sleep", 10, || pid3("sleep 1000"));
-    let o = root.run(&["kill", "--pid", "3", "k", "KILL"]);
+    until("PID 4 running sleep", 10, || pid4("sleep 1000"));
+    let o = root.run(&["kill", "--pid", "4", "k", "KILL"]);
     assert_eq!(code(&o), 0, "{}", err(&o));
-    until("PID 3 reaped", 10, || !pid3(""));
-    let o = root.run(&["kill", "--pid", "3", "k"]);
+    until("PID 4 reaped", 10, || !pid4(""));
+    let o = root.run(&["kill", "--pid", "4", "k"]);
     assert_eq!(code(&o), 125, "a dead PID: {}", err(&o));
     assert_eq!(
         root.status("k").as_deref(),
@@ -193,21 +194,22 @@ fn ps_shows_the_sentrys_view() {
         return;
     }
     let root = Root::new("ps");
-    // PID 3 stops itself; PID 4 sleeps.
+    // The program is PID 2, its parent (the holder of its session) PID 3; PID 4
+    // stops itself; PID 5 sleeps.
     root.start(
         "p",
         &["sh", "-c", "sh -c 'kill -STOP $$' & sleep 1000 & wait"],
     );
-    until("a stopped PID 3", 10, || {
+    until("a stopped PID 4", 10, || {
         out(&root.run(&["ps", "p"])).lines().any(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            f.first() == Some(&"3") && f.get(5) == Some(&"T")
+            f.first() == Some(&"4") && f.get(5) == Some(&"T")
         })
     });
-    until("PID 4 running sleep", 10, || {
+    until("PID 5 running sleep", 10, || {
         out(&root.run(&["ps", "p"]))
             .lines()
-            .any(|l| l.split_whitespace().next() == Some("4") && l.ends_with("sleep 1000"))
+            .any(|l| l.split_whitespace().next() == Some("5") && l.ends_with("sleep 1000"))
     });
     let o = root.run(&["ps", "p"]);
     let text = out(&o);
@@ -219,24 +221,24 @@ fn ps_shows_the_sentrys_view() {
     let o = root.run(&["ps", "--json", "p"]);
     assert_eq!(code(&o), 0, "{}", err(&o));
     let procs: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
-    let sh = procs
-        .iter()
-        .find(|p| p["pid"] == 2)
-        .expect("the program is PID 2");
-    assert_eq!(sh["ppid"], 1);
+    let by_pid = |pid: i32| procs.iter().find(|p| p["pid"] == pid);
+    let holder = by_pid(3).expect("the holder is PID 3");
+    assert_eq!(holder["ppid"], 1);
+    assert_eq!(holder["pgid"], 3);
+    assert_eq!(holder["sid"], 3);
+    let sh = by_pid(2).expect("the program is PID 2");
+    assert_eq!(sh["ppid"], 3);
     assert_eq!(sh["pgid"], 2);
-    let sleep = procs
-        .iter()
-        .find(|p| p["pid"] == 3)
-        .expect("the sleep is PID 3");
-    assert_eq!(sleep["ppid"], 2);
-    assert_eq!(sleep["pgid"], 2);
-    assert_eq!(sleep["sid"], 1);
-    assert_eq!(sleep["state"], "T");
-    assert_eq!(sleep["tty"], serde_json::Value::Null);
-    let four = procs.iter().find(|p| p["pid"] == 4).expect("PID 4");
-    assert_eq!(four["command"], "sleep 1000");
-    assert_eq!(four["state"], "S");
+    assert_eq!(sh["sid"], 3);
+    let stopped = by_pid(4).expect("the stopped sh is PID 4");
+    assert_eq!(stopped["ppid"], 2);
+    assert_eq!(stopped["pgid"], 2);
+    assert_eq!(stopped["sid"], 3);
+    assert_eq!(stopped["state"], "T");
+    assert_eq!(stopped["tty"], serde_json::Value::Null);
+    let five = by_pid(5).expect("PID 5");
+    assert_eq!(five["command"], "sleep 1000");
+    assert_eq!(five["state"], "S");
 }
 
 /// A raw client of the control socket, as an attacker would write one.
@@ -737,10 +739,10 @@ fn exec_runs_a_process_with_the_callers_stdio() {
     assert_eq!(v.len(), 2, "{text}");
     assert_eq!(v[0], v[1], "session leader: {text}");
     assert!(v[0].parse::<i32>().unwrap() < 100, "a sandbox PID: {text}");
-    // Nothing left but init and the first program.
+    // Nothing left but init, the holder of the program's session and the program.
     let o = root.run(&["ps", "--json", "x"]);
     let procs: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(procs.len(), 2, "{procs:?}");
+    assert_eq!(procs.len(), 3, "{procs:?}");
     // Into a stopped sandbox: refused.
     assert_eq!(code(&root.run(&["kill", "x", "KILL"])), 0);
     assert_eq!(code(&root.run(&["wait", "x"])), 137);
@@ -858,12 +860,13 @@ fn a_client_gone_mid_exec_leaves_no_process() {
         drop(c);
     }
     // Every process started for those requests is killed and reaped: the sandbox
-    // holds init and its first program only.
+    // holds init, the holder of the program's session and its first program only
+    // (and `ps` a header line).
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let o = root.run(&["ps", "m"]);
         let left = with_marker(&marker);
-        if out(&o).lines().count() == 3 && left.is_empty() {
+        if out(&o).lines().count() == 4 && left.is_empty() {
             break;
         }
         assert!(

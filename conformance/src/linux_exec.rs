@@ -40,10 +40,12 @@ static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub enum Target {
     /// Linux: the `init` actor is PID 1 of a fresh PID namespace (the model's shape).
     Linux,
-    /// Linux, with PID 1 a non-actor that forks the `init` actor (a session leader and
-    /// child subreaper): the shape the actors have inside `sandbox run`, whose own init
-    /// is PID 1 (see `puppet::reaper_with_init`). The reference of the sandbox
-    /// executors; `explicit_ctty` as for [`SandboxTty::Borrowed`].
+    /// Linux, with PID 1 a non-actor in a session of its own, its child the holder
+    /// (PID 3, another session) and the holder's child the program (PID 2, a group of
+    /// its own), which forks the `init` actor (a session leader and child subreaper):
+    /// the shape the actors have inside `sandbox run`, whose own init is PID 1 (see
+    /// `puppet::sandbox_shaped_pid1`, `puppet::reaper_with_init`). The reference of the
+    /// sandbox executors; `explicit_ctty` as for [`SandboxTty::Borrowed`].
     LinuxReaper { explicit_ctty: bool },
     /// Inside `sandbox run` (the binary at `sandbox`), the terminal borrowed or owned.
     Sandbox { sandbox: PathBuf, tty: SandboxTty },
@@ -474,13 +476,15 @@ impl Run {
             .actors
             .first()
             .and_then(|init| status_field(&format!("/proc/{}/status", init.host_tgid), "PPid:"));
-        // The sandbox's init reaps what the `init` actor leaves behind: it must be
-        // asleep too when a step ends.
-        if let Some(init) = r
-            .program
-            .and_then(|p| status_field(&format!("/proc/{p}/status"), "PPid:"))
-        {
-            r.watched.push(init);
+        // The sandbox's init reaps what the `init` actor leaves behind, and the holder
+        // of the program's session (the program's parent, init's child) waits for the
+        // program: both must be asleep too when a step ends.
+        let parent = |p: i32| status_field(&format!("/proc/{p}/status"), "PPid:");
+        if let Some(holder) = r.program.and_then(parent) {
+            r.watched.push(holder);
+            if let Some(init) = parent(holder) {
+                r.watched.push(init);
+            }
         }
         if tty == SandboxTty::Owned {
             if let Some(init) = r.actors.first() {

@@ -513,22 +513,36 @@ fn nsroot(socket: &str, reaper: bool, explicit_ctty: bool) -> i32 {
 }
 
 /// PID 1 in the sandbox's shape: like the sandbox's init, it leads a session of its
-/// own, forks the "program" (a group of its own in that session, running
-/// [`reaper_with_init`]), reaps every orphan handed to it, and ends (taking the
-/// namespace with it) when the program ends.
+/// own and forks the holder (PID 3), which leads the program's session and forks the
+/// "program" (PID 2, a group of its own in the holder's session, running
+/// [`reaper_with_init`]) and waits for it; PID 1 reaps every orphan handed to it, and
+/// ends (taking the namespace with it) when the holder ends.
 fn sandbox_shaped_pid1() -> i32 {
     let _ = sys::sigprocmask(libc::SIG_SETMASK, Some(ALL_SIGNALS));
     sys::close_from(0);
     let _ = sys::setsid();
-    match sys::fork() {
+    match sys::fork_with_pid(3) {
         Ok(0) => {
             sys::die_with_parent();
-            let _ = sys::setpgid(0, 0);
-            reaper_with_init()
+            let _ = sys::setsid();
+            match sys::fork_with_pid(2) {
+                Ok(0) => {
+                    sys::die_with_parent();
+                    let _ = sys::setpgid(0, 0);
+                    reaper_with_init()
+                }
+                Ok(program) => loop {
+                    match sys::wait4(program, libc::__WALL) {
+                        Err(libc::EINTR) => continue,
+                        _ => return 0,
+                    }
+                },
+                Err(_) => 3,
+            }
         }
-        Ok(program) => loop {
+        Ok(holder) => loop {
             match sys::wait4(-1, libc::__WALL) {
-                Ok(Some((pid, _))) if pid == program => return 0,
+                Ok(Some((pid, _))) if pid == holder => return 0,
                 Err(libc::ECHILD) => return 0,
                 _ => continue,
             }
@@ -538,7 +552,8 @@ fn sandbox_shaped_pid1() -> i32 {
 }
 
 /// The `init` actor one level down, as it must be inside `sandbox run` (whose PID 1 is
-/// the sandbox's own init and whose program is in that init's session): this process
+/// the sandbox's own init and whose program is in the session of init's child, the
+/// holder): this process
 /// (a non-actor) blocks every signal it can, closes its descriptors and forks the
 /// `init` actor, which takes a session of its own, becomes a child subreaper (so that
 /// orphans are handed to it, as to the namespace's init) and serves; this process then

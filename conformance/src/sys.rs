@@ -137,6 +137,47 @@ pub fn fork() -> Res<i32> {
     check_int(unsafe { libc::fork() })
 }
 
+/// A fork whose child gets PID `tid` in the caller's PID namespace (`clone3` with
+/// `set_tid`; needs CAP_SYS_ADMIN over the namespace); a plain fork when refused, as
+/// the sandbox's init does.
+pub fn fork_with_pid(tid: i32) -> Res<i32> {
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    let tids: [libc::pid_t; 1] = [tid];
+    let mut args = CloneArgs {
+        exit_signal: libc::SIGCHLD as u64,
+        set_tid: tids.as_ptr() as u64,
+        set_tid_size: 1,
+        ..CloneArgs::default()
+    };
+    // SAFETY: `args` is a valid clone_args of the size passed and `tids` outlives the
+    // call; with no stack the child continues on a copy of this one, as after fork.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match check(r) {
+        Ok(pid) => Ok(pid as i32),
+        Err(_) => fork(),
+    }
+}
+
 pub fn gettid() -> i32 {
     // SAFETY: no arguments.
     unsafe { libc::gettid() }

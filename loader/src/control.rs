@@ -205,6 +205,7 @@ pub(crate) fn encode(m: &Message) -> (Vec<u8>, Vec<RawFd>) {
             w.fs(&p.fs);
             w.program(&p.program);
             w.filter(&p.init_filter);
+            w.filter(&p.holder_filter);
             w.bool(p.wait_for_cgroup);
             w.opt_path(&p.join_netns)
         }
@@ -243,6 +244,7 @@ pub(crate) fn decode(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<Message, Protoco
             fs: r.fs()?,
             program: r.program()?,
             init_filter: r.filter()?,
+            holder_filter: r.filter()?,
             wait_for_cgroup: r.bool()?,
             join_netns: r.opt(Reader::path)?,
         })),
@@ -748,6 +750,7 @@ mod tests {
             },
             program,
             init_filter: crate::seccomp::init_filter().unwrap(),
+            holder_filter: crate::seccomp::holder_filter().unwrap(),
             wait_for_cgroup: true,
             join_netns: Some("/run/netns/n1".into()),
         }))
@@ -778,6 +781,7 @@ mod tests {
         assert!(back.program.start_gate.is_none());
         assert_eq!(back.join_netns, orig.join_netns);
         assert_eq!(back.init_filter, orig.init_filter);
+        assert_eq!(back.holder_filter, orig.holder_filter);
         assert!(back.wait_for_cgroup);
         let pty = back.program.pty.unwrap();
         assert_eq!(pty.attach, crate::TerminalAttach::Unattached);

@@ -173,6 +173,9 @@ pub(crate) enum ForegroundJob {
 pub(crate) struct ExitTable {
     /// The first program, once registered.
     pub program: Option<Pid>,
+    /// The program's parent, leader of its session (init's child), once registered:
+    /// like init, not a target of a signal to every process.
+    pub holder: Option<Pid>,
     /// Processes whose end is awaited (the program, exec'd processes).
     pub running: HashSet<Pid>,
     /// Ended, not yet waited for: PID → wait status.
@@ -329,6 +332,7 @@ impl Core {
                 // The first program last: its end ends the sandbox (init exits and the
                 // kernel kills the rest with SIGKILL before they see this signal).
                 let first = self.program_if_started();
+                let holder = self.exits.lock().holder;
                 loop {
                     let mut round = false;
                     let mut order = sup.k.processes();
@@ -336,7 +340,7 @@ impl Core {
                     for p in order {
                         let alive = sup.k.thread_group(p).is_some_and(|g| g.is_alive());
                         let again = sig == libc::SIGKILL || !signalled.contains(&p);
-                        if p != Kernel::INIT && alive && again {
+                        if p != Kernel::INIT && Some(p) != holder && alive && again {
                             let sent = sup
                                 .k
                                 .deliver_signal(DeliveryMode::Process, p, sig)
@@ -420,31 +424,58 @@ impl Core {
         Ok(out)
     }
 
-    /// The first program has installed its filters: registers it in the sentry (init's
-    /// child; init's session takes the main terminal with the program's group in the
+    /// The first program has installed its filters: registers it in the sentry with
+    /// its parent, the holder (init's child, leader of the program's session: the
+    /// holder's session takes the main terminal with the program's group in the
     /// foreground). Returns its sandbox PID.
-    /// `attach`: init's session takes the main terminal and the program's group is its
-    /// foreground (else the terminal starts as nobody's, see [`crate::TerminalAttach`]).
+    /// `attach`: the holder's session takes the main terminal and the program's group
+    /// is its foreground (else the terminal starts as nobody's, see
+    /// [`crate::TerminalAttach`]).
     /// `privileged`: whether the program counts as privileged in the sentry (it keeps
     /// CAP_SYS_ADMIN); its descendants inherit that.
     pub fn register_program(&self, attach: bool, privileged: bool) -> Option<Pid> {
         let mut guard = self.sup.lock();
         let sup = &mut *guard;
         let init_host = sup.procs.init_host;
-        let host = crate::procfs::children(init_host)
-            .ok()
-            .and_then(|c| c.into_iter().next())?;
+        let first_child = |host: i32| {
+            crate::procfs::children(host)
+                .ok()
+                .and_then(|c| c.into_iter().next())
+        };
+        let holder_host = first_child(init_host)?;
+        let holder_info = crate::procfs::read(holder_host).ok()?;
+        let host = first_child(holder_host)?;
         let info = crate::procfs::read(host).ok()?;
+        let holder = holder_info.ns_pid;
         let p = info.ns_pid;
+        let _ = sup.procs.translate(&mut sup.k, holder_info.host_pid);
         let _ = sup.procs.translate(&mut sup.k, info.host_pid);
+        // The holder keeps init's privileges (it makes no notified call).
+        let held = sup.k.host_adopt(HostProcess {
+            pid: holder,
+            parent: Some(Kernel::INIT),
+            pgid: holder_info.ns_pgid,
+            sid: holder_info.ns_sid,
+            did_exec: holder_info.did_exec,
+        });
+        if held.is_ok() {
+            sup.procs.watch(holder, holder_info.host_pid);
+        }
+        // (Adopted already when a reconcile ran before the program's listener came.)
+        if sup.k.thread_group(holder).is_some() {
+            self.exits.lock().holder = Some(holder);
+        }
+        for t in sup.terminals.iter_mut().filter(|t| Some(t.id) == sup.main) {
+            t.leader_host = holder_info.host_pid;
+        }
         if let Some(id) = sup.main.filter(|_| attach) {
-            if let Err(e) = sup.k.open_tty(Kernel::INIT, id, OpenFlags::RDWR) {
+            if let Err(e) = sup.k.open_tty(holder, id, OpenFlags::RDWR) {
                 tracing::error!(%e, "could not give the sandbox's session its terminal");
             }
         }
         let adopted = sup.k.host_adopt(HostProcess {
             pid: p,
-            parent: Some(Kernel::INIT),
+            parent: Some(holder),
             pgid: info.ns_pgid,
             sid: info.ns_sid,
             did_exec: info.did_exec,
@@ -456,15 +487,15 @@ impl Core {
             let _ = sup.k.set_privileged(p, privileged);
         }
         if let (Ok(()), Some(id), true) = (adopted, sup.main, attach) {
-            if let Err(e) = sup.k.tiocspgrp(Kernel::INIT, id, info.ns_pgid) {
+            if let Err(e) = sup.k.tiocspgrp(holder, id, info.ns_pgid) {
                 tracing::error!(%e, "could not put the program in the foreground");
             }
         }
         Some(p)
     }
 
-    /// init created the first program's pty (`pts/n`): registers it as the main
-    /// terminal, an owned pty led by init. `keep` is the loader's copy of the master
+    /// The holder created the first program's pty (`pts/n`): registers it as the main
+    /// terminal, an owned pty led by the holder (init's child). `keep` is the loader's copy of the master
     /// (none when it went to a console socket).
     pub fn register_main_pty(
         &self,
@@ -483,7 +514,12 @@ impl Core {
                 .unwrap_or_else(sandbox_sentry::Termios::linux_default),
             ws.map(winsize_from_host).unwrap_or_default(),
         );
-        let leader_host = sup.procs.init_host;
+        // The holder (init's only child until it forks the program); once the program
+        // is registered this is checked again.
+        let leader_host = crate::procfs::children(sup.procs.init_host)
+            .ok()
+            .and_then(|c| c.into_iter().next())
+            .unwrap_or(sup.procs.init_host);
         sup.terminals.push(Terminal {
             id,
             binding: Binding::OwnedPty,

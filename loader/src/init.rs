@@ -9,20 +9,43 @@
 //! `/proc/1/{mem,environ,fd/*}` to any process without CAP_SYS_PTRACE over it, which
 //! the program never has) and sets `no_new_privs`; takes a session of its own (so that
 //! no sandbox process is ever in the user's session: the borrowed terminal can never
-//! become its host controlling terminal; with an owned pty, that session's controlling
-//! terminal, whose hangup SIGHUP init passes on to the program's group as a shell
-//! passes it to its jobs), builds the filesystem view, waits until the loader has moved
-//! it into the sandbox's cgroups ([`crate::cgroup`]; so that the program and all it
-//! starts are counted from their first instruction), forks the program, confines
-//! itself to its own seccomp allow-list ([`seccomp::init_filter`]: waiting, reaping,
-//! signalling, reporting), reaps every orphan, reports the program's end, and exits — which kills whatever is left in the
+//! become its host controlling terminal), builds the filesystem view, waits until the
+//! loader has moved it into the sandbox's cgroups ([`crate::cgroup`]; so that the
+//! program and all it starts are counted from their first instruction), forks the
+//! holder, confines itself to its own seccomp allow-list ([`seccomp::init_filter`]:
+//! waiting, reaping, signalling, reporting), reaps every orphan, and exits once the
+//! holder has reported the program's end — which kills whatever is left in the
 //! namespace. It also exits when the loader goes away: its control socket hangs up.
 //! (PR_SET_PDEATHSIG would not do: with the fork fallback init's parent is an
 //! intermediate process that exits at once.) As PID 1 of its namespace it gets no
 //! signal from inside that it has no handler for (it has none): SIGSTOP and SIGKILL
 //! from the program do nothing.
 //!
-//! The program: a process group of its own in init's session, default signal
+//! The holder: init's child (PID 3), non-dumpable and `no_new_privs` like init (both
+//! are inherited across fork), leader of the program's session (setsid). With an
+//! owned pty, its session's controlling terminal, whose hangup SIGHUP it passes on to
+//! the program's group (with SIGCONT) as a shell passes it to its jobs. It forks the
+//! program (PID 2), blocks every signal it can, installs its own allow-list
+//! ([`seccomp::holder_filter`]: wait, signal, report), waits for the program and reports its stops,
+//! continuations and end on the control socket, and exits with the program's code.
+//! Why a holder: a process group is orphaned when no member has a parent in another
+//! group of the same session (Linux `will_become_orphaned_pgrp`). The program's group
+//! must not be (Linux discards SIGTSTP, SIGTTIN and SIGTTOU for an orphaned group:
+//! vim's ^Z, a forwarded SIGTSTP would do nothing), so its parent must be in its
+//! session; but a process whose parent exits is reparented to init, and a group left
+//! behind that way must be orphaned as on a real machine, where init is in a session
+//! of its own (a stopped job left behind gets SIGHUP and SIGCONT). So init has its
+//! session and the holder, a parent that lives as long as the program, has the
+//! program's. The program can signal the holder (it is not PID 1): init continues it
+//! when it stops, and when it dies before reporting the program's end, the program
+//! (then init's child) is watched and reported by init.
+//!
+//! PIDs: init forks the holder with `clone3` `set_tid` = 3 and the holder forks the
+//! program with `set_tid` = 2 (both have CAP_SYS_ADMIN in the PID namespace's owner);
+//! where the kernel refuses `set_tid`, plain forks: the holder is then PID 2 and the
+//! program PID 3.
+//!
+//! The program: a process group of its own in the holder's session, default signal
 //! dispositions and an empty mask, `no_new_privs` (always: no execve inside gains a
 //! privilege from set-user-ID bits or file capabilities), its seccomp policy
 //! ([`seccomp::program_filter`]), then the notify filter whose listener goes to the
@@ -30,15 +53,12 @@
 //! credentials: the bounding set cut to [`ProgramPlan::capabilities`], the user and group
 //! (`--user`, checked with getresuid/getresgid afterwards), and exactly the kept
 //! capabilities in the effective, permitted, inheritable and ambient sets (none by
-//! default, as root too: rlimits then bind it, and it cannot ptrace init), then exec.
-//! The program is dumpable again after its exec (the kernel resets it when the real and
-//! effective ids agree), so it can debug itself and its children. In the sentry, init's
-//! session has the borrowed terminal as controlling terminal and the program's group in
-//! the foreground. The program is deliberately not a session leader: its group's parent
-//! (init) is then in the same session, so the group is not orphaned and stop signals
-//! work on it (vim's ^Z, a forwarded SIGTSTP), as for a program started by a shell; a
-//! session-leader program would be in an orphaned group, where Linux discards SIGTSTP,
-//! SIGTTIN and SIGTTOU.
+//! default, as root too: rlimits then bind it, and it cannot ptrace init or the
+//! holder), then exec. The program is dumpable again after its exec (the kernel resets
+//! it when the real and effective ids agree), so it can debug itself and its children.
+//! In the sentry, the holder's session has the borrowed terminal as controlling
+//! terminal and the program's group in the foreground. The program is deliberately
+//! not a session leader: a session-leader program would be in an orphaned group.
 
 use crate::capability::CapSet;
 use crate::control;
@@ -101,9 +121,11 @@ pub(crate) struct ProgramPlan {
 pub(crate) struct InitPlan {
     pub fs: FsSpec,
     pub program: ProgramPlan,
-    /// init's own allow-list ([`seccomp::init_filter`]), installed once the program is
+    /// init's own allow-list ([`seccomp::init_filter`]), installed once the holder is
     /// forked.
     pub init_filter: Filter,
+    /// The holder's ([`seccomp::holder_filter`]), installed once the program is forked.
+    pub holder_filter: Filter,
     /// The loader creates the sandbox's cgroups while init builds the filesystem, then
     /// sends the `tasks` file of each v1 cgroup (`J`: init writes `0` to it, moving
     /// itself with no global lock, see [`crate::cgroup::SandboxCgroup`]), moves init
@@ -205,17 +227,11 @@ pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
     if let Err(e) = mounts::setup_filesystem(&plan.fs) {
         return fail(e.to_string());
     }
-    let slave = match &plan.program.pty {
-        Some(p) => match open_pty(control, p) {
-            Ok(slave) => Some(slave),
-            Err(e) => return fail(e),
-        },
-        None => None,
-    };
     let mut chld = SigSet::empty();
     chld.add(Signal::SIGCHLD);
-    // init leads the session that owns the terminal: a hangup sends it SIGHUP, which it
-    // passes to the program's group as a shell passes it to its jobs.
+    // The holder leads the session that owns the terminal: a hangup sends it SIGHUP,
+    // which it passes to the program's group as a shell passes it to its jobs (blocked
+    // here already, so that the holder, which shares this signalfd, never misses one).
     chld.add(Signal::SIGHUP);
     if let Err(e) = chld.thread_block() {
         return fail(format!("blocking SIGCHLD: {e}"));
@@ -239,12 +255,113 @@ pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
             }
         }
     }
+    // The holder tells init the program's PID, then (last thing before it exits) that
+    // the program's end is reported.
+    let (from_holder, to_init) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => return fail(format!("pipe2: {e}")),
+    };
+    let holder = match fork_as(HOLDER_PID) {
+        Ok(Forked::Child) => {
+            drop(from_holder);
+            clone::exit_now(holder_main(plan, control, &sigfd, to_init))
+        }
+        Ok(Forked::Parent { pid, .. }) => pid,
+        Err(e) => return fail(format!("fork: {e}")),
+    };
+    drop(to_init);
+    let mut pid = [0u8; 4];
+    let program = match read_exact(from_holder.as_fd(), &mut pid) {
+        Ok(()) => i32::from_ne_bytes(pid),
+        // The holder failed (and said why on the control socket).
+        Err(_) => {
+            let _ = waitpid(nix::unistd::Pid::from_raw(holder), None);
+            return SETUP_FAILED;
+        }
+    };
+    // Never blocks later: the program holds a copy of the write end until its exec
+    // (close-on-exec), which may wait for an OCI start.
+    if let Err(e) = nix::fcntl::fcntl(
+        &from_holder,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    ) {
+        return fail(format!("fcntl: {e}"));
+    }
+    // From here on init only waits, reaps, signals and reports.
+    if let Err(e) = seccomp::install(&plan.init_filter) {
+        return fail(format!("installing init's seccomp filter: {e}"));
+    }
+    let mut watch = Watch {
+        control,
+        sigfd: &sigfd,
+        program,
+        executed: None,
+        reap_all: true,
+        forward_hangup: false,
+        holder: Some(Holder {
+            pid: holder,
+            done: from_holder,
+        }),
+    };
+    watch.run()
+}
+
+/// The PID the holder asks for (the program's is 2, as it was when init forked it).
+const HOLDER_PID: i32 = 3;
+/// The PID the program asks for.
+const PROGRAM_PID: i32 = 2;
+
+/// A fork whose child is `pid` in the sandbox's PID namespace (init and the holder
+/// have CAP_SYS_ADMIN in its user namespace); a plain fork (the next free PID) when
+/// the kernel refuses `set_tid` (before Linux 5.5, or a seccomp profile around the
+/// loader that refuses clone3): the holder is then PID 2 and the program PID 3.
+fn fork_as(pid: i32) -> Result<Forked, nix::errno::Errno> {
+    match clone::fork_with_pid(pid) {
+        Ok(f) => Ok(f),
+        Err(_) => clone::fork(),
+    }
+}
+
+fn read_exact(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> Result<(), nix::errno::Errno> {
+    let mut got = 0;
+    while got < buf.len() {
+        match nix::unistd::read(fd, &mut buf[got..]) {
+            Ok(0) => return Err(nix::errno::Errno::EPIPE),
+            Ok(n) => got += n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The holder: init's child, leader of the program's session (so that the program's
+/// group, whose parent is in the same session, is not orphaned, while processes
+/// reparented to init, in another session, are, as on Linux). It creates the owned
+/// pty (its session's controlling terminal), forks the program, confines itself to
+/// its allow-list ([`seccomp::holder_filter`]: wait, signal, report), blocks every
+/// signal it can (nothing the program sends it but SIGKILL and SIGSTOP acts: init
+/// continues it when it stops, and takes over the program when it dies), passes a
+/// hangup's SIGHUP on to the program's group, reports the program's stops and end
+/// like init did, and exits with the program's code.
+fn holder_main(plan: &InitPlan, control: RawFd, sigfd: &SignalFd, to_init: OwnedFd) -> i32 {
+    let fail = |what: String| failed(control, what);
+    if let Err(e) = nix::unistd::setsid() {
+        return fail(format!("setsid (the program's session): {e}"));
+    }
+    let slave = match &plan.program.pty {
+        Some(p) => match open_pty(control, p) {
+            Ok(slave) => Some(slave),
+            Err(e) => return fail(e),
+        },
+        None => None,
+    };
     let slave_fd = slave.as_ref().map(|s| s.as_raw_fd());
-    let program = match clone::fork() {
+    let program = match fork_as(PROGRAM_PID) {
         Ok(Forked::Child) => clone::exit_now(program_main(
             &plan.program,
             control,
-            Session::InitsSession,
+            Session::HoldersSession,
             slave_fd,
         )),
         Ok(Forked::Parent { pid, .. }) => pid,
@@ -252,8 +369,8 @@ pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
     };
     // A pty that starts as nobody's controlling terminal may have no slave open for a
     // while (the program may close its stdio before a session leader opens the pty):
-    // init holds one, so that the loader's master never reads EIO meanwhile (the proxy
-    // ends there). Otherwise the program's descriptors are the only ones.
+    // the holder keeps one, so that the loader's master never reads EIO meanwhile (the
+    // proxy ends there). Otherwise the program's descriptors are the only ones.
     let _held_slave = match plan.program.pty.as_ref().map(|p| p.attach) {
         Some(crate::TerminalAttach::Unattached) => slave,
         _ => {
@@ -261,22 +378,47 @@ pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
             None
         }
     };
-    // From here on init only waits, reaps, signals and reports.
-    if let Err(e) = seccomp::install(&plan.init_filter) {
-        return fail(format!("installing init's seccomp filter: {e}"));
+    let kill_program = || {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(program), Signal::SIGKILL);
+    };
+    if let Err(e) = signal::block_all() {
+        kill_program();
+        return fail(format!("blocking signals: {e}"));
+    }
+    if let Err(e) = nix::unistd::write(&to_init, &program.to_ne_bytes()) {
+        kill_program();
+        return fail(format!("telling init the program's PID: {e}"));
+    }
+    if let Err(e) = seccomp::install(&plan.holder_filter) {
+        kill_program();
+        return fail(format!("installing the holder's seccomp filter: {e}"));
     }
     report(control, control::Message::ProgramPid(program));
     let mut watch = Watch {
         control,
-        sigfd: &sigfd,
+        sigfd,
         program,
         executed: None,
-        reap_all: true,
+        reap_all: false,
+        forward_hangup: true,
+        holder: None,
     };
-    watch.run()
+    let code = watch.run();
+    // The program's end is reported: init may end the sandbox when the holder is gone.
+    let _ = nix::unistd::write(&to_init, b"e");
+    code
 }
 
-/// The program's parent (init, or an exec helper) waits for it and reports.
+/// init's view of the holder.
+struct Holder {
+    pid: i32,
+    /// The holder writes a byte on it once the program's end is reported.
+    done: OwnedFd,
+}
+
+/// The program's parent (the holder, or an exec helper) waits for it and reports;
+/// init waits for the holder (and, should the holder die first, for the program,
+/// which is then init's child).
 struct Watch<'a> {
     control: RawFd,
     sigfd: &'a SignalFd,
@@ -287,6 +429,11 @@ struct Watch<'a> {
     executed: Option<OwnedFd>,
     /// Reap every child (init: orphans of the namespace), not only the program.
     reap_all: bool,
+    /// SIGHUP (the session's terminal hung up) goes on to the program's group, with
+    /// SIGCONT, as a shell passes it to its jobs (the holder).
+    forward_hangup: bool,
+    /// init: the holder, while it lives.
+    holder: Option<Holder>,
 }
 
 impl Watch<'_> {
@@ -329,7 +476,7 @@ impl Watch<'_> {
                 report(self.control, control::Message::Executed);
             }
             while let Ok(Some(si)) = self.sigfd.read_signal() {
-                if si.ssi_signo == libc::SIGHUP as u32 {
+                if self.forward_hangup && si.ssi_signo == libc::SIGHUP as u32 {
                     let group = nix::unistd::Pid::from_raw(-self.program);
                     let _ = nix::sys::signal::kill(group, Signal::SIGHUP);
                     let _ = nix::sys::signal::kill(group, Signal::SIGCONT);
@@ -342,17 +489,29 @@ impl Watch<'_> {
                 } else {
                     Some(nix::unistd::Pid::from_raw(self.program))
                 };
-                match waitpid(which, Some(flags)) {
+                let st = match waitpid(which, Some(flags)) {
                     Ok(WaitStatus::StillAlive) | Err(_) => break,
-                    Ok(WaitStatus::Stopped(p, sig)) if p.as_raw() == self.program => {
+                    Ok(st) => st,
+                };
+                let pid = st.pid().map(|p| p.as_raw());
+                if let (Some(h), Some(pid)) = (&self.holder, pid) {
+                    if pid == h.pid {
+                        if let Some(code) = self.holder_changed(st) {
+                            return code;
+                        }
+                        continue;
+                    }
+                }
+                match st {
+                    WaitStatus::Stopped(p, sig) if p.as_raw() == self.program => {
                         report(self.control, control::Message::ProgramStopped(sig as i32));
                     }
-                    Ok(WaitStatus::Continued(p)) if p.as_raw() == self.program => {
+                    WaitStatus::Continued(p) if p.as_raw() == self.program => {
                         report(self.control, control::Message::ProgramContinued);
                     }
-                    Ok(WaitStatus::Stopped(..)) | Ok(WaitStatus::Continued(..)) => {}
-                    Ok(st) => {
-                        if st.pid().map(|p| p.as_raw()) == Some(self.program) {
+                    WaitStatus::Stopped(..) | WaitStatus::Continued(..) => {}
+                    st => {
+                        if pid == Some(self.program) {
                             let raw = raw_status(st);
                             if self.executed.take().is_some() {
                                 report(self.control, control::Message::Executed);
@@ -362,6 +521,48 @@ impl Watch<'_> {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// init: the holder stopped, continued or ended. Returns init's exit code when the
+    /// sandbox is done (the holder reported the program's end, or could not start it).
+    fn holder_changed(&mut self, st: WaitStatus) -> Option<i32> {
+        let h = self.holder.as_ref()?;
+        match st {
+            // Stopped by a signal from the program (it cannot block SIGSTOP): it must
+            // go on watching the program.
+            WaitStatus::Stopped(..) => {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(h.pid), Signal::SIGCONT);
+                None
+            }
+            WaitStatus::Continued(..) => None,
+            st => {
+                // Ended. It wrote its byte before exiting if it reported the program's
+                // end; if it was killed before, the program (when it still lives) is
+                // init's child now and init watches it. A program init cannot wait for
+                // is gone already (reaped by the holder).
+                let mut byte = [0u8; 1];
+                let reported = matches!(nix::unistd::read(h.done.as_fd(), &mut byte), Ok(1));
+                // ECHILD: not init's child (reaped by the holder); the status, if any,
+                // stays for the loop (WNOWAIT).
+                let orphaned_program = nix::sys::wait::waitid(
+                    nix::sys::wait::Id::Pid(nix::unistd::Pid::from_raw(self.program)),
+                    WaitPidFlag::WNOHANG
+                        | WaitPidFlag::WNOWAIT
+                        | WaitPidFlag::WEXITED
+                        | WaitPidFlag::WSTOPPED
+                        | WaitPidFlag::WCONTINUED,
+                )
+                .is_ok();
+                self.holder = None;
+                if reported || !orphaned_program {
+                    return Some(match st {
+                        WaitStatus::Exited(_, code) => code,
+                        st => shell_code(raw_status(st)),
+                    });
+                }
+                None
             }
         }
     }
@@ -420,6 +621,8 @@ pub(crate) fn exec_helper_main(plan: &ExecPlan, control: RawFd) -> i32 {
         program,
         executed: Some(executed_rd),
         reap_all: false,
+        forward_hangup: false,
+        holder: None,
     };
     watch.run()
 }
@@ -427,8 +630,8 @@ pub(crate) fn exec_helper_main(plan: &ExecPlan, control: RawFd) -> i32 {
 /// Which session the program is in.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Session {
-    /// init's, in a process group of its own (the first program).
-    InitsSession,
+    /// The holder's, in a process group of its own (the first program).
+    HoldersSession,
     /// A new one it leads (an exec'd process).
     Own,
 }
@@ -520,7 +723,7 @@ fn program_main(
     let fail = |what: String| failed(control, what);
     let mut own_slave = None;
     match session {
-        Session::InitsSession => {
+        Session::HoldersSession => {
             if let Err(e) =
                 nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))
             {

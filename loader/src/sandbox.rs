@@ -616,6 +616,7 @@ impl Sandbox {
                 }),
             },
             init_filter,
+            holder_filter: seccomp::holder_filter()?,
             wait_for_cgroup: join_cgroup,
             join_netns: spec.join_netns.clone(),
         };

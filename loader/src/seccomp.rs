@@ -1,12 +1,13 @@
 //! The sandbox's seccomp programs and the user-notification listener.
 //!
-//! # Four filters
+//! # Five filters
 //!
 //! | filter | installed on | programs | listed syscalls | everything else |
 //! |---|---|---|---|---|
 //! | [`program_filter`] | every sandboxed process, just before exec | number map (ours: ALLOW / EPERM / ENOSYS by number) + seccompiler (argument checks only) | ALLOW ([`ALLOW_SYSCALLS`], the argument-conditioned rows of [`DENY_SYSCALLS`] when their condition fails, `--seccomp-allow` names); EPERM ([`DENY_SYSCALLS`], [`DENY_IOCTLS`]); clone3: ENOSYS | ENOSYS (numbers the tables do not know, x32 numbers) |
 //! | [`notify_filter`] | the sandbox's first process, with a listener | ours | USER_NOTIF ([`NOTIFY_SYSCALLS`], [`NOTIFY_IOCTLS`], [`SUPERVISED_IOCTLS`], with `tty_io` also [`TTY_IO_SYSCALLS`]) | ALLOW |
-//! | [`init_filter`] | init, right after it forks the program | guard + seccompiler | ALLOW ([`INIT_SYSCALLS`]) | EPERM |
+//! | [`init_filter`] | init, right after it forks the holder; an exec helper, right after it forks its process | guard + seccompiler | ALLOW ([`INIT_SYSCALLS`]) | EPERM |
+//! | [`holder_filter`] | the holder (the program's parent, leader of its session), right after it forks the program | guard + seccompiler | ALLOW ([`HOLDER_SYSCALLS`]) | EPERM |
 //! | [`allow_filter`] | the loader itself once set up | guard + seccompiler | ALLOW ([`LOADER_SYSCALLS`], [`LOADER_IOCTLS`], extras); clone3: ENOSYS (guard) | EPERM |
 //!
 //! [`deny_filter`] (the deny list alone, everything else allowed) is the program's
@@ -23,7 +24,7 @@
 //!
 //! # Two compilers
 //!
-//! The deny list and the allow-lists of init and the loader are compiled by
+//! The deny list and the allow-lists of init, the holder and the loader are compiled by
 //! seccompiler: one match action, one default, argument tests on the low 32 bits
 //! (`SeccompCmpArgLen::Dword`). seccompiler lacks four things, which a small compiler
 //! of our own provides (see [`Instruction`] and the `bpf` module):
@@ -149,7 +150,10 @@ pub use bpf::{
     AUDIT_ARCH_I386, AUDIT_ARCH_NATIVE, MAX_INSTRUCTIONS, X32_SYSCALL_BIT,
 };
 pub use listener::{recv_listener, send_listener, Listener, Notification, Response, ERESTARTSYS};
-pub use program::{init_filter, program_filter, syscall_by_name, ALLOW_SYSCALLS, INIT_SYSCALLS};
+pub use program::{
+    holder_filter, init_filter, program_filter, syscall_by_name, ALLOW_SYSCALLS, HOLDER_SYSCALLS,
+    INIT_SYSCALLS,
+};
 pub use tables::{
     allow_filter, deny_filter, ioctls, notify_filter, NotifyOptions, DENY_IOCTLS, DENY_SYSCALLS,
     LOADER_IOCTLS, LOADER_SYSCALLS, NOTIFY_IOCTLS, NOTIFY_SYSCALLS, SUPERVISED_IOCTLS,

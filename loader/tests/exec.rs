@@ -761,8 +761,9 @@ fn exec_processes_are_confined_like_the_program() {
     program_cgroups.sort();
     let exec_cgroups: Vec<&str> = text.lines().filter(|l| l.contains(":/")).collect();
     assert_eq!(exec_cgroups, program_cgroups, "{text}");
-    // init, the program, the shell and its children: no helper in the sandbox's /proc.
-    assert!(text.lines().any(|l| l == "4" || l == "5"), "{text}");
+    // init, the holder of the program's session, the program, the shell and its
+    // children: no helper in the sandbox's /proc.
+    assert!(text.lines().any(|l| l == "5" || l == "6"), "{text}");
     // Creating namespaces is denied by the policy.
     assert!(text.contains("unshare=1"), "{text}");
     sandbox.destroy().unwrap();

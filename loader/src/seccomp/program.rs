@@ -632,6 +632,75 @@ pub const INIT_SYSCALLS: &[SyscallRule] = &[
     allow("exit_group", libc::SYS_exit_group, "init's end"),
 ];
 
+const HOLDER: &str = "the holder's loop after it forked the program";
+
+/// The holder's own allow-list (the program's parent, leader of its session; see
+/// `crate::init`), installed right after it forks the program: everything it does
+/// from then on (poll its control socket and signalfd, wait for the program, pass a
+/// hangup's SIGHUP and SIGCONT to the program's group, report on the control socket,
+/// tell init the end is reported, allocate, exit). Anything else fails with EPERM
+/// (foreign architectures are killed, x32 numbers get EPERM).
+pub const HOLDER_SYSCALLS: &[SyscallRule] = &[
+    allow("poll", x86_64_only!(SYS_poll), HOLDER),
+    allow("ppoll", libc::SYS_ppoll, HOLDER),
+    allow("read", libc::SYS_read, "the signalfd"),
+    allow(
+        "wait4",
+        libc::SYS_wait4,
+        "waiting for the program (waitpid)",
+    ),
+    allow(
+        "kill",
+        libc::SYS_kill,
+        "SIGHUP and SIGCONT to the program's group; SIGKILL when the loader is gone",
+    ),
+    allow(
+        "sendmsg",
+        libc::SYS_sendmsg,
+        "reports on the control socket",
+    ),
+    allow("sendto", libc::SYS_sendto, "reports on the control socket"),
+    allow(
+        "recvmsg",
+        libc::SYS_recvmsg,
+        "the control socket (read on hangup)",
+    ),
+    allow(
+        "write",
+        libc::SYS_write,
+        "reports; the byte that tells init the program's end is reported",
+    ),
+    allow(
+        "close",
+        libc::SYS_close,
+        "descriptors dropped on the way out",
+    ),
+    allow(
+        "fcntl",
+        libc::SYS_fcntl,
+        "std's check that a descriptor is open before it is closed (debug builds)",
+    ),
+    allow("rt_sigprocmask", libc::SYS_rt_sigprocmask, HOLDER),
+    allow("rt_sigreturn", libc::SYS_rt_sigreturn, "signal frames"),
+    allow(
+        "restart_syscall",
+        libc::SYS_restart_syscall,
+        "interrupted waits",
+    ),
+    allow("brk", libc::SYS_brk, "the allocator"),
+    allow("mmap", libc::SYS_mmap, "the allocator"),
+    allow("munmap", libc::SYS_munmap, "the allocator"),
+    allow("mremap", libc::SYS_mremap, "the allocator"),
+    allow("madvise", libc::SYS_madvise, "the allocator"),
+    allow("mprotect", libc::SYS_mprotect, "the allocator"),
+    allow("futex", libc::SYS_futex, "the allocator's and std's locks"),
+    allow("getpid", libc::SYS_getpid, HOLDER),
+    allow("gettid", libc::SYS_gettid, HOLDER),
+    allow("clock_gettime", libc::SYS_clock_gettime, HOLDER),
+    allow("exit", libc::SYS_exit, "the holder's end"),
+    allow("exit_group", libc::SYS_exit_group, "the holder's end"),
+];
+
 /// The row of `name` in [`ALLOW_SYSCALLS`] or [`DENY_SYSCALLS`] (the first one, for a
 /// syscall with several argument-conditioned rows); `None` for a name the tables do not
 /// classify. The row's `nr` is [`ABSENT`] for a syscall this architecture lacks.
@@ -730,6 +799,16 @@ pub fn init_filter() -> Result<Filter, SeccompError> {
     b.compile()
 }
 
+/// The holder's filter ([`HOLDER_SYSCALLS`]; everything else EPERM, foreign
+/// architectures killed), for the same reason as [`init_filter`].
+pub fn holder_filter() -> Result<Filter, SeccompError> {
+    let mut b = StackBuilder::new(Action::Allow, EPERM);
+    for rule in HOLDER_SYSCALLS {
+        b.rule(rule)?;
+    }
+    b.compile()
+}
+
 /// Numbers of every row of `table` that exists on this architecture.
 #[cfg(test)]
 fn numbers(table: &[SyscallRule]) -> Vec<c_long> {
@@ -765,7 +844,7 @@ mod tests {
                 rule.name
             );
         }
-        for table in [ALLOW_SYSCALLS, INIT_SYSCALLS] {
+        for table in [ALLOW_SYSCALLS, INIT_SYSCALLS, HOLDER_SYSCALLS] {
             for rule in table {
                 assert!(!rule.reason.is_empty(), "{} has no reason", rule.name);
                 assert_eq!(rule.action, Action::Allow, "{}", rule.name);
@@ -892,6 +971,32 @@ mod tests {
             program_filter(&["no_such_call"]),
             Err(SeccompError::UnknownSyscall(n)) if n == "no_such_call"
         ));
+    }
+
+    #[test]
+    fn holder_filter_decisions() {
+        let f = holder_filter().unwrap();
+        let z = [0u64; 6];
+        for rule in HOLDER_SYSCALLS.iter().filter(|r| r.nr != ABSENT) {
+            assert_eq!(act(&f, rule.nr, z), Some(Action::Allow), "{}", rule.name);
+        }
+        for nr in [
+            libc::SYS_execve,
+            libc::SYS_openat,
+            libc::SYS_clone,
+            libc::SYS_clone3,
+            libc::SYS_ptrace,
+            libc::SYS_mount,
+            libc::SYS_socket,
+            libc::SYS_ioctl,
+            libc::SYS_seccomp,
+            libc::SYS_setsid,
+            libc::SYS_setpgid,
+            libc::SYS_waitid,
+            libc::SYS_prctl,
+        ] {
+            assert_eq!(act(&f, nr, z), Some(EPERM), "{nr}");
+        }
     }
 
     #[test]

@@ -61,6 +61,39 @@ pub(crate) fn clone3(flags: u64, exit_signal: i32) -> Result<Forked, Errno> {
     }
 }
 
+/// A fork (exit signal SIGCHLD) whose child gets the PID `tid` in the caller's PID
+/// namespace: `clone3` with `set_tid` (Linux 5.5). Linux allows it only to a caller
+/// with CAP_SYS_ADMIN in the user namespace that owns that PID namespace (else EPERM),
+/// and fails with EEXIST when `tid` is taken; older kernels say ENOSYS (or E2BIG,
+/// EINVAL).
+pub(crate) fn fork_with_pid(tid: i32) -> Result<Forked, Errno> {
+    let tids: [libc::pid_t; 1] = [tid];
+    let mut args = CloneArgs {
+        exit_signal: libc::SIGCHLD as u64,
+        set_tid: tids.as_ptr() as u64,
+        set_tid_size: 1,
+        ..CloneArgs::default()
+    };
+    // SAFETY: `args` is a valid, fully initialised clone_args of the size passed and
+    // `tids` (one level: the caller's namespace) outlives the call; with no stack
+    // given, the child continues on a copy of this stack, exactly as after fork().
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent {
+            pid: pid as i32,
+            pidfd: None,
+        }),
+    }
+}
+
 /// `clone(flags | CLONE_PIDFD | exit_signal)` with no new stack (fork-like).
 pub(crate) fn clone(flags: u64, exit_signal: i32) -> Result<Forked, Errno> {
     let mut pidfd: libc::c_int = -1;

@@ -330,13 +330,17 @@ impl Core {
                 let deadline = Instant::now() + Duration::from_secs(2);
                 let mut signalled = HashSet::new();
                 // The first program last: its end ends the sandbox (init exits and the
-                // kernel kills the rest with SIGKILL before they see this signal).
+                // kernel kills the rest with SIGKILL before they see this signal). But
+                // SIGKILL to the first program first: the rest dies with the sandbox
+                // anyway, and a program that waits for its children (a shell) would
+                // otherwise see them die and exit 0 before its own SIGKILL arrives.
                 let first = self.program_if_started();
                 let holder = self.exits.lock().holder;
+                let program_first = sig == libc::SIGKILL;
                 loop {
                     let mut round = false;
                     let mut order = sup.k.processes();
-                    order.sort_by_key(|&p| Some(p) == first);
+                    order.sort_by_key(|&p| (Some(p) == first) != program_first);
                     for p in order {
                         let alive = sup.k.thread_group(p).is_some_and(|g| g.is_alive());
                         let again = sig == libc::SIGKILL || !signalled.contains(&p);

@@ -1127,12 +1127,16 @@ enum Command {
 /// that does nothing, sent to this thread only); where the process already uses that
 /// signal (an embedder's), it polls before each receive instead. One thread per
 /// listener: the first program's and each exec'd process's ([`crate::core::Notifier`]).
-/// Whether the notification thread runs SCHED_FIFO. Measured with `loader_bench`
-/// (docs/PERFORMANCE.md, 2 CPUs, load average 8–9 from other work): a bare listener
-/// gains nothing from it, but the loader's notified call cost 6.6–11.9 µs without and
-/// 5.6–6.8 µs with it (a normal thread waits behind the load), and a real-time
-/// listener also shortens the window in which a signal makes a notified call fail with
-/// EINTR. So it does (when the loader may: CAP_SYS_NICE).
+///
+/// Whether the notification thread runs SCHED_FIFO (when the loader may:
+/// CAP_SYS_NICE). Measured with `loader_bench` (docs/PERFORMANCE.md, 2 CPUs): at load
+/// average 8–9 from other work it saved 1–5 µs per notified call (5.6–6.8 against
+/// 6.6–11.9 µs: a normal thread waits behind the load); on an idle machine it costs
+/// about 1 µs (5.4 against 4.4 µs in two runs interleaving both builds; the bare
+/// listener too, 4.4 against 3.3 µs). It stays, for what the time is worth less than:
+/// a notification not yet received can be interrupted by a caught signal (EINTR, a
+/// shell then turns job control off, docs/LOADER.md "Known limits"), and a real-time
+/// thread receives soonest whatever else runs.
 const REALTIME_NOTIFY_THREAD: bool = true;
 
 pub(crate) fn notify_thread(

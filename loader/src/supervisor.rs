@@ -754,8 +754,9 @@ impl Supervisor {
     pub fn observe(&mut self) {
         self.procs.ttys.clear();
         self.procs.ttys.extend(self.terminals.iter().map(|t| t.id));
+        let before = self.owned_pty_sessions();
         self.procs.observe(&mut self.k);
-        self.after_reconcile();
+        self.after_reconcile(&before);
     }
 
     /// Brings the sentry up to date with the host by a full walk (see
@@ -763,14 +764,26 @@ impl Supervisor {
     pub fn reconcile(&mut self) {
         self.procs.ttys.clear();
         self.procs.ttys.extend(self.terminals.iter().map(|t| t.id));
+        let before = self.owned_pty_sessions();
         self.procs.reconcile(&mut self.k);
-        self.after_reconcile();
+        self.after_reconcile(&before);
+    }
+
+    /// The sessions that hold an owned pty now (none without one: no allocation).
+    fn owned_pty_sessions(&self) -> Vec<Pid> {
+        self.terminals
+            .iter()
+            .filter(|t| t.binding == Binding::OwnedPty)
+            .filter_map(|t| self.k.tty(t.id).and_then(|x| x.session))
+            .collect()
     }
 
     /// With an owned pty, what the observed deaths make the sentry send (a session
     /// leader's SIGHUP to its terminal's foreground group) the host kernel has sent
-    /// already.
-    fn after_reconcile(&mut self) {
+    /// already. `before`: the sessions that held an owned pty before the deaths were
+    /// applied — the leader's death has taken the terminal from its session by now, and
+    /// the signals it caused go to that session's groups.
+    fn after_reconcile(&mut self, before: &[Pid]) {
         let owned: Vec<TtyId> = self
             .terminals
             .iter()
@@ -786,6 +799,9 @@ impl Supervisor {
             self.k.take_host_signals().into_iter().partition(|s| {
                 self.signal_session_tty(s.target)
                     .is_some_and(|t| owned.contains(&t))
+                    || self
+                        .signal_session(s.target)
+                        .is_some_and(|sid| before.contains(&sid))
             });
         if !dropped.is_empty() {
             tracing::debug!(?dropped, "sent by the host itself (owned pty)");
@@ -798,7 +814,16 @@ impl Supervisor {
 
     /// The controlling terminal of the session a host signal's target is in.
     fn signal_session_tty(&self, target: HostTarget) -> Option<TtyId> {
-        let sid = match target {
+        let sid = self.signal_session(target)?;
+        self.terminals
+            .iter()
+            .find(|t| self.k.tty(t.id).is_some_and(|x| x.session == Some(sid)))
+            .map(|t| t.id)
+    }
+
+    /// The session a host signal's target is in.
+    fn signal_session(&self, target: HostTarget) -> Option<Pid> {
+        match target {
             HostTarget::ProcessGroup(pg) => self.k.process_group(pg).map(|g| g.sid),
             HostTarget::Process(p) => self.k.thread_group(p).map(|g| g.sid),
             HostTarget::Thread(t) => self
@@ -806,11 +831,7 @@ impl Supervisor {
                 .task(t)
                 .and_then(|x| self.k.thread_group(x.tgid))
                 .map(|g| g.sid),
-        }?;
-        self.terminals
-            .iter()
-            .find(|t| self.k.tty(t.id).is_some_and(|x| x.session == Some(sid)))
-            .map(|t| t.id)
+        }
     }
 
     /// Owned pty: the host's foreground group (init's terminal's, from /proc) must be

@@ -141,12 +141,6 @@ fn run(scenarios: &[Scenario], tty: SandboxTty) -> Vec<Comparison> {
     results
 }
 
-/// Whether the first difference of `c` is one of the borrowed terminal's open()
-/// limits (see [`Comparison::stops_at_a_borrowed_open_limit`]).
-fn diverges_at_an_open(c: &Comparison) -> bool {
-    c.stops_at_a_borrowed_open_limit()
-}
-
 fn report(results: &[Comparison], allowed: &dyn Fn(&Comparison) -> bool) -> Vec<String> {
     results
         .iter()
@@ -192,7 +186,8 @@ fn corpus_agrees_with_linux_inside_the_sandbox_with_an_owned_pty() {
 fn corpus_agrees_with_linux_inside_the_sandbox_with_a_borrowed_terminal() {
     let results = run(&corpus(), SandboxTty::Borrowed);
     let d = report(&results, &|c| {
-        BORROWED_OPEN_LIMITS.contains(&c.scenario.name.as_str()) && diverges_at_an_open(c)
+        BORROWED_OPEN_LIMITS.contains(&c.scenario.name.as_str())
+            && c.stops_at_a_borrowed_open_limit()
     });
     assert!(d.is_empty(), "{} divergences:\n{}", d.len(), d.join("\n"));
     assert_races_rare(&results);
@@ -210,7 +205,7 @@ fn random_scenarios_agree_with_linux_inside_the_sandbox_with_an_owned_pty() {
 fn random_scenarios_agree_with_linux_inside_the_sandbox_with_a_borrowed_terminal() {
     // The borrowed terminal's open() limits show in random scenarios as in the corpus.
     let results = run(&random(), SandboxTty::Borrowed);
-    let d = report(&results, &diverges_at_an_open);
+    let d = report(&results, &Comparison::stops_at_a_borrowed_open_limit);
     assert!(d.is_empty(), "{} divergences:\n{}", d.len(), d.join("\n"));
     assert_races_rare(&results);
 }

@@ -792,18 +792,19 @@ pub fn program_filter<S: AsRef<str>>(allow: &[S]) -> Result<Filter, SeccompError
 /// from the table then shows as an error report instead of the whole sandbox dying
 /// with SIGSYS.
 pub fn init_filter() -> Result<Filter, SeccompError> {
-    let mut b = StackBuilder::new(Action::Allow, EPERM);
-    for rule in INIT_SYSCALLS {
-        b.rule(rule)?;
-    }
-    b.compile()
+    eperm_allow_list(INIT_SYSCALLS)
 }
 
 /// The holder's filter ([`HOLDER_SYSCALLS`]; everything else EPERM, foreign
 /// architectures killed), for the same reason as [`init_filter`].
 pub fn holder_filter() -> Result<Filter, SeccompError> {
+    eperm_allow_list(HOLDER_SYSCALLS)
+}
+
+/// `rules` allowed, everything else EPERM (foreign architectures killed).
+fn eperm_allow_list(rules: &[SyscallRule]) -> Result<Filter, SeccompError> {
     let mut b = StackBuilder::new(Action::Allow, EPERM);
-    for rule in HOLDER_SYSCALLS {
+    for rule in rules {
         b.rule(rule)?;
     }
     b.compile()

@@ -40,24 +40,33 @@ pub(crate) fn clone3(flags: u64, exit_signal: i32) -> Result<Forked, Errno> {
         exit_signal: exit_signal as u64,
         ..CloneArgs::default()
     };
-    // SAFETY: `args` is a valid, fully initialised clone_args of the size passed; with
-    // no stack given, the child continues on a copy of this stack, exactly as after
-    // fork(); `pidfd` outlives the call.
+    // `pidfd` outlives the call.
+    match raw_clone3(&mut args)? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent {
+            pid,
+            // SAFETY: with CLONE_PIDFD the kernel stored a new descriptor we now own.
+            pidfd: (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) }),
+        }),
+    }
+}
+
+/// The `clone3` system call with `args` (whose pointers must outlive the call): 0 in
+/// the child, the child's PID in the parent.
+fn raw_clone3(args: &mut CloneArgs) -> Result<i32, Errno> {
+    // SAFETY: `args` is a valid, fully initialised clone_args of the size passed, whose
+    // pointers the caller keeps alive for the call; with no stack given, the child
+    // continues on a copy of this stack, exactly as after fork().
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone3,
-            &mut args as *mut CloneArgs,
+            args as *mut CloneArgs,
             std::mem::size_of::<CloneArgs>(),
         )
     };
     match ret {
         -1 => Err(Errno::last()),
-        0 => Ok(Forked::Child),
-        pid => Ok(Forked::Parent {
-            pid: pid as i32,
-            // SAFETY: with CLONE_PIDFD the kernel stored a new descriptor we now own.
-            pidfd: (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) }),
-        }),
+        pid => Ok(pid as i32),
     }
 }
 
@@ -74,23 +83,10 @@ pub(crate) fn fork_with_pid(tid: i32) -> Result<Forked, Errno> {
         set_tid_size: 1,
         ..CloneArgs::default()
     };
-    // SAFETY: `args` is a valid, fully initialised clone_args of the size passed and
-    // `tids` (one level: the caller's namespace) outlives the call; with no stack
-    // given, the child continues on a copy of this stack, exactly as after fork().
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &mut args as *mut CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    match ret {
-        -1 => Err(Errno::last()),
+    // `tids` (one level: the caller's namespace) outlives the call.
+    match raw_clone3(&mut args)? {
         0 => Ok(Forked::Child),
-        pid => Ok(Forked::Parent {
-            pid: pid as i32,
-            pidfd: None,
-        }),
+        pid => Ok(Forked::Parent { pid, pidfd: None }),
     }
 }
 

@@ -224,7 +224,7 @@ impl Supervisor {
                 }
             }
         }
-        let Some(t) = self.procs.ensure_known(&mut self.k, host_tid) else {
+        let Some(t) = self.tracked(|procs, k| procs.ensure_known(k, host_tid)) else {
             // Gone already, or not ours: let the kernel handle it.
             return Response::Continue;
         };
@@ -349,10 +349,12 @@ impl Supervisor {
     fn setpgid(&mut self, t: NsThread, pid: i32, pgid: i32) -> Response {
         self.observe();
         if pid > 0 {
-            self.procs.ensure_child(&mut self.k, t.tgid, pid);
-            if pid != t.tgid {
-                self.procs.refresh_exec(&mut self.k, pid);
-            }
+            self.tracked(|procs, k| {
+                procs.ensure_child(k, t.tgid, pid);
+                if pid != t.tgid {
+                    procs.refresh_exec(k, pid);
+                }
+            });
         }
         let mut r = self.k.setpgid(t.tid, pid, pgid);
         if r == Err(Errno::EPERM) {
@@ -581,7 +583,7 @@ impl Supervisor {
                 if pgrp > 0 {
                     // A PID of the session that is not a group is accepted: also a
                     // thread's, which the sentry may not have seen yet.
-                    self.procs.ensure_process(&mut self.k, pgrp);
+                    self.tracked(|procs, k| procs.ensure_process(k, pgrp));
                 }
                 self.refresh_signal_state(t, host_tid);
                 let mut r = self.k.tiocspgrp(t.tid, tty, pgrp);
@@ -649,7 +651,7 @@ impl Supervisor {
         let Some(sid) = self.procs.ns_pid(host_sid) else {
             return;
         };
-        self.procs.ensure_process(&mut self.k, sid);
+        self.tracked(|procs, k| procs.ensure_process(k, sid));
         match self.k.open_tty(sid, tty, sandbox_sentry::OpenFlags::RDWR) {
             Ok(_) => tracing::debug!(sid, "the host gave the pty to a session: adopted"),
             Err(e) => {
@@ -752,21 +754,42 @@ impl Supervisor {
     /// Applies the exits and reaps the host reported (see `crate::tracker`): the
     /// common path before a decision, no /proc walk.
     pub fn observe(&mut self) {
-        self.procs.ttys.clear();
-        self.procs.ttys.extend(self.terminals.iter().map(|t| t.id));
-        let before = self.owned_pty_sessions();
-        self.procs.observe(&mut self.k);
-        self.after_reconcile(&before);
+        self.tracked(|procs, k| procs.observe(k));
+        self.check_owned_foregrounds();
     }
 
     /// Brings the sentry up to date with the host by a full walk (see
     /// `crate::tracker`).
     pub fn reconcile(&mut self) {
+        self.tracked(|procs, k| procs.reconcile(k));
+        self.check_owned_foregrounds();
+    }
+
+    /// Runs a tracker operation, which may observe deaths, births and reaps on the
+    /// host, then sends what those make the sentry send (see
+    /// [`Supervisor::after_reconcile`]). Every walk of the tracker goes through here:
+    /// a death learnt while translating a caller is as much the host's as one learnt
+    /// by a full walk.
+    fn tracked<R>(&mut self, f: impl FnOnce(&mut Tracker, &mut Kernel) -> R) -> R {
         self.procs.ttys.clear();
         self.procs.ttys.extend(self.terminals.iter().map(|t| t.id));
         let before = self.owned_pty_sessions();
-        self.procs.reconcile(&mut self.k);
+        let r = f(&mut self.procs, &mut self.k);
         self.after_reconcile(&before);
+        r
+    }
+
+    /// Owned ptys: the host's foreground group must be the sentry's.
+    fn check_owned_foregrounds(&mut self) {
+        let owned: Vec<TtyId> = self
+            .terminals
+            .iter()
+            .filter(|t| t.binding == Binding::OwnedPty)
+            .map(|t| t.id)
+            .collect();
+        for id in owned {
+            self.check_foreground(id);
+        }
     }
 
     /// The sessions that hold an owned pty now (none without one: no allocation).
@@ -778,9 +801,10 @@ impl Supervisor {
             .collect()
     }
 
-    /// With an owned pty, what the observed deaths make the sentry send (a session
-    /// leader's SIGHUP to its terminal's foreground group) the host kernel has sent
-    /// already. `before`: the sessions that held an owned pty before the deaths were
+    /// What the observed deaths make the sentry send (a session leader's SIGHUP to its
+    /// terminal's foreground group) is sent at once, before the call that made the
+    /// loader look is answered — except with an owned pty, whose host kernel has sent
+    /// it already. `before`: the sessions that held an owned pty before the deaths were
     /// applied — the leader's death has taken the terminal from its session by now, and
     /// the signals it caused go to that session's groups.
     fn after_reconcile(&mut self, before: &[Pid]) {
@@ -791,6 +815,7 @@ impl Supervisor {
             .map(|t| t.id)
             .collect();
         if owned.is_empty() {
+            let _ = self.send_host_signals();
             return;
         }
         // What the sentry would send to an owned pty's session the host has sent
@@ -807,9 +832,6 @@ impl Supervisor {
             tracing::debug!(?dropped, "sent by the host itself (owned pty)");
         }
         let _ = self.send_signals(keep);
-        for id in owned {
-            self.check_foreground(id);
-        }
     }
 
     /// The controlling terminal of the session a host signal's target is in.
@@ -1054,7 +1076,7 @@ impl Supervisor {
         for s in list {
             let sig = s.sig.number();
             let r = match s.target {
-                HostTarget::ProcessGroup(pg) => match self.procs.host_pid(pg) {
+                HostTarget::ProcessGroup(pg) => match self.procs.group_host_pid(pg) {
                     Some(h) => kill(-h, sig),
                     None => {
                         for m in self.k.pgrp_members(pg) {
@@ -1085,6 +1107,7 @@ impl Supervisor {
                 first = Err(crate::LoaderError::Sys("kill", e));
             }
         }
+        self.procs.signals_sent();
         first
     }
 }

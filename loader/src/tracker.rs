@@ -92,6 +92,12 @@ pub(crate) struct Tracker {
     /// ns PID → host PID, for every process and thread seen (also used for process
     /// group IDs: a group's ID is its leader's PID in each namespace).
     to_host: HashMap<Pid, i32>,
+    /// Group numbers of leaders reaped since the sentry's signals were last sent: ns
+    /// → host. A leader's death may make the sentry signal its group (a session
+    /// leader's hang-up SIGHUP to its foreground group, often its own) whose members it
+    /// never saw; the host keeps the number while any member is left, so `kill(-host)`
+    /// still reaches them. Emptied after every send ([`Tracker::signals_sent`]).
+    reaped_groups: HashMap<Pid, i32>,
     /// Processes whose group or session may lag on the host: target → approving caller.
     inflight: HashMap<Pid, Pid>,
     /// Lockstep violations found so far.
@@ -204,6 +210,18 @@ impl Tracker {
         self.to_host.get(&ns).copied()
     }
 
+    /// The host number of process group `pg`: its leader's host PID, also when the
+    /// leader was reaped since the sentry's signals were last sent.
+    pub fn group_host_pid(&self, pg: Pid) -> Option<i32> {
+        self.host_pid(pg)
+            .or_else(|| self.reaped_groups.get(&pg).copied())
+    }
+
+    /// The sentry's signals have been sent: reaped leaders' numbers are dropped.
+    pub fn signals_sent(&mut self) {
+        self.reaped_groups.clear();
+    }
+
     /// A thread already translated.
     pub fn cached(&self, host_tid: i32) -> Option<NsThread> {
         self.by_host.get(&host_tid).copied()
@@ -273,14 +291,16 @@ impl Tracker {
         let Some(g) = k.thread_group(ns) else {
             return;
         };
-        if g.did_exec || !g.is_alive() {
+        if g.did_exec {
             return;
         }
         let Some(host) = self.host_pid(ns) else {
             return;
         };
+        // A zombie keeps its flags until it is reaped: an exec'd child that died is
+        // still EACCES to its parent's setpgid (Linux checks the exec before the group).
         if let Ok(info) = procfs::read(host) {
-            if info.ns_pid == ns && info.did_exec && !info.is_zombie() {
+            if info.ns_pid == ns && info.did_exec {
                 let _ = k.host_exec_observed(ns);
             }
         }
@@ -519,7 +539,11 @@ impl Tracker {
                             .filter_map(|id| k.tty(*id))
                             .any(|tty| tty.pgrp == Some(ns)));
                 if !in_use {
-                    self.to_host.remove(&t);
+                    if let Some(h) = self.to_host.remove(&t) {
+                        if t == ns {
+                            self.reaped_groups.insert(ns, h);
+                        }
+                    }
                 }
             }
         }
@@ -615,9 +639,10 @@ impl Tracker {
                 Some(g) => {
                     let alive = g.is_alive();
                     let (pgid, sid, model_parent) = (g.pgid, g.sid, g.parent);
-                    if alive && !g.did_exec && info.did_exec && !info.is_zombie() {
+                    if !g.did_exec && info.did_exec {
                         // An execve since the sentry adopted it (exec is not notified):
-                        // its parent's setpgid on it is EACCES from now on.
+                        // its parent's setpgid on it is EACCES from now on, and stays so
+                        // while it is a zombie (its flags outlive its exit).
                         let _ = k.host_exec_observed(me.tgid);
                     }
                     if alive && info.is_zombie() {

@@ -6,7 +6,8 @@
 //! user mode would. Rules:
 //! - Each thread dequeues its private signals before the shared ones, lowest number
 //!   first; the leader (then the other threads in creation order) takes shared signals
-//!   it does not block, but a shared signal that woke a thread blocked in a call waits
+//!   it does not block — except that a thread whose own call raised the signal (a
+//!   background terminal access, which marks the caller TIF_SIGPENDING) goes first — but a shared signal that woke a thread blocked in a call waits
 //!   for that thread (Linux wakes one thread for it; the others, asleep, do not take
 //!   it). Handlers are taken to run to completion one at a time (what a
 //!   handler installed with a full `sa_mask` sees on Linux), except when a stop signal
@@ -175,7 +176,13 @@ impl Kernel {
             let mut claimed = crate::signal::SigSet::EMPTY;
             let mut run_frame = None;
             let mut set_up_frame = None;
-            for &tid in &g.threads {
+            // A caller marked as having a signal pending takes its process's signals
+            // first, on its way out of its call.
+            let first = self.sigpending_caller.filter(|c| g.threads.contains(c));
+            let threads = first
+                .into_iter()
+                .chain(g.threads.iter().copied().filter(|&t| Some(t) != first));
+            for tid in threads {
                 let Some(t) = self.tasks.get(&tid) else {
                     continue;
                 };

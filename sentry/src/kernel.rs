@@ -93,6 +93,11 @@ pub struct Kernel {
     /// See [`Kernel::reverse_batch_order`].
     #[serde(skip)]
     pub(crate) batch_order_reversed: bool,
+    /// A thread marked as having a signal pending (`set_thread_flag(TIF_SIGPENDING)`)
+    /// while the signal its own call raised is delivered: it dequeues first in its
+    /// process (see [`Kernel::kill_pgrp_from_caller`]).
+    #[serde(skip)]
+    pub(crate) sigpending_caller: Option<Pid>,
 }
 
 /// A serialized kernel state.
@@ -127,6 +132,7 @@ impl Kernel {
             doomed: Vec::new(),
             host_outbox: Vec::new(),
             batch_order_reversed: false,
+            sigpending_caller: None,
         };
         let init = k.alloc_pid().unwrap_or(1);
         k.tasks.insert(init, Task::new(init, init, SigSet::EMPTY));

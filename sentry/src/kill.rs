@@ -315,6 +315,39 @@ impl Kernel {
         any
     }
 
+    /// The signal of a background terminal access (`__tty_check_change`) in host
+    /// mode. Linux queues it to the caller's group (`kill_pgrp`) and marks the calling
+    /// thread as having a signal pending, so that this thread, not the thread the
+    /// kernel would wake, takes its process's copy on its way out of the call (a
+    /// handler without SA_RESTART then interrupts the caller's call: EINTR). The model
+    /// lets the caller dequeue first in its process. A host `kill(-pgid)` leaves that
+    /// choice to the host, which picks the main thread when another thread called; so
+    /// in host mode, when the caller is not its process's main thread, its process's
+    /// copy is sent to the calling thread (`tgkill`) and each other member gets its own
+    /// `kill`, in the order Linux wakes them.
+    pub(crate) fn kill_pgrp_from_caller(&mut self, pgid: Pid, sig: Signal, tid: Pid) -> bool {
+        let tgid = self.tasks.get(&tid).map(|t| t.tgid);
+        if !self.config.host_signals {
+            self.sigpending_caller = Some(tid);
+            let any = self.kill_pgrp_info_from(pgid, SigInfo::kernel(sig), tgid);
+            self.sigpending_caller = None;
+            return any;
+        }
+        if tgid == Some(tid) || tgid.is_none() {
+            return self.kill_pgrp_info_from(pgid, SigInfo::kernel(sig), tgid);
+        }
+        let members = self.pgrp_wake_order(pgid);
+        for m in &members {
+            let target = if Some(*m) == tgid {
+                crate::host::HostTarget::Thread(tid)
+            } else {
+                crate::host::HostTarget::Process(*m)
+            };
+            self.host_send(target, sig);
+        }
+        !members.is_empty()
+    }
+
     pub(crate) fn send_signal_info(&mut self, target: SignalTarget, info: SigInfo) {
         self.send_signal(target, info, false);
     }

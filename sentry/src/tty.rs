@@ -188,7 +188,7 @@ impl Kernel {
         if self.is_orphaned_pgrp(pgid) {
             return Err(Errno::EIO);
         }
-        self.kill_pgrp_info_from(pgid, SigInfo::kernel(sig), Some(tgid));
+        self.kill_pgrp_from_caller(pgid, sig, tid);
         Err(Errno::ERESTARTSYS)
     }
 

@@ -49,6 +49,34 @@ fn background_read_sends_sigttin_to_whole_group_and_restarts() {
     );
 }
 
+/// The reading thread is marked as having a signal pending (`__tty_check_change`): it
+/// takes its process's SIGTTIN, so a handler without SA_RESTART runs on it and its read
+/// fails with EINTR; the main thread, idle, does not take it.
+#[test]
+fn background_read_by_a_second_thread_runs_the_handler_on_that_thread() {
+    let (mut k, _tty, sh) = shell();
+    let j = job(&mut k, sh);
+    let t = k.spawn_thread(j).unwrap();
+    k.set_handler(j, Signal::SIGTTIN, Handler::Catch, 0)
+        .unwrap();
+    k.take_events();
+    assert_eq!(k.read(t, 0, 10), Err(Errno::ERESTARTSYS));
+    let ran_on: Vec<Pid> = k
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::SignalDelivered {
+                tid,
+                sig: Signal::SIGTTIN,
+                ..
+            } => Some(*tid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ran_on, vec![t]);
+    assert!(!stopped_by(&k, j));
+}
+
 #[test]
 fn background_read_with_sigttin_blocked_is_eio_even_with_other_signals_in_mask() {
     let (mut k, _tty, sh) = shell();

@@ -62,6 +62,40 @@ fn background_read_asks_host_for_sigttin_to_the_group() {
     assert!(k.take_host_signals().is_empty());
 }
 
+/// A background read by a thread other than its process's main thread: Linux queues
+/// SIGTTIN to the group and marks the reading thread as having a signal pending, so
+/// that thread takes its process's copy (a handler without SA_RESTART then makes the
+/// read fail with EINTR). A host `kill(-pgid)` would let the host pick the main
+/// thread: the loader is asked for a `tgkill` of the reader and a `kill` of each other
+/// member instead.
+#[test]
+fn background_read_by_a_second_thread_directs_its_process_copy_at_that_thread() {
+    let (mut k, tty) = sandbox();
+    adopt(&mut k, 10, 2);
+    k.setpgid(10, 0, 0).unwrap();
+    adopt(&mut k, 12, 10);
+    k.host_adopt_thread(10, 11).unwrap();
+    assert_eq!(k.tty_check_read(11, tty), Err(Errno::ERESTARTSYS));
+    let mut sent = k.take_host_signals();
+    sent.sort_by_key(|s| format!("{:?}", s.target));
+    assert_eq!(
+        sent,
+        vec![
+            HostSignal {
+                target: HostTarget::Process(12),
+                sig: Signal::SIGTTIN
+            },
+            HostSignal {
+                target: HostTarget::Thread(11),
+                sig: Signal::SIGTTIN
+            },
+        ]
+    );
+    // The main thread reading: one kill(-pgid), as before.
+    assert_eq!(k.tty_check_read(10, tty), Err(Errno::ERESTARTSYS));
+    assert_eq!(k.take_host_signals(), vec![pg(10, Signal::SIGTTIN)]);
+}
+
 /// SIGTTIN ignored or blocked by the reader: EIO, no signal. The loader reports the
 /// host's mask and ignored set before asking.
 #[test]

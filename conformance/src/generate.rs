@@ -30,7 +30,7 @@
 //! The same seed always gives the same scenario: [`scenario`] is a pure function of the
 //! seed (the generator's PRNG is SplitMix64).
 
-use crate::scenario::{IdKind, MaskHow, Op, PidArg, Scenario, Step, TermFlag};
+use crate::scenario::{FlowOp, IdKind, MaskHow, Op, PidArg, Scenario, Step, TermFlag};
 use crate::sentry_exec;
 use crate::trace::ActorState;
 use sandbox_sentry::sigaction::{SA_NOCLDSTOP, SA_NOCLDWAIT, SA_RESETHAND, SA_RESTART};
@@ -132,6 +132,18 @@ const TYPED: [&[u8]; 17] = [
 /// of a batch are held with it). One typed step in five, so that output is stopped for
 /// part of many scenarios without starving the other typed input.
 const FLOW_TYPED: [&[u8]; 4] = [b"\x13", b"\x11", b"x\x13", b"\x11y"];
+
+/// `tcflow` on the terminal: TCOOFF or TCOON (the output stop only TCOON ends).
+fn tcflow_op(rng: &mut Rng) -> Op {
+    Op::Tcflow {
+        fd: 0,
+        action: if rng.chance(50) {
+            FlowOp::OutputOff
+        } else {
+            FlowOp::OutputOn
+        },
+    }
+}
 
 /// What a typed step types.
 fn typed_input(rng: &mut Rng) -> Vec<u8> {
@@ -512,6 +524,7 @@ fn gen_op(rng: &mut Rng, actor: &str, actors: &mut Actors, alive: &[String]) -> 
                     b"x".to_vec()
                 },
             },
+            16 if rng.chance(15) => tcflow_op(rng),
             16 => {
                 let f = *rng.pick(&TermFlag::ALL);
                 let on = rng.chance(50);

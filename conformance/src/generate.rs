@@ -30,7 +30,7 @@
 //! The same seed always gives the same scenario: [`scenario`] is a pure function of the
 //! seed (the generator's PRNG is SplitMix64).
 
-use crate::scenario::{IdKind, MaskHow, Op, PidArg, Scenario, Step, TermFlag};
+use crate::scenario::{FlowOp, IdKind, MaskHow, Op, PidArg, Scenario, Step, TermFlag};
 use crate::sentry_exec;
 use crate::trace::ActorState;
 use sandbox_sentry::sigaction::{SA_NOCLDSTOP, SA_NOCLDWAIT, SA_RESETHAND, SA_RESTART};
@@ -106,8 +106,8 @@ const SIGNALS: [Signal; 14] = [
 
 /// Typed input. The last three reach line-discipline paths the others miss (measured
 /// with `-C instrument-coverage` over a `--sentry-only` run, docs/CONFORMANCE.md):
-/// VLNEXT, erasing a tab and a control character. (^S/^Q are left out: with output
-/// stopped, Linux holds echoes and blocks writers, which the model does not do yet.)
+/// VLNEXT, erasing a tab and a control character. Flow control is typed from
+/// [`FLOW_TYPED`].
 const TYPED: [&[u8]; 17] = [
     b"abc\n",
     b"x",
@@ -127,6 +127,32 @@ const TYPED: [&[u8]; 17] = [
     b"a\t\x7f\n",
     b"\x01\x7f\n",
 ];
+
+/// Typed flow control (IXON): VSTOP and VSTART, alone and within a batch (the echoes
+/// of a batch are held with it). One typed step in five, so that output is stopped for
+/// part of many scenarios without starving the other typed input.
+const FLOW_TYPED: [&[u8]; 4] = [b"\x13", b"\x11", b"x\x13", b"\x11y"];
+
+/// `tcflow` on the terminal: TCOOFF or TCOON (the output stop only TCOON ends).
+fn tcflow_op(rng: &mut Rng) -> Op {
+    Op::Tcflow {
+        fd: 0,
+        action: if rng.chance(50) {
+            FlowOp::OutputOff
+        } else {
+            FlowOp::OutputOn
+        },
+    }
+}
+
+/// What a typed step types.
+fn typed_input(rng: &mut Rng) -> Vec<u8> {
+    if rng.chance(20) {
+        rng.pick(&FLOW_TYPED).to_vec()
+    } else {
+        rng.pick(&TYPED).to_vec()
+    }
+}
 
 const MAX_PROCESSES: usize = 6;
 /// Most steps dropped from one scenario because they would race on Linux.
@@ -226,7 +252,7 @@ pub fn scenario(seed: u64, len: usize) -> Scenario {
                 continue;
             }
             match rng.weighted(&[80, 15, 3]) {
-                0 => s.steps.push(Step::Type(rng.pick(&TYPED).to_vec())),
+                0 => s.steps.push(Step::Type(typed_input(&mut rng))),
                 1 => s.steps.push(Step::Winsize {
                     rows: 20 + rng.below(5) as u16,
                     cols: 80,
@@ -498,6 +524,7 @@ fn gen_op(rng: &mut Rng, actor: &str, actors: &mut Actors, alive: &[String]) -> 
                     b"x".to_vec()
                 },
             },
+            16 if rng.chance(15) => tcflow_op(rng),
             16 => {
                 let f = *rng.pick(&TermFlag::ALL);
                 let on = rng.chance(50);

@@ -22,7 +22,7 @@
 //! blocked while a new process or thread connects, so that no handler report goes to
 //! the wrong socket; the scenario's mask is restored before the first operation.
 
-use crate::scenario::{self, IdKind, MaskHow, Op, PidArg, TermFlag};
+use crate::scenario::{self, FlowOp, IdKind, MaskHow, Op, PidArg, TermFlag};
 use crate::sys::{self, Action, WaitReport};
 use sandbox_sentry::Handler;
 use std::cell::{Cell, RefCell};
@@ -282,6 +282,13 @@ fn perform(op: &Op) -> String {
             })
         }
         Op::Write { fd, data } => with(sys::write(*fd, data), |n| format!("num {n}")),
+        Op::Tcflow { fd, action } => unit(sys::tcflow(
+            *fd,
+            match action {
+                FlowOp::OutputOff => libc::TCOOFF,
+                FlowOp::OutputOn => libc::TCOON,
+            },
+        )),
         Op::Stty { fd, on, off } => match sys::tcgetattr(*fd) {
             Err(e) => format!("err {e}"),
             Ok(mut t) => {
@@ -295,6 +302,8 @@ fn perform(op: &Op) -> String {
                             TermFlag::Noflsh => (libc::NOFLSH, false),
                             TermFlag::Echoctl => (libc::ECHOCTL, false),
                             TermFlag::Icrnl => (libc::ICRNL, true),
+                            TermFlag::Ixon => (libc::IXON, true),
+                            TermFlag::Ixany => (libc::IXANY, true),
                         };
                         let field = if input {
                             &mut t.c_iflag

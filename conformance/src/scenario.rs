@@ -51,10 +51,12 @@ pub enum TermFlag {
     Noflsh,
     Icrnl,
     Echoctl,
+    Ixon,
+    Ixany,
 }
 
 impl TermFlag {
-    pub const ALL: [TermFlag; 7] = [
+    pub const ALL: [TermFlag; 9] = [
         TermFlag::Icanon,
         TermFlag::Echo,
         TermFlag::Isig,
@@ -62,6 +64,8 @@ impl TermFlag {
         TermFlag::Noflsh,
         TermFlag::Icrnl,
         TermFlag::Echoctl,
+        TermFlag::Ixon,
+        TermFlag::Ixany,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,11 +77,31 @@ impl TermFlag {
             TermFlag::Noflsh => "noflsh",
             TermFlag::Icrnl => "icrnl",
             TermFlag::Echoctl => "echoctl",
+            TermFlag::Ixon => "ixon",
+            TermFlag::Ixany => "ixany",
         }
     }
 
     fn parse(s: &str) -> Option<TermFlag> {
         TermFlag::ALL.into_iter().find(|f| f.name() == s)
+    }
+}
+
+/// `tcflow` actions (TCXONC) on output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowOp {
+    /// TCOOFF.
+    OutputOff,
+    /// TCOON.
+    OutputOn,
+}
+
+impl FlowOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            FlowOp::OutputOff => "ooff",
+            FlowOp::OutputOn => "oon",
+        }
     }
 }
 
@@ -181,6 +205,11 @@ pub enum Op {
     Write {
         fd: i32,
         data: Vec<u8>,
+    },
+    /// tcflow(fd, TCOOFF|TCOON).
+    Tcflow {
+        fd: i32,
+        action: FlowOp,
     },
     /// tcsetattr(TCSANOW) with flags switched on/off.
     Stty {
@@ -651,6 +680,18 @@ fn parse_op(line: usize, w: &[&str]) -> Result<Op, ParseError> {
                 data: decode_text(line, w[2])?,
             }
         }
+        "tcflow" => {
+            arity(2)?;
+            let action = match w[2] {
+                "ooff" => FlowOp::OutputOff,
+                "oon" => FlowOp::OutputOn,
+                other => return Err(err(line, format!("unknown tcflow action `{other}`"))),
+            };
+            Op::Tcflow {
+                fd: fd_arg(line, w, 1)?,
+                action,
+            }
+        }
         "stty" => {
             let fd = fd_arg(line, w, 1)?;
             let mut on = Vec::new();
@@ -879,6 +920,7 @@ impl fmt::Display for Op {
             Op::Tgkill { tgid, tid, sig: s } => write!(f, "tgkill {tgid} {tid} {}", sig(*s)),
             Op::Read { fd, count } => write!(f, "read {fd} {count}"),
             Op::Write { fd, data } => write!(f, "write {fd} {}", encode_text(data)),
+            Op::Tcflow { fd, action } => write!(f, "tcflow {fd} {}", action.name()),
             Op::Stty { fd, on, off } => {
                 write!(f, "stty {fd}")?;
                 for x in on {

@@ -7,13 +7,13 @@
 //! fails with EINTR if a handler without SA_RESTART runs first), as Linux's signal
 //! return path does.
 
-use crate::scenario::{IdKind, MaskHow, Op, PidArg, Scenario, Step, TermFlag};
+use crate::scenario::{FlowOp, IdKind, MaskHow, Op, PidArg, Scenario, Step, TermFlag};
 use crate::trace::{ActorState, StepRecord, Trace};
-use sandbox_sentry::termios::{ECHO, ECHOCTL, ICANON, ICRNL, ISIG, NOFLSH, TOSTOP};
+use sandbox_sentry::termios::{ECHO, ECHOCTL, ICANON, ICRNL, ISIG, IXANY, IXON, NOFLSH, TOSTOP};
 use sandbox_sentry::wait::{IdType, WaitInfo};
 use sandbox_sentry::{
-    Blocking, Disposition, Errno, Event, Kernel, OpenFlags, Pid, SetTermiosAction, SigmaskHow,
-    TtyId,
+    Blocking, Disposition, Errno, Event, FlowAction, Kernel, OpenFlags, Pid, SetTermiosAction,
+    SigmaskHow, TtyId,
 };
 use std::collections::BTreeMap;
 
@@ -520,7 +520,18 @@ impl Run {
                 Ok(Blocking::WouldBlock(_)) => return Outcome::Pending,
                 Err(e) => Err(e),
             },
-            Op::Write { fd, data } => self.k.write(tid, *fd, data).map(|n| n.to_string()),
+            Op::Write { fd, data } => match self.k.write(tid, *fd, data) {
+                Ok(Blocking::Ready(n)) => Ok(n.to_string()),
+                Ok(Blocking::WouldBlock(_)) => return Outcome::Pending,
+                Err(e) => Err(e),
+            },
+            Op::Tcflow { fd, action } => {
+                let a = match action {
+                    FlowOp::OutputOff => FlowAction::OutputOff,
+                    FlowOp::OutputOn => FlowAction::OutputOn,
+                };
+                ok(self.k.tcflow(tid, *fd, a))
+            }
             Op::Stty { fd, on, off } => match self.k.tcgetattr(tid, *fd) {
                 Ok(mut t) => {
                     let bit = |f: &TermFlag| match f {
@@ -531,6 +542,8 @@ impl Run {
                         TermFlag::Noflsh => (NOFLSH, false),
                         TermFlag::Echoctl => (ECHOCTL, false),
                         TermFlag::Icrnl => (ICRNL, true),
+                        TermFlag::Ixon => (IXON, true),
+                        TermFlag::Ixany => (IXANY, true),
                     };
                     for f in on {
                         match bit(f) {

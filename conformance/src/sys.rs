@@ -312,6 +312,12 @@ pub fn tcgetattr(fd: i32) -> Res<libc::termios> {
     check_int(unsafe { libc::tcgetattr(fd, &mut t) }).map(|_| t)
 }
 
+/// `tcflow(fd, action)`: the TCXONC ioctl.
+pub fn tcflow(fd: i32, action: i32) -> Res<()> {
+    // SAFETY: TCXONC takes its argument by value.
+    check_int(unsafe { libc::ioctl(fd, libc::TCXONC, action as libc::c_ulong) }).map(|_| ())
+}
+
 pub fn tcsetattr_now(fd: i32, t: &libc::termios) -> Res<()> {
     // SAFETY: `t` is valid for reads.
     check_int(unsafe { libc::tcsetattr(fd, libc::TCSANOW, t) }).map(|_| ())

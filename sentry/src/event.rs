@@ -40,6 +40,8 @@ pub enum BlockOn {
     Wait,
     /// A read of a TTY with nothing to read yet.
     TtyRead(TtyId),
+    /// A write to a TTY whose output is stopped (VSTOP with IXON, or TCOOFF).
+    TtyWrite(TtyId),
 }
 
 /// One kernel event.

@@ -6,13 +6,21 @@
 //! Input (bytes typed at the master), in n_tty's order for each byte:
 //! 1. After VLNEXT (IEXTEN, canonical mode) the byte is taken literally.
 //! 2. ISTRIP strips bit 7.
-//! 3. IXON: VSTART/VSTOP are consumed (output flow control itself is not emulated:
-//!    writes never block).
+//! 3. IXON: VSTART/VSTOP are consumed. VSTOP stops output ([`FlowControl`]): the
+//!    echoes of what is typed next, and of the bytes of the same batch typed before
+//!    it, are held and writes sleep (EAGAIN if non-blocking); typing VSTOP again
+//!    changes nothing. VSTART restarts output (not a TCOOFF stop): the held echoes
+//!    come out in order and the writers wake. Without IXON both are ordinary
+//!    characters; switching IXON off restarts output. With IXANY any other received
+//!    character restarts output before it is processed. TCXONC's TCOOFF/TCOON:
+//!    [`LineDiscipline::tco_stop`], [`LineDiscipline::tco_start`].
 //! 4. ISIG: VINTR → SIGINT, VQUIT → SIGQUIT, VSUSP → SIGTSTP. Unless NOFLSH, unread
 //!    input (complete lines and the line being edited) is discarded first, and so
 //!    are the echoes of the same batch of typed bytes that had not reached the
-//!    terminal yet (n_tty's echo buffer); output already delivered stays. The
-//!    character is echoed (as `^C` with ECHOCTL) when ECHO is set.
+//!    terminal yet (n_tty's echo buffer, with the echoes held while output is
+//!    stopped); output already delivered stays. The signal is sent even while output
+//!    is stopped, and with IXON the character restarts output. The character is
+//!    echoed (as `^C` with ECHOCTL) when ECHO is set.
 //! 5. `\r`: dropped with IGNCR, else `\n` with ICRNL; `\n` becomes `\r` with INLCR.
 //! 6. Canonical mode (ICANON): VERASE erases one character, VWERASE (IEXTEN) the
 //!    previous word (trailing non-word characters, then word characters), VKILL the
@@ -39,6 +47,11 @@
 //! Switching ICANON off makes everything buffered readable; switching it on turns
 //! buffered data into one readable line.
 //!
+//! Echoes reach the terminal when a batch of typed bytes ends (if the batch echoed
+//! anything), when VSTART or IXANY restarts output, and when a write starts — never
+//! while output is stopped. A write that was asleep while output was stopped does not
+//! output held echoes when woken (only the start of a write call does).
+//!
 //! Output (writes and echoes) with OPOST: ONLCR `\n` → `\r\n`, OCRNL `\r` → `\n`,
 //! ONOCR drops `\r` at column 0, ONLRET makes `\n` return to column 0; the output
 //! column is tracked as n_tty does (tabs to the next multiple of 8, backspace back
@@ -59,6 +72,8 @@ pub enum LdiscEffect {
     /// An ISIG character was received: send this signal to the foreground process
     /// group (the queues were already flushed unless NOFLSH, and the char echoed).
     Signal(Signal),
+    /// Stopped output was restarted (`start_tty`): wake the writers.
+    OutputStarted,
 }
 
 /// Result of a read attempt.
@@ -92,14 +107,43 @@ pub struct LineDiscipline {
     lines: VecDeque<usize>,
     /// Output not yet read by the master.
     out: Vec<u8>,
+    /// n_tty's echo buffer: echoes (already through output processing, the columns
+    /// moved) that have not reached the terminal yet. Emptied into `out` by
+    /// [`Self::process_echoes`] unless output is stopped; an ISIG flush discards it.
+    echo: Vec<u8>,
+    /// `(column, canon_column)` as of the last byte that reached the terminal: where
+    /// the columns go back to when the echo buffer is discarded.
+    echo_columns: (u32, u32),
+    /// The current batch of typed bytes added echoes (n_tty's `echo_commit !=
+    /// echo_head` at the batch's `flush_echoes`).
+    echo_added: bool,
+    /// Output flow control (`tty->flow`).
+    flow: FlowControl,
     /// Output column (`ldata->column`).
     column: u32,
     /// Column where the line being edited started (`ldata->canon_column`).
     canon_column: u32,
     /// VLNEXT seen: the next byte is literal.
     lnext: bool,
-    /// VSTOP seen (IXON): recorded, not enforced.
-    output_stopped: bool,
+}
+
+/// Output flow control of a terminal (Linux `tty->flow`).
+///
+/// The Linux rules (`stop_tty`/`start_tty` in `tty_io.c`, `pty_write`/`pty_write_room`
+/// in `pty.c`, `n_tty_write`):
+/// - While output is stopped the pty slave's driver accepts no byte: echoes stay in
+///   n_tty's echo buffer and a write makes no progress (it sleeps, or fails with
+///   EAGAIN on an O_NONBLOCK description). Nothing new reaches the master.
+/// - Stopping an already stopped terminal does nothing; so does starting one that is
+///   not stopped.
+/// - A stop made by TCXONC's TCOOFF (`tco_stopped`) is ended only by TCOON: VSTART,
+///   IXANY, ISIG characters and switching IXON off do not restart that output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowControl {
+    /// Output is stopped (`flow.stopped`): by VSTOP (IXON) or TCOOFF.
+    pub stopped: bool,
+    /// The stop came from TCOOFF (`flow.tco_stopped`).
+    pub tco_stopped: bool,
 }
 
 fn is_cntrl(c: u8) -> bool {
@@ -111,9 +155,77 @@ impl LineDiscipline {
         Self::default()
     }
 
-    /// Whether the master has stopped output with VSTOP (IXON).
+    /// Whether output is stopped (VSTOP with IXON, or TCOOFF).
     pub fn output_stopped(&self) -> bool {
-        self.output_stopped
+        self.flow.stopped
+    }
+
+    /// The flow-control state.
+    pub fn flow(&self) -> FlowControl {
+        self.flow
+    }
+
+    /// `__start_tty`: ends a stop that did not come from TCOOFF. Returns whether
+    /// output was restarted (the TTY layer then wakes the writers).
+    fn start_output(&mut self) -> bool {
+        if !self.flow.stopped || self.flow.tco_stopped {
+            return false;
+        }
+        self.flow.stopped = false;
+        true
+    }
+
+    /// TCXONC TCOOFF: output stops (if it was not stopped already) and only TCOON
+    /// restarts it.
+    pub fn tco_stop(&mut self) {
+        if !self.flow.tco_stopped {
+            self.flow.tco_stopped = true;
+            self.flow.stopped = true;
+        }
+    }
+
+    /// TCXONC TCOON: ends a TCOOFF stop; returns whether output was restarted. The
+    /// held echoes are not output here: they go out with the next write or the next
+    /// typed batch that echoes (Linux calls no `process_echoes` on this path).
+    pub fn tco_start(&mut self) -> bool {
+        if !self.flow.tco_stopped {
+            return false;
+        }
+        self.flow.tco_stopped = false;
+        self.start_output()
+    }
+
+    /// `process_echoes`: the held echoes reach the terminal, unless output is stopped
+    /// (the driver has no room then: they stay held, in order).
+    fn process_echoes(&mut self) {
+        if self.flow.stopped {
+            return;
+        }
+        self.out.append(&mut self.echo);
+        self.echo_columns = (self.column, self.canon_column);
+    }
+
+    /// The ISIG flush of n_tty's echo buffer: held echoes are dropped and the columns
+    /// go back to where the terminal's output left them.
+    fn discard_echoes(&mut self) {
+        self.echo.clear();
+        (self.column, self.canon_column) = self.echo_columns;
+    }
+
+    /// IXANY: while output is stopped by VSTOP (not TCOOFF), any received character
+    /// restarts it before it is processed, and the held echoes go out
+    /// (`n_tty_receive_char`, `n_tty_receive_char_special` after the ISIG check).
+    fn ixany_restart(&mut self, t: &Termios, effects: &mut Vec<LdiscEffect>) {
+        if self.flow.stopped && t.iflag(IXON) && t.iflag(IXANY) && self.start_output() {
+            effects.push(LdiscEffect::OutputStarted);
+            self.process_echoes();
+        }
+    }
+
+    /// `echo_set_canon_col`: the line being edited starts at the current column.
+    fn set_canon_col(&mut self) {
+        self.canon_column = self.column;
+        self.echo_added = true;
     }
 
     // ---- output ------------------------------------------------------------------
@@ -121,7 +233,7 @@ impl LineDiscipline {
     /// `do_output_char` (and the raw path without OPOST).
     fn output_char(&mut self, t: &Termios, c: u8) {
         if !t.oflag(OPOST) {
-            self.out.push(c);
+            self.echo.push(c);
             return;
         }
         match c {
@@ -132,7 +244,7 @@ impl LineDiscipline {
                 if t.oflag(ONLCR) {
                     self.column = 0;
                     self.canon_column = 0;
-                    self.out.extend_from_slice(b"\r\n");
+                    self.echo.extend_from_slice(b"\r\n");
                     return;
                 }
                 self.canon_column = self.column;
@@ -146,7 +258,7 @@ impl LineDiscipline {
                         self.column = 0;
                         self.canon_column = 0;
                     }
-                    self.out.push(b'\n');
+                    self.echo.push(b'\n');
                     return;
                 }
                 self.column = 0;
@@ -157,14 +269,15 @@ impl LineDiscipline {
             c if !is_cntrl(c) => self.column += 1,
             _ => {}
         }
-        self.out.push(c);
+        self.echo.push(c);
     }
 
     /// `echo_char`: `^X` for control characters under ECHOCTL (not `\t`).
     fn echo_char(&mut self, t: &Termios, c: u8) {
+        self.echo_added = true;
         if t.lflag(ECHOCTL) && is_cntrl(c) && c != b'\t' {
-            self.out.push(b'^');
-            self.out.push(c ^ 0o100);
+            self.echo.push(b'^');
+            self.echo.push(c ^ 0o100);
             self.column += 2;
         } else {
             self.output_char(t, c);
@@ -173,15 +286,37 @@ impl LineDiscipline {
 
     /// `echo_char_raw`.
     fn echo_raw(&mut self, t: &Termios, c: u8) {
+        self.echo_added = true;
         self.output_char(t, c);
     }
 
-    /// A write by a process: output processing; returns the bytes consumed (all).
+    /// A write by a process (`n_tty_write`): the data through output processing.
+    /// Returns the bytes consumed: all of them, or none while output is stopped (the
+    /// pty driver has no room: the caller sleeps until output restarts, or fails with
+    /// EAGAIN if non-blocking). Echoes still held (output restarted by TCOON) stay
+    /// held: only [`Self::start_write`] outputs them. (Their columns were counted when
+    /// they were typed: a write that overtakes them is placed after them.)
     pub fn write(&mut self, termios: &Termios, data: &[u8]) -> usize {
+        if self.flow.stopped {
+            return 0;
+        }
+        let held = std::mem::take(&mut self.echo);
         for &c in data {
             self.output_char(termios, c);
         }
+        self.out.append(&mut self.echo);
+        self.echo = held;
+        if self.echo.is_empty() {
+            self.echo_columns = (self.column, self.canon_column);
+        }
         data.len()
+    }
+
+    /// The start of a write call (`n_tty_write` before its loop): held echoes go out
+    /// first, unless output is stopped. A writer woken after output restarted does
+    /// not do this again.
+    pub fn start_write(&mut self) {
+        self.process_echoes();
     }
 
     /// Everything output and not yet read by the master; empties the queue.
@@ -256,12 +391,11 @@ impl LineDiscipline {
     pub fn receive(&mut self, termios: &Termios, input: &[u8]) -> Vec<LdiscEffect> {
         let t = termios;
         let mut effects = Vec::new();
-        // Echoes of this batch are still in n_tty's echo buffer until the batch ends;
-        // an ISIG flush discards them.
-        let mut batch_echo_start = self.out.len();
-        // The output columns only move when echoes are output (`process_echoes`),
-        // canon_column included (an echo op): discarded echoes leave them as they were.
-        let mut batch_columns = (self.column, self.canon_column);
+        // Echoes of this batch stay in n_tty's echo buffer until the batch ends (with
+        // those held while output is stopped); an ISIG flush discards them. The output
+        // columns only move when echoes are output (`process_echoes`), canon_column
+        // included (an echo op): discarded echoes leave them as they were.
+        self.echo_added = false;
         for &raw in input {
             let mut c = raw;
             if self.lnext {
@@ -269,23 +403,29 @@ impl LineDiscipline {
                 if t.iflag(ISTRIP) {
                     c &= 0x7f;
                 }
-                self.receive_plain(t, c);
+                self.receive_plain(t, c, &mut effects);
                 continue;
             }
             if t.iflag(ISTRIP) {
                 c &= 0x7f;
             }
             if !Self::is_special(t, c) {
-                self.receive_plain(t, c);
+                self.receive_plain(t, c, &mut effects);
                 continue;
             }
+            // IXON (`n_tty_receive_char_flow_ctrl`): VSTART restarts output (unless
+            // TCOOFF stopped it) and the held echoes go out; VSTOP stops output (again
+            // if already stopped: nothing changes). Both are consumed.
             if t.iflag(IXON) {
                 if t.is_cc(VSTART, c) {
-                    self.output_stopped = false;
+                    if self.start_output() {
+                        effects.push(LdiscEffect::OutputStarted);
+                    }
+                    self.process_echoes();
                     continue;
                 }
                 if t.is_cc(VSTOP, c) {
-                    self.output_stopped = true;
+                    self.flow.stopped = true;
                     continue;
                 }
             }
@@ -299,24 +439,27 @@ impl LineDiscipline {
                 } else {
                     None
                 };
+                // `n_tty_receive_signal_char`: the signal goes out (also while output
+                // is stopped), the flush (unless NOFLSH) drops the held echoes too;
+                // with IXON the character restarts stopped output (not a TCOOFF
+                // stop), and its echo then goes out with whatever NOFLSH kept.
                 if let Some(sig) = sig {
                     if !t.lflag(NOFLSH) {
                         self.flush_input();
-                        self.out.truncate(batch_echo_start);
-                        (self.column, self.canon_column) = batch_columns;
+                        self.discard_echoes();
                     }
                     effects.push(LdiscEffect::Signal(sig));
-                    if t.iflag(IXON) {
-                        self.output_stopped = false;
+                    if t.iflag(IXON) && self.start_output() {
+                        effects.push(LdiscEffect::OutputStarted);
                     }
                     if t.lflag(ECHO) {
                         self.echo_char(t, c);
                     }
-                    batch_echo_start = self.out.len();
-                    batch_columns = (self.column, self.canon_column);
+                    self.process_echoes();
                     continue;
                 }
             }
+            self.ixany_restart(t, &mut effects);
             if c == b'\r' {
                 if t.iflag(IGNCR) {
                     continue;
@@ -368,7 +511,7 @@ impl LineDiscipline {
                 if t.is_cc(VEOL, c) || (t.is_cc(VEOL2, c) && t.lflag(IEXTEN)) {
                     if t.lflag(ECHO) {
                         if self.editing() == 0 {
-                            self.canon_column = self.column;
+                            self.set_canon_col();
                         }
                         self.echo_char(t, c);
                     }
@@ -382,21 +525,27 @@ impl LineDiscipline {
                     self.echo_raw(t, b'\n');
                 } else {
                     if self.editing() == 0 {
-                        self.canon_column = self.column;
+                        self.set_canon_col();
                     }
                     self.echo_char(t, c);
                 }
             }
             self.put(Slot::Byte(c));
         }
+        // `flush_echoes` at the end of the batch: only if the batch echoed something
+        // (echoes left held by TCOON wait for the next echo or write).
+        if (t.lflag(ECHO) || t.lflag(ECHONL)) && self.echo_added {
+            self.process_echoes();
+        }
         effects
     }
 
     /// `n_tty_receive_char`: an ordinary byte.
-    fn receive_plain(&mut self, t: &Termios, c: u8) {
+    fn receive_plain(&mut self, t: &Termios, c: u8, effects: &mut Vec<LdiscEffect>) {
+        self.ixany_restart(t, effects);
         if t.lflag(ECHO) {
             if self.editing() == 0 {
-                self.canon_column = self.column;
+                self.set_canon_col();
             }
             self.echo_char(t, c);
         }
@@ -496,8 +645,9 @@ impl LineDiscipline {
             cols += self.canon_column;
         }
         let n = (8 - (cols & 7)).min(self.column);
+        self.echo_added = true;
         for _ in 0..n {
-            self.out.push(0x08);
+            self.echo.push(0x08);
             self.column = self.column.saturating_sub(1);
         }
     }
@@ -574,9 +724,16 @@ impl LineDiscipline {
 
     /// A termios change (`n_tty_set_termios`): switching ICANON resets line
     /// boundaries; switching it on with data buffered makes that data one line.
-    pub fn set_termios(&mut self, old: &Termios, new: &Termios) {
+    /// Switching IXON off restarts output stopped by VSTOP (not by TCOOFF) and the
+    /// held echoes go out. Returns whether output was restarted (wake the writers).
+    pub fn set_termios(&mut self, old: &Termios, new: &Termios) -> bool {
+        let mut started = false;
+        if old.iflag(IXON) && !new.iflag(IXON) && self.start_output() {
+            self.process_echoes();
+            started = true;
+        }
         if (old.lflag ^ new.lflag) & ICANON == 0 {
-            return;
+            return started;
         }
         self.lines.clear();
         self.committed = 0;
@@ -585,6 +742,7 @@ impl LineDiscipline {
             self.committed = self.buf.len();
             self.lines.push_back(self.buf.len());
         }
+        started
     }
 }
 

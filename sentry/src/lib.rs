@@ -66,5 +66,5 @@ pub use pid::Pid;
 pub use sigaction::{Handler, SigAction};
 pub use signal::{SigSet, Signal};
 pub use termios::{Termios, Winsize};
-pub use tty::{Blocking, FlushQueue, SetTermiosAction, TtyId, TtyKind};
+pub use tty::{Blocking, FlowAction, FlushQueue, SetTermiosAction, TtyId, TtyKind};
 pub use wait::{IdType, WaitInfo};

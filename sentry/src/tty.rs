@@ -97,6 +97,15 @@ pub enum SetTermiosAction {
     Flush,
 }
 
+/// `tcflow` actions on output (TCXONC's TCOOFF and TCOON).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FlowAction {
+    /// TCOOFF: suspend output.
+    OutputOff,
+    /// TCOON: restart output suspended by TCOOFF.
+    OutputOn,
+}
+
 /// `tcflush` queues.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FlushQueue {
@@ -479,12 +488,13 @@ impl Kernel {
         self.set_tty_session(tty, None);
         self.set_foreground(tty, None);
         self.wake_readers(tty);
+        // Writers asleep while output was stopped see the hangup (EIO) or their signal.
+        self.wake_writers(tty);
     }
 
-    /// The reader of `tty` that has waited longest, other than `tid` if `tid` came
-    /// earlier (or is not waiting).
-    fn earlier_reader(&self, tty: TtyId, tid: Pid) -> Option<Pid> {
-        let on = BlockOn::TtyRead(tty);
+    /// The reader (or writer, after `on`) of a terminal that has waited longest,
+    /// other than `tid` if `tid` came earlier (or is not waiting).
+    fn earlier_waiter(&self, on: BlockOn, tid: Pid) -> Option<Pid> {
         let mine = self
             .tasks
             .get(&tid)
@@ -515,6 +525,22 @@ impl Kernel {
             .is_some_and(|t| t.ldisc.readable(&t.termios));
         if readable {
             self.emit(Event::Wakeup { tid: next, on });
+        }
+    }
+
+    /// Output restarted (`start_tty` → `tty_wakeup`) or the terminal hung up: every
+    /// writer asleep in `n_tty_write` retries, the one that has waited longest first.
+    fn wake_writers(&mut self, tty: TtyId) {
+        let on = BlockOn::TtyWrite(tty);
+        let mut waiting: Vec<(u64, Pid)> = self
+            .tasks
+            .values()
+            .filter(|t| t.blocked_on == Some(on))
+            .map(|t| (t.block_seq, t.tid))
+            .collect();
+        waiting.sort_unstable();
+        for (_, tid) in waiting {
+            self.emit(Event::Wakeup { tid, on });
         }
     }
 
@@ -645,7 +671,7 @@ impl Kernel {
         }
         // Readers take turns (n_tty_read's atomic_read_lock, held while it sleeps): a
         // reader that came earlier and is still waiting is served first.
-        if self.earlier_reader(tty, tid).is_some() {
+        if self.earlier_waiter(on, tid).is_some() {
             if nonblock {
                 self.syscall_return(tid);
                 return Err(Errno::EAGAIN);
@@ -677,24 +703,85 @@ impl Kernel {
         }
     }
 
-    /// `write(fd, data)` on an emulated terminal: TOSTOP job-control check, then output
-    /// processing. A hung-up description fails with EIO.
-    pub fn write(&mut self, tid: Pid, fd: i32, data: &[u8]) -> SysResult<usize> {
+    /// `write(fd, data)` on an emulated terminal (`tty_write` → `n_tty_write`):
+    /// - The TOSTOP job-control check is made once, when the call starts; a writer
+    ///   woken from its sleep does not make it again (a restarted call does).
+    /// - While output is stopped (VSTOP with IXON, or TCOOFF) nothing is written: the
+    ///   call sleeps until output restarts, or fails with EAGAIN on an O_NONBLOCK
+    ///   description. Writers hold the terminal's write lock while they sleep, so
+    ///   they complete in the order they came.
+    /// - A woken writer first checks for a signal (ERESTARTSYS: EINTR, a restart, or
+    ///   a stop and a restart after SIGCONT), then for a hangup (EIO), then writes.
+    /// - A hung-up description fails with EIO.
+    /// - At the start of the call (not when woken) the held echoes go out first.
+    pub fn write(&mut self, tid: Pid, fd: i32, data: &[u8]) -> SysResult<Blocking<usize>> {
         let (_, f) = self.fd_file(tid, fd)?;
         if !f.flags.write {
             return Err(Errno::EBADF);
         }
-        if f.hung_up {
+        let (tty, nonblock, hung_up) = (f.tty, f.flags.nonblock, f.hung_up);
+        let on = BlockOn::TtyWrite(tty);
+        let continuing = self
+            .tasks
+            .get(&tid)
+            .is_some_and(|t| t.blocked_on == Some(on));
+        if continuing {
+            // n_tty_write's loop: a pending signal ends the call before anything else.
+            self.block_or_restart(tid, on)?;
+        }
+        if hung_up {
+            if continuing {
+                self.syscall_return(tid);
+            }
             return Err(Errno::EIO);
         }
-        let tty = f.tty;
-        self.tty_check_write(tid, tty)?;
-        let t = self.tty_mut(tty)?;
-        if t.kind != TtyKind::Emulated {
+        if !continuing {
+            self.tty_check_write(tid, tty)?;
+        }
+        if self.tty_ref(tty)?.kind != TtyKind::Emulated {
             return Err(Errno::EINVAL);
         }
+        if !continuing {
+            self.tty_mut(tty)?.ldisc.start_write();
+        }
+        let stopped = self.tty_ref(tty)?.ldisc.output_stopped();
+        if stopped || self.earlier_waiter(on, tid).is_some() {
+            if nonblock {
+                if continuing {
+                    self.syscall_return(tid);
+                }
+                return Err(Errno::EAGAIN);
+            }
+            self.block_or_restart(tid, on)?;
+            return Ok(Blocking::WouldBlock(on));
+        }
+        let t = self.tty_mut(tty)?;
         let termios = t.termios;
-        Ok(t.ldisc.write(&termios, data))
+        let n = t.ldisc.write(&termios, data);
+        if continuing {
+            self.syscall_return(tid);
+            // The write lock passes to the next writer.
+            self.wake_writers(tty);
+        }
+        Ok(Blocking::Ready(n))
+    }
+
+    /// `tcflow(fd, TCOOFF|TCOON)` (TCXONC): `tty_check_change` first. TCOOFF stops
+    /// output until TCOON (VSTART does not end it); TCOON ends only a TCOOFF stop and
+    /// wakes the writers, leaving held echoes for the next write or echo.
+    pub fn tcflow(&mut self, tid: Pid, fd: i32, action: FlowAction) -> SysResult<()> {
+        let (_, tty) = self.fd_tty_for_ioctl(tid, fd, Errno::EIO)?;
+        self.tty_check_change(tid, tty)?;
+        let t = self.tty_mut(tty)?;
+        match action {
+            FlowAction::OutputOff => t.ldisc.tco_stop(),
+            FlowAction::OutputOn => {
+                if t.ldisc.tco_start() {
+                    self.wake_writers(tty);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `tcsetpgrp(fd, pgrp)`.
@@ -751,12 +838,15 @@ impl Kernel {
         let t = self.tty_mut(tty)?;
         let old = t.termios;
         t.termios = termios;
-        t.ldisc.set_termios(&old, &termios);
+        let started = t.ldisc.set_termios(&old, &termios);
         if action == SetTermiosAction::Flush {
             t.ldisc.flush_input();
         }
         if t.ldisc.readable(&termios) {
             self.wake_readers(tty);
+        }
+        if started {
+            self.wake_writers(tty);
         }
         Ok(())
     }
@@ -811,6 +901,7 @@ impl Kernel {
                         self.kill_pgrp_info(fg, SigInfo::kernel(sig));
                     }
                 }
+                LdiscEffect::OutputStarted => self.wake_writers(tty),
             }
         }
         if readable {

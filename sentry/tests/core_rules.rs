@@ -128,7 +128,7 @@ fn background_tcsetpgrp_with_sigttou_ignored_succeeds() {
 fn background_write_stops_only_with_tostop() {
     let (mut k, _tty, sh) = shell();
     let j = job(&mut k, sh);
-    assert_eq!(k.write(j, 0, b"hi"), Ok(2));
+    assert_eq!(k.write(j, 0, b"hi"), Ok(Blocking::Ready(2)));
     let mut t = k.tcgetattr(sh, 0).unwrap();
     t.lflag |= termios::TOSTOP;
     k.tcsetattr(sh, 0, SetTermiosAction::Now, t).unwrap();

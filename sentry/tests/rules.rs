@@ -1002,7 +1002,7 @@ fn descriptors_share_one_terminal_through_dup_and_fork() {
     assert_eq!(k.dup2(s, 0, 2), Ok(2));
     let c = k.fork(s).unwrap();
     k.close(s, 0).unwrap();
-    assert_eq!(k.write(c, 2, b"x"), Ok(1));
+    assert_eq!(k.write(c, 2, b"x"), Ok(Blocking::Ready(1)));
     assert_eq!(k.fd_tty(s, 1), Ok(tty));
     assert_eq!(k.close(s, 0), Err(Errno::EBADF));
     // Hangup reaches every description open at the time.

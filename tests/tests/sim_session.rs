@@ -167,7 +167,7 @@ fn stty_tostop_makes_background_write_stop_with_sigttou() {
     let j = sh.run(1, false).unwrap();
     let echo = sh.job(j).unwrap().procs[0];
     // Without tostop a background job writes.
-    assert_eq!(sh.k.write(echo, 0, b"hi\n"), Ok(3));
+    assert_eq!(sh.k.write(echo, 0, b"hi\n"), Ok(Blocking::Ready(3)));
     assert_eq!(sh.k.master_read(sh.tty).unwrap(), b"hi\r\n");
     // `stty tostop` by the shell (foreground: allowed).
     let mut t = sh.k.tcgetattr(sh.pid, sh.fd).unwrap();
@@ -186,7 +186,7 @@ fn stty_tostop_makes_background_write_stop_with_sigttou() {
     );
     // fg: the write restarts in the foreground and goes through.
     sh.fg(j).unwrap();
-    assert_eq!(sh.k.write(echo, 0, b"hi\n"), Ok(3));
+    assert_eq!(sh.k.write(echo, 0, b"hi\n"), Ok(Blocking::Ready(3)));
 }
 
 #[test]

@@ -203,6 +203,47 @@ pub fn scenario(seed: u64, len: usize) -> Scenario {
             ));
         }
     }
+    if rng.chance(40) {
+        // A job, as a shell starts one: a child in a group of its own (linked to the
+        // session only through the shell, so the shell's exit can orphan it), half of
+        // the time with a second member. The draws below then stop, continue, block
+        // and give handlers to its members before a parent exits.
+        s.steps.push(step("sh", Op::Fork { child: "p1".into() }));
+        s.steps.push(step(
+            "p1",
+            Op::Setpgid {
+                pid: PidArg::Num(0),
+                pgid: PidArg::Num(0),
+            },
+        ));
+        actors.list.push(("p1".into(), false));
+        actors.forked_by.push(("p1".into(), "sh".into()));
+        actors.next_process = 2;
+        if rng.chance(50) {
+            s.steps.push(step("p1", Op::Fork { child: "p2".into() }));
+            actors.list.push(("p2".into(), false));
+            actors.forked_by.push(("p2".into(), "p1".into()));
+            actors.next_process = 3;
+        }
+        // A member with handlers for what an orphaning sends (else it dies of SIGHUP).
+        for sig in [Signal::SIGHUP, Signal::SIGCONT] {
+            if rng.chance(35) {
+                let member = if actors.next_process == 3 && rng.chance(50) {
+                    "p2"
+                } else {
+                    "p1"
+                };
+                s.steps.push(step(
+                    member,
+                    Op::Sigaction {
+                        sig,
+                        handler: Handler::Catch,
+                        flags: if rng.chance(50) { SA_RESTART } else { 0 },
+                    },
+                ));
+            }
+        }
+    }
     if rng.chance(50) {
         s.steps.push(step(
             "sh",
@@ -422,7 +463,10 @@ fn gen_op(
                 pgid: PidArg::Num(0),
             },
             3 => Op::Setpgid {
-                pid: if rng.chance(40) {
+                pid: if !children.is_empty() && rng.chance(25) {
+                    // A child of the caller, before or after its exec (EACCES after).
+                    PidArg::Actor(rng.pick(&children).clone())
+                } else if rng.chance(40) {
                     PidArg::Num(0)
                 } else {
                     pid_arg(rng, actor, alive)

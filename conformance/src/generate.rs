@@ -34,7 +34,9 @@ use crate::scenario::{FlowOp, IdKind, MaskHow, Op, PidArg, Scenario, Step, TermF
 use crate::sentry_exec;
 use crate::trace::ActorState;
 use sandbox_sentry::sigaction::{SA_NOCLDSTOP, SA_NOCLDWAIT, SA_RESETHAND, SA_RESTART};
-use sandbox_sentry::wait::{WCONTINUED, WEXITED, WNOHANG, WNOWAIT, WUNTRACED};
+use sandbox_sentry::wait::{
+    __WALL, __WCLONE, __WNOTHREAD, WCONTINUED, WEXITED, WNOHANG, WNOWAIT, WUNTRACED,
+};
 use sandbox_sentry::{Handler, SigSet, Signal};
 
 /// SplitMix64: small, fast, and fully determined by its seed.
@@ -108,7 +110,7 @@ const SIGNALS: [Signal; 14] = [
 /// with `-C instrument-coverage` over a `--sentry-only` run, docs/CONFORMANCE.md):
 /// VLNEXT, erasing a tab and a control character. Flow control is typed from
 /// [`FLOW_TYPED`].
-const TYPED: [&[u8]; 17] = [
+const TYPED: [&[u8]; 21] = [
     b"abc\n",
     b"x",
     b"\x03",
@@ -126,6 +128,12 @@ const TYPED: [&[u8]; 17] = [
     b"\x16\x03\n",
     b"a\t\x7f\n",
     b"\x01\x7f\n",
+    // VREPRINT, an erase at the start of a line, VWERASE over trailing blanks, and a
+    // carriage return that reaches the output (echoed without ICRNL).
+    b"ab\x12\n",
+    b"\x7fa\n",
+    b"ab \x17\n",
+    b"\r",
 ];
 
 /// Typed flow control (IXON): VSTOP and VSTART, alone and within a batch (the echoes
@@ -154,6 +162,26 @@ fn typed_input(rng: &mut Rng) -> Vec<u8> {
     }
 }
 
+/// Signal numbers beyond [`SIGNALS`]: real-time signals (from glibc's SIGRTMIN, 34: 32
+/// and 33 are glibc's own), which queue and show as `SIGRTn` in traces, and 65, one past
+/// the last signal (kill, tgkill and sigaction fail with EINVAL).
+const EXTRA_SIGNALS: [i32; 4] = [34, 40, 64, 65];
+
+/// A signal number for kill, killpg or tgkill. Stops and SIGCONT are drawn more often
+/// than the others: a stopped member is what makes an exit that orphans a group send
+/// SIGHUP and SIGCONT, and a continue is what `WCONTINUED` reports (uniform draws
+/// stopped a process in fewer than one scenario in ten and continued one in a
+/// thousand).
+fn signal_number(rng: &mut Rng) -> i32 {
+    match rng.below(20) {
+        0 | 1 => Signal::SIGSTOP.number(),
+        2 | 3 => Signal::SIGCONT.number(),
+        4 => Signal::SIGTSTP.number(),
+        5 => *rng.pick(&EXTRA_SIGNALS),
+        _ => rng.pick(&SIGNALS).number(),
+    }
+}
+
 const MAX_PROCESSES: usize = 6;
 /// Most steps dropped from one scenario because they would race on Linux.
 const MAX_DROPPED: usize = 64;
@@ -164,6 +192,8 @@ struct Actors {
     list: Vec<(String, bool)>,
     next_process: usize,
     next_thread: usize,
+    /// (child, the process that forked it), for processes forked by the scenario.
+    forked_by: Vec<(String, String)>,
 }
 
 /// A random scenario named `random-SEED` with about `len` steps.
@@ -177,6 +207,7 @@ pub fn scenario(seed: u64, len: usize) -> Scenario {
         list: vec![("init".into(), false)],
         next_process: 1,
         next_thread: 1,
+        forked_by: vec![("sh".into(), "init".into())],
     };
     // A shell-like start most of the time: a session leader with the terminal.
     let step = |a: &str, op: Op| Step::Actor {
@@ -196,6 +227,47 @@ pub fn scenario(seed: u64, len: usize) -> Scenario {
                     wronly: false,
                 },
             ));
+        }
+    }
+    if rng.chance(40) {
+        // A job, as a shell starts one: a child in a group of its own (linked to the
+        // session only through the shell, so the shell's exit can orphan it), half of
+        // the time with a second member. The draws below then stop, continue, block
+        // and give handlers to its members before a parent exits.
+        s.steps.push(step("sh", Op::Fork { child: "p1".into() }));
+        s.steps.push(step(
+            "p1",
+            Op::Setpgid {
+                pid: PidArg::Num(0),
+                pgid: PidArg::Num(0),
+            },
+        ));
+        actors.list.push(("p1".into(), false));
+        actors.forked_by.push(("p1".into(), "sh".into()));
+        actors.next_process = 2;
+        if rng.chance(50) {
+            s.steps.push(step("p1", Op::Fork { child: "p2".into() }));
+            actors.list.push(("p2".into(), false));
+            actors.forked_by.push(("p2".into(), "p1".into()));
+            actors.next_process = 3;
+        }
+        // A member with handlers for what an orphaning sends (else it dies of SIGHUP).
+        for sig in [Signal::SIGHUP, Signal::SIGCONT] {
+            if rng.chance(35) {
+                let member = if actors.next_process == 3 && rng.chance(50) {
+                    "p2"
+                } else {
+                    "p1"
+                };
+                s.steps.push(step(
+                    member,
+                    Op::Sigaction {
+                        sig,
+                        handler: Handler::Catch,
+                        flags: if rng.chance(50) { SA_RESTART } else { 0 },
+                    },
+                ));
+            }
         }
     }
     if rng.chance(50) {
@@ -243,6 +315,12 @@ pub fn scenario(seed: u64, len: usize) -> Scenario {
             .filter(|(_, st)| !matches!(st, ActorState::Gone))
             .map(|(n, _)| n.clone())
             .collect();
+        let stopped: Vec<String> = last
+            .states
+            .iter()
+            .filter(|(_, st)| *st == ActorState::Stopped)
+            .map(|(n, _)| n.clone())
+            .collect();
         let terminal = running.is_empty() || rng.chance(14);
         if terminal {
             if hung_up {
@@ -265,7 +343,7 @@ pub fn scenario(seed: u64, len: usize) -> Scenario {
             continue;
         }
         let actor = rng.pick(&running).clone();
-        let op = gen_op(&mut rng, &actor, &mut actors, &alive);
+        let op = gen_op(&mut rng, &actor, &mut actors, &alive, &stopped);
         // Once a thread exists, a process-directed signal could be taken by either of
         // its process's threads: such signals are left out (conservatively, for all).
         let threads_exist = actors.list.iter().any(|(_, t)| *t);
@@ -323,25 +401,59 @@ fn wait_options(rng: &mut Rng, waitid: bool) -> i32 {
         if rng.chance(10) {
             o |= WNOWAIT;
         }
+    } else if rng.chance(4) {
+        o |= WNOWAIT; // not a wait4 option: EINVAL
+    }
+    // Which children by exit signal and by thread (every child here has SIGCHLD, so
+    // __WCLONE alone selects none of them).
+    match rng.below(16) {
+        0 => o |= __WNOTHREAD,
+        1 => o |= __WCLONE,
+        2 => o |= __WALL,
+        _ => {}
     }
     o
 }
 
-fn gen_op(rng: &mut Rng, actor: &str, actors: &mut Actors, alive: &[String]) -> Op {
+fn gen_op(
+    rng: &mut Rng,
+    actor: &str,
+    actors: &mut Actors,
+    alive: &[String],
+    stopped: &[String],
+) -> Op {
     let is_thread = actors.list.iter().any(|(n, t)| n == actor && *t);
     let processes = actors.list.iter().filter(|(_, t)| !t).count();
     let threads = actors.list.iter().filter(|(_, t)| *t).count();
-    let sig = |rng: &mut Rng| rng.pick(&SIGNALS).number();
+    // A process that forked a child now stopped exits now and then: if the child's
+    // group loses its last link to the session with that exit, it is orphaned with a
+    // stopped member (SIGHUP then SIGCONT to every member, whatever its state). Left
+    // to the draw below, that happened in about one scenario in a thousand.
+    let stopped_child = actors
+        .forked_by
+        .iter()
+        .any(|(c, p)| p == actor && stopped.contains(c));
+    let children: Vec<String> = actors
+        .forked_by
+        .iter()
+        .filter(|(c, p)| p == actor && alive.contains(c))
+        .map(|(c, _)| c.clone())
+        .collect();
+    if stopped_child && actor != "init" && !is_thread && rng.chance(30) {
+        return Op::Exit {
+            code: rng.below(4) as i32,
+        };
+    }
     loop {
         let k = rng.weighted(&[
             14, // fork
             1,  // thread
-            1,  // exec
+            2,  // exec (before and after setpgid: EACCES once the child has exec'd)
             12, // setpgid
             3,  // setsid
             3,  // getpgid/getsid
             3,  // open
-            1,  // close/dup
+            2,  // close/dup
             9,  // tcsetpgrp
             2,  // tcgetpgrp/tcgetsid
             2,  // tiocsctty/tiocnotty
@@ -359,6 +471,7 @@ fn gen_op(rng: &mut Rng, actor: &str, actors: &mut Actors, alive: &[String]) -> 
                 let child = format!("p{}", actors.next_process);
                 actors.next_process += 1;
                 actors.list.push((child.clone(), false));
+                actors.forked_by.push((child.clone(), actor.to_string()));
                 Op::Fork { child }
             }
             1 if threads < MAX_THREADS && actor != "init" && !is_thread => {
@@ -368,8 +481,18 @@ fn gen_op(rng: &mut Rng, actor: &str, actors: &mut Actors, alive: &[String]) -> 
                 Op::Thread { child }
             }
             2 if actor != "init" => Op::Exec,
+            // A group of its own (a job, as a shell makes one), a quarter of the time:
+            // a group linked to the session only through its parent, which its
+            // parent's exit can orphan.
+            3 if rng.chance(25) => Op::Setpgid {
+                pid: PidArg::Num(0),
+                pgid: PidArg::Num(0),
+            },
             3 => Op::Setpgid {
-                pid: if rng.chance(40) {
+                pid: if !children.is_empty() && rng.chance(25) {
+                    // A child of the caller, before or after its exec (EACCES after).
+                    PidArg::Actor(rng.pick(&children).clone())
+                } else if rng.chance(40) {
                     PidArg::Num(0)
                 } else {
                     pid_arg(rng, actor, alive)
@@ -436,8 +559,17 @@ fn gen_op(rng: &mut Rng, actor: &str, actors: &mut Actors, alive: &[String]) -> 
                 }
             }
             11 => {
-                let s = *rng.pick(&SIGNALS);
-                if s == Signal::SIGKILL || s == Signal::SIGSTOP {
+                let s = if rng.chance(8) {
+                    // A real-time signal (its handler's runs show as `SIGRTn`).
+                    match Signal::new(*rng.pick(&EXTRA_SIGNALS[..3])) {
+                        Ok(s) => s,
+                        Err(_) => continue,
+                    }
+                } else {
+                    *rng.pick(&SIGNALS)
+                };
+                if (s == Signal::SIGKILL || s == Signal::SIGSTOP) && !rng.chance(10) {
+                    // (Sometimes kept: EINVAL.)
                     continue;
                 }
                 let handler = match rng.below(3) {
@@ -481,7 +613,7 @@ fn gen_op(rng: &mut Rng, actor: &str, actors: &mut Actors, alive: &[String]) -> 
                 }
             }
             13 => {
-                let s = if rng.chance(5) { 0 } else { sig(rng) };
+                let s = if rng.chance(5) { 0 } else { signal_number(rng) };
                 if rng.chance(8) && !is_thread {
                     // tgkill to a process's main thread (or a bad ID): a thread-directed
                     // signal, which the other selectors never generate.
@@ -490,26 +622,50 @@ fn gen_op(rng: &mut Rng, actor: &str, actors: &mut Actors, alive: &[String]) -> 
                     if !process {
                         continue;
                     }
-                    let (tgid, tid) = match rng.below(5) {
+                    let (tgid, tid) = match rng.below(8) {
                         0 => (PidArg::Actor(p), PidArg::Num(99_999)),
                         1 => (PidArg::Num(0), PidArg::Actor(p)),
+                        // A TID ≤ 0: EINVAL; a thread of another process: ESRCH.
+                        2 => (PidArg::Actor(p), PidArg::Num(0)),
+                        3 => (PidArg::Actor(p), PidArg::Actor(rng.pick(alive).clone())),
                         _ => (PidArg::Actor(p.clone()), PidArg::Actor(p)),
                     };
                     Op::Tgkill { tgid, tid, sig: s }
                 } else if rng.chance(20) {
                     Op::Killpg {
-                        pgrp: if rng.chance(80) {
-                            PidArg::PgidOf(rng.pick(alive).clone())
-                        } else {
-                            PidArg::Num(0)
+                        pgrp: match rng.below(10) {
+                            0 => PidArg::Num(0),
+                            1 => PidArg::Num(-1), // EINVAL
+                            _ => PidArg::PgidOf(rng.pick(alive).clone()),
                         },
                         sig: s,
                     }
                 } else {
-                    Op::Kill {
-                        pid: pid_arg(rng, actor, alive),
-                        sig: s,
-                    }
+                    let stop = s == Signal::SIGSTOP.number() || s == Signal::SIGTSTP.number();
+                    let pid =
+                        if s == Signal::SIGCONT.number() && !stopped.is_empty() && rng.chance(60) {
+                            // Continue what is stopped (the process or its group).
+                            let p = rng.pick(stopped).clone();
+                            if rng.chance(50) {
+                                PidArg::Actor(p)
+                            } else {
+                                PidArg::NegPgidOf(p)
+                            }
+                        } else if stop && !children.is_empty() && rng.chance(50) {
+                            // Stop a child (or its group), as a shell stops a job: the
+                            // caller's exit may then orphan a group with a stopped member.
+                            let c = rng.pick(&children).clone();
+                            if rng.chance(50) {
+                                PidArg::Actor(c)
+                            } else {
+                                PidArg::NegPgidOf(c)
+                            }
+                        } else if rng.chance(2) {
+                            PidArg::Num(i32::MIN) // ESRCH
+                        } else {
+                            pid_arg(rng, actor, alive)
+                        };
+                    Op::Kill { pid, sig: s }
                 }
             }
             14 => Op::Read {
@@ -518,10 +674,10 @@ fn gen_op(rng: &mut Rng, actor: &str, actors: &mut Actors, alive: &[String]) -> 
             },
             15 => Op::Write {
                 fd: if rng.chance(80) { 0 } else { 1 },
-                data: if rng.chance(50) {
-                    b"out\n".to_vec()
-                } else {
-                    b"x".to_vec()
+                data: match rng.below(10) {
+                    0..=4 => b"out\n".to_vec(),
+                    5..=8 => b"x".to_vec(),
+                    _ => b"\rx\r".to_vec(), // a carriage return at column 0 and after
                 },
             },
             16 if rng.chance(15) => tcflow_op(rng),
@@ -548,19 +704,27 @@ fn gen_op(rng: &mut Rng, actor: &str, actors: &mut Actors, alive: &[String]) -> 
             18 => {
                 if rng.chance(70) {
                     Op::Wait4 {
-                        pid: match rng.below(4) {
-                            0 => PidArg::Num(-1),
-                            1 => PidArg::Actor(rng.pick(alive).clone()),
-                            2 => PidArg::Num(0),
-                            _ => PidArg::NegPgidOf(rng.pick(alive).clone()),
+                        pid: match rng.below(41) {
+                            0..=9 => PidArg::Num(-1),
+                            10..=19 => PidArg::Actor(rng.pick(alive).clone()),
+                            20..=29 => PidArg::Num(0),
+                            30..=39 => PidArg::NegPgidOf(rng.pick(alive).clone()),
+                            _ => PidArg::Num(i32::MIN), // ESRCH
                         },
                         options: wait_options(rng, false),
                     }
                 } else {
-                    let (kind, id) = match rng.below(3) {
-                        0 => (IdKind::All, PidArg::Num(0)),
-                        1 => (IdKind::Pid, PidArg::Actor(rng.pick(alive).clone())),
-                        _ => (IdKind::Pgid, PidArg::PgidOf(rng.pick(alive).clone())),
+                    let (kind, id) = match rng.below(12) {
+                        0..=3 => (IdKind::All, PidArg::Num(0)),
+                        4..=7 => (IdKind::Pid, PidArg::Actor(rng.pick(alive).clone())),
+                        8..=10 => (IdKind::Pgid, PidArg::PgidOf(rng.pick(alive).clone())),
+                        // The ID checks: P_PID needs a positive ID, P_PGID a
+                        // non-negative one (EINVAL); P_PGID 0 is the caller's group.
+                        _ => match rng.below(3) {
+                            0 => (IdKind::Pid, PidArg::Num(0)),
+                            1 => (IdKind::Pgid, PidArg::Num(-1)),
+                            _ => (IdKind::Pgid, PidArg::Num(0)),
+                        },
                     };
                     Op::Waitid {
                         kind,

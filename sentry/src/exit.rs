@@ -270,7 +270,15 @@ impl Kernel {
             && self.will_become_orphaned_pgrp(pgid, ignored)
             && self.has_stopped_jobs(pgid)
         {
-            self.kill_pgrp_info(pgid, SigInfo::kernel(Signal::SIGHUP));
+            // SIGHUP reaches the stopped members only (Linux 6.18, checked with the
+            // conformance harness: `life-orphaning-hup-only-to-stopped-members`; a
+            // running member, with a handler or without, sees SIGCONT alone).
+            let stopped: Vec<Pid> = self
+                .pgrp_wake_order(pgid)
+                .into_iter()
+                .filter(|m| self.groups.get(m).is_some_and(|g| g.stopped))
+                .collect();
+            self.send_to_members(stopped, SigInfo::kernel(Signal::SIGHUP), None);
             self.kill_pgrp_info(pgid, SigInfo::kernel(Signal::SIGCONT));
         }
     }

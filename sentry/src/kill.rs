@@ -116,7 +116,12 @@ impl Kernel {
     ///
     /// `members` is the order in which they act (and die); the signal is queued to
     /// them in ascending PID order, which nothing observes.
-    fn send_to_members(&mut self, members: Vec<Pid>, info: SigInfo, sender: Option<Pid>) {
+    pub(crate) fn send_to_members(
+        &mut self,
+        members: Vec<Pid>,
+        info: SigInfo,
+        sender: Option<Pid>,
+    ) {
         let sender = sender.filter(|s| members.contains(s));
         let mut order: Vec<Pid> = members
             .iter()

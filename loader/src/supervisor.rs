@@ -775,7 +775,10 @@ impl Supervisor {
         self.procs.ttys.extend(self.terminals.iter().map(|t| t.id));
         let before = self.owned_pty_sessions();
         let r = f(&mut self.procs, &mut self.k);
-        self.after_reconcile(&before);
+        // The common case (a known caller, nothing died): nothing to send or drop.
+        if self.k.has_host_signals() {
+            self.after_reconcile(&before);
+        }
         r
     }
 

@@ -85,6 +85,11 @@ impl Kernel {
         std::mem::take(&mut self.host_outbox)
     }
 
+    /// Whether signals wait for the loader ([`Kernel::take_host_signals`]).
+    pub fn has_host_signals(&self) -> bool {
+        !self.host_outbox.is_empty()
+    }
+
     pub(crate) fn host_send(&mut self, target: HostTarget, sig: Signal) {
         tracing::debug!(?target, ?sig, "sentry: host signal");
         self.host_outbox.push(HostSignal { target, sig });

@@ -357,6 +357,14 @@ impl Supervisor {
             });
         }
         let mut r = self.k.setpgid(t.tid, pid, pgid);
+        if r == Err(Errno::ESRCH) && pid > 0 {
+            // `pid` may be a thread of a process the sentry never saw (not the caller's
+            // child): Linux finds it and answers EINVAL, not ESRCH. A full walk adopts
+            // that process; `ensure_process` then finds the thread.
+            if self.tracked(|procs, k| procs.ensure_process(k, pid)) {
+                r = self.k.setpgid(t.tid, pid, pgid);
+            }
+        }
         if r == Err(Errno::EPERM) {
             // The group may exist with members the sentry never saw: decide with all.
             self.reconcile();

@@ -792,15 +792,18 @@ impl Supervisor {
 
     /// Owned ptys: the host's foreground group must be the sentry's.
     fn check_owned_foregrounds(&mut self) {
-        let owned: Vec<TtyId> = self
-            .terminals
+        for id in self.owned_ptys() {
+            self.check_foreground(id);
+        }
+    }
+
+    /// The sandbox's owned ptys (none without one: no allocation).
+    fn owned_ptys(&self) -> Vec<TtyId> {
+        self.terminals
             .iter()
             .filter(|t| t.binding == Binding::OwnedPty)
             .map(|t| t.id)
-            .collect();
-        for id in owned {
-            self.check_foreground(id);
-        }
+            .collect()
     }
 
     /// The sessions that hold an owned pty now (none without one: no allocation).
@@ -819,12 +822,7 @@ impl Supervisor {
     /// applied — the leader's death has taken the terminal from its session by now, and
     /// the signals it caused go to that session's groups.
     fn after_reconcile(&mut self, before: &[Pid]) {
-        let owned: Vec<TtyId> = self
-            .terminals
-            .iter()
-            .filter(|t| t.binding == Binding::OwnedPty)
-            .map(|t| t.id)
-            .collect();
+        let owned = self.owned_ptys();
         if owned.is_empty() {
             let _ = self.send_host_signals();
             return;

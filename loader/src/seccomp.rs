@@ -4,11 +4,11 @@
 //!
 //! | filter | installed on | programs | listed syscalls | everything else |
 //! |---|---|---|---|---|
-//! | [`program_filter`] | every sandboxed process, just before exec | number map (ours: ALLOW / EPERM / ENOSYS by number) + seccompiler (argument checks only) | ALLOW ([`ALLOW_SYSCALLS`], the argument-conditioned rows of [`DENY_SYSCALLS`] when their condition fails, `--seccomp-allow` names); EPERM ([`DENY_SYSCALLS`], [`DENY_IOCTLS`]); clone3: ENOSYS | ENOSYS (numbers the tables do not know, x32 numbers) |
+//! | [`program_filter`] | every sandboxed process, just before exec | ours | ALLOW ([`ALLOW_SYSCALLS`], the argument-conditioned rows of [`DENY_SYSCALLS`] when their condition fails, `--seccomp-allow` names); EPERM ([`DENY_SYSCALLS`], [`DENY_IOCTLS`]); clone3: ENOSYS | ENOSYS (numbers the tables do not know, x32 numbers) |
 //! | [`notify_filter`] | the sandbox's first process, with a listener | ours | USER_NOTIF ([`NOTIFY_SYSCALLS`], [`NOTIFY_IOCTLS`], [`SUPERVISED_IOCTLS`], with `tty_io` also [`TTY_IO_SYSCALLS`]) | ALLOW |
-//! | [`init_filter`] | init, right after it forks the holder; an exec helper, right after it forks its process | guard + seccompiler | ALLOW ([`INIT_SYSCALLS`]) | EPERM |
-//! | [`holder_filter`] | the holder (the program's parent, leader of its session), right after it forks the program | guard + seccompiler | ALLOW ([`HOLDER_SYSCALLS`]) | EPERM |
-//! | [`allow_filter`] | the loader itself once set up | guard + seccompiler | ALLOW ([`LOADER_SYSCALLS`], [`LOADER_IOCTLS`], extras); clone3: ENOSYS (guard) | EPERM |
+//! | [`init_filter`] | init, right after it forks the holder; an exec helper, right after it forks its process | ours | ALLOW ([`INIT_SYSCALLS`]) | EPERM |
+//! | [`holder_filter`] | the holder (the program's parent, leader of its session), right after it forks the program | ours | ALLOW ([`HOLDER_SYSCALLS`]) | EPERM |
+//! | [`allow_filter`] | the loader itself once set up | ours | ALLOW ([`LOADER_SYSCALLS`], [`LOADER_IOCTLS`], extras); clone3: ENOSYS | EPERM |
 //!
 //! [`deny_filter`] (the deny list alone, everything else allowed) is the program's
 //! policy without its allow-list; the sandbox no longer installs it. It refuses
@@ -22,49 +22,38 @@
 //! headers and the `libc` crate). On aarch64 the syscalls of the old x86_64 table
 //! (open, fork, ...) are [`ABSENT`] rows; that build is not tested here.
 //!
-//! # Two compilers
+//! # The compiler
 //!
-//! The deny list and the allow-lists of init, the holder and the loader are compiled by
-//! seccompiler: one match action, one default, argument tests on the low 32 bits
-//! (`SeccompCmpArgLen::Dword`). seccompiler lacks four things, which a small compiler
-//! of our own provides (see [`Instruction`] and the `bpf` module):
-//! - the USER_NOTIF action: the notify filter is entirely ours;
-//! - a second action in one program (clone3's ENOSYS, which makes glibc fall back to
-//!   clone, whose flags a filter can see);
-//! - a test of the x32 bit: seccompiler checks the architecture, but on x86_64 an
-//!   x32-ABI number (`0x40000000 | nr`, reported as AUDIT_ARCH_X86_64) matches none of
-//!   its rules and takes the default — ALLOW in a deny list, a bypass on kernels with
-//!   x32 support;
-//! - a cheap lookup in a long list: seccompiler tests the syscalls one after the other
-//!   (a 1595-instruction chain for the program's allow-list); ours finds the number by
-//!   binary search over runs of consecutive allowed numbers (173 instructions).
+//! Every filter the sandbox installs is one program of our own compiler (the `bpf`
+//! module's `ProgramBuilder`): the architecture (a foreign one: KILL_PROCESS), x32
+//! numbers (ENOSYS), then a binary search over the syscall numbers whose leaves either
+//! return the action of a syscall decided by its number alone, or jump to the argument
+//! checks of a syscall that has some (the first check that holds decides; none: the
+//! table's default). A lookup costs about 2·log2(runs of numbers) instructions whatever
+//! the number. What installing a program costs matters as much: the kernel runs every
+//! new filter over every syscall number of both ABIs to fill its per-syscall action
+//! cache (Linux ≥ 5.11, `seccomp_cache_prepare`), one emulated instruction at a time,
+//! and compiles it to native code. Measured on Linux 6.18 (`cargo run --release -p
+//! sandbox-loader --example filter_cost`): a chain of 101 `JEQ`s costs 306 µs to install,
+//! a one-instruction program 13 µs; the loader's allow-list compiled by seccompiler (a
+//! guard and a 545-instruction chain, the shape every table had before) 343 µs, as one
+//! searched program of 246 instructions 85 µs; init's 126 → 44 µs, the program's policy
+//! (two programs of 173 and 159 instructions) 117 → 68 µs.
 //!
-//! So the deny and allow filters are each a stack of two programs, installed in this
-//! order: a guard of ours (foreign architecture: KILL_PROCESS; x32 numbers: ENOSYS;
-//! clone3: ENOSYS; else ALLOW), then seccompiler's program (last, because the
-//! allow-list refuses `seccomp()` itself). The kernel applies the most severe of their
-//! results (below), so the guard's ENOSYS beats the deny list's ALLOW, and the
-//! allow-list also allows clone3 so that the guard's ENOSYS beats its EPERM (x32 numbers
-//! get the allow-list's EPERM: of two ERRNOs the later-installed filter's wins). The
-//! `stack` module refuses a table where a guard row would lose.
-//!
-//! The program's policy is two programs: the allow set (ours: ALLOW for the allowed
-//! numbers, ENOSYS for every other — clone3 and x32 numbers included, so it also does
-//! the guard's work), then seccompiler's deny program (EPERM for the denied rows, ALLOW
-//! otherwise). A denied syscall gets ENOSYS from the allow set and EPERM from the deny
-//! program: two ERRNOs, the later-installed deny program's EPERM wins. An unknown
-//! number gets ENOSYS and ALLOW: ENOSYS. Both programs decide on the number alone except
-//! for the deny program's ioctl and argument-conditioned rows (and the notify filter's
-//! rows), so the kernel's per-syscall action cache (Linux ≥ 5.11) skips the programs
-//! entirely for every other allowed syscall. Measured (x86_64, Linux 6.18, best of
-//! runs): getppid and a 1-byte read of /dev/zero cost the same as under the old deny
-//! list (cached), ioctl(TCGETS) too (about 230 ns against 180 ns without the policy).
+//! seccompiler compiles [`deny_filter`] (a guard of ours, then its program; the `stack`
+//! module): one match action, one default, argument tests on the low 32 bits, a chain
+//! of tests one syscall after the other.
 //!
 //! Every program refuses foreign architectures (KILL_PROCESS: e.g. `int 0x80` from an
 //! x86_64 process, which reports AUDIT_ARCH_I386 and different numbers). Argument tests
 //! read the low 32 bits of an argument: the ioctl request is compared as the kernel uses
 //! it (`unsigned int`), so `TIOCSTI | 1 << 32` is TIOCSTI to the filter as it is to the
-//! kernel (CVE-2019-10063).
+//! kernel (CVE-2019-10063). Every program decides on the syscall number alone except
+//! for the rows with argument checks (ioctl, and a few conditioned rows), so the
+//! kernel's action cache lets every other allowed syscall through without running the
+//! programs. Measured (x86_64, Linux 6.18, best of runs): getppid and a 1-byte read of
+//! /dev/zero cost the same as under the old deny list (cached), ioctl(TCGETS) too
+//! (about 230 ns against 180 ns without the policy).
 //!
 //! [`Filter::action_for`] runs a compiled filter (all its programs, combined as the
 //! kernel combines them) on a synthetic syscall, so its decisions can be checked without

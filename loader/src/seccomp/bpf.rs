@@ -240,11 +240,6 @@ impl Filter {
         Some(Filter { programs })
     }
 
-    /// The programs, in install order.
-    pub(crate) fn into_programs(self) -> Vec<Vec<Instruction>> {
-        self.programs
-    }
-
     /// Number of instructions, over all programs.
     pub fn len(&self) -> usize {
         self.programs.iter().map(Vec::len).sum()
@@ -401,20 +396,19 @@ struct Check {
     action: Action,
 }
 
-/// Rules gathered per syscall, compiled into one program. Groups keep the order in
-/// which their syscall first appeared (put hot syscalls first); inside a group the
-/// first check that matches decides.
+/// Rules gathered per syscall, compiled into one program; inside a syscall's group
+/// the first check that matches decides (a check without condition ends the group).
 #[derive(Debug)]
 pub(crate) struct ProgramBuilder {
     default: Action,
-    groups: Vec<(u32, Vec<Check>)>,
+    groups: std::collections::BTreeMap<u32, Vec<Check>>,
 }
 
 impl ProgramBuilder {
     pub(crate) fn new(default: Action) -> Self {
         ProgramBuilder {
             default,
-            groups: Vec::new(),
+            groups: std::collections::BTreeMap::new(),
         }
     }
 
@@ -423,10 +417,7 @@ impl ProgramBuilder {
             return Ok(());
         };
         check_argument(nr, check.arg)?;
-        match self.groups.iter_mut().find(|(n, _)| *n == nr) {
-            Some((_, checks)) => checks.push(check),
-            None => self.groups.push((nr, vec![check])),
-        }
+        self.groups.entry(nr).or_default().push(check);
         Ok(())
     }
 
@@ -461,8 +452,7 @@ impl ProgramBuilder {
         self.push(rule.nr, check)
     }
 
-    /// `action` for the syscall whatever its arguments.
-    #[cfg(test)]
+    /// `action` for the syscall whatever its arguments (after its earlier checks).
     pub(crate) fn always(&mut self, nr: libc::c_long, action: Action) -> Result<(), SeccompError> {
         self.push(
             nr,
@@ -552,7 +542,14 @@ impl ProgramBuilder {
         Ok(body)
     }
 
-    /// Compiles the program (see the module documentation for its shape).
+    /// Compiles the program: the architecture check (a foreign one is killed), x32
+    /// numbers ENOSYS, then a binary search over the syscall numbers (see
+    /// [`number_map`]) whose leaves return the action of a syscall decided by its
+    /// number alone, or jump to the body of a syscall with argument checks (placed
+    /// after the search). A lookup thus costs about 2·log2(runs) instructions whatever
+    /// the number, where a chain of `JEQ`s costs one per syscall listed before it; and
+    /// installing the program is cheap, because the kernel runs it over every syscall
+    /// number to fill its action cache (a walk stops at the first argument load).
     pub(crate) fn compile(&self) -> Result<Filter, SeccompError> {
         let mut program = vec![
             stmt(LD_W_ABS, DATA_ARCH),
@@ -564,21 +561,130 @@ impl ProgramBuilder {
             program.push(jump(JMP_JSET_K, X32_SYSCALL_BIT, 0, 1));
             program.push(ret(Action::Errno(libc::ENOSYS as u16)));
         }
+        // Each syscall's leaf: its action when its first check decides whatever the
+        // arguments, else its body.
+        let mut leaves: std::collections::BTreeMap<u32, Leaf> = Default::default();
+        let mut bodies: Vec<Vec<Instruction>> = Vec::new();
         for (nr, checks) in &self.groups {
             let body = self.compile_group(*nr, checks)?;
-            let skip = u8::try_from(body.len()).map_err(|_| SeccompError::GroupTooLarge {
-                nr: i64::from(*nr),
-                len: body.len(),
-            })?;
-            program.push(jump(JMP_JEQ_K, *nr, 0, skip));
+            let leaf =
+                match body.as_slice() {
+                    [only] if only.code == RET_K => Action::from_ret(only.k).map(Leaf::Ret).ok_or(
+                        SeccompError::Inexpressible {
+                            nr: Some(i64::from(*nr)),
+                            what: "an unknown return value",
+                        },
+                    )?,
+                    _ => {
+                        bodies.push(body);
+                        Leaf::Body(bodies.len() - 1)
+                    }
+                };
+            leaves.insert(*nr, leaf);
+        }
+        let steps = runs(&leaves, Leaf::Ret(self.default));
+        let tree = search_leaves(&steps, Leaf::Ret(self.default));
+        // Lay out: the header, the tree, then the bodies; patch the tree's jumps.
+        let tree_start = program.len();
+        let mut body_start = Vec::with_capacity(bodies.len());
+        let mut at = tree_start + tree.len();
+        for body in &bodies {
+            body_start.push(at);
+            at += body.len();
+        }
+        for (i, node) in tree.into_iter().enumerate() {
+            program.push(match node {
+                Node::Insn(ins) => ins,
+                Node::ToBody(b) => {
+                    let from = tree_start + i + 1;
+                    let to = *body_start.get(b).ok_or(SeccompError::Inexpressible {
+                        nr: None,
+                        what: "a jump to a missing body",
+                    })?;
+                    let offset =
+                        u32::try_from(to - from).map_err(|_| SeccompError::FilterTooLarge(at))?;
+                    stmt(JMP_JA, offset)
+                }
+            });
+        }
+        for body in bodies {
             program.extend(body);
         }
-        program.push(ret(self.default));
         if program.len() > MAX_INSTRUCTIONS {
             return Err(SeccompError::FilterTooLarge(program.len()));
         }
         Ok(Filter::single(program))
     }
+}
+
+/// Where a syscall number leads in [`ProgramBuilder::compile`]'s search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Leaf {
+    /// Returns the action whatever the arguments.
+    Ret(Action),
+    /// Jumps to the body with this index (argument checks).
+    Body(usize),
+}
+
+/// An instruction of the search, or a jump to a body not yet placed.
+enum Node {
+    Insn(Instruction),
+    ToBody(usize),
+}
+
+/// Boundaries where the leaf changes, with the leaf from there on (below the first:
+/// `other`). Consecutive numbers returning the same action form one run; a body is a
+/// run of its own.
+fn runs(leaves: &std::collections::BTreeMap<u32, Leaf>, other: Leaf) -> Vec<(u32, Leaf)> {
+    let mut steps: Vec<(u32, Leaf)> = Vec::new();
+    let mut previous: Option<(u32, Leaf)> = None;
+    for (&n, &leaf) in leaves {
+        let joins = matches!(leaf, Leaf::Ret(_));
+        match previous {
+            Some((p, l)) if p.checked_add(1) == Some(n) && l == leaf && joins => {}
+            Some((p, _)) if p.checked_add(1) == Some(n) => steps.push((n, leaf)),
+            _ => {
+                if let Some((p, _)) = previous {
+                    steps.push((p + 1, other));
+                }
+                steps.push((n, leaf));
+            }
+        }
+        previous = Some((n, leaf));
+    }
+    if let Some((p, _)) = previous {
+        steps.push((p + 1, other));
+    }
+    steps
+}
+
+/// The decision over `steps` (sorted boundaries, the leaf from each one on) for a
+/// number below which the leaf is `below`: a `JGE` on the middle boundary over the
+/// left half (through a `JA` when the left half is longer than a conditional jump
+/// reaches); a body is reached by a `JA` placed after the search.
+fn search_leaves(steps: &[(u32, Leaf)], below: Leaf) -> Vec<Node> {
+    if steps.is_empty() {
+        return vec![match below {
+            Leaf::Ret(action) => Node::Insn(ret(action)),
+            Leaf::Body(b) => Node::ToBody(b),
+        }];
+    }
+    let mid = steps.len() / 2;
+    let (at, from_mid) = steps[mid];
+    let left = search_leaves(&steps[..mid], below);
+    let right = search_leaves(&steps[mid + 1..], from_mid);
+    let mut code = Vec::with_capacity(left.len() + right.len() + 2);
+    match u8::try_from(left.len()) {
+        Ok(over) => code.push(Node::Insn(jump(JMP_JGE_K, at, over, 0))),
+        // JA's 32-bit offset has no 255 limit.
+        Err(_) => {
+            code.push(Node::Insn(jump(JMP_JGE_K, at, 0, 1)));
+            code.push(Node::Insn(stmt(JMP_JA, left.len() as u32)));
+        }
+    }
+    code.extend(left);
+    code.extend(right);
+    code
 }
 
 /// A program deciding on the syscall number alone: `member` for the numbers of
@@ -604,60 +710,33 @@ pub(crate) fn number_map(
     numbers: &std::collections::BTreeMap<u32, Action>,
     other: Action,
 ) -> Result<Filter, SeccompError> {
-    // Boundaries where the answer changes, with the answer from there on: the
-    // answer below the first boundary is `other`.
-    let mut steps: Vec<(u32, Action)> = Vec::new();
-    let mut previous: Option<(u32, Action)> = None;
-    for (&n, &action) in numbers {
-        if n & X32_SYSCALL_BIT != 0 {
-            continue;
-        }
-        match previous {
-            Some((p, a)) if p.checked_add(1) == Some(n) && a == action => {}
-            Some((p, _)) if p.checked_add(1) == Some(n) => steps.push((n, action)),
-            _ => {
-                if let Some((p, _)) = previous {
-                    steps.push((p + 1, other));
-                }
-                steps.push((n, action));
-            }
-        }
-        previous = Some((n, action));
-    }
-    if let Some((p, _)) = previous {
-        steps.push((p + 1, other));
-    }
+    let leaves = numbers
+        .iter()
+        .filter(|(&n, _)| n & X32_SYSCALL_BIT == 0)
+        .map(|(&n, &action)| (n, Leaf::Ret(action)))
+        .collect();
+    let steps = runs(&leaves, Leaf::Ret(other));
     let mut program = vec![
         stmt(LD_W_ABS, DATA_ARCH),
         jump(JMP_JEQ_K, AUDIT_ARCH_NATIVE, 1, 0),
         ret(Action::KillProcess),
         stmt(LD_W_ABS, DATA_NR),
     ];
-    program.extend(search(&steps, other));
+    for node in search_leaves(&steps, Leaf::Ret(other)) {
+        match node {
+            Node::Insn(ins) => program.push(ins),
+            Node::ToBody(_) => {
+                return Err(SeccompError::Inexpressible {
+                    nr: None,
+                    what: "a body in a number map",
+                })
+            }
+        }
+    }
     if program.len() > MAX_INSTRUCTIONS {
         return Err(SeccompError::FilterTooLarge(program.len()));
     }
     Ok(Filter::single(program))
-}
-
-/// The decision over `steps` (sorted boundaries, the answer from each one on) for a
-/// number below which the answer is `below`.
-fn search(steps: &[(u32, Action)], below: Action) -> Vec<Instruction> {
-    if steps.is_empty() {
-        return vec![ret(below)];
-    }
-    let mid = steps.len() / 2;
-    let (at, from_mid) = steps[mid];
-    let left = search(&steps[..mid], below);
-    let right = search(&steps[mid + 1..], from_mid);
-    // A >= boundary: over the JA into the right half; else through it into the left.
-    // JA's 32-bit offset has no 255 limit.
-    let mut code = Vec::with_capacity(left.len() + right.len() + 2);
-    code.push(jump(JMP_JGE_K, at, 0, 1));
-    code.push(stmt(JMP_JA, left.len() as u32));
-    code.extend(left);
-    code.extend(right);
-    code
 }
 
 /// A comparison of a whole 64-bit syscall argument with `value`, as a seccomp profile

@@ -2,42 +2,29 @@
 //!
 //! Every syscall number of the architecture is classified once: allowed
 //! ([`ALLOW_SYSCALLS`]) or denied ([`DENY_SYSCALLS`]; rows with an argument condition
-//! deny only when it holds). [`program_filter`] compiles the classification into a stack
-//! of two programs, installed in this order:
+//! deny only when it holds). [`program_filter`] compiles the classification into one
+//! program (the `bpf` module's compiler, a binary search over the numbers):
+//! foreign architectures KILL_PROCESS; for ioctl, the requests of [`DENY_IOCTLS`] EPERM
+//! (TIOCSETD and TIOCVHANGUP are not among them: the notify filter sends them to the
+//! supervisor, which performs them on the sandbox's own ptys only — see
+//! `SUPERVISED_IOCTLS`); the argument-conditioned rows of [`DENY_SYSCALLS`] EPERM when
+//! their condition holds, ALLOW otherwise; the rows of [`DENY_SYSCALLS`] denied whatever
+//! the arguments EPERM; [`ALLOW_SYSCALLS`] and the caller's extras ALLOW; every other
+//! number ENOSYS — x32 numbers and clone3 (whose flags are out of a filter's reach:
+//! glibc then falls back to clone) included.
 //!
-//! 1. the number map (ours, `bpf::number_map`, a binary search over runs of numbers):
-//!    foreign architectures KILL_PROCESS; [`ALLOW_SYSCALLS`], the argument-conditioned
-//!    rows of [`DENY_SYSCALLS`] and the caller's extras ALLOW; the rows of
-//!    [`DENY_SYSCALLS`] denied whatever the arguments EPERM; every other number ENOSYS —
-//!    x32 numbers and clone3 (whose flags are out of a filter's reach: glibc then falls
-//!    back to clone) included;
-//! 2. the deny program (seccompiler): the argument-conditioned rows of
-//!    [`DENY_SYSCALLS`] and [`DENY_IOCTLS`] EPERM; everything else ALLOW (TIOCSETD
-//!    and TIOCVHANGUP too: the notify filter sends them to the supervisor, which
-//!    performs them on the sandbox's own ptys only — see `SUPERVISED_IOCTLS`). The guard the
-//!    deny list has when installed alone ([`deny_filter`](super::deny_filter)) is left
-//!    out: the number map answers what it would (architecture, x32, clone3). Keeping
-//!    the always-denied numbers out of this linear program keeps it short, which is
-//!    what installing it costs (the kernel runs every filter over every syscall number
-//!    to fill its action cache).
-//!
-//! The kernel applies the most severe result and, of two ERRNOs, the later-installed
-//! filter's. So a denied syscall gets EPERM, a number neither table knows — newer than
-//! the tables, never assigned, or x32 — gets ENOSYS (glibc and musl then fall back to older syscalls, as
-//! with runc's default for unknown syscalls), and an allowed syscall runs. Every
-//! program decides on the syscall number alone except for the argument-conditioned rows
-//! and ioctl, so the kernel's per-syscall action cache lets every other allowed syscall
-//! through without running the programs.
+//! So a denied syscall gets EPERM, a number neither table knows — newer than the
+//! tables, never assigned, or x32 — gets ENOSYS (glibc and musl then fall back to older
+//! syscalls, as with runc's default for unknown syscalls), and an allowed syscall runs.
+//! The program decides on the syscall number alone except for the argument-conditioned
+//! rows and ioctl, so the kernel's per-syscall action cache lets every other allowed
+//! syscall through without running it.
 
-use std::collections::BTreeMap;
+use libc::c_long;
 
-use super::bpf::{number_map, syscall_number, Action, Filter, SyscallRule, When, ABSENT};
-use super::stack::StackBuilder;
+use super::bpf::{Action, Filter, ProgramBuilder, SyscallRule, When, ABSENT};
 use super::tables::{allow, arch, x86_64_only, DENY_IOCTLS, DENY_SYSCALLS, ENOSYS, EPERM};
 use super::SeccompError;
-
-#[cfg(test)]
-use libc::c_long;
 
 const IO: &str = "reading and writing open files, pipes and sockets";
 const FD: &str = "file descriptor bookkeeping";
@@ -715,8 +702,8 @@ pub fn syscall_by_name(name: &str) -> Option<&'static SyscallRule> {
 /// [`DENY_IOCTLS`] fail with EPERM (clone3 with ENOSYS), every other number with ENOSYS;
 /// foreign architectures are killed, x32 numbers get ENOSYS. The syscalls named in
 /// `allow` (as in the tables, e.g. `"bpf"`) are allowed whatever their arguments,
-/// their denial lifted (ioctl requests of [`DENY_IOCTLS`] stay refused). Three
-/// programs (see the module documentation).
+/// their denial lifted (ioctl requests of [`DENY_IOCTLS`] stay refused). One program
+/// (see the module documentation).
 pub fn program_filter<S: AsRef<str>>(allow: &[S]) -> Result<Filter, SeccompError> {
     let mut lifted = Vec::with_capacity(allow.len());
     for name in allow {
@@ -728,36 +715,24 @@ pub fn program_filter<S: AsRef<str>>(allow: &[S]) -> Result<Filter, SeccompError
         }
         lifted.push(rule.nr);
     }
-    // The number map: allowed whatever the arguments (the allow-list, the calls a
-    // conditioned denial allows otherwise, the lifted ones) ALLOW; denied whatever the
-    // arguments EPERM; every other number ENOSYS. Only conditioned denials and ioctl
-    // requests are left to the deny program.
-    let mut map: BTreeMap<u32, Action> = BTreeMap::new();
-    let conditioned = DENY_SYSCALLS
-        .iter()
-        .filter(|r| r.when != When::Always && r.action == EPERM);
-    for rule in ALLOW_SYSCALLS.iter().chain(conditioned) {
-        if let Some(nr) = syscall_number(rule.nr)? {
-            map.insert(nr, Action::Allow);
-        }
-    }
-    let mut denied = StackBuilder::new(EPERM, Action::Allow);
-    denied.ioctls(DENY_IOCTLS.iter().map(|r| r.cmd))?;
+    // Per syscall, the first check that holds decides: the refused ioctl requests,
+    // then the conditioned denials (their syscall allowed when none holds), then the
+    // denials whatever the arguments; the allow-list and the lifted names after them.
+    let mut b = ProgramBuilder::new(ENOSYS);
+    b.ioctls(DENY_IOCTLS.iter().map(|r| r.cmd), EPERM)?;
+    let mut allowed: Vec<c_long> = Vec::new();
     for rule in DENY_SYSCALLS {
         if lifted.contains(&rule.nr) {
             continue;
         }
         match (rule.action, rule.when) {
-            (EPERM, When::Always) => {
-                if let Some(nr) = syscall_number(rule.nr)? {
-                    map.insert(nr, EPERM);
-                }
+            (EPERM, When::Always) => b.rule(rule)?,
+            (EPERM, _) => {
+                b.rule(rule)?;
+                allowed.push(rule.nr);
             }
-            (EPERM, _) => denied.rule(rule)?,
-            // Rows the deny stack's guard would answer (clone3's ENOSYS): a number
-            // absent from the map gets ENOSYS. Only such rows can be.
-            (ENOSYS, When::Always)
-                if syscall_number(rule.nr)?.is_none_or(|nr| !map.contains_key(&nr)) => {}
+            // clone3's ENOSYS: what a number without a row gets.
+            (ENOSYS, When::Always) => b.rule(rule)?,
             (action, _) => {
                 return Err(SeccompError::Overridden {
                     nr: rule.nr,
@@ -766,25 +741,14 @@ pub fn program_filter<S: AsRef<str>>(allow: &[S]) -> Result<Filter, SeccompError
             }
         }
     }
-    for &nr in &lifted {
-        if let Some(nr) = syscall_number(nr)? {
-            map.insert(nr, Action::Allow);
+    allowed.extend(ALLOW_SYSCALLS.iter().map(|r| r.nr));
+    allowed.extend(lifted);
+    for nr in allowed {
+        if nr != ABSENT {
+            b.always(nr, Action::Allow)?;
         }
     }
-    // [guard, deny program]: keep the deny program.
-    let deny_program =
-        denied
-            .compile()?
-            .into_programs()
-            .pop()
-            .ok_or(SeccompError::Inexpressible {
-                nr: None,
-                what: "an empty deny stack",
-            })?;
-    Ok(Filter::stack(
-        number_map(&map, ENOSYS)?,
-        Filter::single(deny_program),
-    ))
+    b.compile()
 }
 
 /// init's filter ([`INIT_SYSCALLS`]; everything else EPERM, foreign architectures
@@ -803,7 +767,7 @@ pub fn holder_filter() -> Result<Filter, SeccompError> {
 
 /// `rules` allowed, everything else EPERM (foreign architectures killed).
 fn eperm_allow_list(rules: &[SyscallRule]) -> Result<Filter, SeccompError> {
-    let mut b = StackBuilder::new(Action::Allow, EPERM);
+    let mut b = ProgramBuilder::new(EPERM);
     for rule in rules {
         b.rule(rule)?;
     }
@@ -884,7 +848,7 @@ mod tests {
     #[test]
     fn program_filter_decisions() {
         let f = program_filter::<&str>(&[]).unwrap();
-        assert_eq!(f.programs().len(), 2);
+        assert_eq!(f.programs().len(), 1);
         let z = [0u64; 6];
         for rule in ALLOW_SYSCALLS.iter().filter(|r| r.nr != ABSENT) {
             assert_eq!(act(&f, rule.nr, z), Some(Action::Allow), "{}", rule.name);

@@ -213,6 +213,7 @@ impl StackBuilder {
     }
 
     /// `on_match` for the syscall whatever its arguments.
+    #[cfg(test)]
     pub(crate) fn always(&mut self, nr: libc::c_long) -> Result<(), SeccompError> {
         if let Some(nr) = syscall_number(nr)? {
             self.set_always(nr);

@@ -1261,16 +1261,16 @@ pub fn notify_filter(options: &NotifyOptions) -> Result<Filter, SeccompError> {
 /// The loader's own lock-down program: [`LOADER_SYSCALLS`] (as conditioned there) plus
 /// `extra` (allowed whatever their arguments) are allowed, everything else fails with
 /// EPERM, so a missing entry shows up as an error rather than a kill (clone3: ENOSYS;
-/// foreign architectures are killed). A guard, then seccompiler's program, as for
-/// [`deny_filter`]. Install it on every thread with
+/// x32 numbers: ENOSYS; foreign architectures are killed). One program of our
+/// compiler (a binary search over the numbers). Install it on every thread with
 /// [`install_all_threads`](super::install_all_threads).
 pub fn allow_filter(extra: &[libc::c_long]) -> Result<Filter, SeccompError> {
-    let mut b = StackBuilder::new(Action::Allow, EPERM);
+    let mut b = ProgramBuilder::new(EPERM);
     for rule in LOADER_SYSCALLS {
         b.rule(rule)?;
     }
     for &nr in extra {
-        b.always(nr)?;
+        b.always(nr, Action::Allow)?;
     }
     b.compile()
 }

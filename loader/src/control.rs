@@ -10,11 +10,12 @@
 //! [`Message::SetupFailed`], [`Message::PtyMaster`], [`Message::ProgramStopped`],
 //! [`Message::ProgramContinued`]. From the program (or exec'd process) before its
 //! execve: [`Message::Listener`] or [`Message::ExecFailed`]. From the loader:
-//! [`Message::Init`] / [`Message::Exec`] (the plan, first), [`Message::Go`],
+//! [`Message::Init`] / [`Message::Exec`] (the plan, first), [`Message::Program`]
+//! (init's: the program's part of its plan, once init runs), [`Message::Go`],
 //! [`Message::JoinCgroup`].
 
 use crate::capability::CapSet;
-use crate::init::{ExecPlan, InitPlan, ProgramPlan, PtyInit, StdioPlan};
+use crate::init::{ExecPlan, InitPlan, InitProgram, ProgramPlan, PtyInit, StdioPlan};
 use crate::mounts::{Bind, FsSpec, RootMode};
 use crate::seccomp::{Filter, Instruction};
 use nix::sys::socket::{
@@ -55,8 +56,10 @@ pub(crate) enum Message {
     SandboxPid(i32),
     /// The program has exec'd (or died before): the close-on-exec pipe it held closed.
     Executed,
-    /// From the loader to init, first: everything init does.
+    /// From the loader to init, first: what init needs to build the sandbox.
     Init(Box<InitPlan>),
+    /// From the loader to init, once init runs: the program's part of its plan.
+    Program(Box<InitProgram>),
     /// From the loader to an exec helper, first: the process to execute.
     Exec(Box<ExecPlan>),
 }
@@ -95,6 +98,7 @@ const TAG_INIT: u8 = b'I';
 const TAG_EXECUTED: u8 = b'D';
 const TAG_SANDBOX_PID: u8 = b'N';
 const TAG_EXEC: u8 = b'R';
+const TAG_PROGRAM: u8 = b'Q';
 
 /// Most descriptors one message carries (an exec plan: init's pidfd and three stdio).
 const MAX_FDS: usize = 8;
@@ -203,11 +207,14 @@ pub(crate) fn encode(m: &Message) -> (Vec<u8>, Vec<RawFd>) {
         Message::Init(p) => {
             w.tag(TAG_INIT);
             w.fs(&p.fs);
-            w.program(&p.program);
-            w.filter(&p.init_filter);
-            w.filter(&p.holder_filter);
             w.bool(p.wait_for_cgroup);
             w.opt_path(&p.join_netns)
+        }
+        Message::Program(p) => {
+            w.tag(TAG_PROGRAM);
+            w.program(&p.program);
+            w.filter(&p.init_filter);
+            w.filter(&p.holder_filter)
         }
         Message::Exec(p) => {
             w.tag(TAG_EXEC);
@@ -242,11 +249,13 @@ pub(crate) fn decode(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<Message, Protoco
         TAG_SANDBOX_PID => Message::SandboxPid(r.i32()?),
         TAG_INIT => Message::Init(Box::new(InitPlan {
             fs: r.fs()?,
+            wait_for_cgroup: r.bool()?,
+            join_netns: r.opt(Reader::path)?,
+        })),
+        TAG_PROGRAM => Message::Program(Box::new(InitProgram {
             program: r.program()?,
             init_filter: r.filter()?,
             holder_filter: r.filter()?,
-            wait_for_cgroup: r.bool()?,
-            join_netns: r.opt(Reader::path)?,
         })),
         TAG_EXEC => Message::Exec(Box::new(ExecPlan {
             program: r.program()?,
@@ -699,7 +708,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
-    fn plan() -> Message {
+    fn program_plan() -> Message {
         let program = ProgramPlan {
             argv: vec![CString::new("sh").unwrap(), CString::new("-c").unwrap()],
             env: vec![CString::new("A=b").unwrap()],
@@ -726,6 +735,14 @@ mod tests {
                 attach: crate::TerminalAttach::Unattached,
             }),
         };
+        Message::Program(Box::new(InitProgram {
+            program,
+            init_filter: crate::seccomp::init_filter().unwrap(),
+            holder_filter: crate::seccomp::holder_filter().unwrap(),
+        }))
+    }
+
+    fn init_plan() -> Message {
         Message::Init(Box::new(InitPlan {
             fs: FsSpec {
                 rootfs: Some("/bundle/rootfs".into()),
@@ -748,9 +765,6 @@ mod tests {
                 masked_paths: vec!["/sys/dev/block".into()],
                 readonly_paths: vec!["/proc/bus".into()],
             },
-            program,
-            init_filter: crate::seccomp::init_filter().unwrap(),
-            holder_filter: crate::seccomp::holder_filter().unwrap(),
             wait_for_cgroup: true,
             join_netns: Some("/run/netns/n1".into()),
         }))
@@ -758,7 +772,7 @@ mod tests {
 
     #[test]
     fn a_plan_round_trips() {
-        let m = plan();
+        let m = init_plan();
         let (bytes, fds) = encode(&m);
         assert!(fds.is_empty());
         let Message::Init(back) = decode(&bytes, Vec::new()).unwrap() else {
@@ -768,6 +782,18 @@ mod tests {
             unreachable!()
         };
         assert_eq!(back.fs, orig.fs);
+        assert_eq!(back.join_netns, orig.join_netns);
+        assert!(back.wait_for_cgroup);
+
+        let m = program_plan();
+        let (bytes, fds) = encode(&m);
+        assert!(fds.is_empty());
+        let Message::Program(back) = decode(&bytes, Vec::new()).unwrap() else {
+            panic!("not the program's plan");
+        };
+        let Message::Program(orig) = m else {
+            unreachable!()
+        };
         assert_eq!(back.program.argv, orig.program.argv);
         assert_eq!(back.program.env, orig.program.env);
         assert_eq!(back.program.deny, orig.program.deny);
@@ -779,10 +805,8 @@ mod tests {
         assert_eq!(back.program.umask, Some(0o27));
         assert_eq!(back.program.extra_seccomp, orig.program.extra_seccomp);
         assert!(back.program.start_gate.is_none());
-        assert_eq!(back.join_netns, orig.join_netns);
         assert_eq!(back.init_filter, orig.init_filter);
         assert_eq!(back.holder_filter, orig.holder_filter);
-        assert!(back.wait_for_cgroup);
         let pty = back.program.pty.unwrap();
         assert_eq!(pty.attach, crate::TerminalAttach::Unattached);
         let w = pty.winsize.unwrap();
@@ -828,22 +852,24 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        let (good, _) = encode(&plan());
-        for n in (0..good.len()).step_by(7) {
-            let _ = decode(&good[..n], Vec::new());
-        }
-        for _ in 0..2_000 {
-            let mut b = good.clone();
-            let at = (next() as usize) % b.len();
-            b[at] = next() as u8;
-            let _ = decode(&b, Vec::new());
+        for plan in [init_plan(), program_plan()] {
+            let (good, _) = encode(&plan);
+            for n in (0..good.len()).step_by(7) {
+                let _ = decode(&good[..n], Vec::new());
+            }
+            for _ in 0..2_000 {
+                let mut b = good.clone();
+                let at = (next() as usize) % b.len();
+                b[at] = next() as u8;
+                let _ = decode(&b, Vec::new());
+            }
         }
         for _ in 0..20_000 {
             let len = (next() % 64) as usize;
             let mut b: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             if let Some(first) = b.first_mut() {
                 // Mostly valid tags, so that the fields get decoded.
-                *first = b"PEFLXGJMSCIRDN"[(next() % 14) as usize];
+                *first = b"PEFLXGJMSCIRDNQ"[(next() % 15) as usize];
             }
             let _ = decode(&b, Vec::new());
         }

@@ -120,12 +120,6 @@ pub(crate) struct ProgramPlan {
 /// Everything init needs (the first message on its control socket).
 pub(crate) struct InitPlan {
     pub fs: FsSpec,
-    pub program: ProgramPlan,
-    /// init's own allow-list ([`seccomp::init_filter`]), installed once the holder is
-    /// forked.
-    pub init_filter: Filter,
-    /// The holder's ([`seccomp::holder_filter`]), installed once the program is forked.
-    pub holder_filter: Filter,
     /// The loader creates the sandbox's cgroups while init builds the filesystem, then
     /// sends the `tasks` file of each v1 cgroup (`J`: init writes `0` to it, moving
     /// itself with no global lock, see [`crate::cgroup::SandboxCgroup`]), moves init
@@ -134,6 +128,18 @@ pub(crate) struct InitPlan {
     pub wait_for_cgroup: bool,
     /// A network namespace init joins before building the filesystem.
     pub join_netns: Option<std::path::PathBuf>,
+}
+
+/// The program's part of init's plan ([`crate::control::Message::Program`]), which the
+/// loader builds — its seccomp programs compiled — while init builds the filesystem;
+/// init waits for it before it forks the holder.
+pub(crate) struct InitProgram {
+    pub program: ProgramPlan,
+    /// init's own allow-list ([`seccomp::init_filter`]), installed once the holder is
+    /// forked.
+    pub init_filter: Filter,
+    /// The holder's ([`seccomp::holder_filter`]), installed once the program is forked.
+    pub holder_filter: Filter,
 }
 
 /// What an exec helper needs (the first message on its control socket).
@@ -150,6 +156,14 @@ pub(crate) struct ExecPlan {
 impl std::fmt::Debug for InitPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InitPlan")
+            .field("wait_for_cgroup", &self.wait_for_cgroup)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for InitProgram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InitProgram")
             .field("argv", &self.program.argv)
             .finish_non_exhaustive()
     }
@@ -193,10 +207,8 @@ pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
     // Nothing of the loader's process stays open here but the control channel and the
     // terminal (the loader's own end of the channel included: while any copy is open,
     // init would not see the loader go away).
-    let mut keep = vec![control];
-    keep.extend(plan.program.stdio_fds());
-    keep.extend(plan.program.start_gate.as_ref().map(|g| g.as_raw_fd()));
-    if let Err(e) = crate::sys::fd::close_all_except(&keep) {
+    // (The program's descriptors come later, with its part of the plan.)
+    if let Err(e) = crate::sys::fd::close_all_except(&[control]) {
         return failed(control, format!("close_range: {e}"));
     }
     let fail = |what: String| failed(control, what);
@@ -240,21 +252,29 @@ pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
         Ok(fd) => fd,
         Err(e) => return fail(format!("signalfd: {e}")),
     };
-    if plan.wait_for_cgroup {
-        // In the sandbox's cgroups before the program exists: everything it starts is
-        // counted.
-        loop {
-            match control::recv(control) {
-                Ok(Some(control::Message::JoinCgroup(tasks))) => {
-                    if let Err(e) = nix::unistd::write(&tasks, b"0") {
-                        return fail(format!("joining the sandbox's cgroup: {e}"));
-                    }
+    // The program's part of the plan, and (in the sandbox's cgroups before the program
+    // exists: everything it starts is counted) the cgroups.
+    let mut program_plan: Option<Box<InitProgram>> = None;
+    let mut in_cgroup = !plan.wait_for_cgroup;
+    while program_plan.is_none() || !in_cgroup {
+        // (A plan-sized packet, so received as a plan is.)
+        match control::recv_plan(control) {
+            Ok(Some(control::Message::Program(p))) => program_plan = Some(p),
+            Ok(Some(control::Message::JoinCgroup(tasks))) => {
+                if let Err(e) = nix::unistd::write(&tasks, b"0") {
+                    return fail(format!("joining the sandbox's cgroup: {e}"));
                 }
-                Ok(Some(control::Message::Go)) => break,
-                _ => return fail("the loader did not place init in the sandbox's cgroup".into()),
             }
+            Ok(Some(control::Message::Go)) if !in_cgroup => in_cgroup = true,
+            _ if program_plan.is_none() => {
+                return fail("the loader did not send the program's plan".into())
+            }
+            _ => return fail("the loader did not place init in the sandbox's cgroup".into()),
         }
     }
+    let Some(prog) = program_plan else {
+        return fail("the loader did not send the program's plan".into());
+    };
     // The holder tells init the program's PID, then (last thing before it exits) that
     // the program's end is reported.
     let (from_holder, to_init) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
@@ -264,7 +284,7 @@ pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
     let holder = match fork_as(HOLDER_PID) {
         Ok(Forked::Child) => {
             drop(from_holder);
-            clone::exit_now(holder_main(plan, control, &sigfd, to_init))
+            clone::exit_now(holder_main(&prog, control, &sigfd, to_init))
         }
         Ok(Forked::Parent { pid, .. }) => pid,
         Err(e) => return fail(format!("fork: {e}")),
@@ -288,7 +308,7 @@ pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
         return fail(format!("fcntl: {e}"));
     }
     // From here on init only waits, reaps, signals and reports.
-    if let Err(e) = seccomp::install(&plan.init_filter) {
+    if let Err(e) = seccomp::install(&prog.init_filter) {
         return fail(format!("installing init's seccomp filter: {e}"));
     }
     let mut watch = Watch {
@@ -344,7 +364,7 @@ fn read_exact(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> Result<(), nix
 /// continues it when it stops, and takes over the program when it dies), passes a
 /// hangup's SIGHUP on to the program's group, reports the program's stops and end
 /// like init did, and exits with the program's code.
-fn holder_main(plan: &InitPlan, control: RawFd, sigfd: &SignalFd, to_init: OwnedFd) -> i32 {
+fn holder_main(plan: &InitProgram, control: RawFd, sigfd: &SignalFd, to_init: OwnedFd) -> i32 {
     let fail = |what: String| failed(control, what);
     if let Err(e) = nix::unistd::setsid() {
         return fail(format!("setsid (the program's session): {e}"));
@@ -648,17 +668,6 @@ fn open_pty(control: RawFd, p: &PtyInit) -> Result<OwnedFd, String> {
     control::send(control, &control::Message::PtyMaster(master))
         .map_err(|e| format!("passing the pty master: {e}"))?;
     Ok(slave)
-}
-
-impl ProgramPlan {
-    /// Descriptors of the plan that must stay open until the program is set up.
-    fn stdio_fds(&self) -> Vec<RawFd> {
-        match &self.stdio {
-            StdioPlan::Inherit => Vec::new(),
-            StdioPlan::Terminal(fd) => vec![fd.as_raw_fd()],
-            StdioPlan::Three(fds) => fds.iter().map(|f| f.as_raw_fd()).collect(),
-        }
-    }
 }
 
 /// The program's credentials: the bounding set cut to [`ProgramPlan::capabilities`]

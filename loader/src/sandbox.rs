@@ -29,7 +29,7 @@ use crate::capability::CapSet;
 use crate::control::{self, Message};
 use crate::core::{Core, ExecContext, ExecTarget, ExecWatch, Notifier};
 use crate::exec::{ExecEvent, ExecHandle, ExecSpec, ProcessInfo};
-use crate::init::{self, InitPlan, ProgramPlan, StdioPlan};
+use crate::init::{self, InitPlan, InitProgram, ProgramPlan, StdioPlan};
 use crate::mounts::{Bind, FsSpec, RootMode};
 use crate::seccomp::{self, Listener, NotifyOptions};
 use crate::spawn::{self, SpawnError, SpawnMethod};
@@ -557,17 +557,6 @@ impl Sandbox {
         }
 
         phase(started, "checked the spec");
-        let deny = if spec.seccomp {
-            if !spec.seccomp_allow.is_empty() {
-                tracing::info!(allow = ?spec.seccomp_allow, "seccomp policy: denials lifted");
-            }
-            Some(seccomp::program_filter(&spec.seccomp_allow)?)
-        } else {
-            None
-        };
-        let notify = seccomp::notify_filter(&NotifyOptions {
-            tty_io: terminal.is_some(),
-        })?;
         let fs = FsSpec {
             rootfs: spec.rootfs.clone(),
             root_mode: spec.root_mode,
@@ -581,42 +570,10 @@ impl Sandbox {
             readonly_paths: spec.readonly_paths.clone(),
         };
         let (ours, theirs) = control::pair().map_err(|e| LoaderError::Sys("socketpair", e))?;
-        let init_filter = seccomp::init_filter()?;
-        let exec_context = ExecContext {
-            deny: deny.clone(),
-            rlimits: rlimits.clone(),
-            capabilities: spec.capabilities,
-            helper_filter: init_filter.clone(),
-            rootless,
-            extra_seccomp: spec.extra_seccomp.clone(),
-        };
+        // What init needs to build the sandbox, first; the program's part (its
+        // seccomp programs compiled meanwhile) follows once init runs.
         let plan = InitPlan {
             fs,
-            program: ProgramPlan {
-                argv,
-                env,
-                cwd: None,
-                deny,
-                notify,
-                user: spec.user,
-                additional_gids: spec.additional_gids.clone(),
-                umask: spec.umask,
-                extra_seccomp: spec.extra_seccomp.take(),
-                start_gate: spec.start_gate.take(),
-                rlimits,
-                capabilities: spec.capabilities,
-                stdio: match (&terminal, spec.terminal_stdio) {
-                    (Some(t), true) => StdioPlan::Terminal(dup(t)?),
-                    _ => StdioPlan::Inherit,
-                },
-                pty: owned.as_ref().map(|_| crate::init::PtyInit {
-                    termios: proxy_state.map(|(t, _)| t),
-                    winsize: proxy_state.map(|(_, w)| w),
-                    attach: spec.terminal_attach,
-                }),
-            },
-            init_filter,
-            holder_filter: seccomp::holder_filter()?,
             wait_for_cgroup: join_cgroup,
             join_netns: spec.join_netns.clone(),
         };
@@ -631,8 +588,6 @@ impl Sandbox {
                     .map_err(|e| LoaderError::Sys("control channel", e))?;
             }
         }
-
-        phase(started, "seccomp programs compiled");
         // Take over the forwarded signals before the sandbox (and any thread of ours)
         // exists, if asked to.
         let sigfd = if spec.forward_signals {
@@ -739,6 +694,72 @@ impl Sandbox {
                     .map_err(|e| LoaderError::Sys("control channel", e))?;
             }
         }
+        // The program's part of the plan, built and compiled while init builds the
+        // filesystem (init needs it only once that is done).
+        let program = (|| {
+            let deny = if spec.seccomp {
+                if !spec.seccomp_allow.is_empty() {
+                    tracing::info!(allow = ?spec.seccomp_allow, "seccomp policy: denials lifted");
+                }
+                Some(seccomp::program_filter(&spec.seccomp_allow)?)
+            } else {
+                None
+            };
+            let notify = seccomp::notify_filter(&NotifyOptions {
+                tty_io: terminal.is_some(),
+            })?;
+            let init_filter = seccomp::init_filter()?;
+            let exec_context = ExecContext {
+                deny: deny.clone(),
+                rlimits: rlimits.clone(),
+                capabilities: spec.capabilities,
+                helper_filter: init_filter.clone(),
+                rootless,
+                extra_seccomp: spec.extra_seccomp.clone(),
+            };
+            let program = InitProgram {
+                program: ProgramPlan {
+                    argv,
+                    env,
+                    cwd: None,
+                    deny,
+                    notify,
+                    user: spec.user,
+                    additional_gids: spec.additional_gids.clone(),
+                    umask: spec.umask,
+                    extra_seccomp: spec.extra_seccomp.take(),
+                    start_gate: spec.start_gate.take(),
+                    rlimits,
+                    capabilities: spec.capabilities,
+                    stdio: match (&terminal, spec.terminal_stdio) {
+                        (Some(t), true) => StdioPlan::Terminal(dup(t)?),
+                        _ => StdioPlan::Inherit,
+                    },
+                    pty: owned.as_ref().map(|_| crate::init::PtyInit {
+                        termios: proxy_state.map(|(t, _)| t),
+                        winsize: proxy_state.map(|(_, w)| w),
+                        attach: spec.terminal_attach,
+                    }),
+                },
+                init_filter,
+                holder_filter: seccomp::holder_filter()?,
+            };
+            // A send that fails means init has ended (it failed to build the sandbox):
+            // what it reported is read next, as for the cgroups (`place_init`).
+            if let Err(e) = control::send(ours.as_raw_fd(), &Message::Program(Box::new(program))) {
+                tracing::debug!(%e, "init ended before reading the program's plan");
+            }
+            Ok::<_, LoaderError>(exec_context)
+        })();
+        let exec_context = match program {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = crate::sys::clone::pidfd_kill(&spawned.pidfd);
+                let _ = wait_pidfd(&spawned.pidfd);
+                return Err(e);
+            }
+        };
+        phase(started, "seccomp programs compiled");
         let cgroup = if join_cgroup {
             match place_init(ours.as_raw_fd(), spawned.pid, limits) {
                 Ok(c) => c,
@@ -1542,6 +1563,7 @@ impl Loop {
                 Message::Go
                 | Message::JoinCgroup(_)
                 | Message::Init(_)
+                | Message::Program(_)
                 | Message::Exec(_)
                 | Message::Executed
                 | Message::SandboxPid(_),

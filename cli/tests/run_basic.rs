@@ -90,6 +90,25 @@ fn program_runs_isolated() {
     assert!(n <= 5, "{out}");
 }
 
+/// The program has a network namespace of its own, with only a loopback device; with
+/// --share-net, the host's.
+#[test]
+fn program_has_its_own_network() {
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let host = host.to_string_lossy();
+    let script = "readlink /proc/self/ns/net; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '";
+    let o = sandbox(&["--", "sh", "-c", script]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("net:["), "{out}");
+    assert_ne!(lines[0], host, "{out}");
+    assert_eq!(lines[1..], ["lo"], "{out}");
+    let o = sandbox(&["--share-net", "--", "sh", "-c", script]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().next(), Some(&*host), "{}", stdout(&o));
+}
+
 #[test]
 fn job_control_calls_are_decided_by_the_sentry() {
     // setsid from a process-group leader is EPERM; from a fresh child it works, and the

@@ -214,7 +214,12 @@ pub(crate) fn encode(m: &Message) -> (Vec<u8>, Vec<RawFd>) {
             w.tag(TAG_PROGRAM);
             w.program(&p.program);
             w.filter(&p.init_filter);
-            w.filter(&p.holder_filter)
+            w.filter(&p.holder_filter);
+            w.bool(p.netns.is_some());
+            if let Some(fd) = &p.netns {
+                w.fd(fd);
+            }
+            &mut w
         }
         Message::Exec(p) => {
             w.tag(TAG_EXEC);
@@ -256,6 +261,7 @@ pub(crate) fn decode(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<Message, Protoco
             program: r.program()?,
             init_filter: r.filter()?,
             holder_filter: r.filter()?,
+            netns: if r.bool()? { Some(r.fd()?) } else { None },
         })),
         TAG_EXEC => Message::Exec(Box::new(ExecPlan {
             program: r.program()?,
@@ -739,6 +745,7 @@ mod tests {
             program,
             init_filter: crate::seccomp::init_filter().unwrap(),
             holder_filter: crate::seccomp::holder_filter().unwrap(),
+            netns: None,
         }))
     }
 

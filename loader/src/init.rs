@@ -140,6 +140,10 @@ pub(crate) struct InitProgram {
     pub init_filter: Filter,
     /// The holder's ([`seccomp::holder_filter`]), installed once the program is forked.
     pub holder_filter: Filter,
+    /// The sandbox's network namespace, created by the loader while init builds the
+    /// filesystem (as root; rootless, init is cloned into a new one): init joins it
+    /// before it forks the holder.
+    pub netns: Option<OwnedFd>,
 }
 
 /// What an exec helper needs (the first message on its control socket).
@@ -272,9 +276,14 @@ pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
             _ => return fail("the loader did not place init in the sandbox's cgroup".into()),
         }
     }
-    let Some(prog) = program_plan else {
+    let Some(mut prog) = program_plan else {
         return fail("the loader did not send the program's plan".into());
     };
+    if let Some(netns) = prog.netns.take() {
+        if let Err(e) = crate::sys::process::enter_netns(&netns) {
+            return fail(format!("joining the sandbox's network namespace: {e}"));
+        }
+    }
     // The holder tells init the program's PID, then (last thing before it exits) that
     // the program's end is reported.
     let (from_holder, to_init) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {

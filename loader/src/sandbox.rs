@@ -623,8 +623,14 @@ impl Sandbox {
         let mut ns =
             (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC)
                 as u64;
-        // A namespace to join is joined by init (setns), none is created for it.
-        if !spec.share_net && spec.join_netns.is_none() {
+        // A namespace to join is joined by init (setns), none is created for it. A new
+        // one is created, as root, by a thread of the loader while init builds the
+        // filesystem, and joined by init before it forks the holder (creating one is
+        // about half of the spawn's cost otherwise); rootless, the clone creates it
+        // (owned by the sandbox's user namespace).
+        let new_netns = !spec.share_net && spec.join_netns.is_none();
+        let netns_by_thread = new_netns && !rootless;
+        if new_netns && rootless {
             ns |= libc::CLONE_NEWNET as u64;
         }
         if wait_for_maps {
@@ -695,7 +701,10 @@ impl Sandbox {
             }
         }
         // The program's part of the plan, built and compiled while init builds the
-        // filesystem (init needs it only once that is done).
+        // filesystem (init needs it only once that is done); the network namespace is
+        // created meanwhile (joined before the loader's own filter, installed on every
+        // thread, exists).
+        let netns = netns_by_thread.then(|| std::thread::spawn(crate::sys::process::new_netns));
         let program = (|| {
             let deny = if spec.seccomp {
                 if !spec.seccomp_allow.is_empty() {
@@ -743,6 +752,14 @@ impl Sandbox {
                 },
                 init_filter,
                 holder_filter: seccomp::holder_filter()?,
+                netns: match netns {
+                    Some(t) => Some(
+                        t.join()
+                            .map_err(|_| LoaderError::Setup("network namespace: panicked".into()))?
+                            .map_err(|e| LoaderError::Sys("unshare(CLONE_NEWNET)", e))?,
+                    ),
+                    None => None,
+                },
             };
             // A send that fails means init has ended (it failed to build the sandbox):
             // what it reported is read next, as for the cgroups (`place_init`).
@@ -828,7 +845,7 @@ impl Sandbox {
                 // init's namespaces to join: a joined network namespace too; never
                 // CLONE_PARENT (a spawn flag, not a namespace).
                 namespaces: (ns & !(libc::CLONE_PARENT as u64))
-                    | if spec.join_netns.is_some() {
+                    | if spec.join_netns.is_some() || netns_by_thread {
                         libc::CLONE_NEWNET as u64
                     } else {
                         0

@@ -710,7 +710,8 @@ fn signal_to_all_reaches_exec_processes() {
 
 /// An exec'd process is confined like the first program: the same seccomp policy and a
 /// notify filter (two filters or more), `no_new_privs`, no capability at all, the
-/// sandbox's cgroups, and its helper is nowhere in the sandbox's view.
+/// sandbox's cgroups and network namespace, and its helper is nowhere in the sandbox's
+/// view.
 #[test]
 fn exec_processes_are_confined_like_the_program() {
     if !sandbox_tests::require_root() {
@@ -727,7 +728,8 @@ fn exec_processes_are_confined_like_the_program() {
                 "sh".into(),
                 "-c".into(),
                 "grep -E '^(Seccomp|Seccomp_filters|NoNewPrivs|CapEff|CapPrm|CapBnd|CapAmb):' /proc/self/status; \
-                 cat /proc/self/cgroup | sort; ls /proc | grep -c '^[0-9]'; unshare -U true; echo unshare=$?"
+                 cat /proc/self/cgroup | sort; ls /proc | grep -c '^[0-9]'; unshare -U true; echo unshare=$?; \
+                 echo netns=$(readlink /proc/self/ns/net)"
                     .into(),
             ],
             ExecTerminal::Stdio([null(), w, null()]),
@@ -766,6 +768,11 @@ fn exec_processes_are_confined_like_the_program() {
     assert!(text.lines().any(|l| l == "5" || l == "6"), "{text}");
     // Creating namespaces is denied by the policy.
     assert!(text.contains("unshare=1"), "{text}");
+    // The sandbox's network namespace (not the host's), the program's.
+    let program_netns = std::fs::read_link(format!("/proc/{program_host}/ns/net")).unwrap();
+    let host_netns = std::fs::read_link("/proc/self/ns/net").unwrap();
+    assert_ne!(program_netns, host_netns);
+    assert_eq!(field("netns="), program_netns.to_string_lossy(), "{text}");
     sandbox.destroy().unwrap();
     sandbox.wait().unwrap();
 }

@@ -704,7 +704,11 @@ impl Sandbox {
         // filesystem (init needs it only once that is done); the network namespace is
         // created meanwhile (joined before the loader's own filter, installed on every
         // thread, exists).
-        let netns = netns_by_thread.then(|| std::thread::spawn(crate::sys::process::new_netns));
+        let netns = netns_by_thread.then(|| {
+            crate::sys::sched::spawn_in_background(|| {
+                std::thread::spawn(crate::sys::process::new_netns)
+            })
+        });
         let program = (|| {
             let deny = if spec.seccomp {
                 if !spec.seccomp_allow.is_empty() {

@@ -459,3 +459,22 @@ fn refused_user_namespaces_are_explained() {
     assert!(err.contains("max_user_namespaces"), "{err}");
     assert!(!err.contains("intermediate"), "{err}");
 }
+
+/// `/dev`'s nodes work for any user (made with mknod as root, mode 0666 whatever the
+/// umask; bound from the host rootless).
+#[test]
+fn device_nodes_serve_any_user() {
+    let o = sandbox(&[
+        "--user",
+        "65534",
+        "--",
+        "sh",
+        "-c",
+        "umask 077; echo x > /dev/null && echo null; head -c 3 /dev/zero | wc -c; \
+         head -c 5 /dev/urandom | wc -c; echo x > /dev/full || echo full-refused",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(lines, ["null", "3", "5", "full-refused"], "{out}");
+}

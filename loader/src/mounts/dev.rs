@@ -9,8 +9,22 @@ use nix::sys::stat::{fstat, Mode, SFlag};
 use super::{create_empty_file, mount_fs, MountError};
 use crate::sys::mount as raw;
 
-/// Host device nodes bound into `/dev` under the same name.
-const HOST_NODES: [&str; 5] = ["null", "zero", "full", "random", "urandom"];
+/// Device nodes of `/dev`, with their numbers (Linux's devices.txt): made with
+/// `mknod` where init may (in the host's user namespace: a node costs no mount to make
+/// and to tear down), else the host's nodes bound under the same name.
+const HOST_NODES: [(&str, u64, u64); 5] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+];
+
+/// `/dev/tty` (the caller's controlling terminal) when no terminal is borrowed.
+const TTY: (&str, u64, u64) = ("tty", 5, 0);
+
+/// The inode number of the initial user namespace (`PROC_USER_INIT_INO`).
+const INITIAL_USER_NS: u64 = 0xEFFF_FFFD;
 
 /// Symbolic links of `/dev`: (name, link target).
 const SYMLINKS: [(&str, &str); 5] = [
@@ -21,8 +35,12 @@ const SYMLINKS: [(&str, &str); 5] = [
     ("stderr", "/proc/self/fd/2"),
 ];
 
-/// Detached copies of the host nodes `/dev` will hold, taken in the host's view.
-pub(super) struct HostNodes(Vec<Node>);
+/// The nodes `/dev` will hold: detached copies of host nodes, taken in the host's view,
+/// and nodes to make.
+pub(super) struct HostNodes {
+    bound: Vec<Node>,
+    made: Vec<(&'static str, u64, u64)>,
+}
 
 struct Node {
     name: &'static str,
@@ -46,15 +64,31 @@ impl Node {
 }
 
 impl HostNodes {
-    /// Copies the host's `null`, `zero`, `full`, `random`, `urandom`, and either the
-    /// terminal (twice: `tty` and `console`) or the host's `/dev/tty`.
+    /// `null`, `zero`, `full`, `random`, `urandom`, and either the terminal (bound,
+    /// twice: `tty` and `console`) or `/dev/tty`: made in the host's user namespace
+    /// (root), the host's bound otherwise (a user namespace may not make device nodes).
     pub(super) fn take(terminal: Option<&Path>) -> Result<Self, MountError> {
-        let mut nodes = HOST_NODES
-            .iter()
-            .map(|name| Node::take(name, &Path::new("/dev").join(name)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let make =
+            nix::sys::stat::stat("/proc/self/ns/user").is_ok_and(|st| st.st_ino == INITIAL_USER_NS);
+        let mut nodes = HostNodes {
+            bound: Vec::new(),
+            made: Vec::new(),
+        };
+        let add = |nodes: &mut HostNodes, (name, major, minor): (&'static str, u64, u64)| {
+            if make {
+                nodes.made.push((name, major, minor));
+                Ok(())
+            } else {
+                let node = Node::take(name, &Path::new("/dev").join(name))?;
+                nodes.bound.push(node);
+                Ok::<_, MountError>(())
+            }
+        };
+        for node in HOST_NODES {
+            add(&mut nodes, node)?;
+        }
         match terminal {
-            None => nodes.push(Node::take("tty", Path::new("/dev/tty"))?),
+            None => add(&mut nodes, TTY)?,
             Some(term) => {
                 let tty = Node::take("tty", term)?;
                 let stat = fstat(tty.tree.as_fd()).map_err(|source| MountError::Device {
@@ -67,11 +101,11 @@ impl HostNodes {
                         path: term.to_path_buf(),
                     });
                 }
-                nodes.push(tty);
-                nodes.push(Node::take("console", term)?);
+                nodes.bound.push(tty);
+                nodes.bound.push(Node::take("console", term)?);
             }
         }
-        Ok(HostNodes(nodes))
+        Ok(nodes)
     }
 }
 
@@ -83,7 +117,29 @@ pub(super) fn build(nodes: HostNodes) -> Result<(), MountError> {
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         "mode=0755,size=64k",
     )?;
-    for node in nodes.0 {
+    for (name, major, minor) in nodes.made {
+        let path = Path::new("/dev").join(name);
+        let make = || {
+            nix::sys::stat::mknod(
+                &path,
+                SFlag::S_IFCHR,
+                Mode::from_bits_truncate(0o666),
+                nix::sys::stat::makedev(major, minor),
+            )?;
+            // Whatever the umask.
+            nix::sys::stat::fchmodat(
+                nix::fcntl::AT_FDCWD,
+                &path,
+                Mode::from_bits_truncate(0o666),
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            )
+        };
+        make().map_err(|source| MountError::Create {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    for node in nodes.bound {
         let path = Path::new("/dev").join(node.name);
         create_empty_file(&path).map_err(|source| MountError::Create {
             path: path.clone(),

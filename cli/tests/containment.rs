@@ -767,3 +767,30 @@ signal.pause()
         }
     }
 }
+
+/// The host's process list does not leak through `/sys`: as root (the overlay root)
+/// the sandbox gets the host's sysfs without the cgroup hierarchies the host mounted
+/// below it (each one's `tasks` file lists every host process) or tracefs.
+#[test]
+fn host_cgroup_hierarchies_are_not_shown() {
+    if !sandbox_tests::require_root() {
+        return;
+    }
+    let o = sandbox(
+        Caller::Root,
+        &[
+            "--",
+            "sh",
+            "-c",
+            "ls /sys/devices/system/cpu | grep -c '^cpu[0-9]'; \
+             find /sys/fs/cgroup -name tasks -o -name cgroup.procs | wc -l; \
+             ls /sys/kernel/tracing | wc -l; \
+             awk '$5 ~ /^\\/sys/ && $9 ~ /cgroup|tracefs|debugfs|securityfs/' /proc/self/mountinfo | wc -l",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    let n: Vec<u32> = out.lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert!(n[0] >= 1, "the CPUs are shown: {out}");
+    assert_eq!(n[1..], [0, 0, 0], "no cgroup or tracefs: {out}");
+}

@@ -13,7 +13,7 @@
 //! | `/proc/sys`, `/proc/sysrq-trigger`, `/proc/irq`, `/proc/bus`, `/proc/fs` | bound onto themselves, `ro,nosuid,nodev,noexec` ([`READ_ONLY_PATHS`]) | they change the whole machine (`kernel.core_pattern` runs a command as host root) |
 //! | `/proc/kcore`, `/proc/keys`, `/proc/timer_list`, `/proc/sched_debug`, `/proc/latency_stats`, `/proc/timer_stats`, `/proc/acpi`, `/proc/scsi`, `/proc/asound`, `/sys/firmware`, `/sys/devices/virtual/powercap` | masked ([`MASKED_PATHS`]): `/dev/null` bound over files, an empty read-only tmpfs over directories; skipped where the host has none | host memory, other users' keys, kernel addresses, firmware tables |
 //! | `/dev` | tmpfs (`nosuid,noexec`), read-only once built; contents below | only the devices programs need |
-//! | `/sys` | host root: the host's sysfs, read-only (it comes with the recursive bind). [`FsSpec::rootfs`]: left out unless a bind puts it there (an OCI `sysfs` mount: the host's `/sys`, read-only) | see below |
+//! | `/sys` | host root: the host's sysfs, read-only; with the overlay (the default as root) without what the host mounted below it (its cgroup hierarchies, tracefs, ...), with a read-only root as it comes with the recursive bind. [`FsSpec::rootfs`]: left out unless a bind puts it there (an OCI `sysfs` mount: the host's `/sys`, read-only) | see below |
 //! | binds | [`FsSpec::binds`] in order, on top of all the above | `--bind` (writable) / `--ro-bind` |
 //! | kernel mounts | [`FsSpec::kernel_mounts`] (`tmpfs`, `mqueue`: [`KERNEL_MOUNT_TYPES`]) after the binds | OCI `mounts` |
 //! | more masked / read-only paths | [`FsSpec::masked_paths`], [`FsSpec::readonly_paths`] as the lists above | OCI `maskedPaths` / `readonlyPaths` |
@@ -43,7 +43,11 @@
 //! device sizes) and nothing in it is writable; it shows host hardware and the network
 //! devices of the namespace that mounted it (the host's). In a user namespace it could
 //! be covered but not unmounted (the kernel locks it to the root). A separate rootfs
-//! gets no `/sys`: it is meant to be self-contained.
+//! gets no `/sys`: it is meant to be self-contained. With the overlay the host's sysfs
+//! comes alone: the cgroup hierarchies the host mounts below it list every host
+//! process in their `tasks` files, tracefs shows the host kernel's trace buffers to
+//! the owner uid 0 even without capabilities, and each mount costs start-up and exit
+//! time (13 mounts on a cgroup v1 machine).
 //!
 //! The host root is copied with the mounts below it (e.g. a separate `/home`), all
 //! read-only; `/tmp`, `/proc` and `/dev` are covered by the sandbox's own. With the
@@ -406,7 +410,11 @@ impl HostCopies {
                         .into_iter()
                         .filter(|rel| !COVERED.iter().any(|c| rel.starts_with(c)))
                         .map(|rel| {
-                            let tree = read_only_copy(&root_path.join(&rel), true)?;
+                            // The host's sysfs alone: not what the host mounted below
+                            // it (its cgroup hierarchies, whose `tasks` files list
+                            // every host process; tracefs; ...).
+                            let recursive = !(spec.rootfs.is_none() && rel == Path::new("sys"));
+                            let tree = read_only_copy(&root_path.join(&rel), recursive)?;
                             Ok((rel, tree))
                         })
                         .collect::<Result<_, MountError>>()?;

@@ -756,24 +756,13 @@ impl Sandbox {
                 },
                 init_filter,
                 holder_filter: seccomp::holder_filter()?,
-                netns: match netns {
-                    Some(t) => Some(
-                        t.join()
-                            .map_err(|_| LoaderError::Setup("network namespace: panicked".into()))?
-                            .map_err(|e| LoaderError::Sys("unshare(CLONE_NEWNET)", e))?,
-                    ),
-                    None => None,
-                },
+                // Joined below, once the cgroups are placed.
+                netns: None,
             };
-            // A send that fails means init has ended (it failed to build the sandbox):
-            // what it reported is read next, as for the cgroups (`place_init`).
-            if let Err(e) = control::send(ours.as_raw_fd(), &Message::Program(Box::new(program))) {
-                tracing::debug!(%e, "init ended before reading the program's plan");
-            }
-            Ok::<_, LoaderError>(exec_context)
+            Ok::<_, LoaderError>((program, exec_context))
         })();
-        let exec_context = match program {
-            Ok(c) => c,
+        let (mut program, exec_context) = match program {
+            Ok(p) => p,
             Err(e) => {
                 let _ = crate::sys::clone::pidfd_kill(&spawned.pidfd);
                 let _ = wait_pidfd(&spawned.pidfd);
@@ -793,6 +782,28 @@ impl Sandbox {
         } else {
             None
         };
+        // The network namespace (its thread runs when a CPU is free: at the latest
+        // while this one waits for it here), then the program's part of the plan.
+        if let Some(thread) = netns {
+            let created = thread
+                .join()
+                .map_err(|_| LoaderError::Setup("network namespace: panicked".into()))
+                .and_then(|r| r.map_err(|e| LoaderError::Sys("unshare(CLONE_NEWNET)", e)));
+            match created {
+                Ok(fd) => program.netns = Some(fd),
+                Err(e) => {
+                    let _ = crate::sys::clone::pidfd_kill(&spawned.pidfd);
+                    let _ = wait_pidfd(&spawned.pidfd);
+                    return Err(e);
+                }
+            }
+        }
+        // A send that fails means init has ended (it failed to build the sandbox): what
+        // it reported is read next, as for the cgroups (`place_init`).
+        if let Err(e) = control::send(ours.as_raw_fd(), &Message::Program(Box::new(program))) {
+            tracing::debug!(%e, "init ended before reading the program's plan");
+        }
+        phase(started, "program's plan sent");
 
         let (k, tty) = match (&terminal, &tty_info) {
             (Some(fd), Some((t, ws, st, path))) => crate::core::new_kernel(

@@ -22,10 +22,12 @@
 //!   child first is scheduling), a blocked wait returning while several of the
 //!   waiter's children change state (it returns the first one to change), a signal
 //!   interrupting one of several readers waiting on the terminal (whether it takes the
-//!   read lock back before the next reader is scheduling), or processes dying together
-//!   whose children go to one new parent (the order of its children, which later waits
-//!   follow, is the order in which they died). Such a step is dropped and another
-//!   drawn.
+//!   read lock back before the next reader is scheduling), a stopped process that
+//!   continues and dies in the step while a wait is blocked (it reports the continue
+//!   on its own way to dying: whether the woken waiter sees it first is scheduling),
+//!   or processes dying together whose children go to one new parent (the order of its
+//!   children, which later waits follow, is the order in which they died). Such a step
+//!   is dropped and another drawn.
 //!
 //! The same seed always gives the same scenario: [`scenario`] is a pure function of the
 //! seed (the generator's PRNG is SplitMix64).

@@ -368,6 +368,21 @@ impl Run {
                     changed.len()
                 ));
             }
+            // A stopped process continued and died in the step (SIGHUP and SIGCONT to
+            // an orphaned stopped group): it reports its continue to its parent, which
+            // may be the waiter by then, on its own way to dying, so whether the woken
+            // waiter sees the continue before the exit completes (or the child is
+            // reaped) is scheduling.
+            if let Some((&c, _)) = start
+                .live
+                .iter()
+                .find(|&(&c, &(was_stopped, _))| was_stopped && dead(c))
+            {
+                return Some(format!(
+                    "{actor} was blocked in a wait while {} continued and died",
+                    self.pid_text(c)
+                ));
+            }
         }
         None
     }

@@ -563,24 +563,34 @@ impl ProgramBuilder {
         }
         // Each syscall's leaf: its action when its first check decides whatever the
         // arguments, else its body.
-        let mut leaves: std::collections::BTreeMap<u32, Leaf> = Default::default();
+        // (In number order: the groups are.)
+        let mut leaves: Vec<(u32, Leaf)> = Vec::with_capacity(self.groups.len());
         let mut bodies: Vec<Vec<Instruction>> = Vec::new();
         for (nr, checks) in &self.groups {
-            let body = self.compile_group(*nr, checks)?;
-            let leaf =
-                match body.as_slice() {
-                    [only] if only.code == RET_K => Action::from_ret(only.k).map(Leaf::Ret).ok_or(
-                        SeccompError::Inexpressible {
-                            nr: Some(i64::from(*nr)),
-                            what: "an unknown return value",
-                        },
-                    )?,
-                    _ => {
-                        bodies.push(body);
-                        Leaf::Body(bodies.len() - 1)
+            // A first check without condition decides: no body to build.
+            let leaf = match checks.first() {
+                Some(Check {
+                    test: Test::Always,
+                    action,
+                    ..
+                }) => Leaf::Ret(*action),
+                _ => {
+                    let body = self.compile_group(*nr, checks)?;
+                    match body.as_slice() {
+                        [only] if only.code == RET_K => Action::from_ret(only.k)
+                            .map(Leaf::Ret)
+                            .ok_or(SeccompError::Inexpressible {
+                                nr: Some(i64::from(*nr)),
+                                what: "an unknown return value",
+                            })?,
+                        _ => {
+                            bodies.push(body);
+                            Leaf::Body(bodies.len() - 1)
+                        }
                     }
-                };
-            leaves.insert(*nr, leaf);
+                }
+            };
+            leaves.push((*nr, leaf));
         }
         let steps = runs(&leaves, Leaf::Ret(self.default));
         let tree = search_leaves(&steps, Leaf::Ret(self.default));
@@ -632,13 +642,13 @@ enum Node {
     ToBody(usize),
 }
 
-/// Boundaries where the leaf changes, with the leaf from there on (below the first:
-/// `other`). Consecutive numbers returning the same action form one run; a body is a
-/// run of its own.
-fn runs(leaves: &std::collections::BTreeMap<u32, Leaf>, other: Leaf) -> Vec<(u32, Leaf)> {
+/// Boundaries where the leaf changes (`leaves` in number order), with the leaf from
+/// there on (below the first: `other`). Consecutive numbers returning the same action
+/// form one run; a body is a run of its own.
+fn runs(leaves: &[(u32, Leaf)], other: Leaf) -> Vec<(u32, Leaf)> {
     let mut steps: Vec<(u32, Leaf)> = Vec::new();
     let mut previous: Option<(u32, Leaf)> = None;
-    for (&n, &leaf) in leaves {
+    for &(n, leaf) in leaves {
         let joins = matches!(leaf, Leaf::Ret(_));
         match previous {
             Some((p, l)) if p.checked_add(1) == Some(n) && l == leaf && joins => {}
@@ -710,7 +720,7 @@ pub(crate) fn number_map(
     numbers: &std::collections::BTreeMap<u32, Action>,
     other: Action,
 ) -> Result<Filter, SeccompError> {
-    let leaves = numbers
+    let leaves: Vec<(u32, Leaf)> = numbers
         .iter()
         .filter(|(&n, _)| n & X32_SYSCALL_BIT == 0)
         .map(|(&n, &action)| (n, Leaf::Ret(action)))

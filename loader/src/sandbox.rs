@@ -782,6 +782,7 @@ impl Sandbox {
         } else {
             None
         };
+        phase(started, "cgroups placed");
         // The network namespace (its thread runs when a CPU is free: at the latest
         // while this one waits for it here), then the program's part of the plan.
         if let Some(thread) = netns {

@@ -37,8 +37,8 @@
 //! sandbox-loader --example filter_cost`): a chain of 101 `JEQ`s costs 306 µs to install,
 //! a one-instruction program 13 µs; the loader's allow-list compiled by seccompiler (a
 //! guard and a 545-instruction chain, the shape every table had before) 343 µs, as one
-//! searched program of 246 instructions 85 µs; init's 126 → 44 µs, the program's policy
-//! (two programs of 173 and 159 instructions) 117 → 68 µs.
+//! searched program of 246 instructions 78 µs; init's 126 → 40 µs, the holder's 122 →
+//! 39 µs, the program's policy (two programs of 173 and 159 instructions) 117 → 63 µs.
 //!
 //! seccompiler compiles [`deny_filter`] (a guard of ours, then its program; the `stack`
 //! module): one match action, one default, argument tests on the low 32 bits, a chain

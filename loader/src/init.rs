@@ -117,7 +117,8 @@ pub(crate) struct ProgramPlan {
     pub pty: Option<PtyInit>,
 }
 
-/// Everything init needs (the first message on its control socket).
+/// What init needs to build the sandbox (the first message on its control socket; the
+/// program's part, [`InitProgram`], follows).
 pub(crate) struct InitPlan {
     pub fs: FsSpec,
     /// The loader creates the sandbox's cgroups while init builds the filesystem, then
@@ -209,9 +210,9 @@ pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
     // below, and a failed log write would be reported on the terminal.
     let _quiet = tracing::dispatcher::set_default(&tracing::Dispatch::none());
     // Nothing of the loader's process stays open here but the control channel and the
-    // terminal (the loader's own end of the channel included: while any copy is open,
-    // init would not see the loader go away).
-    // (The program's descriptors come later, with its part of the plan.)
+    // standard descriptors (the loader's own end of the channel included: while any
+    // copy is open, init would not see the loader go away). The program's descriptors
+    // (its terminal, an OCI start gate) come later, with its part of the plan.
     if let Err(e) = crate::sys::fd::close_all_except(&[control]) {
         return failed(control, format!("close_range: {e}"));
     }

@@ -705,8 +705,9 @@ impl Sandbox {
         // created meanwhile (joined before the loader's own filter, installed on every
         // thread, exists).
         let netns = netns_by_thread.then(|| {
-            crate::sys::sched::spawn_in_background(|| {
-                std::thread::spawn(crate::sys::process::new_netns)
+            std::thread::spawn(|| {
+                crate::sys::sched::make_background();
+                crate::sys::process::new_netns()
             })
         });
         let program = (|| {

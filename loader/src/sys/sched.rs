@@ -8,25 +8,15 @@ pub(crate) fn make_realtime() -> bool {
     unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 }
 }
 
-/// Runs `spawn` (which starts a thread) with the calling thread SCHED_IDLE, so that the
-/// new thread is SCHED_IDLE from its first instruction (threads inherit the policy):
-/// it runs only on a CPU that has nothing else to run, so work done in the background
-/// never delays what waits for a CPU. The calling thread's policy is restored after.
-pub(crate) fn spawn_in_background<T>(spawn: impl FnOnce() -> T) -> T {
-    let mut before = libc::sched_param { sched_priority: 0 };
-    // SAFETY: pid 0 is the calling thread; `before` is a valid sched_param to fill.
-    let policy = unsafe { libc::sched_getscheduler(0) };
-    // SAFETY: as above.
-    let got = policy >= 0 && unsafe { libc::sched_getparam(0, &mut before) } == 0;
+/// Makes the calling thread SCHED_IDLE: it runs only on a CPU that has nothing else
+/// to run, so work done in the background never delays what waits for a CPU. For a
+/// thread of its own, as its first step (setting it on the spawning thread, for the new
+/// one to inherit, would stall the spawner on a loaded machine). Returns whether it
+/// worked.
+pub(crate) fn make_background() -> bool {
     let idle = libc::sched_param { sched_priority: 0 };
     // SAFETY: pid 0 is the calling thread; `idle` is a valid sched_param.
-    let set = got && unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &idle) } == 0;
-    let spawned = spawn();
-    if set {
-        // SAFETY: the policy and parameters the thread had, read above.
-        unsafe { libc::sched_setscheduler(0, policy, &before) };
-    }
-    spawned
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &idle) == 0 }
 }
 
 #[cfg(test)]
@@ -40,12 +30,12 @@ mod tests {
     }
 
     #[test]
-    fn a_background_thread_is_idle_and_the_caller_keeps_its_policy() {
+    fn a_background_thread_is_idle_and_its_spawner_keeps_its_policy() {
         let before = policy();
-        let child = spawn_in_background(|| std::thread::spawn(policy))
+        let child = std::thread::spawn(|| (make_background(), policy()))
             .join()
             .unwrap();
-        assert_eq!(child, libc::SCHED_IDLE);
+        assert_eq!(child, (true, libc::SCHED_IDLE));
         assert_eq!(policy(), before);
     }
 }

@@ -673,9 +673,10 @@ impl Sandbox {
             match Restorer::start(fd.as_fd(), *saved) {
                 Ok(r) => restore.restorer = Some(r),
                 Err(e) => {
-                    let _ = crate::sys::clone::pidfd_kill(&spawned.pidfd);
-                    let _ = wait_pidfd(&spawned.pidfd);
-                    return Err(LoaderError::Setup(format!("terminal restorer: {e}")));
+                    return Err(abandon_init(
+                        &spawned.pidfd,
+                        LoaderError::Setup(format!("terminal restorer: {e}")),
+                    ));
                 }
             }
         }
@@ -686,12 +687,10 @@ impl Sandbox {
                 nix::unistd::getegid(),
             );
             if let Err(e) = maps {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(spawned.pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-                let _ = wait_pidfd(&spawned.pidfd);
-                return Err(LoaderError::Setup(format!("user namespace: {e}")));
+                return Err(abandon_init(
+                    &spawned.pidfd,
+                    LoaderError::Setup(format!("user namespace: {e}")),
+                ));
             }
             control::send(ours.as_raw_fd(), &Message::Go)
                 .map_err(|e| LoaderError::Sys("control channel", e))?;
@@ -765,9 +764,7 @@ impl Sandbox {
         let (mut program, exec_context) = match program {
             Ok(p) => p,
             Err(e) => {
-                let _ = crate::sys::clone::pidfd_kill(&spawned.pidfd);
-                let _ = wait_pidfd(&spawned.pidfd);
-                return Err(e);
+                return Err(abandon_init(&spawned.pidfd, e));
             }
         };
         phase(started, "seccomp programs compiled");
@@ -775,9 +772,7 @@ impl Sandbox {
             match place_init(ours.as_raw_fd(), spawned.pid, limits) {
                 Ok(c) => c,
                 Err(e) => {
-                    let _ = crate::sys::clone::pidfd_kill(&spawned.pidfd);
-                    let _ = wait_pidfd(&spawned.pidfd);
-                    return Err(e);
+                    return Err(abandon_init(&spawned.pidfd, e));
                 }
             }
         } else {
@@ -794,9 +789,7 @@ impl Sandbox {
             match created {
                 Ok(fd) => program.netns = Some(fd),
                 Err(e) => {
-                    let _ = crate::sys::clone::pidfd_kill(&spawned.pidfd);
-                    let _ = wait_pidfd(&spawned.pidfd);
-                    return Err(e);
+                    return Err(abandon_init(&spawned.pidfd, e));
                 }
             }
         }
@@ -2030,6 +2023,14 @@ fn place_init(
         gone(e);
     }
     Ok(cgroup)
+}
+
+/// `e`, once init (spawned, not yet running the program) is killed and reaped: a
+/// start that fails after the spawn leaves nothing behind.
+fn abandon_init(pidfd: &OwnedFd, e: LoaderError) -> LoaderError {
+    let _ = crate::sys::clone::pidfd_kill(pidfd);
+    let _ = wait_pidfd(pidfd);
+    e
 }
 
 /// init's wait status, once it has ended. An init that is not our child

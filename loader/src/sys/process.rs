@@ -197,7 +197,7 @@ pub(crate) fn join_netns(path: &std::path::Path) -> Result<(), Errno> {
         nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )?;
-    nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET)
+    enter_netns(&fd)
 }
 
 /// A new network namespace, as a descriptor: the calling thread moves into it

@@ -91,6 +91,30 @@ fn quiet_silences_info_and_warnings() {
     assert_eq!(o.status.code(), Some(125), "-q and --log-level conflict");
 }
 
+/// runc's `--debug` is the same as `--log-level debug` (before or after the subcommand).
+#[test]
+fn debug_flag_logs_at_debug_level() {
+    let logs = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run sandbox");
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        stderr(&o)
+    };
+    for args in [
+        &["--debug", "run", "--", "true"][..],
+        &["run", "--debug", "--", "true"][..],
+    ] {
+        let err = logs(args);
+        assert!(err.contains("sandbox phase"), "{args:?}: {err}");
+    }
+    let err = logs(&["run", "--", "true"]);
+    assert!(!err.contains("sandbox phase"), "{err}");
+}
+
 /// `sandbox demo | head`: the reader is gone; `sandbox` ends as a process killed by
 /// SIGPIPE would (status 141), printing nothing.
 #[test]

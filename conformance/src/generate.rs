@@ -774,6 +774,24 @@ mod tests {
     }
 
     #[test]
+    fn a_stopped_orphan_continuing_and_dying_under_a_blocked_wait_is_marked_racy() {
+        // sh's exit orphans p1's stopped group: SIGHUP and SIGCONT. p1 reports its
+        // continue to init (its new parent) on its way to dying of SIGHUP; whether
+        // init's blocked wait sees the continue or, the child reaped at once (SIGCHLD
+        // ignored), ECHILD is scheduling (random-11570846229877738741, seed 1).
+        let s = Scenario::parse(
+            "scenario r\ninit fork sh\nsh setsid\nsh open tty\nsh fork p1\n\
+             p1 setpgid 0 0\np1 sigaction SIGCONT handler\n\
+             init sigaction SIGCHLD ignore restart\ninit wait4 -1 untraced,continued\n\
+             p1 read 0 7\nsh exit 0\n",
+        )
+        .unwrap();
+        let t = sentry_exec::run(&s);
+        assert!(t.steps[8].race.is_none(), "{:?}", t.steps[8]);
+        assert!(t.steps[9].race.is_some(), "{:?}", t.steps[9]);
+    }
+
+    #[test]
     fn interrupting_one_of_two_waiting_readers_is_marked_racy() {
         // ^Z wakes the session leader's reader; SIGTSTP is discarded (orphaned group)
         // and the read restarts: before or after init's read is scheduling.

@@ -190,6 +190,44 @@ fn background_preadv2_and_splice_stop_with_sigttin() {
     }
 }
 
+/// The positional forms (pread64, preadv, pwrite64, pwritev, and preadv2/pwritev2 at
+/// an offset other than -1) are not notified: a terminal is a stream, so the host
+/// kernel fails them with ESPIPE before the terminal is touched, from the background
+/// too, and nobody is stopped (as on Linux, where no job-control check runs either).
+#[test]
+fn background_positional_io_is_espipe_from_the_kernel() {
+    let s = user_shell();
+    let linux = s.run(&format!("{} bg-positional", attacker())).unwrap();
+    let sandboxed = s
+        .run(&sandbox_cmd("--tty", false, "bg-positional"))
+        .unwrap();
+    for (out, run) in [(&linux, "Linux"), (&sandboxed, "sandbox")] {
+        positional_refused(out, run);
+    }
+    assert_shell_keeps_terminal(&s, "positional I/O");
+}
+
+fn positional_refused(out: &str, run: &str) {
+    for call in [
+        "pread64",
+        "preadv",
+        "preadv2 at offset 0",
+        "pwrite64",
+        "pwritev",
+        "pwritev2 at offset 0",
+    ] {
+        assert!(
+            out.contains(&format!("{call}: ESPIPE")),
+            "{run}: {call}: {out}"
+        );
+    }
+    assert!(
+        out.contains("positional in the background: not stopped"),
+        "{run}: {out}"
+    );
+    assert!(!out.contains("moved bytes"), "{run}: {out}");
+}
+
 /// What the attacker changes and the user would be left with.
 #[derive(Debug, PartialEq)]
 struct TermState {

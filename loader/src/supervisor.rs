@@ -224,11 +224,18 @@ impl Supervisor {
                 }
             }
         }
+        // A caller the sentry knows is decided from the sentry alone: nothing is read
+        // about it that a reused PID could have changed, and an answer to a call whose
+        // caller died is refused by the kernel, so it needs no ID_VALID check.
+        let known = self
+            .procs
+            .cached(host_tid)
+            .is_some_and(|t| self.k.task(t.tid).is_some());
         let Some(t) = self.tracked(|procs, k| procs.ensure_known(k, host_tid)) else {
             // Gone already, or not ours: let the kernel handle it.
             return Response::Continue;
         };
-        if !self.caller_valid() {
+        if !known && !self.caller_valid() {
             // What /proc said may be another process's (the PID reused): decide nothing.
             return Response::Continue;
         }
@@ -237,16 +244,14 @@ impl Supervisor {
             libc::SYS_setsid => self.setsid(t),
             libc::SYS_setpgid => self.setpgid(t, n.args[0] as i32, n.args[1] as i32),
             libc::SYS_ioctl => self.ioctl(t, host_tid, n),
-            libc::SYS_read
-            | libc::SYS_readv
-            | libc::SYS_preadv2
-            | libc::SYS_pread64
-            | libc::SYS_preadv => self.io(t, host_tid, n.args[0] as i32, false),
-            libc::SYS_write
-            | libc::SYS_writev
-            | libc::SYS_pwritev2
-            | libc::SYS_pwrite64
-            | libc::SYS_pwritev => self.io(t, host_tid, n.args[0] as i32, true),
+            // preadv2/pwritev2 come at the current position (offset -1) only; the
+            // positional forms are not notified (a tty is ESPIPE to them).
+            libc::SYS_read | libc::SYS_readv | libc::SYS_preadv2 => {
+                self.io(t, host_tid, n.args[0] as i32, false)
+            }
+            libc::SYS_write | libc::SYS_writev | libc::SYS_pwritev2 => {
+                self.io(t, host_tid, n.args[0] as i32, true)
+            }
             // sendfile(out, in, ..): writes `out`, reads `in`.
             libc::SYS_sendfile => self.io_pair(t, host_tid, n.args[1] as i32, n.args[0] as i32),
             // splice(in, off_in, out, ..) and copy_file_range(in, off_in, out, ..).
@@ -1126,16 +1131,8 @@ impl Supervisor {
 fn io_fds(n: &Notification) -> Option<[Option<(i32, bool)>; 2]> {
     let arg = |i: usize| n.args[i] as i32;
     Some(match n.nr {
-        libc::SYS_read
-        | libc::SYS_readv
-        | libc::SYS_preadv2
-        | libc::SYS_pread64
-        | libc::SYS_preadv => [Some((arg(0), false)), None],
-        libc::SYS_write
-        | libc::SYS_writev
-        | libc::SYS_pwritev2
-        | libc::SYS_pwrite64
-        | libc::SYS_pwritev => [Some((arg(0), true)), None],
+        libc::SYS_read | libc::SYS_readv | libc::SYS_preadv2 => [Some((arg(0), false)), None],
+        libc::SYS_write | libc::SYS_writev | libc::SYS_pwritev2 => [Some((arg(0), true)), None],
         libc::SYS_sendfile => [Some((arg(1), false)), Some((arg(0), true))],
         libc::SYS_splice | libc::SYS_copy_file_range => {
             [Some((arg(0), false)), Some((arg(2), true))]

@@ -155,6 +155,45 @@ static int bg_read(const char *how) {
     return 0;
 }
 
+/* --- the positional forms from the background: Linux's ESPIPE, not notified --- */
+static int bg_positional(void) {
+    pid_t c = fork();
+    if (c == 0) {
+        setpgid(0, 0);
+        char b[8] = "written";
+        struct iovec iov = {b, sizeof b};
+        struct { const char *name; long r; } tries[6];
+        int i = 0;
+#define TRY(n, call) do { errno = 0; long r_ = (call); tries[i].name = n; \
+        tries[i].r = r_ < 0 ? -errno : r_; i++; } while (0)
+        TRY("pread64", pread(0, b, sizeof b, 0));
+        TRY("preadv", preadv(0, &iov, 1, 0));
+        TRY("preadv2 at offset 0", syscall(SYS_preadv2, 0, &iov, 1, 0L, 0L, 0));
+        TRY("pwrite64", pwrite(1, b, sizeof b, 0));
+        TRY("pwritev", pwritev(1, &iov, 1, 0));
+        TRY("pwritev2 at offset 0", syscall(SYS_pwritev2, 1, &iov, 1, 0L, 0L, 0));
+#undef TRY
+        for (int j = 0; j < i; j++)
+            printf("%s: %s\n", tries[j].name,
+                   tries[j].r == -ESPIPE ? "ESPIPE"
+                   : tries[j].r < 0      ? strerror((int)-tries[j].r)
+                                         : "moved bytes");
+        fflush(stdout);
+        _exit(0);
+    }
+    setpgid(c, c);
+    int st;
+    waitpid(c, &st, WUNTRACED);
+    if (WIFSTOPPED(st))
+        printf("positional in the background: stopped by %s\n", strsignal(WSTOPSIG(st)));
+    else
+        printf("positional in the background: not stopped\n");
+    fflush(stdout);
+    kill(c, SIGKILL);
+    waitpid(c, &st, 0);
+    return 0;
+}
+
 /* --- leave the terminal broken --- */
 static int damage(const char *then) {
     struct termios t;
@@ -242,6 +281,7 @@ int main(int argc, char **argv) {
     if (!strcmp(m, "aio")) return aio();
     if (!strcmp(m, "bg-preadv2")) return bg_read("preadv2");
     if (!strcmp(m, "bg-splice")) return bg_read("splice");
+    if (!strcmp(m, "bg-positional")) return bg_positional();
     if (!strcmp(m, "damage")) return damage(argc > 2 ? argv[2] : "exit");
     if (!strcmp(m, "fds")) return fds();
     if (!strcmp(m, "race-read")) return race_read();

@@ -705,10 +705,17 @@ const STOP_SIGNALS: &[u32] = &[
 /// any other fd (and for a caller in the foreground, without looking at the fd). Every
 /// way to move bytes through a terminal fd is listed:
 /// - `read`, `readv`, `write`, `writev`;
-/// - `preadv2`/`pwritev2`: with offset -1 they use the current position and work on a
-///   tty like `readv`/`writev`;
-/// - `pread64`, `preadv`, `pwrite64`, `pwritev`: a tty is a stream, so Linux fails them
-///   with ESPIPE; notified anyway, so that no offset form depends on that;
+/// - `preadv2`/`pwritev2` when the low word of the offset is all ones (offset -1 uses
+///   the current position and works on a tty like `readv`/`writev`; the few other
+///   offsets with that low word are notified too and decided as reads and writes);
+/// - not `pread64`, `preadv`, `pwrite64`, `pwritev`, nor `preadv2`/`pwritev2` at any
+///   other offset: every terminal is opened non-seekable (`tty_open` and `ptmx_open`
+///   call `nonseekable_open`, which clears FMODE_PREAD and FMODE_PWRITE), so the host
+///   kernel fails these with ESPIPE before the driver is reached, from the foreground
+///   or the background alike and with no job-control check (a background reader is
+///   not stopped on Linux either). Notifying them cost three notifications per exec
+///   of a dynamically linked program (the dynamic loader reads its libraries with
+///   `pread64`);
 /// - `sendfile`/`splice`: the tty driver supports splicing in both directions;
 /// - `copy_file_range` (Linux falls back to splicing for some files), `tee` and
 ///   `vmsplice` (pipes only today): notified so that a kernel that accepts a tty there
@@ -728,35 +735,15 @@ pub const TTY_IO_SYSCALLS: &[SyscallRule] = &[
     ),
     notify_io("readv", libc::SYS_readv, "as read"),
     notify_io("writev", libc::SYS_writev, "as write"),
-    notify_io(
+    notify_io_at_current_position(
         "preadv2",
         libc::SYS_preadv2,
         "offset -1 reads at the current position, so it works on a tty",
     ),
-    notify_io(
+    notify_io_at_current_position(
         "pwritev2",
         libc::SYS_pwritev2,
         "offset -1 writes at the current position, so it works on a tty",
-    ),
-    notify_io(
-        "pread64",
-        libc::SYS_pread64,
-        "ESPIPE on a tty; as read if not",
-    ),
-    notify_io(
-        "preadv",
-        libc::SYS_preadv,
-        "ESPIPE on a tty; as read if not",
-    ),
-    notify_io(
-        "pwrite64",
-        libc::SYS_pwrite64,
-        "ESPIPE on a tty; as write if not",
-    ),
-    notify_io(
-        "pwritev",
-        libc::SYS_pwritev,
-        "ESPIPE on a tty; as write if not",
     ),
     notify_io(
         "sendfile",
@@ -807,6 +794,26 @@ const fn notify_io(name: &'static str, nr: libc::c_long, reason: &'static str) -
         name,
         nr,
         when: When::Always,
+        action: Action::UserNotif,
+        reason,
+    }
+}
+
+/// A `preadv2`/`pwritev2` row: notified when the offset's low word (argument 3; on
+/// x86_64 the whole offset, `pos_h` is ignored) is all ones, as offset -1's is.
+const fn notify_io_at_current_position(
+    name: &'static str,
+    nr: libc::c_long,
+    reason: &'static str,
+) -> SyscallRule {
+    SyscallRule {
+        name,
+        nr,
+        when: When::ArgIn {
+            arg: 3,
+            mask: u32::MAX,
+            values: &[u32::MAX],
+        },
         action: Action::UserNotif,
         reason,
     }
@@ -1338,12 +1345,6 @@ mod tests {
             libc::SYS_write,
             libc::SYS_readv,
             libc::SYS_writev,
-            libc::SYS_preadv2,
-            libc::SYS_pwritev2,
-            libc::SYS_pread64,
-            libc::SYS_preadv,
-            libc::SYS_pwrite64,
-            libc::SYS_pwritev,
             libc::SYS_sendfile,
             libc::SYS_splice,
             libc::SYS_tee,
@@ -1352,6 +1353,27 @@ mod tests {
         ] {
             assert_eq!(act(&with, nr, z), Some(Action::UserNotif), "{nr}");
             assert_eq!(act(&without, nr, z), Some(Action::Allow), "{nr}");
+        }
+        // At the current position (offset -1) the vectored calls work on a tty; at any
+        // other offset, as the positional ones always, a tty is ESPIPE from the kernel.
+        let at = |offset: u64| [0, 0, 1, offset, 0, 0];
+        for nr in [libc::SYS_preadv2, libc::SYS_pwritev2] {
+            assert_eq!(
+                act(&with, nr, at(u64::MAX)),
+                Some(Action::UserNotif),
+                "{nr}"
+            );
+            assert_eq!(act(&with, nr, at(0)), Some(Action::Allow), "{nr}");
+            assert_eq!(act(&with, nr, at(4096)), Some(Action::Allow), "{nr}");
+            assert_eq!(act(&without, nr, at(u64::MAX)), Some(Action::Allow), "{nr}");
+        }
+        for nr in [
+            libc::SYS_pread64,
+            libc::SYS_preadv,
+            libc::SYS_pwrite64,
+            libc::SYS_pwritev,
+        ] {
+            assert_eq!(act(&with, nr, z), Some(Action::Allow), "{nr}");
         }
         for nr in [libc::SYS_io_setup, libc::SYS_io_submit] {
             assert_eq!(act(&with, nr, z), Some(ENOSYS), "{nr}");

@@ -132,8 +132,8 @@ fn loader_bench_quick_runs_and_reports_every_measurement() {
 
     for (title, rows) in [
         ("2. terminal writes", 3),
-        ("2b.", 5),
-        ("3. fork+exec", 3),
+        ("2b.", 6),
+        ("3. fork+exec", 4),
         ("5. setpgid", 4),
     ] {
         let t = table(out, title);

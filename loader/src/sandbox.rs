@@ -1177,14 +1177,17 @@ enum Command {
 /// listener: the first program's and each exec'd process's ([`crate::core::Notifier`]).
 ///
 /// Whether the notification thread runs SCHED_FIFO (when the loader may:
-/// CAP_SYS_NICE). Measured with `loader_bench` (docs/PERFORMANCE.md, 2 CPUs): at load
-/// average 8–9 from other work it saved 1–5 µs per notified call (5.6–6.8 against
-/// 6.6–11.9 µs: a normal thread waits behind the load); on an idle machine it costs
-/// about 1 µs (5.4 against 4.4 µs in two runs interleaving both builds; the bare
-/// listener too, 4.4 against 3.3 µs). It stays, for what the time is worth less than:
-/// a notification not yet received can be interrupted by a caught signal (EINTR, a
-/// shell then turns job control off, docs/LOADER.md "Known limits"), and a real-time
-/// thread receives soonest whatever else runs.
+/// CAP_SYS_NICE). Measured with `loader_bench --only writes` (docs/PERFORMANCE.md,
+/// 2 CPUs), per notified call: idle, SCHED_FIFO 5.0–5.1 µs against 4.2 µs at nice 0 or
+/// -20 (the bare listener too: 4.3 against 3.2 µs; a real-time wake-up does not get
+/// the caller's own CPU as a synchronous fair-class one does); with four CPU-bound
+/// loops beside it, 4.3 against 4.5 (nice -20) and 4.7 µs (nice 0); at load 8–9 from
+/// other work, 5.6–6.8 against 6.6–11.9 µs (nice 0). It stays, because receiving at
+/// once is what job control needs: a notification not yet received can be interrupted
+/// by a caught signal (EINTR, a shell then turns job control off, docs/LOADER.md "Known
+/// limits"). At nice -20, zsh lost job control that way in two end-to-end tests of
+/// one full `cargo test` run ("can't set tty pgrp: interrupt"); with SCHED_FIFO it
+/// does not.
 const REALTIME_NOTIFY_THREAD: bool = true;
 
 pub(crate) fn notify_thread(

@@ -123,6 +123,22 @@ static int aio(void) {
     return 0;
 }
 
+/* Puts the child `c` in a group of its own (a background job), reports whether it
+ * stopped or ended, then kills and reaps it. */
+static int report_background(pid_t c, const char *how) {
+    setpgid(c, c);
+    int st;
+    waitpid(c, &st, WUNTRACED);
+    if (WIFSTOPPED(st))
+        printf("%s in the background: stopped by %s\n", how, strsignal(WSTOPSIG(st)));
+    else
+        printf("%s in the background: not stopped\n", how);
+    fflush(stdout);
+    kill(c, SIGKILL);
+    waitpid(c, &st, 0);
+    return 0;
+}
+
 /* --- a background reader that is not read(2) --- */
 static int bg_read(const char *how) {
     int p[2];
@@ -142,17 +158,7 @@ static int bg_read(const char *how) {
         fflush(stdout);
         _exit(0);
     }
-    setpgid(c, c);
-    int st;
-    waitpid(c, &st, WUNTRACED);
-    if (WIFSTOPPED(st))
-        printf("%s in the background: stopped by %s\n", how, strsignal(WSTOPSIG(st)));
-    else
-        printf("%s in the background: not stopped\n", how);
-    fflush(stdout);
-    kill(c, SIGKILL);
-    waitpid(c, &st, 0);
-    return 0;
+    return report_background(c, how);
 }
 
 /* --- the positional forms from the background: Linux's ESPIPE, not notified --- */
@@ -181,17 +187,7 @@ static int bg_positional(void) {
         fflush(stdout);
         _exit(0);
     }
-    setpgid(c, c);
-    int st;
-    waitpid(c, &st, WUNTRACED);
-    if (WIFSTOPPED(st))
-        printf("positional in the background: stopped by %s\n", strsignal(WSTOPSIG(st)));
-    else
-        printf("positional in the background: not stopped\n");
-    fflush(stdout);
-    kill(c, SIGKILL);
-    waitpid(c, &st, 0);
-    return 0;
+    return report_background(c, "positional");
 }
 
 /* --- leave the terminal broken --- */

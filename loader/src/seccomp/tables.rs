@@ -735,16 +735,22 @@ pub const TTY_IO_SYSCALLS: &[SyscallRule] = &[
     ),
     notify_io("readv", libc::SYS_readv, "as read"),
     notify_io("writev", libc::SYS_writev, "as write"),
-    notify_io_at_current_position(
-        "preadv2",
-        libc::SYS_preadv2,
-        "offset -1 reads at the current position, so it works on a tty",
-    ),
-    notify_io_at_current_position(
-        "pwritev2",
-        libc::SYS_pwritev2,
-        "offset -1 writes at the current position, so it works on a tty",
-    ),
+    SyscallRule {
+        when: AT_CURRENT_POSITION,
+        ..notify_io(
+            "preadv2",
+            libc::SYS_preadv2,
+            "offset -1 reads at the current position, so it works on a tty",
+        )
+    },
+    SyscallRule {
+        when: AT_CURRENT_POSITION,
+        ..notify_io(
+            "pwritev2",
+            libc::SYS_pwritev2,
+            "offset -1 writes at the current position, so it works on a tty",
+        )
+    },
     notify_io(
         "sendfile",
         libc::SYS_sendfile,
@@ -799,25 +805,13 @@ const fn notify_io(name: &'static str, nr: libc::c_long, reason: &'static str) -
     }
 }
 
-/// A `preadv2`/`pwritev2` row: notified when the offset's low word (argument 3; on
+/// When a `preadv2`/`pwritev2` is notified: the offset's low word (argument 3; on
 /// x86_64 the whole offset, `pos_h` is ignored) is all ones, as offset -1's is.
-const fn notify_io_at_current_position(
-    name: &'static str,
-    nr: libc::c_long,
-    reason: &'static str,
-) -> SyscallRule {
-    SyscallRule {
-        name,
-        nr,
-        when: When::ArgIn {
-            arg: 3,
-            mask: u32::MAX,
-            values: &[u32::MAX],
-        },
-        action: Action::UserNotif,
-        reason,
-    }
-}
+const AT_CURRENT_POSITION: When = When::ArgIn {
+    arg: 3,
+    mask: u32::MAX,
+    values: &[u32::MAX],
+};
 
 /// Ioctl requests the loader itself may make under [`allow_filter`].
 pub const LOADER_IOCTLS: &[IoctlRule] = &[

@@ -241,9 +241,10 @@ pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
             ));
         }
     }
-    if let Err(e) = mounts::setup_filesystem(&plan.fs) {
-        return fail(e.to_string());
-    }
+    let old_root = match mounts::setup_filesystem(&plan.fs) {
+        Ok(detach) => detach,
+        Err(e) => return fail(e.to_string()),
+    };
     let mut chld = SigSet::empty();
     chld.add(Signal::SIGCHLD);
     // The holder leads the session that owns the terminal: a hangup sends it SIGHUP,
@@ -284,6 +285,11 @@ pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
         if let Err(e) = crate::sys::process::enter_netns(&netns) {
             return fail(format!("joining the sandbox's network namespace: {e}"));
         }
+    }
+    // The old root is gone before anything of the program's exists (and the child that
+    // detached it, whose PID the program's may take, reaped).
+    if let Err(e) = old_root.finish() {
+        return fail(e.to_string());
     }
     // The holder tells init the program's PID, then (last thing before it exits) that
     // the program's end is reported.
@@ -338,8 +344,9 @@ pub(crate) fn init_main(plan: &InitPlan, control: RawFd) -> i32 {
 
 /// The PID the holder asks for (the program's is 2, as it was when init forked it).
 const HOLDER_PID: i32 = 3;
-/// The PID the program asks for.
-const PROGRAM_PID: i32 = 2;
+/// The PID the program asks for (and the child that detaches the old root takes
+/// before it: [`crate::mounts::OldRootDetach`]).
+pub(crate) const PROGRAM_PID: i32 = 2;
 
 /// A fork whose child is `pid` in the sandbox's PID namespace (init and the holder
 /// have CAP_SYS_ADMIN in its user namespace); a plain fork (the next free PID) when

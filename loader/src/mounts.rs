@@ -74,6 +74,9 @@
 //!    root is detached (`umount2(MNT_DETACH)`). `/proc` comes before the detach because
 //!    in a user namespace the kernel only allows a new proc mount while a fully visible
 //!    one exists in the namespace; the old root holds one even when `rootfs` has none.
+//!    The detach is made by a child of init ([`OldRootDetach`]): the call waits for an
+//!    RCU grace period after the mounts are gone, and init builds on meanwhile; init
+//!    reaps the child before it forks anything of the program's.
 //! 4. `/tmp` and `/dev` are built, the binds are attached and the kernel mounts made,
 //!    then the kernel files above are made read-only or masked (after `/dev`: masking
 //!    binds its `/dev/null`; after the binds: no bind uncovers them). From step 3 on every
@@ -291,7 +294,7 @@ const ANCHOR: &str = "/tmp";
 /// Builds the sandbox's filesystem view described in the module docs. Call it once, in
 /// the sandbox's init (PID 1 of its PID namespace, in its own mount and UTS namespaces);
 /// on error the namespace is left half-built and the caller should exit.
-pub fn setup_filesystem(spec: &FsSpec) -> Result<(), MountError> {
+pub fn setup_filesystem(spec: &FsSpec) -> Result<OldRootDetach, MountError> {
     tracing::debug!(?spec, "building the sandbox filesystem");
     if let Some(bind) = spec.binds.iter().find(|b| !b.target.is_absolute()) {
         return Err(MountError::RelativeBindTarget {
@@ -309,7 +312,7 @@ pub fn setup_filesystem(spec: &FsSpec) -> Result<(), MountError> {
     .map_err(|source| MountError::Propagation { source })?;
 
     let host = HostCopies::take(spec)?;
-    enter_new_root(host.root, &host.root_path)?;
+    let detach = enter_new_root(host.root, &host.root_path)?;
     mount_fs(
         "tmpfs",
         "/tmp",
@@ -349,7 +352,7 @@ pub fn setup_filesystem(spec: &FsSpec) -> Result<(), MountError> {
         source,
     })?;
     tracing::debug!("sandbox filesystem ready");
-    Ok(())
+    Ok(detach)
 }
 
 /// Every host path the view needs, copied as detached mounts (step 2).
@@ -438,7 +441,7 @@ impl HostCopies {
 }
 
 /// Step 3: the root copy becomes `/`, with a fresh `/proc`, and the old root goes.
-fn enter_new_root(root: RootCopy, root_path: &Path) -> Result<(), MountError> {
+fn enter_new_root(root: RootCopy, root_path: &Path) -> Result<OldRootDetach, MountError> {
     let attach = |tree: OwnedFd, from: &Path, target: &Path| {
         raw::attach(tree, target).map_err(|source| MountError::Attach {
             from: from.to_path_buf(),
@@ -504,11 +507,84 @@ fn enter_new_root(root: RootCopy, root_path: &Path) -> Result<(), MountError> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         "",
     )?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(|source| MountError::DetachOldRoot { source })?;
+    let detach = OldRootDetach::start()?;
     nix::unistd::chdir("/").map_err(|source| MountError::Chdir {
         path: PathBuf::from("/"),
         source,
-    })
+    })?;
+    Ok(detach)
+}
+
+/// The old root's detach (step 3), made by a child of init so that init need not wait
+/// for its end.
+///
+/// `umount2(MNT_DETACH)` takes the old root and every mount below it out of the
+/// namespace at once, then waits for an expedited RCU grace period before it lets
+/// go of them (0.1–0.6 ms here, more than the rest of step 3). The child, which shares
+/// init's mount namespace and working directory (the old root, stacked on the new
+/// one), makes the call and exits; init goes on building the filesystem and receives
+/// the program's plan meanwhile, and [`OldRootDetach::finish`] reaps the child before
+/// anything of the program's exists. Until then the child's working directory is the
+/// old root, so nothing untrusted may run before `finish` (and a drop without `finish`
+/// waits as well).
+#[must_use = "the old root stays reachable until the detach is finished"]
+pub struct OldRootDetach {
+    child: Option<nix::unistd::Pid>,
+}
+
+impl OldRootDetach {
+    /// Starts the detach in a child; where no child can be made, detaches here.
+    ///
+    /// The child takes the program's PID ([`crate::init::PROGRAM_PID`], free again
+    /// once init has reaped it): a PID asked for (`clone3` with `set_tid`) leaves the
+    /// numbers later forks get as they were. Where PIDs cannot be chosen (no `clone3`),
+    /// a child would shift them (docs/LOADER.md, "PIDs"), so the detach is made here.
+    fn start() -> Result<Self, MountError> {
+        use crate::sys::clone::{self, Forked};
+        match clone::fork_with_pid(crate::init::PROGRAM_PID) {
+            Ok(Forked::Child) => clone::exit_now(match umount2(".", MntFlags::MNT_DETACH) {
+                Ok(()) => 0,
+                Err(e) => e as i32,
+            }),
+            Ok(Forked::Parent { pid, .. }) => Ok(Self {
+                child: Some(nix::unistd::Pid::from_raw(pid)),
+            }),
+            Err(e) => {
+                tracing::debug!(%e, "no child of a chosen PID for the old root's detach");
+                umount2(".", MntFlags::MNT_DETACH)
+                    .map_err(|source| MountError::DetachOldRoot { source })?;
+                Ok(Self { child: None })
+            }
+        }
+    }
+
+    /// Waits for the detach to be complete (the child reaped); its failure, if any.
+    pub fn finish(mut self) -> Result<(), MountError> {
+        self.wait()
+    }
+
+    fn wait(&mut self) -> Result<(), MountError> {
+        use nix::sys::wait::{waitpid, WaitStatus};
+        let Some(child) = self.child.take() else {
+            return Ok(());
+        };
+        let source = loop {
+            match waitpid(child, None) {
+                Ok(WaitStatus::Exited(_, 0)) => return Ok(()),
+                Ok(WaitStatus::Exited(_, code)) => break Errno::from_raw(code),
+                Ok(_) => break Errno::ECHILD,
+                Err(Errno::EINTR) => continue,
+                Err(e) => break e,
+            }
+        };
+        Err(MountError::DetachOldRoot { source })
+    }
+}
+
+impl Drop for OldRootDetach {
+    fn drop(&mut self) {
+        let _ = self.wait();
+    }
 }
 
 /// Kernel interfaces under `/proc` that stay readable but become read-only: writing

@@ -163,7 +163,13 @@ static int hangup_stdin(void) {
     int r = ioctl(0, TIOCVHANGUP);
     printf("vhangup stdin: %s\n", res(r));
     fflush(stdout);
-    return 0;
+    if (r < 0) return 1;
+    /* The hangup's SIGHUP reaches the session leader, which passes it on to this
+     * group when it next runs: wait for it, as a program reading its terminal would
+     * (exiting at once raced the leader on a busy machine). SIGALRM ends a wait that
+     * nothing ends. */
+    alarm(30);
+    for (;;) pause();
 }
 
 /* TIOCSETD(N_TTY) on the controlling terminal from a background group: Linux's

@@ -549,8 +549,8 @@ impl OldRootDetach {
             Ok(Forked::Parent { pid, .. }) => Ok(Self {
                 child: Some(nix::unistd::Pid::from_raw(pid)),
             }),
-            Err(e) => {
-                tracing::debug!(%e, "no child of a chosen PID for the old root's detach");
+            // (init logs nothing: its log is closed.)
+            Err(_) => {
                 umount2(".", MntFlags::MNT_DETACH)
                     .map_err(|source| MountError::DetachOldRoot { source })?;
                 Ok(Self { child: None })

@@ -227,10 +227,7 @@ impl Supervisor {
         // A caller the sentry knows is decided from the sentry alone: nothing is read
         // about it that a reused PID could have changed, and an answer to a call whose
         // caller died is refused by the kernel, so it needs no ID_VALID check.
-        let known = self
-            .procs
-            .cached(host_tid)
-            .is_some_and(|t| self.k.task(t.tid).is_some());
+        let known = self.procs.known(&self.k, host_tid).is_some();
         let Some(t) = self.tracked(|procs, k| procs.ensure_known(k, host_tid)) else {
             // Gone already, or not ours: let the kernel handle it.
             return Response::Continue;

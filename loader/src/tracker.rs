@@ -236,15 +236,21 @@ impl Tracker {
         Some(self.remember(k, &info))
     }
 
+    /// The notified thread, if the sentry knows it already (two lookups, nothing read
+    /// from /proc): what [`Tracker::ensure_known`] returns without reading anything.
+    pub fn known(&self, k: &Kernel, host_tid: i32) -> Option<NsThread> {
+        self.cached(host_tid).filter(|t| k.task(t.tid).is_some())
+    }
+
     /// Makes sure the sentry knows the notified thread (and its process and ancestors).
-    /// A known thread costs two lookups; a new one, the reads of its (and its unknown
-    /// ancestors') /proc files, after the pending exits and reaps are applied.
+    /// A known thread costs two lookups ([`Tracker::known`]); a new one, the reads of
+    /// its (and its unknown ancestors') /proc files, after the pending exits and reaps
+    /// are applied.
     pub fn ensure_known(&mut self, k: &mut Kernel, host_tid: i32) -> Option<NsThread> {
-        if let Some(t) = self.by_host.get(&host_tid).copied() {
-            if k.task(t.tid).is_some() {
-                return Some(t);
-            }
-        } else {
+        if let Some(t) = self.known(k, host_tid) {
+            return Some(t);
+        }
+        if self.cached(host_tid).is_none() {
             self.observe(k);
         }
         let t = self.translate(k, host_tid)?;

@@ -98,6 +98,9 @@ pub fn run(s: &Scenario) -> Trace {
         let alt_rec = alt.play(step);
         if rec.race.is_none() && (rec.lines() != alt_rec.lines() || r.digest() != alt.digest()) {
             rec.race = Some("the outcome depends on the order in which woken processes run".into());
+            if !rec.same_outcome(&alt_rec) {
+                rec.alternative = Some(Box::new(alt_rec));
+            }
         }
         trace.steps.push(rec);
     }

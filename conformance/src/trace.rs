@@ -76,6 +76,10 @@ pub struct StepRecord {
     /// Set by the sentry executor when the step's outcome on Linux depends on
     /// scheduling (not part of the trace's lines; the generator leaves such steps out).
     pub race: Option<String>,
+    /// With a `race` found by playing the step with the woken processes acting in the
+    /// other order: the step as it went that way (what Linux does when the targets of
+    /// a signal run before its sender, e.g. on an idle CPU).
+    pub alternative: Option<Box<StepRecord>>,
 }
 
 impl StepRecord {
@@ -86,6 +90,12 @@ impl StepRecord {
             error: None,
         };
         t.lines()
+    }
+
+    /// Whether two records show the same step alike (their lines; the race notes of
+    /// the model are no part of them).
+    pub fn same_outcome(&self, other: &StepRecord) -> bool {
+        self.lines() == other.lines()
     }
 
     /// Removes what is a race on Linux rather than semantics: when an actor is dead at

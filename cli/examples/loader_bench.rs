@@ -27,6 +27,11 @@
 //! `loader_bench --writer N` (used by the bench itself) makes N one-byte `write(1)`
 //! calls and nothing else in between.
 //!
+//! `loader_bench --bare-sandbox[-overlay] PROG [ARGS...]` (the start-up table's floor
+//! rows) runs PROG in the least a sandbox with `sandbox run`'s namespaces, root,
+//! `/proc`, `/dev` and `/tmp` takes, in straight-line system calls: no seccomp, no
+//! cgroups, no supervisor (`sys::bare_sandbox`).
+//!
 //! The `cat` file (100 MB of `x`, 4 MB with `--quick`: no newline, so that the
 //! terminals' output processing changes nothing and every byte can be counted) is
 //! written to a directory of its own under `$TMPDIR` (default `/tmp`), bound read-only
@@ -137,6 +142,23 @@ fn real_main() -> Result<()> {
             "--bare-exec" => {
                 let script = args.next().context("--bare-exec needs a script")?;
                 return bare_notified_exec(&script);
+            }
+            "--bare-sandbox" | "--bare-sandbox-overlay" => {
+                let argv = args
+                    .by_ref()
+                    .map(std::ffi::CString::new)
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("a NUL in the command")?;
+                if argv.is_empty() {
+                    bail!("--bare-sandbox needs a program");
+                }
+                let root = if a == "--bare-sandbox-overlay" {
+                    sys::BareRoot::Overlay
+                } else {
+                    sys::BareRoot::ReadOnly
+                };
+                let code = sys::bare_sandbox(&argv, root).context("bare sandbox")?;
+                std::process::exit(code);
             }
             "--setpgid" => {
                 let live = args.next().context("--setpgid needs LIVE and N")?;
@@ -293,8 +315,8 @@ fn bare_listener(job: sys::NotifiedJob, sched: ListenerSched, poll_first: bool) 
 
 mod sys {
     //! The bench's unsafe operations: making the child a session leader whose
-    //! controlling terminal is its standard input, and reading the CPU time of the
-    //! children waited for.
+    //! controlling terminal is its standard input, reading the CPU time of the
+    //! children waited for, the bare listeners' children and the bare sandbox.
     use std::os::unix::process::CommandExt;
     use std::process::Command;
     use std::time::Duration;
@@ -397,6 +419,199 @@ mod sys {
             )));
         }
         Ok(elapsed.as_secs_f64() / f64::from(n.max(1)))
+    }
+
+    /// The root of [`bare_sandbox`].
+    #[derive(Clone, Copy)]
+    pub enum BareRoot {
+        /// A recursive bind of the host's `/`, its top mount read-only (bwrap's
+        /// `--ro-bind / /`; `sandbox run --read-only`).
+        ReadOnly,
+        /// An overlay: the host root's filesystem (a bind of `/`) below, a tmpfs above
+        /// (`sandbox run`'s default root, without the filesystems mounted below `/`).
+        Overlay,
+    }
+
+    /// The floor of `sandbox run -- PROG`'s start-up: the least a process must do to
+    /// run `argv` (PROG, its path, first) in the sandbox's namespaces (PID, mount, UTS, IPC, network) with a
+    /// root of its own and the sandbox's `/proc`, `/dev` and `/tmp`, in straight-line
+    /// system calls with nothing to decide: `unshare`, then a child (PID 1) that
+    /// makes its mounts private, builds the root on a staging tmpfs, `pivot_root`s
+    /// into it, detaches the old root, mounts proc, a `/dev` tmpfs with six device
+    /// nodes and a `/tmp` tmpfs, forks PROG and waits for it. Left out: seccomp,
+    /// cgroups, the masked and read-only `/proc` paths, devpts, the supervisor.
+    /// Returns PROG's exit code (128 + signal), or the step that failed.
+    pub fn bare_sandbox(argv: &[std::ffi::CString], root: BareRoot) -> std::io::Result<i32> {
+        let flags = libc::CLONE_NEWNS
+            | libc::CLONE_NEWUTS
+            | libc::CLONE_NEWIPC
+            | libc::CLONE_NEWNET
+            | libc::CLONE_NEWPID;
+        // SAFETY: no pointers.
+        if unsafe { libc::unshare(flags) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        // SAFETY: this mode runs single-threaded; the child makes only system calls on
+        // static strings and `argv` (and `ptrs` into it), which live across the fork,
+        // and _exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: see above.
+            unsafe { libc::_exit(bare_init(&ptrs, root)) }
+        }
+        if pid < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        wait_code(pid)
+    }
+
+    /// `waitpid` for `pid`: its exit code, or 128 + the signal that killed it.
+    fn wait_code(pid: i32) -> std::io::Result<i32> {
+        let mut status = 0;
+        // SAFETY: waits for our own child; status points to a live local.
+        if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            128 + libc::WTERMSIG(status)
+        })
+    }
+
+    /// PID 1 of [`bare_sandbox`]: 0 and up is PROG's code; 100 + the step that failed.
+    /// `argv` is null-terminated, its strings NUL-terminated.
+    fn bare_init(argv: &[*const libc::c_char], root: BareRoot) -> i32 {
+        use std::ffi::CStr;
+        let none: *const libc::c_char = std::ptr::null();
+        let mount = |src: &CStr,
+                     dst: &CStr,
+                     fstype: Option<&CStr>,
+                     flags: libc::c_ulong,
+                     data: Option<&CStr>| {
+            // SAFETY: every pointer is a NUL-terminated string that lives across the
+            // call, or null where mount(2) allows it.
+            unsafe {
+                libc::mount(
+                    src.as_ptr(),
+                    dst.as_ptr(),
+                    fstype.map_or(none, CStr::as_ptr),
+                    flags,
+                    data.map_or(std::ptr::null(), |d| d.as_ptr().cast()),
+                ) == 0
+            }
+        };
+        let mkdir = |path: &CStr| {
+            // SAFETY: a NUL-terminated string that lives across the call.
+            unsafe { libc::mkdir(path.as_ptr(), 0o755) == 0 }
+        };
+        let nosuid_nodev = libc::MS_NOSUID | libc::MS_NODEV;
+        if !mount(c"none", c"/", None, libc::MS_REC | libc::MS_PRIVATE, None) {
+            return 101;
+        }
+        if !mount(c"tmpfs", c"/tmp", Some(c"tmpfs"), nosuid_nodev, None) {
+            return 102;
+        }
+        let new_root = match root {
+            BareRoot::ReadOnly => {
+                if !mkdir(c"/tmp/root") {
+                    return 103;
+                }
+                if !mount(c"/", c"/tmp/root", None, libc::MS_BIND | libc::MS_REC, None) {
+                    return 104;
+                }
+                let ro = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
+                if !mount(c"none", c"/tmp/root", None, ro, None) {
+                    return 105;
+                }
+                c"/tmp/root"
+            }
+            BareRoot::Overlay => {
+                for dir in [c"/tmp/lower", c"/tmp/upper", c"/tmp/work", c"/tmp/merged"] {
+                    if !mkdir(dir) {
+                        return 103;
+                    }
+                }
+                if !mount(c"/", c"/tmp/lower", None, libc::MS_BIND, None) {
+                    return 104;
+                }
+                let options = c"lowerdir=/tmp/lower,upperdir=/tmp/upper,workdir=/tmp/work";
+                if !mount(
+                    c"overlay",
+                    c"/tmp/merged",
+                    Some(c"overlay"),
+                    0,
+                    Some(options),
+                ) {
+                    return 105;
+                }
+                c"/tmp/merged"
+            }
+        };
+        // SAFETY: NUL-terminated strings that live across the calls.
+        unsafe {
+            if libc::chdir(new_root.as_ptr()) != 0 {
+                return 106;
+            }
+            if libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) != 0 {
+                return 107;
+            }
+            if libc::umount2(c".".as_ptr(), libc::MNT_DETACH) != 0 {
+                return 108;
+            }
+            if libc::chdir(c"/".as_ptr()) != 0 {
+                return 109;
+            }
+        }
+        let noexec = nosuid_nodev | libc::MS_NOEXEC;
+        if !mount(c"proc", c"/proc", Some(c"proc"), noexec, None) {
+            return 110;
+        }
+        if !mount(
+            c"tmpfs",
+            c"/dev",
+            Some(c"tmpfs"),
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            None,
+        ) {
+            return 111;
+        }
+        // SAFETY: no pointers.
+        unsafe { libc::umask(0) };
+        let nodes: [(&CStr, u32, u32); 6] = [
+            (c"/dev/null", 1, 3),
+            (c"/dev/zero", 1, 5),
+            (c"/dev/full", 1, 7),
+            (c"/dev/random", 1, 8),
+            (c"/dev/urandom", 1, 9),
+            (c"/dev/tty", 5, 0),
+        ];
+        for (path, major, minor) in nodes {
+            let mode = libc::S_IFCHR | 0o666;
+            // SAFETY: a NUL-terminated string that lives across the call.
+            if unsafe { libc::mknod(path.as_ptr(), mode, libc::makedev(major, minor)) } != 0 {
+                return 112;
+            }
+        }
+        if !mount(c"tmpfs", c"/tmp", Some(c"tmpfs"), nosuid_nodev, None) {
+            return 113;
+        }
+        // SAFETY: PID 1 is single-threaded; the child only execs or _exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: `argv` is a null-terminated array of NUL-terminated strings
+            // that live across the call.
+            unsafe {
+                libc::execv(argv[0], argv.as_ptr());
+                libc::_exit(127);
+            }
+        }
+        if pid < 0 {
+            return 114;
+        }
+        wait_code(pid).unwrap_or(115)
     }
 
     /// What the child of [`fork_notified`] does once its listener is in place.
@@ -896,6 +1111,16 @@ impl Bench {
                 Stdio3::Null,
             ),
             (
+                "floor: the same namespaces, read-only root, /proc /dev /tmp".into(),
+                self.bare_sandbox_argv("--bare-sandbox"),
+                Stdio3::Null,
+            ),
+            (
+                "floor: the same, overlay root".into(),
+                self.bare_sandbox_argv("--bare-sandbox-overlay"),
+                Stdio3::Null,
+            ),
+            (
                 "sandbox run -- true".into(),
                 self.sandbox_argv(false, &["true"]),
                 Stdio3::Null,
@@ -961,6 +1186,16 @@ impl Bench {
         println!("1. start-up: wall time of the whole command, {reps} runs each");
         print_table(&rows, 1, "ms", 1e3);
         self.startup_phases()
+    }
+
+    /// This bench's own minimal sandbox running `/bin/true` (`--bare-sandbox`: see
+    /// [`sys::bare_sandbox`]).
+    fn bare_sandbox_argv(&self, mode: &str) -> Vec<String> {
+        vec![
+            self.me.display().to_string(),
+            mode.into(),
+            "/bin/true".into(),
+        ]
     }
 
     /// 1b. Where `sandbox run -- true`'s time goes: the loader's phase lines

@@ -115,6 +115,8 @@ fn loader_bench_quick_runs_and_reports_every_measurement() {
             .push("bwrap --unshare-all --ro-bind / / --proc /proc --dev /dev --tmpfs /tmp true");
     }
     expected.extend([
+        "floor: the same namespaces, read-only root, /proc /dev /tmp",
+        "floor: the same, overlay root",
         "sandbox run -- true",
         "sandbox run --tty -- true (on a pty)",
         "sandbox run --read-only -- true",
@@ -218,4 +220,43 @@ fn loader_bench_quick_measures_cat_throughput_in_every_terminal_mode() {
     // At least one read and one write of the file.
     assert!(tty[1] >= 2 && tty[1] == tty[2], "{out}");
     assert!(pty[1] < tty[1], "{out}");
+}
+
+/// The start-up table's floor rows time a real sandbox: `--bare-sandbox` runs its
+/// command as PID 2 of a new PID namespace with only a loopback interface, on a root
+/// that refuses writes (a host directory included) and with its exit code passed
+/// through; `--bare-sandbox-overlay`'s writes succeed inside and never reach the host.
+#[test]
+fn the_start_up_floor_runs_its_command_contained() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bare-floor");
+    std::fs::create_dir_all(&dir).unwrap();
+    let marker = dir.join(format!("marker-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    // $$ is the shell's PID; /proc/net/dev lists a header of two lines and the
+    // interfaces.
+    let script = format!(
+        "echo pid=$$; echo ifaces=$(($(wc -l < /proc/net/dev) - 2)); \
+         if echo x > '{}'; then echo wrote; else echo refused; fi; exit 7",
+        marker.display()
+    );
+    for (mode, write) in [
+        ("--bare-sandbox", "refused"),
+        ("--bare-sandbox-overlay", "wrote"),
+    ] {
+        let out = Command::new(example())
+            .args([mode, "/bin/sh", "-c", &script])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(7), "{mode}: {stdout}{stderr}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(
+            lines,
+            ["pid=2", "ifaces=1", write],
+            "{mode}: {stdout}{stderr}"
+        );
+        assert!(!marker.exists(), "{mode} wrote {}", marker.display());
+    }
 }

@@ -132,8 +132,8 @@ pub(crate) struct InitPlan {
 }
 
 /// The program's part of init's plan ([`crate::control::Message::Program`]), which the
-/// loader builds — its seccomp programs compiled — while init builds the filesystem;
-/// init waits for it before it forks the holder.
+/// loader builds while init builds the filesystem; init waits for it before it forks
+/// the holder.
 pub(crate) struct InitProgram {
     pub program: ProgramPlan,
     /// init's own allow-list ([`seccomp::init_filter`]), installed once the holder is

@@ -357,22 +357,6 @@ const FORWARDED: &[Signal] = &[
     Signal::SIGCHLD,
 ];
 
-/// System calls the supervision needs beyond [`seccomp::LOADER_SYSCALLS`] (found with
-/// `strace -f` on `sandbox run --tty`; a missing one fails with EPERM, not a kill).
-const LOADER_EXTRA_SYSCALLS: &[libc::c_long] = &[
-    libc::SYS_readlink,
-    // The notification thread becomes real-time after the loader may be confined.
-    libc::SYS_sched_setscheduler,
-    // SECCOMP_GET_NOTIF_SIZES on the first receive; a filter can only restrict further.
-    libc::SYS_seccomp,
-    // Removing the sandbox's cgroup once it has ended.
-    libc::SYS_rmdir,
-    // The tracker's pidfds of the sandbox's processes (crate::tracker).
-    libc::SYS_epoll_ctl,
-    libc::SYS_epoll_wait,
-    libc::SYS_epoll_pwait,
-];
-
 /// Restores the user's terminal (everything [`systty::SavedTerminal`] holds) and the
 /// loader's signal mask on every exit path the loader lives through: the program's
 /// end, whatever ended it, a setup failure (dropped with the error), SIGTERM/SIGHUP at
@@ -570,8 +554,8 @@ impl Sandbox {
             readonly_paths: spec.readonly_paths.clone(),
         };
         let (ours, theirs) = control::pair().map_err(|e| LoaderError::Sys("socketpair", e))?;
-        // What init needs to build the sandbox, first; the program's part (its
-        // seccomp programs compiled meanwhile) follows once init runs.
+        // What init needs to build the sandbox, first; the program's part (built
+        // meanwhile) follows once init runs.
         let plan = InitPlan {
             fs,
             wait_for_cgroup: join_cgroup,
@@ -659,12 +643,12 @@ impl Sandbox {
         );
         phase(started, "init spawned");
         raise_nofile_limit();
-        // The loader's own allow-list, compiled while init builds the sandbox (the
-        // loader would only wait meanwhile), installed by the supervisor thread before
-        // its loop starts.
+        // The loader's own allow-list (built at build time: copied, see
+        // `seccomp::precompiled`), installed by the supervisor thread before its loop
+        // starts.
         let loader_filter = spec
             .loader_seccomp
-            .then(|| seccomp::allow_filter(LOADER_EXTRA_SYSCALLS));
+            .then(|| seccomp::allow_filter(seccomp::LOADER_EXTRA_SYSCALLS));
         // Restores the terminal if the loader is killed with SIGKILL. Started before any
         // thread of ours, and while init builds the sandbox (the program cannot touch
         // the terminal before that is done), so that the fork costs no start-up time;
@@ -699,7 +683,7 @@ impl Sandbox {
                     .map_err(|e| LoaderError::Sys("control channel", e))?;
             }
         }
-        // The program's part of the plan, built and compiled while init builds the
+        // The program's part of the plan, built while init builds the
         // filesystem (init needs it only once that is done); the network namespace is
         // created meanwhile (joined before the loader's own filter, installed on every
         // thread, exists).
@@ -767,7 +751,7 @@ impl Sandbox {
                 return Err(abandon_init(&spawned.pidfd, e));
             }
         };
-        phase(started, "seccomp programs compiled");
+        phase(started, "program's plan built");
         let cgroup = if join_cgroup {
             match place_init(ours.as_raw_fd(), spawned.pid, limits) {
                 Ok(c) => c,
@@ -1761,7 +1745,7 @@ impl Loop {
         let r = self
             .loader_filter
             .take()
-            .unwrap_or_else(|| seccomp::allow_filter(LOADER_EXTRA_SYSCALLS))
+            .unwrap_or_else(|| seccomp::allow_filter(seccomp::LOADER_EXTRA_SYSCALLS))
             .and_then(|f| seccomp::install_all_threads(&f));
         match r {
             Ok(()) => tracing::info!("loader confined by its seccomp allow-list"),

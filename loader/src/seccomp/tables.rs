@@ -1259,6 +1259,22 @@ pub fn notify_filter(options: &NotifyOptions) -> Result<Filter, SeccompError> {
     b.compile()
 }
 
+/// System calls the supervision needs beyond [`LOADER_SYSCALLS`] (found with
+/// `strace -f` on `sandbox run --tty`; a missing one fails with EPERM, not a kill).
+pub const LOADER_EXTRA_SYSCALLS: &[libc::c_long] = &[
+    libc::SYS_readlink,
+    // The notification thread becomes real-time after the loader may be confined.
+    libc::SYS_sched_setscheduler,
+    // SECCOMP_GET_NOTIF_SIZES on the first receive; a filter can only restrict further.
+    libc::SYS_seccomp,
+    // Removing the sandbox's cgroup once it has ended.
+    libc::SYS_rmdir,
+    // The tracker's pidfds of the sandbox's processes (`crate::tracker`).
+    libc::SYS_epoll_ctl,
+    libc::SYS_epoll_wait,
+    libc::SYS_epoll_pwait,
+];
+
 /// The loader's own lock-down program: [`LOADER_SYSCALLS`] (as conditioned there) plus
 /// `extra` (allowed whatever their arguments) are allowed, everything else fails with
 /// EPERM, so a missing entry shows up as an error rather than a kill (clone3: ENOSYS;

@@ -1361,16 +1361,28 @@ impl Bench {
             let s = script(c);
             self.sandbox_argv(tty, &["sh", "-c", &s])
         };
+        // The floor of the sandbox's share: the same loop in the bench's bare sandbox
+        // (`--bare-sandbox-overlay`: the namespaces and the overlay root, no seccomp,
+        // no cgroup, no supervisor).
+        let me = self.me.display().to_string();
+        let bare = {
+            let me = me.clone();
+            move |c: u64| {
+                let mode = "--bare-sandbox-overlay".to_string();
+                vec![me.clone(), mode, "/bin/sh".into(), "-c".into(), script(c)]
+            }
+        };
         let plain: Vec<Variant> = vec![
             ("direct (baseline)", Box::new(direct)),
             ("sandbox run --", Box::new(move |c| sandboxed(false, c))),
+            ("floor: the bare sandbox, overlay root", Box::new(bare)),
         ];
         let reps = self.plan.fork_reps;
         let mut rows = self.per_op(&plain, m, reps, Stdio3::Null, |_, _| Ok(()))?;
         // With --tty, on a pty: ld.so's read() of libc in every /bin/true is notified
         // (a filter cannot tell it from a read of the terminal); the floor of that is
-        // the same loop with read(2) notified to a bare SCHED_FIFO listener.
-        let me = self.me.display().to_string();
+        // the same loop with read(2) notified to a bare SCHED_FIFO listener, directly
+        // and in the bare sandbox.
         let tty: Vec<Variant> = vec![
             (
                 "sandbox run --tty -- (on a pty)",
@@ -1378,7 +1390,22 @@ impl Bench {
             ),
             (
                 "direct, read(2) notified to a bare listener (floor)",
-                Box::new(move |c| vec![me.clone(), "--bare-exec".into(), script(c)]),
+                Box::new({
+                    let me = me.clone();
+                    move |c| vec![me.clone(), "--bare-exec".into(), script(c)]
+                }),
+            ),
+            (
+                "floor: the bare sandbox, read(2) notified to a bare listener",
+                Box::new(move |c| {
+                    vec![
+                        me.clone(),
+                        "--bare-sandbox-overlay".into(),
+                        me.clone(),
+                        "--bare-exec".into(),
+                        script(c),
+                    ]
+                }),
             ),
         ];
         rows.extend(self.per_op(&tty, m, reps, Stdio3::Pty, |_, _| Ok(()))?);

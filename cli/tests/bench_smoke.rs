@@ -135,7 +135,7 @@ fn loader_bench_quick_runs_and_reports_every_measurement() {
     for (title, rows) in [
         ("2. terminal writes", 3),
         ("2b.", 6),
-        ("3. fork+exec", 4),
+        ("3. fork+exec", 6),
         ("5. setpgid", 4),
     ] {
         let t = table(out, title);

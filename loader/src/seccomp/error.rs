@@ -44,7 +44,8 @@ pub enum SeccompError {
         what: &'static str,
     },
     /// A rule compiled into the guard whose action would lose to what seccompiler's
-    /// program, stacked with it, returns for the same syscall (see [`deny_filter`]).
+    /// program, stacked with it, returns for the same syscall (see
+    /// [`deny_filter`](super::deny_filter)).
     #[error("the {action:?} rule for syscall {nr} would be overridden by seccompiler's program")]
     Overridden {
         /// Syscall number.
@@ -98,7 +99,7 @@ pub enum SeccompError {
         #[source]
         source: io::Error,
     },
-    /// A [`Response::Error`] outside 1..=4095.
+    /// A [`Response::Error`](super::Response::Error) outside 1..=4095.
     #[error("errno {0} is not in 1..=4095")]
     InvalidErrno(i32),
     /// SECCOMP_IOCTL_NOTIF_SET_FLAGS failed.

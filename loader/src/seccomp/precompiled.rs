@@ -17,7 +17,15 @@ fn copy(programs: Option<&[&[Instruction]]>) -> Option<Filter> {
     Filter::from_programs(programs?.iter().map(|p| p.to_vec()).collect())
 }
 
-/// [`program::program_filter`], built at build time when `allow` is empty.
+/// The program's seccomp policy: [`ALLOW_SYSCALLS`](super::ALLOW_SYSCALLS) run,
+/// [`DENY_SYSCALLS`](super::DENY_SYSCALLS) and [`DENY_IOCTLS`](super::DENY_IOCTLS) fail
+/// with EPERM (clone3 with ENOSYS), every other number with ENOSYS; foreign architectures
+/// are killed, x32 numbers get ENOSYS. The syscalls named in `allow` (as in the tables,
+/// e.g. `"bpf"`) are allowed whatever their arguments, their denial lifted (ioctl requests
+/// of [`DENY_IOCTLS`](super::DENY_IOCTLS) stay refused). One program (see the module
+/// documentation).
+///
+/// Without `allow` names, the build script's compilation is copied.
 pub fn program_filter<S: AsRef<str>>(allow: &[S]) -> Result<Filter, SeccompError> {
     match copy(generated::PROGRAM) {
         Some(f) if allow.is_empty() => Ok(f),
@@ -25,7 +33,13 @@ pub fn program_filter<S: AsRef<str>>(allow: &[S]) -> Result<Filter, SeccompError
     }
 }
 
-/// [`tables::notify_filter`], built at build time.
+/// The notify program: [`NOTIFY_SYSCALLS`](super::NOTIFY_SYSCALLS), ioctls whose request is
+/// in [`NOTIFY_IOCTLS`](super::NOTIFY_IOCTLS) or
+/// [`SUPERVISED_IOCTLS`](super::SUPERVISED_IOCTLS), and with `tty_io` the
+/// [`TTY_IO_SYSCALLS`](super::TTY_IO_SYSCALLS), return SECCOMP_RET_USER_NOTIF; everything
+/// else is allowed.
+///
+/// The build script's compilation is copied.
 pub fn notify_filter(options: &NotifyOptions) -> Result<Filter, SeccompError> {
     let built = match options {
         NotifyOptions { tty_io: false } => generated::NOTIFY,
@@ -34,18 +48,34 @@ pub fn notify_filter(options: &NotifyOptions) -> Result<Filter, SeccompError> {
     copy(built).map_or_else(|| tables::notify_filter(options), Ok)
 }
 
-/// [`program::init_filter`], built at build time.
+/// init's filter ([`INIT_SYSCALLS`](super::INIT_SYSCALLS); everything else EPERM, foreign
+/// architectures killed). EPERM rather than a kill: init checks every result, and a syscall
+/// missing from the table then shows as an error report instead of the whole sandbox dying
+/// with SIGSYS.
+///
+/// The build script's compilation is copied.
 pub fn init_filter() -> Result<Filter, SeccompError> {
     copy(generated::INIT).map_or_else(program::init_filter, Ok)
 }
 
-/// [`program::holder_filter`], built at build time.
+/// The holder's filter ([`HOLDER_SYSCALLS`](super::HOLDER_SYSCALLS); everything else EPERM,
+/// foreign architectures killed), for the same reason as
+/// [`init_filter`](super::init_filter).
+///
+/// The build script's compilation is copied.
 pub fn holder_filter() -> Result<Filter, SeccompError> {
     copy(generated::HOLDER).map_or_else(program::holder_filter, Ok)
 }
 
-/// [`tables::allow_filter`], built at build time for [`LOADER_EXTRA_SYSCALLS`] (the
-/// loader's own).
+/// The loader's own lock-down program: [`LOADER_SYSCALLS`](super::LOADER_SYSCALLS) (as
+/// conditioned there) plus `extra` (allowed whatever their arguments) are allowed,
+/// everything else fails with EPERM, so a missing entry shows up as an error rather than a
+/// kill (clone3: ENOSYS; x32 numbers: ENOSYS; foreign architectures are killed). One
+/// program of our compiler (a binary search over the numbers). Install it on every thread
+/// with [`install_all_threads`](super::install_all_threads)(super::install_all_threads).
+///
+/// With `extra` = [`LOADER_EXTRA_SYSCALLS`] (the loader's own), the build script's
+/// compilation is copied.
 pub fn allow_filter(extra: &[libc::c_long]) -> Result<Filter, SeccompError> {
     match copy(generated::LOADER) {
         Some(f) if extra == LOADER_EXTRA_SYSCALLS => Ok(f),

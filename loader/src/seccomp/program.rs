@@ -2,16 +2,16 @@
 //!
 //! Every syscall number of the architecture is classified once: allowed
 //! ([`ALLOW_SYSCALLS`]) or denied ([`DENY_SYSCALLS`]; rows with an argument condition
-//! deny only when it holds). [`program_filter`] compiles the classification into one
-//! program (the `bpf` module's compiler, a binary search over the numbers):
-//! foreign architectures KILL_PROCESS; for ioctl, the requests of [`DENY_IOCTLS`] EPERM
-//! (TIOCSETD and TIOCVHANGUP are not among them: the notify filter sends them to the
-//! supervisor, which performs them on the sandbox's own ptys only — see
+//! deny only when it holds). [`program_filter`](super::program_filter) compiles the
+//! classification into one program (the `bpf` module's compiler, a binary search over the
+//! numbers): foreign architectures KILL_PROCESS; for ioctl, the requests of
+//! [`DENY_IOCTLS`] EPERM (TIOCSETD and TIOCVHANGUP are not among them: the notify filter
+//! sends them to the supervisor, which performs them on the sandbox's own ptys only — see
 //! `SUPERVISED_IOCTLS`); the argument-conditioned rows of [`DENY_SYSCALLS`] EPERM when
 //! their condition holds, ALLOW otherwise; the rows of [`DENY_SYSCALLS`] denied whatever
 //! the arguments EPERM; [`ALLOW_SYSCALLS`] and the caller's extras ALLOW; every other
-//! number ENOSYS — x32 numbers and clone3 (whose flags are out of a filter's reach:
-//! glibc then falls back to clone) included.
+//! number ENOSYS — x32 numbers and clone3 (whose flags are out of a filter's reach: glibc
+//! then falls back to clone) included.
 //!
 //! So a denied syscall gets EPERM, a number neither table knows — newer than the
 //! tables, never assigned, or x32 — gets ENOSYS (glibc and musl then fall back to older
@@ -698,12 +698,8 @@ pub fn syscall_by_name(name: &str) -> Option<&'static SyscallRule> {
         .find(|r| r.name == name)
 }
 
-/// The program's seccomp policy: [`ALLOW_SYSCALLS`] run, [`DENY_SYSCALLS`] and
-/// [`DENY_IOCTLS`] fail with EPERM (clone3 with ENOSYS), every other number with ENOSYS;
-/// foreign architectures are killed, x32 numbers get ENOSYS. The syscalls named in
-/// `allow` (as in the tables, e.g. `"bpf"`) are allowed whatever their arguments,
-/// their denial lifted (ioctl requests of [`DENY_IOCTLS`] stay refused). One program
-/// (see the module documentation).
+/// Compiles the program of [`super::program_filter`] (the public entry, which copies
+/// the build script's compilation where there is one).
 pub fn program_filter<S: AsRef<str>>(allow: &[S]) -> Result<Filter, SeccompError> {
     let mut lifted = Vec::with_capacity(allow.len());
     for name in allow {
@@ -751,16 +747,12 @@ pub fn program_filter<S: AsRef<str>>(allow: &[S]) -> Result<Filter, SeccompError
     b.compile()
 }
 
-/// init's filter ([`INIT_SYSCALLS`]; everything else EPERM, foreign architectures
-/// killed). EPERM rather than a kill: init checks every result, and a syscall missing
-/// from the table then shows as an error report instead of the whole sandbox dying
-/// with SIGSYS.
+/// Compiles the program of [`super::init_filter`] (see [`super::program_filter`]).
 pub fn init_filter() -> Result<Filter, SeccompError> {
     eperm_allow_list(INIT_SYSCALLS)
 }
 
-/// The holder's filter ([`HOLDER_SYSCALLS`]; everything else EPERM, foreign
-/// architectures killed), for the same reason as [`init_filter`].
+/// Compiles the program of [`super::holder_filter`] (see [`super::program_filter`]).
 pub fn holder_filter() -> Result<Filter, SeccompError> {
     eperm_allow_list(HOLDER_SYSCALLS)
 }

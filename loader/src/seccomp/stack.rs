@@ -43,7 +43,8 @@ use super::bpf::{
 };
 use super::SeccompError;
 
-/// The architecture seccompiler checks (the same as [`AUDIT_ARCH_NATIVE`](super::AUDIT_ARCH_NATIVE)).
+/// The architecture seccompiler checks (the same as
+/// [`AUDIT_ARCH_NATIVE`](super::AUDIT_ARCH_NATIVE)).
 #[cfg(target_arch = "x86_64")]
 const TARGET: TargetArch = TargetArch::x86_64;
 #[cfg(target_arch = "aarch64")]

@@ -265,7 +265,7 @@ pub(super) use x86_64_only;
 /// - `chroot`, `sethostname`, `setdomainname`: confined by the sandbox's mount and UTS
 ///   namespaces;
 /// - `setpgid`, `setsid` and job-control ioctls: those go to the sentry
-///   ([`notify_filter`]).
+///   ([`notify_filter`](super::notify_filter)).
 pub const DENY_SYSCALLS: &[SyscallRule] = &[
     // Mount tree.
     deny("mount", libc::SYS_mount, MOUNT),
@@ -509,12 +509,13 @@ pub const DENY_IOCTLS: &[IoctlRule] = &[
 
 /// Terminal ioctls the supervisor performs itself, on the very file the caller holds
 /// (`pidfd_getfd`), when that file is a pty of the sandbox's own devpts instance, after
-/// the checks Linux would make against the caller (`crate::pty_ioctl`); on any other
-/// file they fail (EPERM), so the borrowed terminal and every host terminal are out of
-/// reach whatever a racing thread puts at the descriptor's number. [`notify_filter`]
-/// sends them to the supervisor; [`deny_filter`], which has none, refuses them (EPERM).
-/// The program's policy ([`program_filter`](super::program_filter)) leaves them to
-/// the notify filter, which the sandbox installs on every program it runs.
+/// the checks Linux would make against the caller (`crate::pty_ioctl`); on any other file
+/// they fail (EPERM), so the borrowed terminal and every host terminal are out of reach
+/// whatever a racing thread puts at the descriptor's number.
+/// [`notify_filter`](super::notify_filter) sends them to the supervisor; [`deny_filter`],
+/// which has none, refuses them (EPERM). The program's policy
+/// ([`program_filter`](super::program_filter)) leaves them to the notify filter, which
+/// the sandbox installs on every program it runs.
 pub const SUPERVISED_IOCTLS: &[IoctlRule] = &[
     IoctlRule {
         name: "TIOCSETD",
@@ -531,10 +532,11 @@ pub const SUPERVISED_IOCTLS: &[IoctlRule] = &[
     },
 ];
 
-/// Job-control terminal ioctls sent to the sentry by [`notify_filter`]: the ones the
-/// kernel checks against the caller's session/foreground group (tty_check_change:
-/// termios and break/flush/flow changes from a background group get SIGTTOU) and the
-/// ones that read or change session, controlling terminal and foreground group.
+/// Job-control terminal ioctls sent to the sentry by
+/// [`notify_filter`](super::notify_filter): the ones the kernel checks against the
+/// caller's session/foreground group (tty_check_change: termios and break/flush/flow
+/// changes from a background group get SIGTTOU) and the ones that read or change session,
+/// controlling terminal and foreground group.
 pub const NOTIFY_IOCTLS: &[IoctlRule] = &[
     IoctlRule {
         name: "TIOCSPGRP",
@@ -638,7 +640,7 @@ pub const NOTIFY_IOCTLS: &[IoctlRule] = &[
     },
 ];
 
-/// Syscalls [`notify_filter`] always sends to the sentry.
+/// Syscalls [`notify_filter`](super::notify_filter) always sends to the sentry.
 pub const NOTIFY_SYSCALLS: &[SyscallRule] = &[
     SyscallRule {
         name: "setpgid",
@@ -699,11 +701,11 @@ const STOP_SIGNALS: &[u32] = &[
     libc::SIGTTOU as u32,
 ];
 
-/// Data syscalls [`notify_filter`] sends to the sentry when `tty_io` is set (a
-/// borrowed terminal), so that it can apply the background rules (SIGTTIN on reads,
-/// SIGTTOU on writes with TOSTOP) to its terminal; the supervisor answers `Continue` for
-/// any other fd (and for a caller in the foreground, without looking at the fd). Every
-/// way to move bytes through a terminal fd is listed:
+/// Data syscalls [`notify_filter`](super::notify_filter) sends to the sentry when
+/// `tty_io` is set (a borrowed terminal), so that it can apply the background rules
+/// (SIGTTIN on reads, SIGTTOU on writes with TOSTOP) to its terminal; the supervisor
+/// answers `Continue` for any other fd (and for a caller in the foreground, without
+/// looking at the fd). Every way to move bytes through a terminal fd is listed:
 /// - `read`, `readv`, `write`, `writev`;
 /// - `preadv2`/`pwritev2` when the low word of the offset is all ones (offset -1 uses
 ///   the current position and works on a tty like `readv`/`writev`; the few other
@@ -813,7 +815,7 @@ const AT_CURRENT_POSITION: When = When::ArgIn {
     values: &[u32::MAX],
 };
 
-/// Ioctl requests the loader itself may make under [`allow_filter`].
+/// Ioctl requests the loader itself may make under [`allow_filter`](super::allow_filter).
 pub const LOADER_IOCTLS: &[IoctlRule] = &[
     IoctlRule {
         name: "SECCOMP_IOCTL_NOTIF_RECV",
@@ -974,10 +976,10 @@ pub const LOADER_IOCTLS: &[IoctlRule] = &[
 
 const LOADER: &str = "poll-based supervisor";
 
-/// The loader's own allow-list once it has set up (see [`allow_filter`]): what a
-/// poll()-based supervisor needs to serve notifications, signal and reap sandboxed
-/// processes, read /proc, proxy a terminal and run Rust std and threads. Hot syscalls
-/// come first. Anything else fails with EPERM.
+/// The loader's own allow-list once it has set up (see
+/// [`allow_filter`](super::allow_filter)): what a poll()-based supervisor needs to serve
+/// notifications, signal and reap sandboxed processes, read /proc, proxy a terminal and
+/// run Rust std and threads. Hot syscalls come first. Anything else fails with EPERM.
 pub const LOADER_SYSCALLS: &[SyscallRule] = &[
     allow("read", libc::SYS_read, "I/O"),
     allow("write", libc::SYS_write, "I/O"),
@@ -1214,9 +1216,9 @@ const LOADER_IOCTL_CMDS: &[u32] = &[
     TIOCVHANGUP,
 ];
 
-/// The deny filter: [`DENY_SYSCALLS`], [`DENY_IOCTLS`] and [`SUPERVISED_IOCTLS`] fail (EPERM, clone3
-/// ENOSYS), everything else is allowed; foreign architectures are killed and x32
-/// numbers get ENOSYS. Two programs: a guard (clone3, x32, architecture), then
+/// The deny filter: [`DENY_SYSCALLS`], [`DENY_IOCTLS`] and [`SUPERVISED_IOCTLS`] fail
+/// (EPERM, clone3 ENOSYS), everything else is allowed; foreign architectures are killed
+/// and x32 numbers get ENOSYS. Two programs: a guard (clone3, x32, architecture), then
 /// seccompiler's compilation of the EPERM rows (see the module documentation of
 /// [`seccomp`](super)).
 pub fn deny_filter() -> Result<Filter, SeccompError> {
@@ -1229,7 +1231,7 @@ pub fn deny_filter() -> Result<Filter, SeccompError> {
     b.compile()
 }
 
-/// What [`notify_filter`] sends to the sentry.
+/// What [`notify_filter`](super::notify_filter) sends to the sentry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NotifyOptions {
     /// Also notify the data syscalls of [`TTY_IO_SYSCALLS`], for a borrowed terminal
@@ -1238,9 +1240,7 @@ pub struct NotifyOptions {
     pub tty_io: bool,
 }
 
-/// The notify program: [`NOTIFY_SYSCALLS`], ioctls whose request is in
-/// [`NOTIFY_IOCTLS`] or [`SUPERVISED_IOCTLS`], and with `tty_io` the [`TTY_IO_SYSCALLS`], return
-/// SECCOMP_RET_USER_NOTIF; everything else is allowed.
+/// Compiles the program of [`super::notify_filter`] (see [`super::program_filter`]).
 pub fn notify_filter(options: &NotifyOptions) -> Result<Filter, SeccompError> {
     let mut b = ProgramBuilder::new(Action::Allow);
     if options.tty_io {
@@ -1275,12 +1275,7 @@ pub const LOADER_EXTRA_SYSCALLS: &[libc::c_long] = &[
     libc::SYS_epoll_pwait,
 ];
 
-/// The loader's own lock-down program: [`LOADER_SYSCALLS`] (as conditioned there) plus
-/// `extra` (allowed whatever their arguments) are allowed, everything else fails with
-/// EPERM, so a missing entry shows up as an error rather than a kill (clone3: ENOSYS;
-/// x32 numbers: ENOSYS; foreign architectures are killed). One program of our
-/// compiler (a binary search over the numbers). Install it on every thread with
-/// [`install_all_threads`](super::install_all_threads).
+/// Compiles the program of [`super::allow_filter`] (see [`super::program_filter`]).
 pub fn allow_filter(extra: &[libc::c_long]) -> Result<Filter, SeccompError> {
     let mut b = ProgramBuilder::new(EPERM);
     for rule in LOADER_SYSCALLS {

@@ -13,10 +13,9 @@ is not built), then `PATH run -- true` for every build, and `run --read-only -- 
 for the first. As root. Copy the builds into one directory first (see startup_ab.py)."""
 import os
 import shutil
-import statistics
-import subprocess
 import sys
-import time
+
+from startup_ab import interleave, report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCH = os.path.join(HERE, "..", "..", "target", "release", "examples", "loader_bench")
@@ -50,19 +49,7 @@ def main(argv):
     for name, path in builds:
         cmds.append((name, [path, "run", "--", "true"]))
     cmds.append((builds[0][0] + " --read-only", [builds[0][1], "run", "--read-only", "--", "true"]))
-    times = {name: [] for name, _ in cmds}
-    with open(os.devnull, "w") as null:
-        for _ in range(runs):
-            for name, argv_ in cmds:
-                start = time.perf_counter()
-                subprocess.run(argv_, stdout=null, stderr=null, check=False)
-                times[name].append((time.perf_counter() - start) * 1000)
-    base = statistics.median(times[cmds[0][0]])
-    for name, _ in cmds:
-        t = sorted(times[name])
-        med = statistics.median(t)
-        print(f"{name:30} median {med:.3f} ms  p25 {t[len(t) // 4]:.3f}  "
-              f"min {t[0]:.3f}  / unshare {med / base:.2f}")
+    report(interleave(cmds, runs), [name for name, _ in cmds], "/ unshare", 30)
 
 
 if __name__ == "__main__":

@@ -36,20 +36,32 @@ def main(argv):
             sys.exit(f"usage: {__doc__}")
     if not builds:
         sys.exit(f"usage: {__doc__}")
-    times = {name: [] for name, _ in builds}
+    commands = [(name, [path] + args) for name, path in builds]
+    report(interleave(commands, runs), [name for name, _ in builds], "ratio", 12)
+
+
+def interleave(commands, runs):
+    """Runs each (name, argv) of `commands` once per round, in turn, for `runs` rounds;
+    returns each name's wall times in ms, sorted."""
+    times = {name: [] for name, _ in commands}
     with open(os.devnull, "w") as null:
         for _ in range(runs):
-            for name, path in builds:
+            for name, argv in commands:
                 start = time.perf_counter()
-                subprocess.run([path] + args, stdout=null, stderr=null, check=False)
+                subprocess.run(argv, stdout=null, stderr=null, check=False)
                 times[name].append((time.perf_counter() - start) * 1000)
-    first = statistics.median(times[builds[0][0]])
-    for name, _ in builds:
-        t = sorted(times[name])
-        med = statistics.median(t)
-        print(f"{name:12} median {med:.3f} ms  p25 {t[len(t) // 4]:.3f}  min {t[0]:.3f}  "
-              f"ratio {med / first:.3f}")
+    return {name: sorted(t) for name, t in times.items()}
 
+
+def report(times, names, ratio_label, width):
+    """One line per name: median, first quartile, minimum, and the median's ratio to
+    the first name's."""
+    first = statistics.median(times[names[0]])
+    for name in names:
+        t = times[name]
+        med = statistics.median(t)
+        print(f"{name:{width}} median {med:.3f} ms  p25 {t[len(t) // 4]:.3f}  min {t[0]:.3f}  "
+              f"{ratio_label} {med / first:.3f}")
 
 if __name__ == "__main__":
     main(sys.argv[1:])

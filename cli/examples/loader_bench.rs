@@ -440,7 +440,7 @@ mod sys {
     /// into it, detaches the old root, mounts proc, a `/dev` tmpfs with six device
     /// nodes and a `/tmp` tmpfs, forks PROG and waits for it. Left out: seccomp,
     /// cgroups, the masked and read-only `/proc` paths, devpts, the supervisor.
-    /// Returns PROG's exit code (128 + signal), or the step that failed.
+    /// Returns PROG's exit code (128 + signal), or the step that failed (100 and up).
     pub fn bare_sandbox(argv: &[std::ffi::CString], root: BareRoot) -> std::io::Result<i32> {
         let flags = libc::CLONE_NEWNS
             | libc::CLONE_NEWUTS
@@ -453,13 +453,23 @@ mod sys {
         }
         let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
         ptrs.push(std::ptr::null());
+        let env: Vec<std::ffi::CString> = std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let mut kv = k.into_encoded_bytes();
+                kv.push(b'=');
+                kv.extend(v.into_encoded_bytes());
+                std::ffi::CString::new(kv).ok()
+            })
+            .collect();
+        let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+        envp.push(std::ptr::null());
         // SAFETY: this mode runs single-threaded; the child makes only system calls on
-        // static strings and `argv` (and `ptrs` into it), which live across the fork,
-        // and _exits.
+        // static strings, `argv` and `env` (and `ptrs`, `envp` into them), which live
+        // across the fork, and _exits.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             // SAFETY: see above.
-            unsafe { libc::_exit(bare_init(&ptrs, root)) }
+            unsafe { libc::_exit(bare_init(&ptrs, &envp, root)) }
         }
         if pid < 0 {
             return Err(std::io::Error::last_os_error());
@@ -482,9 +492,21 @@ mod sys {
     }
 
     /// PID 1 of [`bare_sandbox`]: 0 and up is PROG's code; 100 + the step that failed.
-    /// `argv` is null-terminated, its strings NUL-terminated.
-    fn bare_init(argv: &[*const libc::c_char], root: BareRoot) -> i32 {
+    /// `argv` and `envp` are null-terminated, their strings NUL-terminated. PROG is
+    /// opened (`O_PATH`) before the root changes and run from that descriptor
+    /// (`fexecve`), so that it runs wherever it is on the host (under the host's `/tmp`,
+    /// which the sandbox covers, too).
+    fn bare_init(
+        argv: &[*const libc::c_char],
+        envp: &[*const libc::c_char],
+        root: BareRoot,
+    ) -> i32 {
         use std::ffi::CStr;
+        // SAFETY: argv[0] is a NUL-terminated string that lives across the call.
+        let prog = unsafe { libc::open(argv[0], libc::O_PATH) };
+        if prog < 0 {
+            return 100;
+        }
         let none: *const libc::c_char = std::ptr::null();
         let mount = |src: &CStr,
                      dst: &CStr,
@@ -601,10 +623,10 @@ mod sys {
         // SAFETY: PID 1 is single-threaded; the child only execs or _exits.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            // SAFETY: `argv` is a null-terminated array of NUL-terminated strings
-            // that live across the call.
+            // SAFETY: `argv` and `envp` are null-terminated arrays of NUL-terminated
+            // strings that live across the call; `prog` is an open descriptor.
             unsafe {
-                libc::execv(argv[0], argv.as_ptr());
+                libc::fexecve(prog, argv.as_ptr(), envp.as_ptr());
                 libc::_exit(127);
             }
         }

@@ -224,39 +224,57 @@ fn loader_bench_quick_measures_cat_throughput_in_every_terminal_mode() {
 
 /// The start-up table's floor rows time a real sandbox: `--bare-sandbox` runs its
 /// command as PID 2 of a new PID namespace with only a loopback interface, on a root
-/// that refuses writes (a host directory included) and with its exit code passed
+/// that refuses writes (EROFS, a host directory included) and with its exit code passed
 /// through; `--bare-sandbox-overlay`'s writes succeed inside and never reach the host.
+/// The bench and the test may live under the host's `/tmp`, which the bare sandbox
+/// covers with its own: the command still runs, and the marker directory is on the
+/// host's `/var/tmp`.
 #[test]
 fn the_start_up_floor_runs_its_command_contained() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bare-floor");
+    let dir = PathBuf::from("/var/tmp").join(format!("bench-smoke-floor-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let marker = dir.join(format!("marker-{}", std::process::id()));
-    let _ = std::fs::remove_file(&marker);
+    let marker = dir.join("marker");
     // $$ is the shell's PID; /proc/net/dev lists a header of two lines and the
-    // interfaces.
+    // interfaces; dash reports a failed redirection with the errno's text.
     let script = format!(
         "echo pid=$$; echo ifaces=$(($(wc -l < /proc/net/dev) - 2)); \
-         if echo x > '{}'; then echo wrote; else echo refused; fi; exit 7",
+         if err=$( {{ echo x > '{}'; }} 2>&1 ); then echo wrote; else echo \"refused: $err\"; fi; \
+         exit 7",
         marker.display()
     );
-    for (mode, write) in [
+    let runs = [
         ("--bare-sandbox", "refused"),
         ("--bare-sandbox-overlay", "wrote"),
-    ] {
+    ]
+    .map(|(mode, write)| {
         let out = Command::new(example())
             .args([mode, "/bin/sh", "-c", &script])
             .stdin(Stdio::null())
             .output()
             .unwrap();
+        let marker_left = marker.exists();
+        (mode, write, out, marker_left)
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    for (mode, write, out, marker_left) in runs {
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(7), "{mode}: {stdout}{stderr}");
         let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 3, "{mode}: {stdout}{stderr}");
         assert_eq!(
-            lines,
-            ["pid=2", "ifaces=1", write],
+            lines[..2],
+            ["pid=2", "ifaces=1"],
             "{mode}: {stdout}{stderr}"
         );
-        assert!(!marker.exists(), "{mode} wrote {}", marker.display());
+        if write == "refused" {
+            assert!(
+                lines[2].starts_with("refused:") && lines[2].contains("Read-only file system"),
+                "{mode}: {stdout}{stderr}"
+            );
+        } else {
+            assert_eq!(lines[2], write, "{mode}: {stdout}{stderr}");
+        }
+        assert!(!marker_left, "{mode} wrote {}", marker.display());
     }
 }

@@ -433,9 +433,9 @@ mod sys {
     }
 
     /// The floor of `sandbox run -- PROG`'s start-up: the least a process must do to
-    /// run `argv` (PROG, its path, first) in the sandbox's namespaces (PID, mount, UTS, IPC, network) with a
-    /// root of its own and the sandbox's `/proc`, `/dev` and `/tmp`, in straight-line
-    /// system calls with nothing to decide: `unshare`, then a child (PID 1) that
+    /// run `argv` (PROG, its path, first) in the sandbox's namespaces (PID, mount, UTS,
+    /// IPC, network) with a root of its own and the sandbox's `/proc`, `/dev` and
+    /// `/tmp`, in straight-line system calls with nothing to decide: `unshare`, then a child (PID 1) that
     /// makes its mounts private, builds the root on a staging tmpfs, `pivot_root`s
     /// into it, detaches the old root, mounts proc, a `/dev` tmpfs with six device
     /// nodes and a `/tmp` tmpfs, forks PROG and waits for it. Left out: seccomp,
@@ -451,8 +451,7 @@ mod sys {
         if unsafe { libc::unshare(flags) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-        ptrs.push(std::ptr::null());
+        let ptrs = null_terminated(argv);
         let env: Vec<std::ffi::CString> = std::env::vars_os()
             .filter_map(|(k, v)| {
                 let mut kv = k.into_encoded_bytes();
@@ -461,8 +460,7 @@ mod sys {
                 std::ffi::CString::new(kv).ok()
             })
             .collect();
-        let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
-        envp.push(std::ptr::null());
+        let envp = null_terminated(&env);
         // SAFETY: this mode runs single-threaded; the child makes only system calls on
         // static strings, `argv` and `env` (and `ptrs`, `envp` into them), which live
         // across the fork, and _exits.
@@ -475,6 +473,16 @@ mod sys {
             return Err(std::io::Error::last_os_error());
         }
         wait_code(pid)
+    }
+
+    /// The pointers of `strings`, null-terminated: an `argv` or `envp` for exec, valid
+    /// while `strings` lives.
+    fn null_terminated(strings: &[std::ffi::CString]) -> Vec<*const libc::c_char> {
+        strings
+            .iter()
+            .map(|s| s.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect()
     }
 
     /// `waitpid` for `pid`: its exit code, or 128 + the signal that killed it.
@@ -655,12 +663,8 @@ mod sys {
             NotifiedJob::Writes(_) => libc::SYS_write,
             NotifiedJob::Exec(_) => libc::SYS_read,
         };
-        let argv: Vec<*const libc::c_char> = match &job {
-            NotifiedJob::Exec(args) => args
-                .iter()
-                .map(|a| a.as_ptr())
-                .chain(std::iter::once(std::ptr::null()))
-                .collect(),
+        let argv = match &job {
+            NotifiedJob::Exec(args) => null_terminated(args),
             NotifiedJob::Writes(_) => Vec::new(),
         };
         let mut sv = [0i32; 2];
@@ -784,17 +788,12 @@ mod sys {
         if unsafe { libc::write(sock.as_raw_fd(), (&go as *const u8).cast(), 1) } != 1 {
             return Err(std::io::Error::last_os_error());
         }
-        let mut status = 0;
-        // SAFETY: waits for our own child; status points to a live local.
-        if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
-            return Err(std::io::Error::last_os_error());
+        match wait_code(pid)? {
+            0 => Ok(()),
+            code => Err(std::io::Error::other(format!(
+                "notified child ended with code {code} (128 + N: signal N)"
+            ))),
         }
-        if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-            return Err(std::io::Error::other(format!(
-                "writer ended with status {status:#x}"
-            )));
-        }
-        Ok(())
     }
 
     /// Makes the calling thread SCHED_FIFO (priority 1), as the loader's notification
@@ -1134,12 +1133,12 @@ impl Bench {
             ),
             (
                 "floor: the same namespaces, read-only root, /proc /dev /tmp".into(),
-                self.bare_sandbox_argv("--bare-sandbox"),
+                self.bare_sandbox_argv("--bare-sandbox", &["/bin/true"]),
                 Stdio3::Null,
             ),
             (
                 "floor: the same, overlay root".into(),
-                self.bare_sandbox_argv("--bare-sandbox-overlay"),
+                self.bare_sandbox_argv("--bare-sandbox-overlay", &["/bin/true"]),
                 Stdio3::Null,
             ),
             (
@@ -1210,14 +1209,12 @@ impl Bench {
         self.startup_phases()
     }
 
-    /// This bench's own minimal sandbox running `/bin/true` (`--bare-sandbox`: see
-    /// [`sys::bare_sandbox`]).
-    fn bare_sandbox_argv(&self, mode: &str) -> Vec<String> {
-        vec![
-            self.me.display().to_string(),
-            mode.into(),
-            "/bin/true".into(),
-        ]
+    /// This bench's own minimal sandbox (`mode`: `--bare-sandbox` or
+    /// `--bare-sandbox-overlay`, see [`sys::bare_sandbox`]) running `cmd`.
+    fn bare_sandbox_argv(&self, mode: &str, cmd: &[&str]) -> Vec<String> {
+        let mut v = vec![self.me.display().to_string(), mode.to_string()];
+        v.extend(cmd.iter().map(|a| a.to_string()));
+        v
     }
 
     /// 1b. Where `sandbox run -- true`'s time goes: the loader's phase lines
@@ -1386,14 +1383,11 @@ impl Bench {
         // The floor of the sandbox's share: the same loop in the bench's bare sandbox
         // (`--bare-sandbox-overlay`: the namespaces and the overlay root, no seccomp,
         // no cgroup, no supervisor).
-        let me = self.me.display().to_string();
-        let bare = {
-            let me = me.clone();
-            move |c: u64| {
-                let mode = "--bare-sandbox-overlay".to_string();
-                vec![me.clone(), mode, "/bin/sh".into(), "-c".into(), script(c)]
-            }
+        let bare = |c: u64| {
+            let s = script(c);
+            self.bare_sandbox_argv("--bare-sandbox-overlay", &["/bin/sh", "-c", &s])
         };
+        let me = self.me.display().to_string();
         let plain: Vec<Variant> = vec![
             ("direct (baseline)", Box::new(direct)),
             ("sandbox run --", Box::new(move |c| sandboxed(false, c))),
@@ -1420,13 +1414,8 @@ impl Bench {
             (
                 "floor: the bare sandbox, read(2) notified to a bare listener",
                 Box::new(move |c| {
-                    vec![
-                        me.clone(),
-                        "--bare-sandbox-overlay".into(),
-                        me.clone(),
-                        "--bare-exec".into(),
-                        script(c),
-                    ]
+                    let s = script(c);
+                    self.bare_sandbox_argv("--bare-sandbox-overlay", &[&me, "--bare-exec", &s])
                 }),
             ),
         ];

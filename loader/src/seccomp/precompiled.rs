@@ -27,10 +27,12 @@ fn copy(programs: Option<&[&[Instruction]]>) -> Option<Filter> {
 ///
 /// Without `allow` names, the build script's compilation is copied.
 pub fn program_filter<S: AsRef<str>>(allow: &[S]) -> Result<Filter, SeccompError> {
-    match copy(generated::PROGRAM) {
-        Some(f) if allow.is_empty() => Ok(f),
-        _ => program::program_filter(allow),
-    }
+    let built = if allow.is_empty() {
+        generated::PROGRAM
+    } else {
+        None
+    };
+    copy(built).map_or_else(|| program::program_filter(allow), Ok)
 }
 
 /// The notify program: [`NOTIFY_SYSCALLS`](super::NOTIFY_SYSCALLS), ioctls whose request is
@@ -77,10 +79,12 @@ pub fn holder_filter() -> Result<Filter, SeccompError> {
 /// With `extra` = [`LOADER_EXTRA_SYSCALLS`] (the loader's own), the build script's
 /// compilation is copied.
 pub fn allow_filter(extra: &[libc::c_long]) -> Result<Filter, SeccompError> {
-    match copy(generated::LOADER) {
-        Some(f) if extra == LOADER_EXTRA_SYSCALLS => Ok(f),
-        _ => tables::allow_filter(extra),
-    }
+    let built = if extra == LOADER_EXTRA_SYSCALLS {
+        generated::LOADER
+    } else {
+        None
+    };
+    copy(built).map_or_else(|| tables::allow_filter(extra), Ok)
 }
 
 #[cfg(test)]
